@@ -1,0 +1,1 @@
+"""Gymnasium environments shipped with worldsim (installed as worldsim.envs)."""

@@ -1,0 +1,36 @@
+"""The `worldsim` command. It only dispatches: each command lives beside its concern."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Each module exposes add_parser(subparsers) and sets `func(args) -> int | None` on its parser.
+COMMAND_MODULES: tuple[str, ...] = (
+    "worldsim.data.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="worldsim",
+        description="Learned video world models as playable, trainable game engines.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
