@@ -1,0 +1,246 @@
+"""Pure evaluation metrics on numpy arrays (no torch, no I/O).
+
+Conventions: frames are `uint8` (or float) arrays `[..., H, W, 3]` with values in `[0, data_range]`;
+per-frame metrics reduce over the last three axes and keep every leading axis, so a batch of
+rollouts `[N, T, H, W, 3]` gives a `[N, T]` table. Time is always the last leading axis of a trace
+(`[N, T]`), rollouts the first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# A perfect reconstruction has infinite PSNR; capping keeps means and JSON finite.
+PSNR_CAP_DB = 100.0
+
+
+def _check_same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{what}: shapes differ, {a.shape} vs {b.shape}")
+
+
+def _check_frames(frames: np.ndarray, what: str) -> None:
+    if frames.ndim < 3 or frames.shape[-1] != 3:
+        raise ValueError(f"{what}: expected frames [..., H, W, 3], got shape {frames.shape}")
+
+
+def psnr(generated: np.ndarray, truth: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+    """Peak signal-to-noise ratio in dB per frame, `10·log10(range² / MSE)`, capped at PSNR_CAP_DB."""
+    _check_same_shape(generated, truth, "psnr")
+    _check_frames(truth, "psnr")
+    error = generated.astype(np.float64) - truth.astype(np.float64)
+    mse = np.mean(error**2, axis=(-3, -2, -1))
+    with np.errstate(divide="ignore"):
+        db = 10.0 * np.log10(data_range**2 / mse)
+    return np.minimum(db, PSNR_CAP_DB)
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    """Normalised 1-D Gaussian, the separable SSIM window of Wang et al. (2004)."""
+    offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    weights = np.exp(-(offsets**2) / (2.0 * sigma**2))
+    return weights / weights.sum()
+
+
+def _filter_valid(images: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Separable 'valid' filtering of `[..., H, W, C]` over H and W with a 1-D window."""
+    rows = np.lib.stride_tricks.sliding_window_view(images, len(window), axis=-3)
+    images = np.tensordot(rows, window, axes=([-1], [0]))
+    cols = np.lib.stride_tricks.sliding_window_view(images, len(window), axis=-2)
+    return np.tensordot(cols, window, axes=([-1], [0]))
+
+
+def ssim(
+    generated: np.ndarray,
+    truth: np.ndarray,
+    data_range: float = 255.0,
+    window: np.ndarray | None = None,
+) -> np.ndarray:
+    """Structural similarity per frame (Gaussian 11×11, σ=1.5, K1=0.01, K2=0.03), mean over channels.
+
+    Statistics are computed in 'valid' windows only, so borders are never padded.
+    """
+    _check_same_shape(generated, truth, "ssim")
+    _check_frames(truth, "ssim")
+    window = gaussian_window() if window is None else window
+    if min(truth.shape[-3:-1]) < len(window):
+        raise ValueError(f"ssim: frames {truth.shape[-3:-1]} smaller than the {len(window)}-px window")
+    x = generated.astype(np.float64)
+    y = truth.astype(np.float64)
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    mu_x, mu_y = _filter_valid(x, window), _filter_valid(y, window)
+    var_x = _filter_valid(x * x, window) - mu_x**2
+    var_y = _filter_valid(y * y, window) - mu_y**2
+    cov_xy = _filter_valid(x * y, window) - mu_x * mu_y
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    structure = (2 * cov_xy + c2) / (var_x + var_y + c2)
+    return np.mean(luminance * structure, axis=(-3, -2, -1))
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean `[D]` and (unbiased) covariance `[D, D]` of features `[N, D]`, N ≥ 2."""
+    if features.ndim != 2 or features.shape[0] < 2:
+        raise ValueError(f"feature_statistics: need features [N>=2, D], got shape {features.shape}")
+    features = features.astype(np.float64)
+    return features.mean(axis=0), np.cov(features, rowvar=False).reshape(features.shape[1], -1)
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    eigenvalues, eigenvectors = np.linalg.eigh((matrix + matrix.T) / 2.0)
+    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+
+
+def frechet_distance(
+    mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray
+) -> float:
+    """Squared Fréchet (2-Wasserstein) distance between two Gaussians.
+
+    `‖μa − μb‖² + Tr(Σa + Σb − 2(Σa Σb)^½)`. The trace of `(Σa Σb)^½` equals the sum of square roots
+    of the eigenvalues of the symmetric PSD matrix `Σa^½ Σb Σa^½`, which avoids a non-symmetric sqrtm.
+    """
+    _check_same_shape(mean_a, mean_b, "frechet_distance means")
+    _check_same_shape(cov_a, cov_b, "frechet_distance covariances")
+    sqrt_a = _psd_sqrt(cov_a)
+    middle = sqrt_a @ cov_b @ sqrt_a
+    cross_trace = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2.0), 0.0, None)).sum()
+    mean_term = float(np.sum((mean_a - mean_b) ** 2))
+    # Rounding can leave a tiny negative value for identical inputs.
+    return max(0.0, mean_term + float(np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross_trace))
+
+
+def frechet_distance_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Fréchet distance between the Gaussians fitted to two feature sets `[N, D]`."""
+    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+
+
+def slope(values: np.ndarray, positions: np.ndarray | None = None) -> float:
+    """Least-squares slope of `values` over `positions` (default 0, 1, 2, ...). Flat series → 0."""
+    values = np.asarray(values, dtype=np.float64)
+    positions = np.arange(len(values), dtype=np.float64) if positions is None else positions
+    positions = np.asarray(positions, dtype=np.float64)
+    _check_same_shape(values, positions, "slope")
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError(f"slope: need a 1-D series of at least 2 values, got shape {values.shape}")
+    centred = positions - positions.mean()
+    return float(np.sum(centred * (values - values.mean())) / np.sum(centred**2))
+
+
+def windows(length: int, window: int) -> list[slice]:
+    """Consecutive, non-overlapping slices of `window` frames covering `range(length)`; a short tail is dropped."""
+    if window < 1:
+        raise ValueError(f"windows: window must be >= 1, got {window}")
+    return [slice(start, start + window) for start in range(0, length - window + 1, window)]
+
+
+def class_histogram(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Share of each class among all entries of an integer label array → `[num_classes]`, sums to 1."""
+    counts = np.bincount(np.asarray(labels).ravel().astype(np.int64), minlength=num_classes)
+    if len(counts) > num_classes:
+        raise ValueError(f"class_histogram: label {len(counts) - 1} >= num_classes {num_classes}")
+    return counts / max(1, counts.sum())
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    """Total-variation distance ½‖p − q‖₁ between two histograms (0 = equal, 1 = disjoint)."""
+    _check_same_shape(p, q, "total_variation")
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def tile_agreement(predicted_tiles: np.ndarray, true_tiles: np.ndarray) -> np.ndarray:
+    """Share of tiles whose class matches, per frame: `[..., h, w]` → `[...]`."""
+    _check_same_shape(predicted_tiles, true_tiles, "tile_agreement")
+    return np.mean(predicted_tiles == true_tiles, axis=(-2, -1))
+
+
+def masked_accuracy(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Share of `predicted == truth` over the entries where `mask` is true (NaN if none)."""
+    _check_same_shape(predicted, truth, "masked_accuracy")
+    correct = np.asarray(predicted == truth)
+    mask = np.ones_like(correct, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    _check_same_shape(correct, mask, "masked_accuracy mask")
+    return float(correct[mask].mean()) if mask.any() else float("nan")
+
+
+@dataclass(frozen=True)
+class PrecisionRecall:
+    precision: float  # NaN when nothing was predicted
+    recall: float  # NaN when nothing happened
+    true_positives: int
+    predicted: int
+    actual: int
+
+
+def _dilate_in_time(flags: np.ndarray, tolerance: int) -> np.ndarray:
+    """True at frame t if `flags` is true at any frame within ±tolerance in the same row."""
+    dilated = flags.copy()
+    for shift in range(1, tolerance + 1):
+        dilated[..., shift:] |= flags[..., :-shift]
+        dilated[..., :-shift] |= flags[..., shift:]
+    return dilated
+
+
+def precision_recall(predicted: np.ndarray, actual: np.ndarray, tolerance: int = 0) -> PrecisionRecall:
+    """Precision and recall of binary per-frame detections `[..., T]`.
+
+    With `tolerance` k, a predicted positive counts as correct when an actual positive lies within ±k
+    frames in the same row, and an actual positive counts as found when a prediction lies within ±k.
+    Generated rollouts may be a frame early or late, which an exact match would punish twice.
+    """
+    predicted = np.asarray(predicted, dtype=bool)
+    actual = np.asarray(actual, dtype=bool)
+    _check_same_shape(predicted, actual, "precision_recall")
+    correct_predictions = int((predicted & _dilate_in_time(actual, tolerance)).sum())
+    found_actual = int((actual & _dilate_in_time(predicted, tolerance)).sum())
+    num_predicted, num_actual = int(predicted.sum()), int(actual.sum())
+    return PrecisionRecall(
+        precision=correct_predictions / num_predicted if num_predicted else float("nan"),
+        recall=found_actual / num_actual if num_actual else float("nan"),
+        true_positives=correct_predictions,
+        predicted=num_predicted,
+        actual=num_actual,
+    )
+
+
+def switch_latencies(
+    predicted: np.ndarray, targets: np.ndarray, switch_frames: np.ndarray, hold: int = 1
+) -> np.ndarray:
+    """Frames from each switch until a classifier first recognises the new event.
+
+    predicted: per-frame class predictions `[N, T]` (one event group); targets: the class switched to
+    `[N]`; switch_frames: the first frame generated under the new event `[N]`. Recognised means
+    `hold` consecutive frames predicted as the target (so a one-frame flicker does not count).
+    Returns `[N]` int latencies, the offset of the first such run's start; -1 if never recognised.
+    """
+    predicted = np.asarray(predicted)
+    if predicted.ndim != 2:
+        raise ValueError(f"switch_latencies: predicted must be [N, T], got shape {predicted.shape}")
+    targets, switch_frames = np.asarray(targets), np.asarray(switch_frames)
+    if targets.shape != (len(predicted),) or switch_frames.shape != (len(predicted),):
+        raise ValueError("switch_latencies: targets and switch_frames must be [N] with N = len(predicted)")
+    latencies = np.full(len(predicted), -1, dtype=np.int64)
+    for row, (target, start) in enumerate(zip(targets, switch_frames)):
+        hits = predicted[row, start:] == target
+        runs = np.convolve(hits.astype(np.int64), np.ones(hold, dtype=np.int64), mode="valid")
+        found = np.flatnonzero(runs == hold)
+        if len(found):
+            latencies[row] = found[0]
+    return latencies
+
+
+@dataclass(frozen=True)
+class Reactivity:
+    recognised_share: float  # share of switches recognised within `within` frames
+    mean_latency: float  # mean latency (frames) over the switches recognised within `within`; NaN if none
+    within: int
+
+
+def reactivity(latencies: np.ndarray, within: int) -> Reactivity:
+    """Summarise `switch_latencies` output: share recognised within `within` frames and their mean latency."""
+    latencies = np.asarray(latencies)
+    if latencies.size == 0:
+        raise ValueError("reactivity: no switches to summarise")
+    in_time = (latencies >= 0) & (latencies <= within)
+    mean_latency = float(latencies[in_time].mean()) if in_time.any() else float("nan")
+    return Reactivity(recognised_share=float(in_time.mean()), mean_latency=mean_latency, within=within)
