@@ -1,0 +1,319 @@
+"""The training losses mean what their docstrings say (worldsim/training/losses.py)."""
+import math
+
+import pytest
+import torch
+
+from worldsim.training import losses as L
+
+
+def _randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------- flow matching
+
+
+def test_flow_matching_loss_is_zero_for_the_true_velocity_and_recovers_x0():
+    x0, noise = _randn(2, 3, 4, 4, 4, seed=1), _randn(2, 3, 4, 4, 4, seed=2)
+    sigma = torch.rand(2, 3, generator=torch.Generator().manual_seed(3))
+    x_sigma = (1 - L.expand_like(sigma, x0)) * x0 + L.expand_like(sigma, x0) * noise
+    v_true = noise - x0
+    assert L.flow_matching_loss(v_true, x0, noise).item() == pytest.approx(0.0, abs=1e-12)
+    # the target is the velocity that takes x_sigma back to x0
+    torch.testing.assert_close(x_sigma - L.expand_like(sigma, x0) * v_true, x0)
+    assert L.flow_matching_loss(torch.zeros_like(x0), x0, noise) > 0.5
+
+
+def test_flow_matching_weight_selects_frames():
+    x0, noise = torch.zeros(1, 2, 3), torch.zeros(1, 2, 3)
+    v_pred = torch.zeros(1, 2, 3)
+    v_pred[0, 1] = 2.0  # only frame 1 is wrong, by 2 everywhere -> squared error 4
+    assert L.flow_matching_loss(v_pred, x0, noise, weight=torch.tensor([[1.0, 0.0]])) == 0
+    assert L.flow_matching_loss(v_pred, x0, noise, weight=torch.tensor([[0.0, 1.0]])) == 2.0
+    with pytest.raises(ValueError, match="shape mismatch"):
+        L.flow_matching_loss(v_pred, x0[:, :1], noise)
+
+
+def test_logit_normal_weight_is_a_bell_with_unit_mean():
+    sigma = (torch.arange(100_000, dtype=torch.float64) + 0.5) / 100_000
+    weight = L.logit_normal_weight(sigma)
+    assert weight.mean().item() == pytest.approx(1.0, abs=1e-3)  # loss scale unchanged
+    assert weight.argmax().item() in (49_999, 50_000)  # peak at sigma = 1/2
+    torch.testing.assert_close(weight, weight.flip(0))  # symmetric in sigma <-> 1 - sigma
+    assert weight[0] < 1e-3 and weight[-1] < 1e-3  # vanishes at both ends
+    half = weight[:50_000]
+    assert bool((half[1:] >= half[:-1]).all())  # rises monotonically up to the middle
+
+
+# ---------------------------------------------------------------- autoencoder
+
+
+def test_reconstruction_loss_and_psnr():
+    target = _randn(2, 3, 8, 8).clamp(-1, 1)
+    assert L.reconstruction_loss(target, target).item() == 0.0
+    noisy = target + 0.1
+    # a constant offset has zero gradient error: only L1 + L2 = 0.1 + 0.01
+    assert L.reconstruction_loss(noisy, target).item() == pytest.approx(0.11, rel=1e-5)
+    blurred = (target + target.roll(1, dims=-1)) / 2
+    assert L.reconstruction_loss(blurred, target, edge_weight=1.0) > L.reconstruction_loss(
+        blurred, target, edge_weight=0.0
+    )
+    # MSE 0.01 over a data range of 2 -> 10 log10(4 / 0.01) dB
+    assert L.psnr(noisy, target)[0].item() == pytest.approx(10 * math.log10(400), rel=1e-5)
+
+
+# ---------------------------------------------------------------- consistency distillation
+
+
+def test_consistency_grid_contains_the_four_step_levels():
+    grid = L.consistency_grid(48, sampler_steps=4)
+    assert grid.shape == (49,) and grid[0] == 1 and grid[-1] == 0
+    assert bool((grid[1:] < grid[:-1]).all())
+    for level in (1.0, 0.75, 0.5, 0.25, 0.0):
+        assert torch.isclose(grid, torch.tensor(level)).any(), level
+    with pytest.raises(ValueError, match="multiple"):
+        L.consistency_grid(50, sampler_steps=4)
+
+
+def _linear_flow(x0_true):
+    """Exact velocity and x0 of a flow whose data distribution is the single point x0_true."""
+
+    def velocity(x, sigma, conditioned=True):
+        return (x - x0_true) / L.expand_like(sigma, x)
+
+    def x0_of(x, sigma):
+        return x - L.expand_like(sigma, x) * velocity(x, sigma)
+
+    return velocity, x0_of
+
+
+def test_consistency_target_equals_true_x0_for_an_exact_teacher():
+    x0_true, noise = _randn(2, 3, 4, seed=1), _randn(2, 3, 4, seed=2)
+    sigma = torch.full((2, 3), 0.75)
+    sigma_next = torch.full((2, 3), 0.75 - 1 / 48)
+    x_t = (1 - 0.75) * x0_true + 0.75 * noise
+    velocity, x0_of = _linear_flow(x0_true)
+    target = L.consistency_target(velocity, x0_of, x_t, sigma, sigma_next, guidance=3.0)
+    torch.testing.assert_close(target, x0_true)
+    # the Euler step itself stays on the straight path to x0
+    x_next = x_t + (sigma_next - sigma)[..., None] * velocity(x_t, sigma)
+    torch.testing.assert_close(x_next, (1 - sigma_next[..., None]) * x0_true + sigma_next[..., None] * noise)
+
+
+def test_consistency_target_uses_guidance_and_only_the_target_model():
+    x_t = _randn(1, 2, 3)
+    sigma, sigma_next = torch.full((1, 2), 0.5), torch.full((1, 2), 0.25)
+
+    def teacher(x, sigma, conditioned):
+        return torch.ones_like(x) * (2.0 if conditioned else 1.0)
+
+    def ema_x0(x, sigma):
+        return x.clone()
+
+    plain = L.consistency_target(teacher, ema_x0, x_t, sigma, sigma_next, guidance=1.0)
+    guided = L.consistency_target(teacher, ema_x0, x_t, sigma, sigma_next, guidance=3.0)
+    torch.testing.assert_close(plain, x_t - 0.25 * 2.0)  # v = v_cond
+    torch.testing.assert_close(guided, x_t - 0.25 * 4.0)  # v = 1 + 3 (2 - 1)
+
+    # the target comes from the EMA copy: changing the online student changes nothing,
+    # changing the EMA copy changes the target, and no gradient reaches either
+    online, ema = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+    ema.load_state_dict(online.state_dict())
+    target_fn = lambda x, s: ema(x)  # noqa: E731
+    before = L.consistency_target(teacher, target_fn, x_t, sigma, sigma_next)
+    with torch.no_grad():
+        online.weight.add_(1.0)
+    torch.testing.assert_close(L.consistency_target(teacher, target_fn, x_t, sigma, sigma_next), before)
+    with torch.no_grad():
+        ema.weight.add_(1.0)
+    after = L.consistency_target(teacher, target_fn, x_t, sigma, sigma_next)
+    assert not torch.allclose(after, before) and not after.requires_grad
+
+
+def test_consistency_loss_pulls_student_toward_target_only():
+    student = torch.zeros(2, 3, requires_grad=True)
+    target = torch.ones(2, 3, requires_grad=True)
+    L.consistency_loss(student, target).backward()
+    assert bool((student.grad < 0).all())  # descent increases student toward the target
+    assert target.grad is None
+
+
+# ---------------------------------------------------------------- DMD
+
+
+def test_dmd_loss_gradient_is_g_and_moves_x_toward_the_real_score():
+    x0_real, x0_fake = _randn(2, 2, 4, 4, seed=1), _randn(2, 2, 4, 4, seed=2)
+    x = x0_fake.clone().requires_grad_(True)  # the generator sits where the fake score says
+    g = L.dmd_gradient(x, x0_fake, x0_real)
+    L.dmd_loss(x, g).sum().backward()
+    torch.testing.assert_close(x.grad, g)
+
+    x_new = x.detach() - 0.1 * x.grad
+    before = L.per_sample_norm(x.detach() - x0_real)
+    after = L.per_sample_norm(x_new - x0_real)
+    assert bool((after < before).all())
+    direction = ((x_new - x.detach()) * (x0_real - x0_fake)).flatten(1).sum(1)
+    assert bool((direction > 0).all())
+
+
+def test_dmd_gradient_vanishes_when_scores_agree_and_is_normalised_per_sample():
+    x, x0_real = _randn(2, 8, seed=1), _randn(2, 8, seed=2)
+    assert L.dmd_gradient(x, x0_real, x0_real).abs().max() == 0
+    x0_fake = x0_real + 1.0
+    g = L.dmd_gradient(x, x0_fake, x0_real)
+    torch.testing.assert_close(g[0], torch.ones(8) / (x[0] - x0_real[0]).abs().mean())
+    # scaling how far the sample is from the real score shrinks the step proportionally
+    g_far = L.dmd_gradient(x0_real + 2 * (x - x0_real), x0_fake, x0_real)
+    torch.testing.assert_close(g_far, g / 2)
+
+
+def test_critic_loss_trains_the_critic_not_the_generator():
+    generated = torch.randn(2, 4, requires_grad=True)
+    v_pred = torch.zeros(2, 4, requires_grad=True)
+    L.critic_loss(v_pred, generated, torch.randn(2, 4)).backward()
+    assert generated.grad is None and v_pred.grad is not None
+
+
+# ---------------------------------------------------------------- Delta Forcing
+
+
+def _chunk(seed=0):
+    history = _randn(3, 4, 2, 2, seed=seed)
+    generator = history.unsqueeze(1) + 0.5 * _randn(3, 2, 4, 2, 2, seed=seed + 1)
+    return history, generator
+
+
+def test_delta_statistic_measures_disagreement_in_units_of_the_transition():
+    history, generator = _chunk()
+    assert L.delta_statistic(generator, generator, history).abs().max() == 0
+    transition = L.per_sample_norm(generator - history.unsqueeze(1))
+    direction = _randn(*generator.shape, seed=9)
+    direction = direction / L.expand_like(L.per_sample_norm(direction), direction)
+    pulled = generator + L.expand_like(2 * transition, direction) * direction
+    d = L.delta_statistic(pulled, generator, history, eps=0.0)
+    torch.testing.assert_close(d, torch.full((3,), 2.0))
+    # a history given as [B, K, ...] uses its last frame
+    stacked = torch.stack([history + 5, history], dim=1)
+    torch.testing.assert_close(L.delta_statistic(pulled, generator, stacked, eps=0.0), d)
+
+
+@pytest.mark.parametrize("kind", L.WEIGHT_KINDS)
+def test_trust_region_weight_is_one_when_teacher_agrees_and_falls_as_it_pulls_away(kind):
+    history, generator = _chunk()
+    direction = _randn(*generator.shape, seed=5)
+    weights = []
+    for amount in torch.linspace(0, 5, 26):
+        teacher = generator + amount * direction
+        d = L.delta_statistic(teacher, generator, history)
+        weights.append(L.trust_region_weight(d, rho=0.5, kind=kind))
+    weights = torch.stack(weights)  # [steps, B]
+    torch.testing.assert_close(weights[0], torch.ones(3))
+    assert bool((weights[1:] <= weights[:-1] + 1e-7).all())  # non-increasing
+    assert bool((weights[-1] < 0.5).all())  # far from agreement the DMD term loses its weight
+    assert bool(((weights >= 0) & (weights <= 1)).all())
+
+
+def test_trust_region_weight_formulas():
+    d = torch.tensor([0.0, 0.25, 0.5, 1.0, 2.0])
+    torch.testing.assert_close(L.trust_region_weight(d, 0.5, "clip"), torch.tensor([1, 1, 1, 0.5, 0.25]))
+    torch.testing.assert_close(L.trust_region_weight(d, 0.5, "gauss"), torch.exp(-(d / 0.5) ** 2))
+    torch.testing.assert_close(L.trust_region_weight(d, 0.5, "cosine"), torch.tensor([1, 1, 1, 0, 0.0]))
+    torch.testing.assert_close(L.trust_region_weight(torch.tensor([0.75]), 0.5, "cosine"), torch.tensor([0.5]))
+    with pytest.raises(ValueError, match="unknown trust-region weight kind"):
+        L.trust_region_weight(d, 0.5, "linear")
+    with pytest.raises(ValueError, match="rho"):
+        L.trust_region_weight(d, 0.0)
+
+
+def test_projected_target_stays_within_the_radius_and_equals_the_teacher_inside():
+    history, generator = _chunk()
+    radius = 0.5 * L.per_sample_norm(generator - history.unsqueeze(1))
+    direction = _randn(*generator.shape, seed=7)
+    direction = direction / L.expand_like(L.per_sample_norm(direction), direction)
+
+    near = generator + L.expand_like(0.5 * radius, direction) * direction
+    torch.testing.assert_close(L.projected_target(near, generator, history, rho=0.5), near)
+
+    far = generator + L.expand_like(3 * radius, direction) * direction
+    projected = L.projected_target(far, generator, history, rho=0.5)
+    torch.testing.assert_close(L.per_sample_norm(projected - generator), radius)
+    # on the segment toward the teacher
+    torch.testing.assert_close(projected, generator + L.expand_like(radius, direction) * direction)
+
+    x = generator.clone().requires_grad_(True)
+    L.projected_target_loss(x, projected).sum().backward()
+    torch.testing.assert_close(x.grad, generator - projected)
+
+
+def test_monotone_jump_penalty_is_zero_under_the_bound_and_positive_above():
+    history = torch.zeros(2, 1, 2, 2)
+    steps = torch.arange(1, 4, dtype=torch.float32).view(1, 3, 1, 1, 1)
+    frames = (steps * torch.full((2, 1, 1, 2, 2), 0.5)).clone()  # motion 1.0 per frame
+    motion = L.frame_motion(torch.cat([history.unsqueeze(1), frames], dim=1))
+    torch.testing.assert_close(motion, torch.ones(2, 3))
+
+    calm = L.monotone_jump_penalty(frames, history, torch.tensor([1.0, 1.5]))
+    torch.testing.assert_close(calm, torch.zeros(2))
+    jumpy = frames.clone()
+    jumpy[:, 0] += 1.0  # the jump into the chunk is now 3x the bound of 1.0
+    penalty = L.monotone_jump_penalty(jumpy.requires_grad_(True), history, torch.tensor([1.0, 1.0]))
+    assert bool((penalty > 0).all())
+    penalty.sum().backward()
+    # descending the penalty pulls the first frame back toward the history
+    assert bool(((jumpy.grad[:, 0] * jumpy.detach()[:, 0]).flatten(1).sum(1) > 0).all())
+
+
+def test_proximal_anchor_is_zero_at_the_anchor_and_grows_away():
+    anchor = _randn(2, 3, 4)
+    assert L.proximal_anchor_loss(anchor, anchor).abs().max() == 0
+    direction = _randn(2, 3, 4, seed=3)
+    values = torch.stack([L.proximal_anchor_loss(anchor + a * direction, anchor) for a in (0.1, 0.5, 1.0, 2.0)])
+    assert bool((values[1:] > values[:-1]).all())
+
+
+def test_delta_forcing_loss_blends_dmd_and_continuity_by_weight():
+    dmd = torch.tensor([1.0, 1.0])
+    cont = torch.tensor([4.0, 4.0])
+    assert L.delta_forcing_loss(dmd, cont, torch.ones(2), lam=0.5) == 1.0
+    assert L.delta_forcing_loss(dmd, cont, torch.zeros(2), lam=0.5) == 2.0
+    assert L.delta_forcing_loss(dmd, cont, torch.tensor([1.0, 0.0]), lam=0.5) == 1.5
+    weights = torch.tensor([0.5, 0.5], requires_grad=True)
+    dmd = dmd.clone().requires_grad_(True)
+    L.delta_forcing_loss(dmd, cont, weights, lam=1.0).backward()
+    assert weights.grad is None  # the weights are constants
+    torch.testing.assert_close(dmd.grad, torch.tensor([0.25, 0.25]))
+
+
+# ---------------------------------------------------------------- Rolling Forcing
+
+
+def test_rolling_window_sigmas_oldest_least_noisy():
+    sigma_in, sigma_out = L.rolling_window_sigmas(4)
+    torch.testing.assert_close(sigma_in, torch.tensor([0.25, 0.5, 0.75, 1.0]))
+    torch.testing.assert_close(sigma_out, torch.tensor([0.0, 0.25, 0.5, 0.75]))
+    assert sigma_out[0] == 0 and sigma_in[-1] == 1  # emits one clean frame, admits pure noise
+    torch.testing.assert_close(sigma_out[1:], sigma_in[:-1])  # the window shifts by one level
+
+
+def test_rolling_gradient_mask_selects_non_overlapping_windows():
+    window, num_steps = 4, 18
+    for exit_step in range(window):
+        mask = L.rolling_gradient_mask(num_steps, window, exit_step)
+        selected = mask.nonzero().flatten().tolist()
+        assert all(step % window == exit_step for step in selected)
+        covered = [f for step in selected for f in range(step, step + window)]
+        assert len(covered) == len(set(covered))  # no frame is trained twice
+        assert set(range(exit_step, selected[-1] + window)) == set(covered)  # no gaps
+    with pytest.raises(ValueError, match="exit_step"):
+        L.rolling_gradient_mask(8, 4, 4)
+
+
+# ---------------------------------------------------------------- reward
+
+
+def test_reward_loss_prefers_the_true_classes():
+    reward_class, done = torch.tensor([2, 1]), torch.tensor([False, True])
+    right = L.reward_loss(torch.tensor([[-5.0, -5, 5], [-5, 5, -5]]), torch.tensor([-5.0, 5]), reward_class, done)
+    wrong = L.reward_loss(torch.tensor([[5.0, -5, -5], [5, -5, -5]]), torch.tensor([5.0, -5]), reward_class, done)
+    assert right < 0.05 < 5 < wrong

@@ -1,0 +1,401 @@
+"""Every training loss as a pure tensor function (DESIGN §6.2, §7).
+
+Conventions (docs/ARCHITECTURE.md): flow matching with `x_sigma = (1 - sigma) * x0 + sigma * noise`,
+the network predicts `v = noise - x0`, so `x0 = x_sigma - sigma * v`. Latents are `[B, F, C, h, w]`
+(or any `[B, ...]`), noise levels `sigma` are `[B, F]` (or `[B]`) and are broadcast over the
+trailing dimensions. "Per sample" means one value per batch row: norms and sums run over every
+other dimension.
+
+Stages only orchestrate; the maths they optimise lives here, one function per idea, each with a
+unit test in tests/test_losses.py that checks its meaning.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "expand_like",
+    "per_sample_norm",
+    "flow_matching_loss",
+    "logit_normal_weight",
+    "reconstruction_loss",
+    "psnr",
+    "consistency_grid",
+    "guided_velocity",
+    "consistency_target",
+    "consistency_loss",
+    "dmd_gradient",
+    "dmd_loss",
+    "critic_loss",
+    "delta_statistic",
+    "trust_region_weight",
+    "projected_target",
+    "projected_target_loss",
+    "frame_motion",
+    "monotone_jump_penalty",
+    "proximal_anchor_loss",
+    "delta_forcing_loss",
+    "rolling_window_sigmas",
+    "rolling_gradient_mask",
+    "reward_loss",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def expand_like(values: Tensor, like: Tensor) -> Tensor:
+    """Append singleton dimensions so that `values` ([B] or [B, F]) broadcasts against `like`."""
+    if values.dim() > like.dim() or like.shape[: values.dim()] != values.shape:
+        raise ValueError(
+            f"cannot broadcast shape {tuple(values.shape)} over leading dims of {tuple(like.shape)}"
+        )
+    return values.reshape(*values.shape, *([1] * (like.dim() - values.dim())))
+
+
+def per_sample_norm(x: Tensor) -> Tensor:
+    """L2 norm of each batch row over all other dimensions: `[B, ...] -> [B]`."""
+    return x.flatten(1).norm(dim=1)
+
+
+def _per_sample_sum(x: Tensor) -> Tensor:
+    return x.flatten(1).sum(dim=1)
+
+
+def _half_squared_distance(x: Tensor, target: Tensor) -> Tensor:
+    """`½‖x − sg(target)‖²` per sample; its gradient w.r.t. x is `x − target`."""
+    return 0.5 * _per_sample_sum((x - target.detach()).pow(2))
+
+
+# --------------------------------------------------------------------------------------------
+# flow matching (teacher, AR teacher, critic)
+
+
+def flow_matching_loss(
+    v_pred: Tensor, x0: Tensor, noise: Tensor, weight: Tensor | None = None
+) -> Tensor:
+    """Flow-matching regression, a scalar.
+
+    With `x_sigma = (1 − σ)·x0 + σ·ε` the velocity target is `v = ε − x0` (independent of σ), and
+    the loss is `mean_b,f [ w_{b,f} · mean_pixels (v_pred − v)² ]`. `weight` (`[B]` or `[B, F]`,
+    default 1) weights each frame, e.g. by `logit_normal_weight(sigma)` for the AR teacher.
+    """
+    if v_pred.shape != x0.shape or noise.shape != x0.shape:
+        raise ValueError(
+            f"shape mismatch: v_pred {tuple(v_pred.shape)}, x0 {tuple(x0.shape)}, "
+            f"noise {tuple(noise.shape)}"
+        )
+    squared_error = (v_pred - (noise - x0)).pow(2)
+    if weight is None:
+        return squared_error.mean()
+    per_unit = squared_error.flatten(weight.dim()).mean(dim=-1)  # [B] or [B, F]
+    return (weight * per_unit).mean()
+
+
+def logit_normal_weight(sigma: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    """Bell-shaped loss weight over noise levels: the logit-normal density of σ.
+
+    `w(σ) = exp(−(logit σ − m)² / 2s²) / (s·√(2π)·σ·(1 − σ))`. It is a probability density on
+    (0, 1), so its mean under uniformly drawn σ is 1 and the overall loss scale is unchanged; it
+    peaks in the middle of the schedule, where the AR teacher's prediction is hardest, and
+    vanishes at both ends.
+    """
+    sigma = sigma.clamp(1e-5, 1 - 1e-5)
+    logit = torch.log(sigma) - torch.log1p(-sigma)
+    density = torch.exp(-((logit - mean) ** 2) / (2 * std**2))
+    return density / (std * math.sqrt(2 * math.pi) * sigma * (1 - sigma))
+
+
+# --------------------------------------------------------------------------------------------
+# autoencoder
+
+
+def _image_gradients(pixels: Tensor) -> tuple[Tensor, Tensor]:
+    return pixels[..., :, 1:] - pixels[..., :, :-1], pixels[..., 1:, :] - pixels[..., :-1, :]
+
+
+def reconstruction_loss(recon: Tensor, target: Tensor, edge_weight: float = 0.5) -> Tensor:
+    """Autoencoder loss, a scalar: `L1 + L2 + edge_weight · L1(image gradients)`.
+
+    L1 keeps flat tiles exact, L2 punishes rare large errors, and the gradient term keeps the
+    4-pixel tile edges sharp (an L2-only decoder blurs them). Pixels are `[N, 3, H, W]` in [-1, 1].
+    """
+    if recon.shape != target.shape:
+        raise ValueError(f"shape mismatch: recon {tuple(recon.shape)}, target {tuple(target.shape)}")
+    loss = F.l1_loss(recon, target) + F.mse_loss(recon, target)
+    if edge_weight:
+        for grad_recon, grad_target in zip(_image_gradients(recon), _image_gradients(target)):
+            loss = loss + edge_weight * F.l1_loss(grad_recon, grad_target)
+    return loss
+
+
+def psnr(recon: Tensor, target: Tensor, data_range: float = 2.0) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image (`[N, ...] -> [N]`); pixels span `data_range`."""
+    mse = (recon - target).flatten(1).pow(2).mean(dim=1)
+    return 10 * torch.log10(data_range**2 / mse.clamp_min(1e-12))
+
+
+# --------------------------------------------------------------------------------------------
+# Causal Forcing++: consistency distillation
+
+
+def consistency_grid(num_steps: int = 48, sampler_steps: int = 4) -> Tensor:
+    """Descending noise grid `t_i = 1 − i/N`, `i = 0..N`, for consistency distillation.
+
+    N must be a multiple of `sampler_steps` so that the few-step sampler's levels
+    (`1, 1 − 1/k, …` for k steps) are grid points: every pair the student learns to jump between
+    then lines up with the levels it is run at. Apply the σ shift to the returned values.
+    """
+    if num_steps <= 0 or sampler_steps <= 0 or num_steps % sampler_steps:
+        raise ValueError(
+            f"num_steps ({num_steps}) must be a positive multiple of sampler_steps ({sampler_steps})"
+        )
+    return torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64).float()
+
+
+def guided_velocity(v_cond: Tensor, v_uncond: Tensor, scale: float) -> Tensor:
+    """Classifier-free guidance on the event condition: `v = v_uncond + g·(v_cond − v_uncond)`."""
+    return v_uncond + scale * (v_cond - v_uncond)
+
+
+def consistency_target(
+    teacher_velocity: Callable[[Tensor, Tensor, bool], Tensor],
+    target_x0: Callable[[Tensor, Tensor], Tensor],
+    x_t: Tensor,
+    sigma: Tensor,
+    sigma_next: Tensor,
+    guidance: float = 1.0,
+) -> Tensor:
+    """The consistency-distillation target, computed without gradient.
+
+    One Euler step of the frozen teacher along its (guided) probability-flow ODE,
+    `x_{t'} = x_t + (σ' − σ)·v_g(x_t, σ)` with `v_g = guided_velocity(v(·, cond), v(·, uncond), g)`,
+    then the x0 that the **EMA student** predicts at `(x_{t'}, σ')`.
+
+    `teacher_velocity(x, sigma, conditioned)` returns the teacher's velocity with or without the
+    event condition; `target_x0(x, sigma)` is the EMA student's x0 prediction. The online student
+    must not appear here: the target is a slowly moving copy so that the regression is stable.
+    With guidance 1 the unconditional teacher call is skipped.
+    """
+    with torch.no_grad():
+        v = teacher_velocity(x_t, sigma, True)
+        if guidance != 1.0:
+            v = guided_velocity(v, teacher_velocity(x_t, sigma, False), guidance)
+        x_next = x_t + expand_like(sigma_next - sigma, x_t) * v
+        return target_x0(x_next, sigma_next).detach()
+
+
+def consistency_loss(student_x0: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """`MSE(student x0 at (x_t, t), sg(target))`, a scalar; optional per-frame `weight`."""
+    squared_error = (student_x0 - target.detach()).pow(2)
+    if weight is None:
+        return squared_error.mean()
+    return (weight * squared_error.flatten(weight.dim()).mean(dim=-1)).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# Self Forcing: distribution matching distillation
+
+
+def dmd_gradient(x: Tensor, x0_fake: Tensor, x0_real: Tensor, eps: float = 1e-6) -> Tensor:
+    """The distribution-matching gradient `g = (x̂_fake − x̂_real) / mean|x − x̂_real|`.
+
+    `x` is the generator's sample, `x̂_real` / `x̂_fake` the real-score (teacher) and fake-score
+    (critic) x0 predictions for a noised copy of `x`. Descending along `g` moves samples from where
+    the generator's own distribution puts them toward where the data distribution does. The
+    per-sample normaliser makes the step size independent of how far off the sample already is.
+    Computed without gradient.
+    """
+    with torch.no_grad():
+        scale = (x - x0_real).abs().flatten(1).mean(dim=1).clamp_min(eps)
+        return (x0_fake - x0_real) / expand_like(scale, x)
+
+
+def dmd_loss(x: Tensor, grad: Tensor) -> Tensor:
+    """`½‖x − sg(x − g)‖²` per sample (`[B]`): its gradient w.r.t. `x` is exactly `g`.
+
+    This turns the hand-made gradient of `dmd_gradient` into something autograd can push through
+    the generator's rollout.
+    """
+    return _half_squared_distance(x, x - grad)
+
+
+def critic_loss(v_pred: Tensor, generated: Tensor, noise: Tensor) -> Tensor:
+    """Fake-score (critic) loss: flow matching on the generator's samples, a scalar.
+
+    The critic learns the score of the generator's current distribution; the samples are
+    detached so that this loss never trains the generator (the stage must also noise the detached
+    samples before the critic's forward).
+    """
+    return flow_matching_loss(v_pred, generated.detach(), noise)
+
+
+# --------------------------------------------------------------------------------------------
+# Delta Forcing (our reconstruction of DESIGN §7 item 7)
+
+
+def delta_statistic(
+    teacher_x0: Tensor, generator_x0: Tensor, history: Tensor, eps: float = 1e-3
+) -> Tensor:
+    """Latent delta `d_k = ‖x̂ᴿ_k − x̂_k‖ / (‖x̂_k − h_k‖ + ε)` per sample, without gradient.
+
+    The teacher's disagreement with the generator's chunk, measured in units of the chunk's own
+    transition away from the history `h_k` (the last clean frame(s) before chunk k, broadcast over
+    the chunk's frames). `d ≈ 0`: the teacher endorses the transition; `d ≫ 1`: the teacher would
+    move the chunk further than the generator moved it at all, typically right after an event
+    switch, where following it blindly breaks continuity.
+    """
+    with torch.no_grad():
+        disagreement = per_sample_norm(teacher_x0 - generator_x0)
+        transition = per_sample_norm(generator_x0 - _broadcast_history(history, generator_x0))
+        return disagreement / (transition + eps)
+
+
+def _broadcast_history(history: Tensor, frames: Tensor) -> Tensor:
+    """History `[B, C, h, w]` or `[B, K, C, h, w]` → its last frame expanded to `frames`' shape."""
+    if history.dim() == frames.dim():
+        history = history[:, -1]
+    if history.dim() != frames.dim() - 1 or history.shape[1:] != frames.shape[2:]:
+        raise ValueError(
+            f"history {tuple(history.shape)} does not match frames {tuple(frames.shape)}"
+        )
+    return history.unsqueeze(1).expand_as(frames)
+
+
+WEIGHT_KINDS = ("clip", "gauss", "cosine")
+
+
+def trust_region_weight(d: Tensor, rho: float, kind: str = "clip") -> Tensor:
+    """Trust-region weight `w_k` of the DMD loss, from the delta statistic `d_k`.
+
+    - `clip`:   `w = min(1, ρ/d)` — full weight inside the trust region, then `ρ/d`.
+    - `gauss`:  `w = exp(−(d/ρ)²)` — smooth, already below 1 for any disagreement.
+    - `cosine`: `w = 1` for `d ≤ ρ`, a half-cosine down to 0 at `d = 2ρ`, 0 beyond.
+    All are 1 at `d = 0` (teacher agrees) and non-increasing in `d`.
+    """
+    if rho <= 0:
+        raise ValueError(f"rho must be positive, got {rho}")
+    if kind == "clip":
+        return (rho / d.clamp_min(1e-12)).clamp(max=1.0)
+    if kind == "gauss":
+        return torch.exp(-((d / rho) ** 2))
+    if kind == "cosine":
+        progress = ((d - rho) / rho).clamp(0.0, 1.0)
+        return 0.5 * (1 + torch.cos(math.pi * progress))
+    raise ValueError(f"unknown trust-region weight kind {kind!r}; choose from {WEIGHT_KINDS}")
+
+
+def projected_target(
+    teacher_x0: Tensor, generator_x0: Tensor, history: Tensor, rho: float
+) -> Tensor:
+    """M1 target: the teacher's x0, pulled back into the trust region, without gradient.
+
+    Move from `x̂_k` toward `x̂ᴿ_k` by at most `r = ρ·‖x̂_k − h_k‖`: the teacher's own prediction
+    when it lies inside that radius (`d_k ≤ ρ`), else the point at distance `r` on the segment.
+    """
+    with torch.no_grad():
+        step = teacher_x0 - generator_x0
+        radius = rho * per_sample_norm(generator_x0 - _broadcast_history(history, generator_x0))
+        scale = (radius / per_sample_norm(step).clamp_min(1e-12)).clamp(max=1.0)
+        return generator_x0 + expand_like(scale, step) * step
+
+
+def projected_target_loss(generator_x0: Tensor, target: Tensor) -> Tensor:
+    """M1 continuity loss `½‖x̂_k − sg(target)‖²` per sample (`[B]`)."""
+    return _half_squared_distance(generator_x0, target)
+
+
+def frame_motion(frames: Tensor) -> Tensor:
+    """Frame-to-frame latent change `‖x_f − x_{f−1}‖` per sample: `[B, F, ...] -> [B, F−1]`."""
+    return (frames[:, 1:] - frames[:, :-1]).flatten(2).norm(dim=2)
+
+
+def monotone_jump_penalty(frames: Tensor, history: Tensor, motion_bound: Tensor) -> Tensor:
+    """M2 continuity loss: `½ Σ_f relu(‖x_f − x_{f−1}‖ − m)²` per sample (`[B]`).
+
+    `frames` are the chunk's new frames `[B, F, ...]`, `history` the clean frame(s) before them
+    (its last frame is `x_{−1}`, so the jump into the chunk counts), `motion_bound` `[B]` the
+    pre-switch motion `m` (e.g. the largest `frame_motion` of the history). A switch may change
+    what the world looks like, but not faster than the world was already moving: motion under the
+    bound costs nothing, every excess is penalised quadratically.
+    """
+    previous = _broadcast_history(history, frames[:, :1])
+    motion = frame_motion(torch.cat([previous, frames], dim=1))
+    excess = F.relu(motion - motion_bound.detach().unsqueeze(1))
+    return 0.5 * excess.pow(2).sum(dim=1)
+
+
+def proximal_anchor_loss(generator_x0: Tensor, anchor_x0: Tensor) -> Tensor:
+    """M3 continuity loss `½‖x̂_k − sg(x̂^EMA_k)‖²` per sample (`[B]`).
+
+    The anchor is the EMA generator's output on the same noise and history: the generator may
+    follow the teacher, but only by a proximal step away from where it already was.
+    """
+    return _half_squared_distance(generator_x0, anchor_x0)
+
+
+def delta_forcing_loss(
+    dmd_losses: Tensor, continuity_losses: Tensor, weights: Tensor, lam: float
+) -> Tensor:
+    """Delta Forcing objective `mean_k [ w_k·L_DMD,k + λ·(1 − w_k)·L_cont,k ]`, a scalar.
+
+    All inputs are per sample (`[B]`); the weights are constants (computed from stop-grad `d_k`).
+    Where the teacher agrees (w = 1) this is plain DMD; where it pulls away, the continuity term
+    takes over in proportion.
+    """
+    weights = weights.detach()
+    return (weights * dmd_losses + lam * (1 - weights) * continuity_losses).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# Rolling Forcing
+
+
+def rolling_window_sigmas(window: int) -> tuple[Tensor, Tensor]:
+    """Noise levels of a rolling window of W frames, oldest first: `(sigma_in, sigma_out)`, `[W]`.
+
+    Before a forward the frames sit at `σ_j = (j + 1)/W` (oldest least noisy, newest pure noise);
+    one forward denoises each by one level to `σ_j = j/W`, so the oldest comes out clean and is
+    emitted, and one new pure-noise frame is admitted. Apply the σ shift to both.
+    """
+    if window <= 0:
+        raise ValueError(f"window must be positive, got {window}")
+    levels = torch.arange(window + 1, dtype=torch.float32) / window
+    return levels[1:], levels[:-1]
+
+
+def rolling_gradient_mask(num_steps: int, window: int, exit_step: int) -> Tensor:
+    """Which rolling forwards get gradient: steps `w` with `w ≡ exit (mod W)`, a bool `[num_steps]`.
+
+    The window at step w holds frames `w .. w+W−1`, so windows W steps apart never share a frame:
+    every frame is trained through exactly one differentiated forward and the rest run no-grad.
+    """
+    if not 0 <= exit_step < window:
+        raise ValueError(f"exit_step must be in [0, {window}), got {exit_step}")
+    return torch.arange(num_steps) % window == exit_step
+
+
+# --------------------------------------------------------------------------------------------
+# reward / termination model
+
+
+def reward_loss(
+    reward_logits: Tensor,
+    done_logit: Tensor,
+    reward_class: Tensor,
+    done: Tensor,
+    class_weights: Tensor | None = None,
+) -> Tensor:
+    """Cross-entropy over reward classes (−1/0/+1 as 0/1/2) plus termination BCE, a scalar.
+
+    `class_weights` (`[3]`) counter the rarity of non-zero rewards.
+    """
+    reward_term = F.cross_entropy(reward_logits, reward_class, weight=class_weights)
+    done_term = F.binary_cross_entropy_with_logits(done_logit, done.float())
+    return reward_term + done_term
