@@ -1,0 +1,140 @@
+"""Training clips: batches of F consecutive frames that never cross an episode boundary."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from worldsim.data.format import DatasetError, ShardArrays
+
+if TYPE_CHECKING:
+    from worldsim.data.reader import Dataset
+
+# Frames kept in memory by a sampler when the caller sets no limit.
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+@dataclass
+class Clip:
+    """A batch of clips. `actions[:, f]` is the action taken after frame f (DESIGN §5)."""
+
+    frames: np.ndarray  # uint8 [B, F, H, W, 3]
+    actions: np.ndarray  # int64 [B, F]
+    events: np.ndarray  # int64 [B, F], -1 = no event
+    rewards: np.ndarray  # float32 [B, F]
+    terminated: np.ndarray  # bool [B, F]
+
+
+def clip_starts(episode: np.ndarray, num_frames: int) -> np.ndarray:
+    """Indices i such that frames i .. i+num_frames-1 all belong to one episode.
+
+    Episode ids in a shard are non-decreasing, so equal ids at both ends imply one episode.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    count = len(episode) - num_frames + 1
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(episode[num_frames - 1:] == episode[:count]).astype(np.int64)
+
+
+def gather_clips(shards: list[ShardArrays], starts: list[int], num_frames: int) -> Clip:
+    """Stack `shards[b]` frames `starts[b] .. starts[b]+num_frames-1` into one batch."""
+    window = [slice(start, start + num_frames) for start in starts]
+    return Clip(
+        frames=np.stack([s.frames[w] for s, w in zip(shards, window)]),
+        actions=np.stack([s.actions[w] for s, w in zip(shards, window)]).astype(np.int64),
+        events=np.stack([s.events[w] for s, w in zip(shards, window)]).astype(np.int64),
+        rewards=np.stack([s.rewards[w] for s, w in zip(shards, window)]),
+        terminated=np.stack([s.terminated[w] for s, w in zip(shards, window)]),
+    )
+
+
+class ClipSampler:
+    """Endless, seeded iterator of `Clip` batches drawn uniformly from the shards in memory.
+
+    Shards stay in memory up to `max_cached_frames`; when the dataset is larger, the oldest
+    resident shard is swapped for the next one of a shuffled order every so many batches, chosen
+    so that each resident frame is drawn about once before its shard leaves.
+    """
+
+    def __init__(
+        self, dataset: "Dataset", num_frames: int, batch_size: int, seed: int = 0,
+        max_cached_frames: int | None = None,
+    ) -> None:
+        if num_frames < 1 or batch_size < 1:
+            raise ValueError(f"num_frames and batch_size must be >= 1, got {num_frames}, {batch_size}")
+        if dataset.num_shards == 0:
+            raise DatasetError(f"{dataset.path}: the dataset has no shards yet")
+        self.dataset, self.num_frames, self.batch_size = dataset, num_frames, batch_size
+        self._rng = np.random.default_rng(seed)
+        frame_bytes = int(np.prod(dataset.frame_shape))
+        self._budget = max_cached_frames or DEFAULT_CACHE_BYTES // frame_bytes
+        self._resident: OrderedDict[int, tuple[ShardArrays, np.ndarray]] = OrderedDict()
+        self._order: list[int] = []
+        self._fill()
+        mean_shard = len(dataset) / dataset.num_shards
+        self._swap_every = max(1, round(mean_shard / (batch_size * num_frames)))
+        self._batches = 0
+
+    def __iter__(self) -> Iterator[Clip]:
+        return self
+
+    def __next__(self) -> Clip:
+        if self._batches and self._batches % self._swap_every == 0:
+            self._swap()
+            self._ensure_starts()
+        self._batches += 1
+        positions = list(self._resident)
+        counts = np.array([len(self._resident[p][1]) for p in positions])
+        picks = self._rng.integers(0, counts.sum(), size=self.batch_size)
+        owners = np.searchsorted(np.cumsum(counts), picks, side="right")
+        offsets = picks - (np.cumsum(counts) - counts)[owners]
+        shards = [self._resident[positions[o]][0] for o in owners]
+        starts = [int(self._resident[positions[o]][1][k]) for o, k in zip(owners, offsets)]
+        return gather_clips(shards, starts, self.num_frames)
+
+    def _fill(self) -> None:
+        """Load shards until the memory budget is used (always at least one)."""
+        while len(self._resident) < self.dataset.num_shards:
+            if self._resident and self._resident_frames() + self._next_size() > self._budget:
+                break
+            self._load_next()
+        self._ensure_starts()
+
+    def _ensure_starts(self) -> None:
+        """Swap shards until some resident episode is long enough for a clip."""
+        for _ in range(self.dataset.num_shards):
+            if self._num_starts() > 0:
+                return
+            self._swap()
+        if self._num_starts() == 0:
+            raise DatasetError(f"{self.dataset.path}: no episode is {self.num_frames} frames long")
+
+    def _swap(self) -> None:
+        if len(self._resident) == self.dataset.num_shards:
+            return  # everything is in memory already
+        self._resident.popitem(last=False)
+        self._load_next()
+
+    def _load_next(self) -> None:
+        if not self._order:
+            resident = set(self._resident)
+            order = self._rng.permutation(self.dataset.num_shards).tolist()
+            self._order = [p for p in order if p not in resident]
+        position = self._order.pop()
+        shard = self.dataset.load_shard(position)
+        self._resident[position] = (shard, clip_starts(shard.episode, self.num_frames))
+
+    def _next_size(self) -> int:
+        if not self._order:
+            return max(shard.frames for shard in self.dataset.shards)
+        return self.dataset.shards[self._order[-1]].frames
+
+    def _resident_frames(self) -> int:
+        return sum(len(shard) for shard, _ in self._resident.values())
+
+    def _num_starts(self) -> int:
+        return sum(len(starts) for _, starts in self._resident.values())
