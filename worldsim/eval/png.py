@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.eval.files import write_bytes_atomic
+from worldsim.data.atomic import atomic_write_bytes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RGB_COLOUR_TYPE = 2
@@ -44,4 +44,4 @@ def encode_png(image: np.ndarray) -> bytes:
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
     """Encode `image` and write it atomically to `path`."""
-    write_bytes_atomic(path, encode_png(image))
+    atomic_write_bytes(path, encode_png(image))
