@@ -1,0 +1,87 @@
+"""Deterministic convolutional frame autoencoder (DESIGN §6.1).
+
+pixels ``[N, 3, H, W]`` in [-1, 1] → latents ``[N, C, H/4, W/4]`` → pixels. Residual blocks have
+no normalisation layers: the decoder runs on every generated frame, and plain conv + SiLU is the
+cheapest thing that reconstructs tile graphics well.
+
+`latent_scale` (a buffer, saved with the weights) holds the per-channel standard deviation of
+the raw encoder output; `encode` divides by it and `decode` multiplies, so the transformer sees
+latents of roughly unit variance. Training sets it with `fit_latent_scale`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from worldsim.model.config import AutoencoderConfig
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+                                  nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def _encoder(config: AutoencoderConfig) -> nn.Sequential:
+    widths = config.channels
+    layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, padding=1)]
+    for level, width in enumerate(widths):
+        layers += [ResidualBlock(width) for _ in range(config.blocks_per_level)]
+        if level + 1 < len(widths):
+            layers.append(nn.Conv2d(width, widths[level + 1], 3, stride=2, padding=1))
+    layers += [nn.SiLU(), nn.Conv2d(widths[-1], config.latent_channels, 3, padding=1)]
+    return nn.Sequential(*layers)
+
+
+def _decoder(config: AutoencoderConfig) -> nn.Sequential:
+    widths = config.channels[::-1]
+    layers: list[nn.Module] = [nn.Conv2d(config.latent_channels, widths[0], 3, padding=1)]
+    for level, width in enumerate(widths):
+        layers += [ResidualBlock(width) for _ in range(config.blocks_per_level)]
+        if level + 1 < len(widths):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                       nn.Conv2d(width, widths[level + 1], 3, padding=1)]
+    layers += [nn.SiLU(), nn.Conv2d(widths[-1], 3, 3, padding=1)]
+    return nn.Sequential(*layers)
+
+
+class FrameAutoencoder(nn.Module):
+    def __init__(self, config: AutoencoderConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.encoder = _encoder(config)
+        self.decoder = _decoder(config)
+        self.register_buffer("latent_scale", torch.ones(config.latent_channels))
+
+    def encode(self, pixels: Tensor) -> Tensor:
+        """``[N, 3, H, W]`` in [-1, 1] → scaled latents ``[N, C, h, w]``."""
+        self._check(pixels, "pixels", (3, self.config.image_size))
+        return self.encoder(pixels) / self._scale(pixels)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Scaled latents ``[N, C, h, w]`` → pixels ``[N, 3, H, W]`` (nominally [-1, 1])."""
+        self._check(latents, "latents", (self.config.latent_channels, self.config.latent_size))
+        return self.decoder(latents * self._scale(latents))
+
+    @torch.no_grad()
+    def fit_latent_scale(self, pixels: Tensor) -> Tensor:
+        """Set `latent_scale` to the per-channel std of the raw latents of `pixels`; returns it."""
+        self._check(pixels, "pixels", (3, self.config.image_size))
+        raw = self.encoder(pixels).float()
+        self.latent_scale.copy_(raw.std(dim=(0, 2, 3)).clamp(min=1e-6))
+        return self.latent_scale.clone()
+
+    def _scale(self, like: Tensor) -> Tensor:
+        return self.latent_scale.to(like.dtype)[:, None, None]
+
+    @staticmethod
+    def _check(x: Tensor, name: str, channels_and_size: tuple[int, int]) -> None:
+        channels, size = channels_and_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (channels, size, size):
+            raise ValueError(f"{name} must be [N, {channels}, {size}, {size}], "
+                             f"got {tuple(x.shape)}")

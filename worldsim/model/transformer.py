@@ -1,0 +1,267 @@
+"""The causal diffusion transformer: the world's dynamics model (DESIGN §6.2).
+
+Latents ``[B, F, C, h, w]`` are cut into `patch_size`² patches (64 tokens per 16x16 frame by
+default). Every frame f carries its own condition
+
+    c_f = emb_sigma(sigma_f) + emb_action(a_{f-1}) + proj(e_f)
+
+which drives AdaLN-zero shift/scale/gate in every block. Positions are rotary: spatial inside a
+frame, temporal relative across frames (see rope.py). The network predicts the flow-matching
+velocity ``v = noise - x0`` for every frame (see flow.py).
+
+Entry points, all sharing one block stack:
+- `forward(..., mode="causal" | "bidirectional")`: a whole clip at once;
+- `forward_teacher_forcing`: the ``[clean ; noisy]`` layout of the AR teacher;
+- `forward_cached`: incremental generation against a `KVCache`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from worldsim.model.attention import (SelfAttention, expand_frame_mask, frame_causal_mask,
+                                      teacher_forcing_mask)
+from worldsim.model.config import TransformerConfig
+from worldsim.model.kv_cache import KVCache
+from worldsim.model.rope import RotaryEmbedding
+
+Rope = tuple[Tensor, Tensor]
+
+
+class SigmaEmbedding(nn.Module):
+    """Sinusoidal features of the noise level followed by a small MLP."""
+
+    def __init__(self, dim: int, num_features: int = 256) -> None:
+        super().__init__()
+        half = num_features // 2
+        self.register_buffer("freqs", torch.exp(-math.log(10_000.0) * torch.arange(half) / half),
+                             persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(num_features, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, sigma: Tensor) -> Tensor:
+        # Scale sigma in [0, 1] up so that the sinusoids resolve small differences in noise level.
+        angles = 1000.0 * sigma.float()[..., None] * self.freqs
+        return self.mlp(torch.cat((angles.cos(), angles.sin()), dim=-1))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with AdaLN-zero modulation from the per-frame condition."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm_attn = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(dim, num_heads)
+        self.norm_mlp = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"),
+                                 nn.Linear(hidden, dim))
+        self.modulation = nn.Linear(dim, 6 * dim)
+
+    def forward(self, tokens: Tensor, condition: Tensor, query_rope: Rope, key_rope: Rope,
+                mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, Tensor, Tensor]:
+        """tokens ``[B, F, T, D]``, condition ``[B, F, D]`` (already SiLU-activated).
+
+        `past` holds cached (un-rotated) keys/values placed before this chunk's. Returns the new
+        tokens and this chunk's un-rotated keys and values ``[B, H, F*T, head_dim]``.
+        """
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = (
+            self.modulation(condition)[:, :, None].chunk(6, dim=-1))
+        hidden = self.norm_attn(tokens) * (1 + scale_a) + shift_a
+        query, key, value = self.attn.project(hidden.flatten(1, 2))
+        all_keys, all_values = key, value
+        if past is not None:
+            all_keys = torch.cat((past[0].to(key.dtype), key), dim=2)
+            all_values = torch.cat((past[1].to(value.dtype), value), dim=2)
+        attended = self.attn.attend(query, all_keys, all_values, query_rope, key_rope, mask)
+        tokens = tokens + gate_a * attended.view_as(tokens)
+        hidden = self.norm_mlp(tokens) * (1 + scale_m) + shift_m
+        tokens = tokens + gate_m * self.mlp(hidden)
+        return tokens, key, value
+
+
+class CausalTransformer(nn.Module):
+    """Velocity network over latent clips with per-frame sigma, action and event conditions."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        dim = config.dim
+        self.patch_embed = nn.Linear(config.patch_dim, dim)
+        self.sigma_embed = SigmaEmbedding(dim)
+        # The extra last row is NO_ACTION, the condition of an episode's first frame.
+        self.action_embed = nn.Embedding(config.num_actions + 1, dim)
+        # No bias: the zero event vector ("no event") adds nothing to the condition.
+        self.event_proj = nn.Linear(config.event_dim, dim, bias=False)
+        self.rope = RotaryEmbedding(config)
+        self.blocks = nn.ModuleList(Block(dim, config.num_heads, config.mlp_ratio)
+                                    for _ in range(config.depth))
+        self.final_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.final_modulation = nn.Linear(dim, 2 * dim)
+        self.final = nn.Linear(dim, config.patch_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.normal_(self.action_embed.weight, std=0.02)
+        # AdaLN-zero: every block starts as the identity and the output as zero velocity.
+        for module in (*(block.modulation for block in self.blocks), self.final_modulation,
+                       self.final):
+            nn.init.zeros_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # ----------------------------------------------------------------------------- public API
+
+    def forward(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None,
+                mode: str = "causal") -> Tensor:
+        """Velocity ``[B, F, C, h, w]`` for a whole clip.
+
+        mode "causal": frame f sees frames <= f; "bidirectional": every frame sees the clip.
+        `events` ``[B, F, E]`` (None = no event on any frame).
+        """
+        if mode not in ("causal", "bidirectional"):
+            raise ValueError(f"mode must be 'causal' or 'bidirectional', got {mode!r}")
+        self._check_inputs(latents, sigma, actions, events)
+        batch, frames = sigma.shape
+        positions = torch.arange(frames, device=latents.device).expand(batch, frames)
+        mask = None
+        if mode == "causal":
+            mask = expand_frame_mask(frame_causal_mask(frames, latents.device),
+                                     self.config.tokens_per_frame)
+        velocity, _, _ = self._run(latents, sigma, actions, events, positions, mask)
+        return velocity
+
+    def forward_teacher_forcing(self, clean: Tensor, noisy: Tensor, sigma: Tensor,
+                                actions: Tensor, events: Tensor | None,
+                                clean_sigma: Tensor | None = None) -> Tensor:
+        """Velocity for the noisy frames of the layout ``[clean ; noisy]``.
+
+        Noisy frame f (at `sigma[:, f]`) sees the clean frames < f and itself; clean frame f
+        shares frame f's temporal position, action and event. `clean_sigma` (default zeros) lets
+        a trainer feed slightly noised context.
+        """
+        self._check_inputs(noisy, sigma, actions, events)
+        if clean.shape != noisy.shape:
+            raise ValueError(f"clean {tuple(clean.shape)} and noisy {tuple(noisy.shape)} differ")
+        batch, frames = sigma.shape
+        if clean_sigma is None:
+            clean_sigma = torch.zeros_like(sigma)
+        positions = torch.arange(frames, device=noisy.device).expand(batch, frames).repeat(1, 2)
+        mask = expand_frame_mask(teacher_forcing_mask(frames, noisy.device),
+                                 self.config.tokens_per_frame)
+        both_events = None if events is None else torch.cat((events, events), dim=1)
+        velocity, _, _ = self._run(torch.cat((clean, noisy), dim=1),
+                                   torch.cat((clean_sigma, sigma), dim=1),
+                                   torch.cat((actions, actions), dim=1), both_events,
+                                   positions, mask)
+        return velocity[:, frames:]
+
+    def new_cache(self, batch_size: int, device: torch.device | str | None = None,
+                  dtype: torch.dtype | None = None, sink_frames: int | None = None,
+                  window_frames: int | None = None) -> KVCache:
+        """An empty cache for this network; sink/window default to the config's."""
+        config = self.config
+        first = next(self.parameters())
+        return KVCache(
+            num_layers=config.depth, batch_size=batch_size, num_heads=config.num_heads,
+            head_dim=config.head_dim, tokens_per_frame=config.tokens_per_frame,
+            sink_frames=config.sink_frames if sink_frames is None else sink_frames,
+            window_frames=config.window_frames if window_frames is None else window_frames,
+            device=first.device if device is None else device,
+            dtype=first.dtype if dtype is None else dtype,
+        )
+
+    def forward_cached(self, latents: Tensor, sigma: Tensor, actions: Tensor,
+                       events: Tensor | None, cache: KVCache, commit: int = 0) -> Tensor:
+        """Velocity for F new frames that follow the cached ones.
+
+        The chunk attends to every valid cached frame and frame-causally to itself. Afterwards
+        the keys/values of its first `commit` frames (detached) are appended to `cache`: with
+        ``[clean frame f ; noisy frame f+1]`` and commit=1 a sampler re-encodes frame f and takes
+        the first denoising step of frame f+1 in one pass.
+        """
+        self._check_inputs(latents, sigma, actions, events)
+        batch, frames = sigma.shape
+        if cache.batch_size != batch or cache.num_layers != self.config.depth:
+            raise ValueError(f"cache is for batch {cache.batch_size} and {cache.num_layers} "
+                             f"layers, got batch {batch} and {self.config.depth} layers")
+        if cache.tokens_per_frame != self.config.tokens_per_frame:
+            raise ValueError(f"cache holds {cache.tokens_per_frame} tokens per frame, "
+                             f"the network makes {self.config.tokens_per_frame}")
+        if not 0 <= commit <= frames:
+            raise ValueError(f"commit must be in [0, {frames}], got {commit}")
+        slot_positions, slot_valid = cache.slot_layout()
+        new_positions = cache.num_cached[:, None] + torch.arange(frames, device=cache.device)
+        positions = torch.cat((slot_positions, new_positions), dim=1).to(latents.device)
+        mask = self._cached_mask(slot_valid.to(latents.device), frames)
+        velocity, keys, values = self._run(latents, sigma, actions, events, positions, mask,
+                                           cache=cache)
+        if commit:
+            committed = commit * self.config.tokens_per_frame
+            cache.append([key[:, :, :committed] for key in keys],
+                         [value[:, :, :committed] for value in values])
+        return velocity
+
+    # ---------------------------------------------------------------------------- internals
+
+    def _check_inputs(self, latents: Tensor, sigma: Tensor, actions: Tensor,
+                      events: Tensor | None) -> None:
+        config = self.config
+        expected = (config.latent_channels, config.latent_size, config.latent_size)
+        if latents.ndim != 5 or tuple(latents.shape[2:]) != expected:
+            raise ValueError(f"latents must be [B, F, {', '.join(map(str, expected))}], "
+                             f"got {tuple(latents.shape)}")
+        clip = tuple(latents.shape[:2])
+        if tuple(sigma.shape) != clip:
+            raise ValueError(f"sigma must be [B, F] = {clip}, got {tuple(sigma.shape)}")
+        if tuple(actions.shape) != clip or actions.dtype != torch.long:
+            raise ValueError(f"actions must be long [B, F] = {clip}, "
+                             f"got {actions.dtype} {tuple(actions.shape)}")
+        if events is not None and tuple(events.shape) != (*clip, config.event_dim):
+            raise ValueError(f"events must be [B, F, {config.event_dim}], "
+                             f"got {tuple(events.shape)}")
+
+    def _condition(self, sigma: Tensor, actions: Tensor, events: Tensor | None) -> Tensor:
+        """Per-frame condition ``[B, F, D]``."""
+        condition = self.sigma_embed(sigma) + self.action_embed(actions)
+        if events is not None:
+            condition = condition + self.event_proj(events.to(condition.dtype))
+        return condition
+
+    def _cached_mask(self, slot_valid: Tensor, frames: int) -> Tensor:
+        """``[B, 1, F*T, (capacity+F)*T]``: valid cache slots, then frame-causal in the chunk."""
+        tokens = self.config.tokens_per_frame
+        batch, capacity = slot_valid.shape
+        cache_part = slot_valid[:, None, :].expand(batch, frames, capacity)
+        chunk_part = frame_causal_mask(frames, slot_valid.device).expand(batch, frames, frames)
+        frame_mask = torch.cat((cache_part, chunk_part), dim=2)
+        return expand_frame_mask(frame_mask, tokens)[:, None]
+
+    def _run(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None,
+             positions: Tensor, mask: Tensor | None, cache: KVCache | None = None
+             ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Shared body. `positions` ``[B, Fk]`` are the temporal positions of all key frames
+        (cached slots first, if any); the last F of them belong to the input frames."""
+        config = self.config
+        batch, frames = sigma.shape
+        patches = rearrange(latents, "b f c (y p) (x q) -> b f (y x) (c p q)",
+                            p=config.patch_size, q=config.patch_size)
+        tokens = self.patch_embed(patches)
+        condition = nn.functional.silu(self._condition(sigma, actions, events))
+        key_rope = self.rope(positions)
+        query_length = frames * config.tokens_per_frame
+        query_rope = (key_rope[0][:, :, -query_length:], key_rope[1][:, :, -query_length:])
+        keys, values = [], []
+        for index, block in enumerate(self.blocks):
+            past = cache.layer(index) if cache is not None else None
+            tokens, key, value = block(tokens, condition, query_rope, key_rope, mask, past)
+            keys.append(key)
+            values.append(value)
+        shift, scale = self.final_modulation(condition)[:, :, None].chunk(2, dim=-1)
+        patches = self.final(self.final_norm(tokens) * (1 + scale) + shift)
+        velocity = rearrange(patches, "b f (y x) (c p q) -> b f c (y p) (x q)",
+                             y=config.grid_size, p=config.patch_size, q=config.patch_size)
+        return velocity, keys, values
