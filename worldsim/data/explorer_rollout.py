@@ -1,0 +1,176 @@
+"""The content of one generated Explorer shard: a batch of envs driven by the exploration policy.
+
+A shard depends only on (config, shard index), never on the worker that made it or on earlier
+interruptions, so generation can be split across processes and resumed shard by shard.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from worldsim.data.format import ShardArrays, ShardLayout
+from worldsim.data.policy import ExplorationPolicy, PolicyConfig
+
+WORLD = "explorer"
+PROGRESS_EVERY_STEPS = 32  # how often a rollout reports progress
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Settings that determine a generated dataset's content (worker count does not)."""
+
+    frames: int
+    seed: int = 0
+    size: int = 64  # frames are size x size RGB
+    shard_frames: int = 4096
+    envs_per_shard: int = 16  # a shard holds envs_per_shard trajectories of shard_frames/envs frames
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    compress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("frames", "size", "shard_frames", "envs_per_shard"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.frames // self.shard_frames)
+
+    def shard_length(self, index: int) -> int:
+        return min(self.shard_frames, self.frames - index * self.shard_frames)
+
+    def settings(self) -> dict[str, Any]:
+        """The manifest's record of these settings; a resumed run must match it exactly."""
+        return {"kind": "generate", "frames": self.frames, "seed": self.seed, "size": self.size,
+                "shard_frames": self.shard_frames, "envs_per_shard": self.envs_per_shard,
+                "policy": self.policy.to_dict(), "compress": self.compress}
+
+
+@dataclass(frozen=True)
+class EventTable:
+    texts: tuple[str, ...]  # the manifest's event text table: canonical + training paraphrases
+    texts_by_type: tuple[tuple[int, ...], ...]  # text ids per event type
+    types: tuple[Any, ...]  # explorer EventType per type index
+
+
+@functools.lru_cache(maxsize=1)
+def explorer_event_table() -> EventTable:
+    """Training texts of every Explorer event; the held-out eval paraphrases never enter data."""
+    from worldsim.envs.explorer import events
+
+    texts: list[str] = []
+    texts_by_type = []
+    for event_type in events.EVENT_TYPES:
+        phrasings = dict.fromkeys((event_type.canonical, *event_type.train))
+        texts_by_type.append(tuple(_index_of(texts, text) for text in phrasings))
+    leaked = set(texts) & set(events.eval_texts())
+    if leaked:
+        raise RuntimeError(f"explorer training and eval paraphrases overlap: {sorted(leaked)}")
+    return EventTable(tuple(texts), tuple(texts_by_type), tuple(events.EVENT_TYPES))
+
+
+def _index_of(texts: list[str], text: str) -> int:
+    if text not in texts:
+        texts.append(text)
+    return texts.index(text)
+
+
+def explorer_layout(config: GenerateConfig) -> ShardLayout:
+    from worldsim.envs.explorer import NUM_ACTIONS
+
+    return ShardLayout((config.size, config.size, 3), NUM_ACTIONS, len(explorer_event_table().texts))
+
+
+def rollout_shard(
+    config: GenerateConfig, index: int, on_frames: Callable[[int], None] | None = None
+) -> ShardArrays:
+    """Generate shard `index`: envs_per_shard envs stepped together, stored env after env."""
+    from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig
+
+    length = config.shard_length(index)
+    num_envs = min(config.envs_per_shard, length)
+    steps = -(-length // num_envs)
+    policy_seed, env_seed = np.random.SeedSequence([config.seed, index]).spawn(2)
+    env_rng = np.random.default_rng(env_seed)
+    table = explorer_event_table()
+    policy = ExplorationPolicy(num_envs, NUM_ACTIONS, table.texts_by_type, config.policy,
+                               np.random.default_rng(policy_seed))
+    sim = ExplorerBatch(num_envs, ExplorerConfig(size=config.size), seed=_new_seeds(env_rng, 1)[0])
+    sim.reset(_new_seeds(env_rng, num_envs))
+    buffers = _TrajectoryBuffers(num_envs, steps, (config.size, config.size, 3))
+    progress = _ProgressReporter(on_frames, num_envs, length)
+    for t in range(steps):
+        decided = policy.step()
+        if decided.switched.any():
+            sim.apply_events([table.types[k] if switch else None
+                              for switch, k in zip(decided.switched, decided.event_types)])
+        frames = sim.render()
+        rewards, terminated = sim.step(decided.actions)
+        buffers.put(t, frames, decided.actions, decided.events, rewards, terminated)
+        done = terminated | decided.truncate
+        if done.any():  # the next frame of these envs starts a new episode
+            sim.reset(_new_seeds(env_rng, num_envs), mask=done)
+            policy.start_episodes(done)
+            buffers.mark_episode_starts(t + 1, done)
+        progress.after_step(t + 1)
+    progress.finish()
+    return buffers.shard(length, first_episode=index * config.shard_frames)
+
+
+def _new_seeds(rng: np.random.Generator, count: int) -> np.ndarray:
+    return rng.integers(0, 2**31 - 1, size=count, dtype=np.int64)
+
+
+class _ProgressReporter:
+    """Calls `callback(new_frames)` every few steps; the calls add up to the shard length."""
+
+    def __init__(self, callback: Callable[[int], None] | None, num_envs: int, length: int) -> None:
+        self._callback, self._num_envs, self._length, self._reported = callback, num_envs, length, 0
+
+    def after_step(self, steps_done: int) -> None:
+        if steps_done % PROGRESS_EVERY_STEPS == 0:
+            self._report(min(steps_done * self._num_envs, self._length))
+
+    def finish(self) -> None:
+        self._report(self._length)
+
+    def _report(self, frames_done: int) -> None:
+        if self._callback is not None and frames_done > self._reported:
+            self._callback(frames_done - self._reported)
+            self._reported = frames_done
+
+
+class _TrajectoryBuffers:
+    """Per-env trajectories [B, T, ...] filled step by step, flattened env after env at the end."""
+
+    def __init__(self, num_envs: int, steps: int, frame_shape: tuple[int, int, int]) -> None:
+        shape = (num_envs, steps)
+        self.frames = np.empty((*shape, *frame_shape), dtype=np.uint8)
+        self.actions = np.empty(shape, dtype=np.int64)
+        self.events = np.empty(shape, dtype=np.int32)
+        self.rewards = np.empty(shape, dtype=np.float32)
+        self.terminated = np.empty(shape, dtype=np.bool_)
+        self.episode_starts = np.zeros(shape, dtype=np.bool_)
+        self.episode_starts[:, 0] = True  # every trajectory opens a new episode
+
+    def put(self, t: int, frames: np.ndarray, actions: np.ndarray, events: np.ndarray,
+            rewards: np.ndarray, terminated: np.ndarray) -> None:
+        self.frames[:, t] = frames
+        self.actions[:, t] = actions
+        self.events[:, t] = events
+        self.rewards[:, t] = rewards
+        self.terminated[:, t] = terminated
+
+    def mark_episode_starts(self, t: int, mask: np.ndarray) -> None:
+        if t < self.episode_starts.shape[1]:
+            self.episode_starts[mask, t] = True
+
+    def shard(self, length: int, first_episode: int) -> ShardArrays:
+        """The first `length` frames, env after env; episode ids count up from `first_episode`."""
+        flat = {name: getattr(self, name).reshape(-1, *getattr(self, name).shape[2:])[:length]
+                for name in ("frames", "actions", "events", "rewards", "terminated", "episode_starts")}
+        episode = first_episode + np.cumsum(flat.pop("episode_starts"), dtype=np.int64) - 1
+        return ShardArrays(**flat, episode=episode)

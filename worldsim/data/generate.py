@@ -1,0 +1,183 @@
+"""`worldsim data generate`: Explorer datasets made by parallel workers, resumable after a kill.
+
+Shard i is a pure function of (settings, i) (see explorer_rollout), so the result is the same for
+any worker count and any number of interruptions. Workers write shards atomically; only this
+process rewrites the manifest, after each finished shard. On restart, shards already in the
+manifest are kept, leftovers of a killed writer are deleted and the missing shards are made.
+"""
+from __future__ import annotations
+
+import fcntl
+import functools
+import multiprocessing
+import queue
+import traceback
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from tqdm import tqdm
+
+from worldsim.data.atomic import remove_stale_temp_files
+from worldsim.data.explorer_rollout import (
+    WORLD,
+    GenerateConfig,
+    explorer_event_table,
+    explorer_layout,
+    rollout_shard,
+)
+from worldsim.data.format import MANIFEST_NAME, DatasetError
+from worldsim.data.manifest import Manifest, ShardRecord, load_manifest, save_manifest
+from worldsim.data.reader import Dataset
+from worldsim.data.shards import write_shard
+
+LOCK_NAME = ".generate.lock"
+_POLL_SECONDS = 0.5
+
+
+def generate(
+    out: str | Path, config: GenerateConfig, workers: int = 1, progress: bool = True,
+    on_shard: Callable[[ShardRecord], None] | None = None,
+) -> Dataset:
+    """Generate (or finish generating) the dataset `config` describes in folder `out`.
+
+    `on_shard` is called after each shard is committed to the manifest (tests use it to
+    simulate an interruption).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    out = Path(out)
+    with _exclusive(out):
+        manifest = _start_or_resume(out, config, workers)
+        done = {shard.index for shard in manifest.shards}
+        todo = [index for index in range(config.num_shards) if index not in done]
+        with tqdm(total=config.frames, initial=manifest.num_frames, unit="frame",
+                  desc="generate", disable=not progress, smoothing=0.1) as bar:
+            for record in _produce(out, config, todo, workers, bar.update):
+                manifest = manifest.with_shard(record)
+                save_manifest(out, manifest)
+                if on_shard is not None:
+                    on_shard(record)
+        save_manifest(out, replace(manifest, complete=True))
+    return Dataset(out)
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold a lock file so that two generators never write into one folder at once."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_NAME, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DatasetError(f"{out}: another generator is writing into this folder") from None
+        yield
+
+
+def _start_or_resume(out: Path, config: GenerateConfig, workers: int) -> Manifest:
+    settings = {**config.settings(), "workers": workers}
+    if (out / MANIFEST_NAME).exists():
+        manifest = load_manifest(out)
+        _check_resumable(manifest, config, out)
+        remove_stale_temp_files(out)
+        manifest = replace(manifest, generator=settings)
+    else:
+        others = [p.name for p in out.iterdir() if p.name != LOCK_NAME]
+        if others:
+            raise DatasetError(f"{out} is not empty and holds no dataset; choose a new --out")
+        layout = explorer_layout(config)
+        manifest = Manifest(world=WORLD, frame_shape=layout.frame_shape,
+                            num_actions=layout.num_actions,
+                            event_texts=explorer_event_table().texts, generator=settings)
+    save_manifest(out, manifest)
+    return manifest
+
+
+def _check_resumable(manifest: Manifest, config: GenerateConfig, out: Path) -> None:
+    previous = {k: v for k, v in manifest.generator.items() if k != "workers"}
+    wanted = config.settings()
+    if manifest.world != WORLD or previous.get("kind") != "generate":
+        raise DatasetError(f"{out} holds a '{manifest.world}' dataset not made by generate")
+    for key in sorted(set(previous) | set(wanted)):
+        if previous.get(key) != wanted.get(key):
+            raise DatasetError(
+                f"{out} was generated with {key}={previous.get(key)!r}, not {wanted.get(key)!r}; "
+                "rerun with the same settings to resume it, or choose a new --out"
+            )
+    if manifest.event_texts != explorer_event_table().texts:
+        raise DatasetError(f"{out}: its event text table differs from this worldsim's Explorer events")
+
+
+def _produce(
+    out: Path, config: GenerateConfig, todo: list[int], workers: int,
+    on_frames: Callable[[int], Any],
+) -> Iterator[ShardRecord]:
+    """Yield the record of every shard in `todo` once it is on disk (in completion order)."""
+    if workers == 1 or len(todo) <= 1:
+        for index in todo:
+            yield _make_shard(out, config, index, on_frames)
+    else:
+        yield from _produce_in_workers(out, config, todo, min(workers, len(todo)), on_frames)
+
+
+def _make_shard(out: Path, config: GenerateConfig, index: int,
+                on_frames: Callable[[int], Any] | None) -> ShardRecord:
+    arrays = rollout_shard(config, index, on_frames)
+    return write_shard(out, index, arrays, explorer_layout(config), compress=config.compress)
+
+
+def _produce_in_workers(
+    out: Path, config: GenerateConfig, todo: list[int], workers: int,
+    on_frames: Callable[[int], Any],
+) -> Iterator[ShardRecord]:
+    # "spawn": workers start clean (no copied locks or threads from a parent that may hold torch).
+    context = multiprocessing.get_context("spawn")
+    tasks, results = context.Queue(), context.Queue()
+    for index in todo:
+        tasks.put(index)
+    for _ in range(workers):
+        tasks.put(None)
+    processes = [context.Process(target=_worker_main, args=(out, config, tasks, results),
+                                 daemon=True) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        remaining = len(todo)
+        while remaining:
+            kind, payload = _next_message(results, processes)
+            if kind == "progress":
+                on_frames(payload)
+            elif kind == "shard":
+                remaining -= 1
+                yield payload
+            else:
+                raise RuntimeError(f"a generator worker failed:\n{payload}")
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+
+
+def _next_message(results: Any, processes: list) -> tuple[str, Any]:
+    while True:
+        try:
+            return results.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            crashed = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if crashed:
+                raise RuntimeError(f"a generator worker died (exit code {crashed[0]})") from None
+
+
+def _worker_main(out: Path, config: GenerateConfig, tasks: Any, results: Any) -> None:
+    report = functools.partial(_put_progress, results)
+    try:
+        while (index := tasks.get()) is not None:
+            results.put(("shard", _make_shard(out, config, index, report)))
+    except Exception:  # reported to the parent, which stops the run with the traceback
+        results.put(("error", traceback.format_exc()))
+
+
+def _put_progress(results: Any, frames: int) -> None:
+    results.put(("progress", frames))
