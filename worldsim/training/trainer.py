@@ -1,0 +1,213 @@
+"""The shared training loop every stage runs in.
+
+A stage (one module per stage) builds its models, optimizers and data and implements `Stage`:
+one optimisation step per `train_step(step)`. `train` does everything around it: resume from the
+newest checkpoint, learning-rate warm-up, bf16 autocast, the progress bar (loss and rate), the CSV
+log, atomic checkpoints every `checkpoint_every` steps, and finally `stage.finish(out/final)` plus
+`out/summary.json` (steps, wall time, throughput, first/last losses) for the recipe's model card.
+
+Exact resume: a checkpoint holds every changing tensor (modules, EMA copies, optimizers) and every
+RNG state, and stages draw their batch for step s as a pure function of (seed, rank, s), so a
+run killed at any point and resumed reaches bit-identical weights to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from worldsim.training.checkpoint import (
+    CheckpointError,
+    atomic_write_json,
+    latest_step,
+    load_checkpoint,
+    save_checkpoint,
+)
+from worldsim.training.config import TrainConfig, config_to_dict
+from worldsim.training.distributed import (
+    DistributedContext,
+    autocast,
+    average_gradients,
+    broadcast_parameters,
+)
+from worldsim.training.metrics_log import MetricLog, read_metrics
+
+__all__ = ["Stage", "TrainSummary", "seed_everything", "optimizer_step", "make_adamw", "train"]
+
+
+class Stage(Protocol):
+    """What a training stage gives the shared loop."""
+
+    name: str
+    samples_per_step: int  # samples (clips or images) one step consumes on this rank
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Every module whose tensors change during training (trainable ones and EMA copies)."""
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers, by name."""
+
+    def train_step(self, step: int) -> dict[str, float]:
+        """One optimisation step; returns metrics, at least `loss`."""
+
+    def finish(self, out_dir: Path) -> None:
+        """Write the stage's result (called on rank 0 after the last step)."""
+
+
+@dataclass
+class TrainSummary:
+    stage: str
+    steps: int
+    wall_time_s: float
+    samples_per_s: float
+    first_loss: float
+    last_loss: float
+    out_dir: str
+
+
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seed python, numpy and torch; each rank gets its own stream."""
+    seed = seed + 1_000_003 * rank
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_adamw(parameters: Iterable[nn.Parameter], config: TrainConfig, lr: float | None = None,
+               betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.AdamW:
+    """AdamW with the config's learning rate and weight decay (the stages' default optimizer)."""
+    return torch.optim.AdamW(list(parameters), lr=config.lr if lr is None else lr,
+                             betas=betas, weight_decay=config.weight_decay)
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, context: DistributedContext,
+                   grad_clip: float = 0.0) -> float:
+    """Backward, average gradients across ranks, clip, step; returns the gradient norm."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    parameters = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    average_gradients(parameters, context)
+    grads = [p for p in parameters if p.grad is not None]
+    if grad_clip > 0:
+        norm = torch.nn.utils.clip_grad_norm_(grads, grad_clip)
+    else:
+        norm = torch.linalg.vector_norm(torch.stack([g.grad.norm() for g in grads])) if grads else torch.zeros(())
+    optimizer.step()
+    return float(norm)
+
+
+def _set_learning_rates(optimizers: dict[str, torch.optim.Optimizer], step: int, warmup_steps: int) -> float:
+    """Linear warm-up to each group's base rate (stored in the group, so it is checkpointed)."""
+    factor = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    for optimizer in optimizers.values():
+        for group in optimizer.param_groups:
+            group.setdefault("base_lr", group["lr"])
+            group["lr"] = group["base_lr"] * factor
+    return factor
+
+
+def _mean_loss(rows: list[dict[str, float]]) -> float:
+    values = [r["loss"] for r in rows if not math.isnan(r.get("loss", math.nan))]
+    return sum(values) / len(values) if values else math.nan
+
+
+def train(stage: Stage, config: TrainConfig, out_dir: Path, context: DistributedContext | None = None,
+          resume: bool = False) -> TrainSummary:
+    """Run `stage` for `config.steps` steps into `out_dir`, resuming from its checkpoint if asked.
+
+    Starting afresh in a folder that already holds a checkpoint is refused (pass `resume=True`),
+    so an accidental re-run never overwrites a run's history.
+    """
+    context = context or DistributedContext()
+    out_dir = Path(out_dir)
+    checkpoint_dir = out_dir / "checkpoints"
+    existing = latest_step(checkpoint_dir)
+    if existing is not None and not resume:
+        raise CheckpointError(f"{out_dir} already holds a checkpoint (step {existing}); pass --resume "
+                              "to continue it or choose another output folder")
+    modules, optimizers = stage.modules(), stage.optimizers()
+    start_step, elapsed = 0, 0.0
+    if existing is not None:
+        checkpoint = load_checkpoint(checkpoint_dir, modules, optimizers, context.rank, context.world_size)
+        start_step, elapsed = checkpoint.step, float(checkpoint.extra.get("wall_time_s", 0.0))
+        if start_step > config.steps:
+            raise CheckpointError(f"checkpoint step {start_step} is past the configured {config.steps} steps")
+    else:
+        broadcast_parameters(modules.values(), context)
+    log = None
+    if context.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / "config.json", {"stage": stage.name, **config_to_dict(config)})
+        tensorboard_dir = out_dir / "tensorboard" if config.tensorboard else None
+        log = MetricLog(out_dir / "metrics.csv", resume_step=start_step if existing is not None else None,
+                        tensorboard_dir=tensorboard_dir)
+    progress = _progress_bar(config, stage.name, start_step, context)
+    pending: dict[str, list[float]] = {}
+    step_time = 0.0
+    for step in range(start_step, config.steps):
+        started = time.perf_counter()
+        lr_factor = _set_learning_rates(optimizers, step, config.warmup_steps)
+        with autocast(context.device, config.precision):
+            metrics = stage.train_step(step)
+        if not math.isfinite(metrics["loss"]):
+            raise FloatingPointError(f"stage {stage.name}: loss is {metrics['loss']} at step {step + 1}")
+        took = time.perf_counter() - started
+        elapsed += took
+        step_time += took
+        for key, value in metrics.items():
+            pending.setdefault(key, []).append(float(value))
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            count = len(pending["loss"])
+            rate = count * stage.samples_per_step * context.world_size / max(step_time, 1e-9)
+            means = {key: sum(values) / len(values) for key, values in pending.items()}
+            if log is not None:
+                log.log(done, {**means, "lr_factor": lr_factor, "samples_per_s": rate})
+            if progress is not None:
+                progress.set_postfix(loss=f"{means['loss']:.4g}", samples_s=f"{rate:.1f}")
+            pending, step_time = {}, 0.0
+        if progress is not None:
+            progress.update(1)
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            save_checkpoint(checkpoint_dir, done, modules, optimizers, {"wall_time_s": elapsed},
+                            keep=config.keep_checkpoints, rank=context.rank,
+                            world_size=context.world_size, barrier=context.barrier)
+    if progress is not None:
+        progress.close()
+    if log is not None:
+        log.close()
+    return _finish(stage, config, out_dir, context, elapsed)
+
+
+def _progress_bar(config: TrainConfig, name: str, start_step: int, context: DistributedContext):
+    if not (config.progress and context.is_main):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.steps, initial=start_step, desc=name, unit="step", dynamic_ncols=True)
+
+
+def _finish(stage: Stage, config: TrainConfig, out_dir: Path, context: DistributedContext,
+            elapsed: float) -> TrainSummary:
+    rows = read_metrics(out_dir / "metrics.csv") if context.is_main else []
+    head = max(1, len(rows) // 5)
+    rates = [r["samples_per_s"] for r in rows if "samples_per_s" in r]
+    summary = TrainSummary(
+        stage=stage.name, steps=config.steps, wall_time_s=round(elapsed, 3),
+        samples_per_s=round(sorted(rates)[len(rates) // 2], 3) if rates else math.nan,
+        first_loss=_mean_loss(rows[:head]), last_loss=_mean_loss(rows[-head:]), out_dir=str(out_dir),
+    )
+    if context.is_main:
+        stage.finish(out_dir / "final")
+        # strict JSON has no NaN: a loss that was never logged is null
+        atomic_write_json(out_dir / "summary.json",
+                          {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.__dict__.items()})
+    context.barrier()
+    return summary
