@@ -8,6 +8,7 @@ import sys
 # Each module exposes add_parser(subparsers) and sets `func(args) -> int | None` on its parser.
 COMMAND_MODULES: tuple[str, ...] = (
     "worldsim.data.cli",
+    "worldsim.play.cli",
 )
 
 

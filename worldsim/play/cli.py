@@ -1,0 +1,234 @@
+"""`python play.py` / `worldsim play`: arguments, world loading with clear errors, and the run itself."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from worldsim.play.scripted import load_actions, parse_event_schedule, random_actions
+from worldsim.play.session import GameSession
+from worldsim.play.worlds import NeuralWorld, RealExplorer, World
+
+DEFAULT_FPS = 15.0
+DESCRIPTION = (
+    "Play a worldsim world live: WASD/arrows move, T types an event, 1-9 trigger example events, "
+    "P pauses, R resets, H shows help."
+)
+
+
+class PlayError(Exception):
+    """A problem the player can fix (bad argument, unknown checkpoint, no display): no traceback."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    world = parser.add_argument_group("world")
+    world.add_argument("--checkpoint", metavar="NAME|DIR|org/name", default=None,
+                       help="bundled world name, checkpoint folder or Hub repo id (default: the bundled world)")
+    world.add_argument("--world", choices=("neural", "real", "auto"), default="neural",
+                       help="neural: the learned world; real: the ground-truth Explorer game; "
+                            "auto: neural if it loads, else real (with a note)")
+    world.add_argument("--compare", action="store_true",
+                       help="show the real Explorer beside the neural world under the same inputs and events")
+    world.add_argument("--device", default="cpu", help="torch device for the neural world (cpu, cuda, cuda:1)")
+    world.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default: the model's)")
+    world.add_argument("--seed", type=int, default=0, help="seed of the first episode (episode k uses seed+k)")
+    world.add_argument("--event", default="", help="event text in force at the start")
+    view = parser.add_argument_group("window")
+    view.add_argument("--scale", type=int, default=8, help="pixels per world pixel (nearest-neighbour)")
+    view.add_argument("--fps", type=float, default=DEFAULT_FPS,
+                      help="frame-rate cap; a slower model plays at its own pace")
+    output = parser.add_argument_group("output")
+    output.add_argument("--record", metavar="DIR", default=None,
+                        help="save the session as a dataset (DESIGN §5) in this new folder")
+    output.add_argument("--video", metavar="OUT.gif|OUT.mp4", default=None,
+                        help="write what the window shows (MP4 needs ffmpeg on PATH)")
+    auto = parser.add_argument_group("automation")
+    auto.add_argument("--headless", action="store_true", help="no window (SDL dummy driver); needs --frames")
+    auto.add_argument("--frames", type=int, default=None, help="stop after this many frames")
+    auto.add_argument("--events", default=None, metavar='"0:TEXT,150:TEXT"',
+                      help="scheduled events by frame index (frame 0 is the start event)")
+    auto.add_argument("--actions", default=None, metavar="random|FILE",
+                      help="scripted actions instead of the keyboard: sticky random, or a .npy/.txt file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="play.py", description=DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("play", help="play a world live in a pygame window",
+                                   description=DESCRIPTION)
+    add_arguments(parser)
+    parser.set_defaults(func=play)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(play(build_parser().parse_args(argv)))
+
+
+def play(args: argparse.Namespace) -> int:
+    """Run a session from parsed arguments; returns the exit status (2 for a player-fixable problem)."""
+    try:
+        _check_arguments(args)
+        return _play(args)
+    except PlayError as error:
+        print(f"play: error: {error}", file=sys.stderr)
+        return 2
+
+
+# --------------------------------------------------------------------------------- setup
+def _check_arguments(args: argparse.Namespace) -> None:
+    if args.headless and args.frames is None:
+        raise PlayError("--headless needs --frames N (how many frames to play)")
+    if args.frames is not None and args.frames <= 0:
+        raise PlayError(f"--frames must be positive, got {args.frames}")
+    if args.scale < 1:
+        raise PlayError(f"--scale must be at least 1, got {args.scale}")
+    if args.fps <= 0:
+        raise PlayError(f"--fps must be positive, got {args.fps}")
+    if args.steps is not None and args.steps < 1:
+        raise PlayError(f"--steps must be at least 1, got {args.steps}")
+    if args.compare and args.world == "real":
+        raise PlayError("--compare shows the neural world beside the real one; drop --world real")
+
+
+def build_worlds(args: argparse.Namespace) -> list[World]:
+    """The worlds to show: the neural one (plus the real Explorer with --compare), or the real one."""
+    if args.world == "real":
+        return [RealExplorer()]
+    try:
+        world_model = load_world_model(args.checkpoint, args.device)
+    except PlayError as error:
+        if args.world != "auto":
+            raise
+        print(f"play: note: {error}\nplay: note: playing the real Explorer game instead", file=sys.stderr)
+        return [RealExplorer()]
+    neural = NeuralWorld(world_model, seed=args.seed, steps=args.steps)
+    if args.compare:
+        return [neural, RealExplorer(size=neural.frame_shape[0])]
+    return [neural]
+
+
+def load_world_model(checkpoint: str | None, device: str):
+    """`worldsim.load` with a message that says what was tried and what to do instead."""
+    import torch
+
+    import worldsim
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PlayError(f"--device {device}: torch {torch.__version__} sees no CUDA device; use --device cpu")
+    try:
+        return worldsim.load(checkpoint, device=device)
+    except (OSError, ValueError) as error:
+        raise PlayError(
+            f"cannot load world {checkpoint or '(bundled default)'}: {error}\n"
+            "  play another world with --checkpoint DIR|org/name, or the real game with --world real"
+        ) from error
+
+
+def _action_source(spec: str | None, num_actions: int, frames: int | None, seed: int) -> Iterator[int] | None:
+    if spec is None:
+        return None
+    if spec == "random":
+        return random_actions(num_actions, seed)
+    try:
+        actions = load_actions(spec, num_actions)
+    except ValueError as error:
+        raise PlayError(str(error)) from error
+    if frames is not None and len(actions) < frames:
+        raise PlayError(f"{spec} holds {len(actions)} actions but --frames asks for {frames}")
+    return iter(actions.tolist())
+
+
+def _checked_schedule(args: argparse.Namespace, worlds: list[World]) -> dict[int, str]:
+    """The scheduled events (frame 0 = start event), every one validated before anything starts."""
+    try:
+        schedule = parse_event_schedule(args.events) if args.events else {}
+    except ValueError as error:
+        raise PlayError(f"--events: {error}") from error
+    if args.event and 0 not in schedule:
+        schedule[0] = args.event
+    for frame, text in sorted(schedule.items()):
+        for world in worlds:
+            problem = world.check_event(text)
+            if problem is not None:
+                raise PlayError(f"event {text!r} at frame {frame}: {world.name}: {problem}")
+    return schedule
+
+
+def _make_recorder(path: str, worlds: list[World], schedule: dict[int, str], args: argparse.Namespace):
+    from worldsim.data import DatasetError
+    from worldsim.play.recording import SessionRecorder
+
+    primary = worlds[0]
+    labels = [primary.event_label(text) for text in schedule.values()]
+    try:
+        return SessionRecorder(
+            path, world=primary.dataset_world, frame_shape=primary.frame_shape,
+            num_actions=primary.num_actions, event_texts=[*primary.example_events, *labels],
+            label=primary.event_label,
+            generator={"world": primary.name, "checkpoint": args.checkpoint, "seed": args.seed},
+        )
+    except (DatasetError, OSError) as error:
+        raise PlayError(f"--record {path}: {error}") from error
+
+
+# --------------------------------------------------------------------------------- the run
+def _play(args: argparse.Namespace) -> int:
+    from worldsim.play.app import NoDisplayError, PlayApp
+    from worldsim.play.video import open_video
+
+    worlds = build_worlds(args)
+    schedule = _checked_schedule(args, worlds)
+    actions = _action_source(args.actions, worlds[0].num_actions, args.frames, args.seed)
+    session = GameSession(worlds, event=schedule.get(0, ""), seed=args.seed)
+    try:
+        app = PlayApp(session, scale=args.scale, fps=args.fps, headless=args.headless)
+    except NoDisplayError as error:
+        raise PlayError(str(error)) from error
+    recorder = video = None
+    try:
+        if args.video:
+            try:
+                video = open_video(args.video, args.fps)
+            except ValueError as error:
+                raise PlayError(f"--video: {error}") from error
+            app.frame_sinks.append(video.add)
+        if args.record:
+            recorder = _make_recorder(args.record, worlds, schedule, args)
+            session.listeners.append(recorder)
+        _run_until_done(app, args.frames, actions, schedule)
+    except BaseException:
+        if recorder is not None:
+            recorder.close(complete=False)  # keep what was recorded, but not as a finished dataset
+        if video is not None:
+            video.discard()
+        raise
+    finally:
+        app.close()
+    if recorder is not None:
+        recorder.close()
+    if video is not None:
+        video.close()
+    _print_summary(session, recorder, video, args)
+    return 0
+
+
+def _run_until_done(app, frames: int | None, actions: Iterator[int] | None, schedule: dict[int, str]) -> None:
+    try:
+        app.run(frames=frames, actions=actions, schedule=schedule)
+    except KeyboardInterrupt:
+        print("play: interrupted; saving what was played", file=sys.stderr)
+
+
+def _print_summary(session: GameSession, recorder, video, args: argparse.Namespace) -> None:
+    hud = session.hud()
+    print(f"played {session.total_steps} frames over {session.episode + 1} episode(s); "
+          f"return this episode {hud.returns[0]:+g}; model {hud.model_ms:.1f} ms/frame")
+    if recorder is not None:
+        print(f"recorded {recorder.num_frames} frames to {Path(args.record)}")
+    if video is not None:
+        print(f"wrote {video.num_frames} frames to {video.path}")

@@ -1,0 +1,80 @@
+"""Keyboard bindings: pygame events become calls on a `GameSession`.
+
+The help overlay is drawn from `HELP_LINES` below, the same place the bindings live, so the two
+cannot drift apart.
+"""
+from __future__ import annotations
+
+import pygame
+
+from worldsim.play.session import GameSession
+
+# Explorer actions: 0 noop, 1 up, 2 down, 3 left, 4 right.
+MOVE_KEYS: dict[int, int] = {
+    pygame.K_w: 1, pygame.K_UP: 1,
+    pygame.K_s: 2, pygame.K_DOWN: 2,
+    pygame.K_a: 3, pygame.K_LEFT: 3,
+    pygame.K_d: 4, pygame.K_RIGHT: 4,
+}
+# 1..9 then 0 pick the first ten example events.
+NUMBER_KEYS: dict[int, int] = {pygame.K_1 + i: i for i in range(9)} | {pygame.K_0: 9}
+ENTER_KEYS = (pygame.K_RETURN, pygame.K_KP_ENTER)
+
+HELP_LINES: tuple[tuple[str, str], ...] = (
+    ("W A S D / arrows", "move"),
+    ("T or Enter", "type an event"),
+    ("   Enter / Esc", "apply / cancel the typed event"),
+    ("1 - 9, 0", "trigger an example event (listed below)"),
+    ("P", "pause / resume"),
+    ("R", "reset the episode"),
+    ("H", "show / hide this help"),
+    ("Esc", "close help, or quit"),
+)
+
+
+def handle_event(session: GameSession, event: pygame.event.Event) -> bool:
+    """Apply one pygame event to the session; returns False when the player asked to quit."""
+    if event.type == pygame.QUIT:
+        return False
+    if event.type == pygame.WINDOWFOCUSLOST:
+        session.release_all_actions()
+    elif event.type == pygame.KEYUP and event.key in MOVE_KEYS:
+        session.release_action(MOVE_KEYS[event.key])
+    elif event.type == pygame.KEYDOWN:
+        if session.text_box is not None:
+            _handle_typing(session, event)
+        else:
+            return _handle_game_key(session, event)
+    return True
+
+
+def _handle_typing(session: GameSession, event: pygame.event.Event) -> None:
+    if event.key in ENTER_KEYS:
+        session.submit_text_box()
+    elif event.key == pygame.K_ESCAPE:
+        session.cancel_text_box()
+    elif event.key == pygame.K_BACKSPACE:
+        session.backspace()
+    else:
+        session.type_text(getattr(event, "unicode", ""))
+
+
+def _handle_game_key(session: GameSession, event: pygame.event.Event) -> bool:
+    key = event.key
+    if key in MOVE_KEYS:
+        session.press_action(MOVE_KEYS[key])
+    elif key in NUMBER_KEYS:
+        session.trigger_example(NUMBER_KEYS[key])
+    elif key == pygame.K_t or key in ENTER_KEYS:
+        session.open_text_box()
+    elif key == pygame.K_p:
+        session.toggle_pause()
+    elif key == pygame.K_r:
+        session.reset()
+    elif key == pygame.K_h:
+        session.toggle_help()
+    elif key == pygame.K_ESCAPE:
+        if not session.help_visible:
+            return False
+        session.toggle_help()
+    return True
