@@ -81,14 +81,16 @@ def check_arrays(
             raise DatasetError(
                 f"{where}: array '{name}' has dtype {arrays[name].dtype}, expected {ARRAY_DTYPES[name]}"
             )
-    length = len(arrays["actions"])
-    for name in sorted(expected):
+    names = [name for name in ARRAY_DTYPES if name in expected]
+    for name in names:
         trailing = layout.frame_shape if name == "frames" else ()
         shape = arrays[name].shape
-        if shape != (length, *trailing):
-            raise DatasetError(
-                f"{where}: array '{name}' has shape {shape}, expected {(length, *trailing)}"
-            )
+        if shape[1:] != trailing or len(shape) != 1 + len(trailing):
+            expected_shape = "(" + ", ".join(["N", *map(str, trailing)]) + ")"
+            raise DatasetError(f"{where}: array '{name}' has shape {shape}, expected {expected_shape}")
+    lengths = {name: arrays[name].shape[0] for name in names}
+    if len(set(lengths.values())) > 1:
+        raise DatasetError(f"{where}: arrays differ in length {lengths}")
     _check_values(arrays, layout, where)
 
 

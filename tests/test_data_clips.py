@@ -1,0 +1,80 @@
+"""Clip sampling: aligned arrays, never across an episode, deterministic, bounded memory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldsim.data import Dataset, DatasetError, DatasetWriter, clip_starts
+
+FRAME_SHAPE = (2, 2, 3)
+
+
+def write_indexed(path: Path, episode_lengths: list[int], shard_frames: int) -> None:
+    """Frame k (counting over the whole dataset) has every pixel = k % 256, action = k % 3,
+    event = k % 2, reward = k; episodes have the given lengths and the last frame of each
+    terminates."""
+    step = 0
+    with DatasetWriter(path, "indexed", FRAME_SHAPE, num_actions=3, event_texts=["a", "b"],
+                       shard_frames=shard_frames) as writer:
+        for length in episode_lengths:
+            for position in range(length):
+                frame = np.full(FRAME_SHAPE, step % 256, dtype=np.uint8)
+                writer.add(frame, step % 3, float(step), position == length - 1, step % 2)
+                step += 1
+
+
+def test_clip_starts_stay_inside_one_episode():
+    episode = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    np.testing.assert_array_equal(clip_starts(episode, 3), [0, 5, 6])
+    np.testing.assert_array_equal(clip_starts(episode, 1), np.arange(9))
+    assert clip_starts(episode, 5).size == 0
+    assert clip_starts(episode[:2], 3).size == 0
+    with pytest.raises(ValueError):
+        clip_starts(episode, 0)
+
+
+def test_clips_are_aligned_consecutive_and_within_an_episode(tmp_path):
+    write_indexed(tmp_path / "ds", [30, 4, 50, 12, 40], shard_frames=32)
+    dataset = Dataset(tmp_path / "ds")
+    sampler = dataset.clips(num_frames=8, batch_size=16, seed=0)
+    for _ in range(5):
+        clip = next(sampler)
+        assert clip.frames.shape == (16, 8, *FRAME_SHAPE) and clip.frames.dtype == np.uint8
+        assert clip.actions.dtype == np.int64 and clip.events.dtype == np.int64
+        assert clip.rewards.dtype == np.float32 and clip.terminated.dtype == np.bool_
+        index = clip.rewards.astype(np.int64)  # the global frame index of every clip frame
+        np.testing.assert_array_equal(np.diff(index, axis=1), 1)
+        np.testing.assert_array_equal(clip.frames[..., 0, 0, 0], index % 256)
+        np.testing.assert_array_equal(clip.actions, index % 3)
+        np.testing.assert_array_equal(clip.events, index % 2)
+        # a terminated frame may only be the last one of a clip
+        assert not clip.terminated[:, :-1].any()
+
+
+def test_clips_are_deterministic_given_the_seed(tmp_path):
+    write_indexed(tmp_path / "ds", [40, 40, 40], shard_frames=32)
+    dataset = Dataset(tmp_path / "ds")
+    first = [next(dataset.clips(4, 8, seed=3)).rewards for _ in range(2)]
+    np.testing.assert_array_equal(first[0], first[1])
+    other = next(dataset.clips(4, 8, seed=4)).rewards
+    assert not np.array_equal(first[0], other)
+
+
+def test_small_cache_swaps_shards_and_reaches_all_of_them(tmp_path):
+    write_indexed(tmp_path / "ds", [20] * 10, shard_frames=20)
+    dataset = Dataset(tmp_path / "ds")
+    sampler = dataset.clips(4, 2, seed=0, max_cached_frames=40)
+    seen = set()
+    for _ in range(200):
+        clip = next(sampler)
+        assert len(sampler._resident) <= 2  # noqa: SLF001 (the memory bound is the point)
+        seen.update((clip.rewards[:, 0] // 20).astype(int).tolist())
+    assert seen == set(range(10))
+
+
+def test_no_long_enough_episode_is_a_clear_error(tmp_path):
+    write_indexed(tmp_path / "ds", [5, 5, 5], shard_frames=8)
+    with pytest.raises(DatasetError, match="no episode is 6 frames long"):
+        Dataset(tmp_path / "ds").clips(6, 2)
