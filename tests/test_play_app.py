@@ -7,6 +7,7 @@ import pytest
 
 from test_play_session import FakeWorld
 from worldsim.play.app import NoDisplayError, PlayApp
+from worldsim.play.controls import example_key_name
 from worldsim.play.render import Layout
 from worldsim.play.session import GameSession
 
@@ -155,3 +156,15 @@ def test_layout_centres_narrow_panels_and_places_compare_panels_side_by_side():
     assert right_x - left_x >= 512 and double.window_size[0] >= 1024
     with pytest.raises(ValueError, match="scale"):
         Layout.build((64, 64, 3), num_panels=1, scale=0)
+
+
+def test_shift_number_keys_reach_the_second_ten_examples(game):
+    app, world = game
+    world.example_events = tuple(f"event {index}" for index in range(12))
+    app.tick()
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_2, unicode="@", mod=pygame.KMOD_LSHIFT))
+    app.tick()
+    press(pygame.K_0)
+    app.tick()
+    assert [event for _, event in world.steps] == ["event 11", "event 9"]
+    assert [example_key_name(index) for index in (0, 9, 10, 19)] == ["1", "0", "S+1", "S+0"]

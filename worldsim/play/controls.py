@@ -16,15 +16,25 @@ MOVE_KEYS: dict[int, int] = {
     pygame.K_a: 3, pygame.K_LEFT: 3,
     pygame.K_d: 4, pygame.K_RIGHT: 4,
 }
-# 1..9 then 0 pick the first ten example events.
+# 1..9 then 0 pick the first ten example events; with Shift, the next ten.
 NUMBER_KEYS: dict[int, int] = {pygame.K_1 + i: i for i in range(9)} | {pygame.K_0: 9}
+SHIFTED_OFFSET = 10
 ENTER_KEYS = (pygame.K_RETURN, pygame.K_KP_ENTER)
+
+
+
+def example_key_name(index: int) -> str:
+    """The key that triggers example event `index` (0-based), as the help overlay writes it."""
+    digit = str((index % SHIFTED_OFFSET + 1) % 10)
+    return digit if index < SHIFTED_OFFSET else f"S+{digit}"
+
 
 HELP_LINES: tuple[tuple[str, str], ...] = (
     ("W A S D / arrows", "move"),
     ("T or Enter", "type an event"),
     ("   Enter / Esc", "apply / cancel the typed event"),
-    ("1 - 9, 0", "trigger an example event (listed below)"),
+    ("1 - 9, 0", "example event (listed below)"),
+    ("Shift + 1 - 9, 0", "more example events"),
     ("P", "pause / resume"),
     ("R", "reset the episode"),
     ("H", "show / hide this help"),
@@ -64,7 +74,8 @@ def _handle_game_key(session: GameSession, event: pygame.event.Event) -> bool:
     if key in MOVE_KEYS:
         session.press_action(MOVE_KEYS[key])
     elif key in NUMBER_KEYS:
-        session.trigger_example(NUMBER_KEYS[key])
+        shifted = bool(getattr(event, "mod", 0) & pygame.KMOD_SHIFT)
+        session.trigger_example(NUMBER_KEYS[key] + (SHIFTED_OFFSET if shifted else 0))
     elif key == pygame.K_t or key in ENTER_KEYS:
         session.open_text_box()
     elif key == pygame.K_p:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pygame
 
-from worldsim.play.controls import HELP_LINES
+from worldsim.play.controls import HELP_LINES, SHIFTED_OFFSET, example_key_name
 from worldsim.play.session import GameSession, Hud
 
 BACKGROUND = (18, 20, 26)
@@ -121,9 +121,11 @@ class Renderer:
         self._text(f"event> {typed}_", (PADDING, y), TEXT, keep_end=True)
 
     def _text(self, text: str, position: tuple[int, int], color: tuple[int, int, int],
-              keep_end: bool = False, font: pygame.font.Font | None = None) -> None:
+              keep_end: bool = False, font: pygame.font.Font | None = None,
+              max_width: int | None = None) -> None:
         font = font or self.font
-        fitted = fit_text(font, text, self.layout.window_size[0] - position[0] - PADDING, keep_end)
+        room = self.layout.window_size[0] - position[0] - PADDING
+        fitted = fit_text(font, text, room if max_width is None else min(room, max_width), keep_end)
         self.surface.blit(font.render(fitted, True, color), position)
 
     # ----------------------------------------------------------------------------- overlays
@@ -139,23 +141,28 @@ class Renderer:
     def _draw_help(self, example_events: tuple[str, ...]) -> None:
         width, _ = self.layout.window_size
         shade = pygame.Surface((width, self.layout.hud_top), pygame.SRCALPHA)
-        shade.fill((8, 10, 16, 215))
+        shade.fill((8, 10, 16, 220))
         self.surface.blit(shade, (0, 0))
         x, y = 2 * PADDING, 2 * PADDING
         self.surface.blit(self.title_font.render("Controls", True, TEXT), (x, y))
-        y += 36
-        key_column = x + 160
+        y += 34
         for keys, action in HELP_LINES:
             self._text(keys, (x, y), EVENT)
-            self._text(action, (key_column, y), TEXT)
-            y += LINE_HEIGHT - 2
-        y += 10
+            self._text(action, (x + 160, y), TEXT)
+            y += LINE_HEIGHT - 3
+        y += 12
         self.surface.blit(self.title_font.render("Example events", True, TEXT), (x, y))
-        y += 34
-        for index, text in enumerate(example_events[:10]):
-            self._text(f"{(index + 1) % 10}", (x, y), EVENT, font=self.small_font)
-            self._text(text, (x + 24, y), TEXT, font=self.small_font)
-            y += LINE_HEIGHT - 4
+        y += 32
+        # Two columns (plain digits, then Shift+digits) keep every example on screen.
+        column_width = (width - 3 * PADDING) // 2
+        examples = example_events[: 2 * SHIFTED_OFFSET]
+        for index, text in enumerate(examples):
+            column, row = divmod(index, SHIFTED_OFFSET)
+            left = x + column * column_width
+            top = y + row * (LINE_HEIGHT - 5)
+            self._text(example_key_name(index), (left, top), EVENT, font=self.small_font)
+            self._text(text, (left + 34, top), TEXT, font=self.small_font,
+                       max_width=column_width - 40)
 
 
 def fit_text(font: pygame.font.Font, text: str, max_width: int, keep_end: bool = False) -> str:
