@@ -8,14 +8,12 @@ A checkpoint at step S in `<out>/checkpoints/` is:
   numpy, python), so each rank continues its own random stream exactly;
 - `latest.json` — names the newest complete checkpoint. It is written last, so a kill at any moment
   leaves the previous checkpoint in force.
-Every file is written to a temporary name, fsynced and renamed. Nothing is ever unpickled.
+Every file is written to a temporary name, fsynced and renamed (`worldsim.data.atomic`). Nothing is ever unpickled.
 """
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,10 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from worldsim.data.atomic import atomic_write_bytes
+
 __all__ = [
     "CheckpointError",
-    "atomic_write_bytes",
     "atomic_write_json",
     "Checkpoint",
     "save_checkpoint",
@@ -44,36 +43,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete or does not fit the run resuming from it."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so readers see either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not supported on every platform
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -174,6 +143,7 @@ def save_checkpoint(
     `barrier()` (needed when several ranks run), the `latest.json` pointer that commits them.
     """
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     name = _step_name(step)
     rng_tensors, rng_values = capture_rng_state()
     atomic_write_bytes(

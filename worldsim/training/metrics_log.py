@@ -12,7 +12,7 @@ import io
 import math
 from pathlib import Path
 
-from worldsim.training.checkpoint import atomic_write_bytes
+from worldsim.data.atomic import atomic_write_bytes
 
 __all__ = ["MetricLog", "read_metrics"]
 

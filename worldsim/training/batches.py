@@ -1,0 +1,84 @@
+"""Training batches: a resumable clip stream and the conversion of clips into model inputs.
+
+`ClipStream.batch(step)` returns the clip batch of a step. The stream is the dataset's seeded
+`ClipSampler`; its position is the step, so resuming at step s re-creates the sampler and fast-
+forwards it by s batches — the batches after a resume are exactly those of an uninterrupted run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldsim.data import Clip, Dataset
+from worldsim.model import FrameAutoencoder, to_pixels
+
+__all__ = ["ClipStream", "ModelBatch", "condition_actions", "encode_latents", "to_model_batch"]
+
+
+class ClipStream:
+    """The clip batch of every training step, drawn from `dataset` in a seeded order.
+
+    Each rank reads its own order (`seed` and `rank` both feed the sampler's seed).
+    """
+
+    def __init__(self, dataset: Dataset, num_frames: int, batch_size: int, seed: int, rank: int = 0):
+        self.dataset, self.num_frames, self.batch_size = dataset, num_frames, batch_size
+        self.seed = seed * 1_000 + rank
+        self._sampler = None
+        self._position = 0  # the step whose batch the sampler returns next
+
+    def batch(self, step: int) -> Clip:
+        if self._sampler is None or step < self._position:
+            self._sampler = self.dataset.clips(self.num_frames, self.batch_size, seed=self.seed)
+            self._position = 0
+        while self._position < step:  # fast-forward after a resume
+            next(self._sampler)
+            self._position += 1
+        self._position += 1
+        return next(self._sampler)
+
+
+@dataclass
+class ModelBatch:
+    """A clip batch as model inputs on one device."""
+
+    latents: Tensor  # float [B, F, C, h, w]
+    actions: Tensor  # long [B, F]: the action that led to each frame (NO_ACTION for the first)
+    event_ids: Tensor  # long [B, F]: index into the dataset's event texts, -1 = none
+    rewards: Tensor  # float [B, F]: reward of the step after each frame
+    terminated: Tensor  # bool [B, F]
+
+
+def condition_actions(actions_after: Tensor, no_action: int) -> Tensor:
+    """Dataset actions (taken *after* frame f) → model conditions (the action that *led to* f).
+
+    A clip's first frame has no known predecessor inside the clip, so it gets `no_action`, the
+    same condition as an episode's first frame at inference.
+    """
+    led_to = torch.roll(actions_after, shifts=1, dims=1)
+    led_to[:, 0] = no_action
+    return led_to
+
+
+@torch.no_grad()
+def encode_latents(autoencoder: FrameAutoencoder, frames: Tensor, chunk: int = 256) -> Tensor:
+    """uint8 frames `[B, F, H, W, 3]` → latents `[B, F, C, h, w]` with the frozen autoencoder."""
+    batch, num_frames = frames.shape[:2]
+    device = autoencoder.latent_scale.device
+    pixels = to_pixels(frames, device=device)
+    latents = torch.cat([autoencoder.encode(part) for part in pixels.split(chunk)])
+    return latents.view(batch, num_frames, *latents.shape[1:])
+
+
+def to_model_batch(clip: Clip, autoencoder: FrameAutoencoder, no_action: int) -> ModelBatch:
+    device = autoencoder.latent_scale.device
+    actions = torch.from_numpy(clip.actions).to(device)
+    return ModelBatch(
+        latents=encode_latents(autoencoder, torch.from_numpy(clip.frames)),
+        actions=condition_actions(actions, no_action),
+        event_ids=torch.from_numpy(clip.events).to(device),
+        rewards=torch.from_numpy(clip.rewards).to(device),
+        terminated=torch.from_numpy(clip.terminated).to(device),
+    )

@@ -1,0 +1,93 @@
+"""Event conditions for training: paraphrase augmentation, encoding and condition dropout.
+
+A dataset stores one event text id per frame. During training each id is replaced by a random
+training paraphrase of the same event (DESIGN §6.4), so the event encoder learns the meaning,
+not the wording; the held-out evaluation paraphrases are never used. Whole rows are dropped to
+"no event" (zeros) with a small probability so that the models also learn the unconditional
+velocity that classifier-free guidance needs.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from worldsim.model import EventEncoder, Tokenizer
+
+__all__ = ["EventVocabulary", "training_texts_for", "encode_event_ids"]
+
+
+def _explorer_paraphrases(text: str) -> list[str] | None:
+    from worldsim.envs.explorer import events
+
+    try:
+        event = events.parse_event(text)
+    except events.UnknownEventError:
+        return None
+    return [event.canonical, *event.train]
+
+
+class EventVocabulary:
+    """The training texts that may stand for each of a dataset's event texts."""
+
+    def __init__(self, dataset_texts: list[str], world: str, paraphrase: bool = True):
+        self.dataset_texts = list(dataset_texts)
+        self.choices: list[list[str]] = []
+        for text in self.dataset_texts:
+            paraphrases = _explorer_paraphrases(text) if (paraphrase and world == "explorer") else None
+            self.choices.append(paraphrases or [text])
+
+    def all_texts(self) -> list[str]:
+        """Every text training may feed the encoder (for building a tokenizer)."""
+        return sorted({text for choices in self.choices for text in choices})
+
+    def sample_texts(self, event_ids: Tensor) -> tuple[list[str], Tensor]:
+        """Pick one paraphrase per (row, event id): (distinct texts, index into them `[B, F]`, -1 = none).
+
+        Uses the global torch RNG, so the choice is restored with the checkpoint on resume.
+        """
+        texts: list[str] = []
+        index = torch.full_like(event_ids, -1)
+        for row in range(event_ids.shape[0]):
+            for event_id in event_ids[row].unique().tolist():
+                if event_id < 0:
+                    continue
+                if event_id >= len(self.choices):
+                    raise ValueError(f"event id {event_id} is outside the dataset's {len(self.choices)} event texts")
+                choices = self.choices[event_id]
+                pick = choices[int(torch.randint(len(choices), ()))]
+                if pick not in texts:
+                    texts.append(pick)
+                index[row][event_ids[row] == event_id] = texts.index(pick)
+        return texts, index
+
+
+def training_texts_for(dataset_texts: list[str], world: str) -> list[str]:
+    """All texts a world trained on this dataset should know (its tokenizer's vocabulary source)."""
+    texts = EventVocabulary(dataset_texts, world).all_texts()
+    if world == "explorer":
+        from worldsim.envs.explorer import events
+
+        texts = sorted(set(texts) | set(events.training_texts()))
+    return texts
+
+
+def encode_event_ids(event_ids: Tensor, vocabulary: EventVocabulary, tokenizer: Tokenizer,
+                     encoder: EventEncoder, drop_prob: float = 0.0) -> Tensor:
+    """Event ids `[B, F]` → event vectors `[B, F, E]` (zeros for "no event" and dropped rows).
+
+    Gradients flow into `encoder` unless the caller runs this under `torch.no_grad()`.
+    """
+    batch, frames = event_ids.shape
+    texts, index = vocabulary.sample_texts(event_ids)
+    device = encoder.position_embed.device
+    dim = encoder.config.dim
+    if not texts:
+        return torch.zeros(batch, frames, dim, device=device)
+    vectors = encoder(tokenizer(texts).to(device))  # [U, E]
+    padded = torch.cat([vectors, torch.zeros(1, dim, device=device, dtype=vectors.dtype)])
+    index = index.to(device)
+    events = padded[torch.where(index < 0, len(texts), index)]
+    if drop_prob > 0:
+        keep = (torch.rand(batch, device=device) >= drop_prob).to(events.dtype)
+        events = events * keep[:, None, None]
+    return events
