@@ -1,0 +1,297 @@
+"""ExplorerBatch: B Explorer worlds simulated and rendered together with numpy.
+
+Rules of the game (one step):
+1. The action moves the player one tile (noop, up, down, left, right); water, trees and rock
+   block the move (the player stays). Lava and cooled basalt are walkable.
+2. The step counter advances; enemies walk their patrol lines (see terrain.py).
+3. Standing on lava, sharing a tile with an enemy, or swapping tiles with one ends the episode
+   with reward -1. Otherwise stepping on a coin collects it for reward +1.
+A terminated world ignores further actions (reward 0) until it is reset.
+
+Events (events.py) set *knobs* of the world state; knobs of one group change together, so an
+event stays in force until another event of its group replaces it:
+  time     day | dusk | night            weather  clear | rain | snow | fog
+  season   summer | spring | autumn      coins    ordinary | coin shower
+  enemies  ordinary | many | none        lava     small/large extent x hot/cooled
+The base state after a reset is day, clear, summer, ordinary coins and enemies, small hot lava
+pools; `state(i)["events"]` reports None for a group that no event has set since the reset.
+Events never move terrain or object sites, they only switch sites on or off, so the map itself
+survives every event.
+
+Collected coins are remembered per world in a bounded 32x32 slot table keyed by the tile's
+coordinates modulo 32: a coin stays collected unless another coin 32*k tiles away is collected
+later (then the first one may come back), which keeps memory flat for unbounded play.
+
+The view is `size // 4` tiles square with the player on tile (view // 2, view // 2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .effects import TIMES, WEATHERS
+from .events import EVENT_TYPES, GROUPS, EventType
+from .noise import seed_to_u32
+from .render import TILE_PIXELS, renderer_for
+from .sprites import COIN_OBJECT, ENEMY_OBJECT, NO_OBJECT, PLAYER_OBJECT, SEASONS
+from .terrain import (
+    BASALT, COIN, COIN_THRESHOLDS, ENEMY, ENEMY_THRESHOLDS, LAVA, NUM_GROUNDS, PLAYER, WALKABLE,
+    enemy_homes, map_window, patrol_offsets, start_tiles,
+)
+
+ACTIONS: tuple[str, ...] = ("noop", "up", "down", "left", "right")
+NUM_ACTIONS = len(ACTIONS)
+MOVES = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]], dtype=np.int64)  # (dx, dy) per action
+
+KNOBS: tuple[str, ...] = ("time", "weather", "season", "coins", "enemies", "lava_extent", "lava_hot")
+_BASE_KNOBS = {"time": 0, "weather": 0, "season": 0, "coins": 0, "enemies": 0,
+               "lava_extent": 0, "lava_hot": 1}
+EVENT_EFFECTS: dict[str, dict[str, int]] = {
+    **{name: {"time": TIMES.index(name)} for name in TIMES},
+    **{name: {"weather": WEATHERS.index(name)} for name in WEATHERS},
+    **{name: {"season": SEASONS.index(name)} for name in SEASONS},
+    "coins_normal": {"coins": 0},
+    "coin_shower": {"coins": 1},
+    "enemies_appear": {"enemies": 1},
+    "enemies_vanish": {"enemies": 2},
+    "lava_eruption": {"lava_extent": 1, "lava_hot": 1},
+    "lava_cools": {"lava_hot": 0},
+}
+_missing_effects = {event.name for event in EVENT_TYPES} - set(EVENT_EFFECTS)
+if _missing_effects:
+    raise RuntimeError(f"events.json has events the simulator does not implement: {_missing_effects}")
+
+_COIN_SLOTS = 32  # per axis; see the module docstring
+_NO_COIN = np.iinfo(np.int64).min
+_MARGIN = 2  # tiles around the view: enemies one tile outside may step in, their lines need one more
+
+
+@dataclass(frozen=True)
+class ExplorerConfig:
+    """size: frame side in pixels (a multiple of 4, at least 12); tiles are 4x4 pixels."""
+
+    size: int = 64
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or isinstance(self.size, bool):
+            raise TypeError(f"ExplorerConfig.size must be an int, got {type(self.size).__name__}")
+        if self.size < 12 or self.size % TILE_PIXELS:
+            raise ValueError(f"ExplorerConfig.size must be a multiple of {TILE_PIXELS} and >= 12, "
+                             f"got {self.size}")
+
+
+def _coin_keys(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x << 32) | (y & 0xFFFFFFFF)
+
+
+def _coin_slots(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (y % _COIN_SLOTS) * _COIN_SLOTS + x % _COIN_SLOTS
+
+
+class ExplorerBatch:
+    """`num_envs` Explorer worlds; world i starts with seed `seed + i` (see the module docstring)."""
+
+    def __init__(self, num_envs: int, config: ExplorerConfig | None = None, seed: int = 0) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        self.num_envs = int(num_envs)
+        self.config = config or ExplorerConfig()
+        self.view = self.config.size // TILE_PIXELS
+        self._renderer = renderer_for(self.config.size)
+        shape = (self.num_envs,)
+        self._seeds = np.zeros(shape, np.int64)
+        self._keys = np.zeros(shape, np.uint32)
+        self._x = np.zeros(shape, np.int64)
+        self._y = np.zeros(shape, np.int64)
+        self._steps = np.zeros(shape, np.int64)
+        self._terminated = np.zeros(shape, bool)
+        self._coins_collected = np.zeros(shape, np.int64)
+        self._collected = np.full((self.num_envs, _COIN_SLOTS * _COIN_SLOTS), _NO_COIN, np.int64)
+        self._knobs = np.zeros((self.num_envs, len(KNOBS)), np.int64)
+        self._active = np.full((self.num_envs, len(GROUPS)), -1, np.int64)
+        self.reset(int(seed) + np.arange(self.num_envs, dtype=np.int64))
+
+    # ----------------------------------------------------------------------------------- input
+    def _check_mask(self, mask: np.ndarray | None) -> np.ndarray:
+        if mask is None:
+            return np.ones(self.num_envs, dtype=bool)
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (self.num_envs,):
+            raise ValueError(f"mask must be a bool array of shape ({self.num_envs},), "
+                             f"got {mask.dtype} {mask.shape}")
+        return mask
+
+    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(f"actions must be an integer array of shape ({self.num_envs},), "
+                             f"got {actions.dtype} {actions.shape}")
+        if actions.size and (actions.min() < 0 or actions.max() >= NUM_ACTIONS):
+            raise ValueError(f"actions must be in [0, {NUM_ACTIONS}) ({', '.join(ACTIONS)}), "
+                             f"got values in [{actions.min()}, {actions.max()}]")
+        return actions.astype(np.int64)
+
+    # ---------------------------------------------------------------------------------- public
+    def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """Start new episodes in the worlds where `mask` is True (all if None) with `seeds` (B,)."""
+        seeds = np.asarray(seeds)
+        if seeds.shape != (self.num_envs,) or not np.issubdtype(seeds.dtype, np.integer):
+            raise ValueError(f"seeds must be an integer array of shape ({self.num_envs},), "
+                             f"got {seeds.dtype} {seeds.shape}")
+        rows = np.flatnonzero(self._check_mask(mask))
+        if rows.size == 0:
+            return
+        self._seeds[rows] = seeds[rows]
+        self._keys[rows] = seed_to_u32(seeds[rows])
+        self._x[rows], self._y[rows] = start_tiles(self._keys[rows])
+        self._steps[rows] = 0
+        self._terminated[rows] = False
+        self._coins_collected[rows] = 0
+        self._collected[rows] = _NO_COIN
+        self._knobs[rows] = [_BASE_KNOBS[knob] for knob in KNOBS]
+        self._active[rows] = -1
+        self._observe()
+
+    def apply_events(self, event_types: Sequence[EventType | None]) -> None:
+        """Put event_types[i] in force in world i; None leaves that world unchanged."""
+        if len(event_types) != self.num_envs:
+            raise ValueError(f"apply_events needs one entry per env ({self.num_envs}), "
+                             f"got {len(event_types)}")
+        for event in event_types:
+            if event is not None and not isinstance(event, EventType):
+                raise TypeError(f"apply_events takes EventType or None entries, got {type(event).__name__}"
+                                " (use events.parse_event to turn a text into an EventType)")
+        for row, event in enumerate(event_types):
+            if event is None:
+                continue
+            for knob, value in EVENT_EFFECTS[event.name].items():
+                self._knobs[row, KNOBS.index(knob)] = value
+            self._active[row, GROUPS.index(event.group)] = EVENT_TYPES.index(event)
+        self._observe()
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Advance every world one step; returns (rewards float32 (B,), terminated bool (B,))."""
+        actions = self._check_actions(actions)
+        alive = ~self._terminated
+        moves = MOVES[actions] * alive[:, None]
+        centre = _MARGIN + self.view // 2
+        target_terrain = self._terrain[np.arange(self.num_envs), centre + moves[:, 1], centre + moves[:, 0]]
+        moves[~WALKABLE[target_terrain]] = 0
+        old_x, old_y = self._x.copy(), self._y.copy()
+        self._x += moves[:, 0]
+        self._y += moves[:, 1]
+        self._steps += alive
+        self._observe()
+
+        died = alive & (self._lava_at_player | self._enemy_at_player | self._swapped_with_enemy(old_x, old_y))
+        collects = alive & ~died & self._coin_at_player
+        self._collect_coins(np.flatnonzero(collects))
+        self._terminated |= died
+        rewards = collects.astype(np.float32) - died.astype(np.float32)
+        return rewards, self._terminated.copy()
+
+    def render(self) -> np.ndarray:
+        """uint8 (B, size, size, 3) frames of the current state (a fresh array)."""
+        knob = {name: self._knobs[:, KNOBS.index(name)] for name in ("season", "time", "weather")}
+        return self._renderer.frames(knob["season"], knob["time"], knob["weather"],
+                                     self._render_classes, self._steps)
+
+    def tile_classes(self) -> np.ndarray:
+        """uint8 (B, view, view): the true class (index into TILE_CLASSES) of every visible tile."""
+        return self._tile_classes.copy()
+
+    @property
+    def terminated(self) -> np.ndarray:
+        return self._terminated.copy()
+
+    def state(self, i: int) -> dict:
+        """The true state of world i: position, step, events by group, coins, visible enemies, tiles."""
+        if not 0 <= i < self.num_envs:
+            raise IndexError(f"world index {i} out of range for {self.num_envs} worlds")
+        left, top = self._x[i] - self.view // 2, self._y[i] - self.view // 2
+        enemies = ((self._enemy_env == i) & (self._enemy_x >= left) & (self._enemy_x < left + self.view)
+                   & (self._enemy_y >= top) & (self._enemy_y < top + self.view))
+        return {
+            "seed": int(self._seeds[i]),
+            "position": (int(self._x[i]), int(self._y[i])),
+            "step": int(self._steps[i]),
+            "terminated": bool(self._terminated[i]),
+            "coins_collected": int(self._coins_collected[i]),
+            "events": {group: (EVENT_TYPES[index].name if index >= 0 else None)
+                       for group, index in zip(GROUPS, self._active[i])},
+            "enemies": [(int(x), int(y)) for x, y in zip(self._enemy_x[enemies], self._enemy_y[enemies])],
+            "tile_classes": self._tile_classes[i].copy(),
+        }
+
+    # -------------------------------------------------------------------------------- internals
+    def _observe(self) -> None:
+        """Recompute the visible world (plus margin) of every env from its position and knobs."""
+        view, side = self.view, self.view + 2 * _MARGIN
+        x0 = self._x - view // 2 - _MARGIN
+        y0 = self._y - view // 2 - _MARGIN
+        window = map_window(self._keys, x0, y0, side, side)
+        self._terrain = window.terrain
+        ground = self._ground(window)
+        coins = self._coins(window, x0, y0)
+        enemies_now = self._place_enemies(window, x0, y0)
+
+        inner = np.s_[:, _MARGIN:_MARGIN + view, _MARGIN:_MARGIN + view]
+        objects = np.where(coins[inner], COIN_OBJECT, NO_OBJECT).astype(np.uint8)
+        objects[enemies_now[inner]] = ENEMY_OBJECT
+        objects[:, view // 2, view // 2] = PLAYER_OBJECT
+        self._render_classes = (objects.astype(np.int64) * NUM_GROUNDS + ground[inner]).reshape(self.num_envs, -1)
+        object_classes = np.array([0, COIN, ENEMY, PLAYER], dtype=np.uint8)
+        self._tile_classes = np.where(objects > 0, object_classes[objects], ground[inner]).astype(np.uint8)
+
+        centre = np.s_[:, _MARGIN + view // 2, _MARGIN + view // 2]
+        self._lava_at_player = ground[centre] == LAVA
+        self._coin_at_player = coins[centre]
+        self._enemy_at_player = enemies_now[centre]
+
+    def _knob(self, name: str) -> np.ndarray:
+        return self._knobs[:, KNOBS.index(name)]
+
+    def _ground(self, window) -> np.ndarray:
+        large = self._knob("lava_extent")[:, None, None] == 1
+        lava_sites = np.where(large, window.lava_field, window.lava_pool)
+        hot = self._knob("lava_hot")[:, None, None] == 1
+        return np.where(lava_sites, np.where(hot, LAVA, BASALT), window.terrain).astype(np.uint8)
+
+    def _coins(self, window, x0: np.ndarray, y0: np.ndarray) -> np.ndarray:
+        thresholds = COIN_THRESHOLDS[self._knob("coins")][:, None, None]
+        coins = WALKABLE[window.terrain] & (window.coin_draw < thresholds)
+        env, row, col = np.nonzero(coins)
+        x, y = x0[env] + col, y0[env] + row
+        taken = self._collected[env, _coin_slots(x, y)] == _coin_keys(x, y)
+        coins[env[taken], row[taken], col[taken]] = False
+        return coins
+
+    def _place_enemies(self, window, x0: np.ndarray, y0: np.ndarray) -> np.ndarray:
+        """Record every enemy near the view (now and one step ago); returns occupancy now."""
+        homes = enemy_homes(window, ENEMY_THRESHOLDS[self._knob("enemies")])
+        env, row, col = np.nonzero(homes)
+        vertical = window.enemy_vertical[env, row, col]
+        phase = window.enemy_phase[env, row, col]
+        now = patrol_offsets(self._steps[env], phase)
+        before = patrol_offsets(self._steps[env] - 1, phase)
+        self._enemy_env = env
+        self._enemy_x = x0[env] + col + np.where(vertical, 0, now)
+        self._enemy_y = y0[env] + row + np.where(vertical, now, 0)
+        self._enemy_x_before = x0[env] + col + np.where(vertical, 0, before)
+        self._enemy_y_before = y0[env] + row + np.where(vertical, before, 0)
+        occupancy = np.zeros(homes.shape, dtype=bool)
+        occupancy[env, self._enemy_y - y0[env], self._enemy_x - x0[env]] = True
+        return occupancy
+
+    def _swapped_with_enemy(self, old_x: np.ndarray, old_y: np.ndarray) -> np.ndarray:
+        env = self._enemy_env
+        crossed = ((self._enemy_x_before == self._x[env]) & (self._enemy_y_before == self._y[env])
+                   & (self._enemy_x == old_x[env]) & (self._enemy_y == old_y[env]))
+        return np.bincount(env[crossed], minlength=self.num_envs) > 0
+
+    def _collect_coins(self, rows: np.ndarray) -> None:
+        x, y = self._x[rows], self._y[rows]
+        self._collected[rows, _coin_slots(x, y)] = _coin_keys(x, y)
+        self._coins_collected[rows] += 1

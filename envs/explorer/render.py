@@ -1,0 +1,127 @@
+"""Vectorised frame rendering: render classes -> pixels with one table lookup per tile.
+
+A *render class* is `object * NUM_GROUNDS + ground` (e.g. a coin on sand). Because the view is
+always centred on the player, every screen effect (lantern glow, fog thickness) depends only on
+the screen cell. So for each *style* (season x time of day x weather) we precompute a table of
+the final 4x4 pixels of every (screen cell, render class) pair; a frame is then one gather of
+those 48-byte rows and a transpose. Only the falling rain/snow particles, which animate with the
+step counter, are drawn afterwards as a sparse overlay. Styles are built lazily on first use and
+shared by every renderer of the same frame size.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .effects import (
+    FOG, FOG_COLOUR, PRECIPITATION_PHASES, RAIN, RAIN_ALPHA, RAIN_COLOUR, RAIN_WETNESS, SNOW,
+    SNOW_ALPHA, SNOW_COLOUR, SNOW_WHITE, TIMES, WEATHERS, fog_alpha, light, rain_pixels, snow_pixels,
+)
+from .sprites import OBJECTS, SEASONS, SNOW_COVER, ground_emission, ground_sprites, object_sprites
+from .terrain import NUM_GROUNDS
+
+TILE_PIXELS = 4
+NUM_RENDER_CLASSES = len(OBJECTS) * NUM_GROUNDS
+NUM_STYLES = len(SEASONS) * len(TIMES) * len(WEATHERS)
+_TILE_BYTES = TILE_PIXELS * TILE_PIXELS * 3
+
+
+def style_index(season: np.ndarray, time: np.ndarray, weather: np.ndarray) -> np.ndarray:
+    """Index of the (season, time of day, weather) style; arrays broadcast."""
+    return (season * len(TIMES) + time) * len(WEATHERS) + weather
+
+
+def _tile_pixels(season: int, weather: int) -> tuple[np.ndarray, np.ndarray]:
+    """Colours (K, 4, 4, 3) and emission (K, 4, 4) of every render class under season/weather."""
+    grounds = ground_sprites(SEASONS[season])
+    if weather == SNOW:
+        grounds = grounds + (SNOW_WHITE - grounds) * SNOW_COVER[:, None, None, None]
+    elif weather == RAIN:
+        grounds = grounds * RAIN_WETNESS
+    object_colours, object_alpha, object_emission = object_sprites()
+    alpha = object_alpha[:, None, :, :, None]  # (objects, 1, 4, 4, 1)
+    colours = grounds[None] * (1.0 - alpha) + object_colours[:, None] * alpha
+    emission = ground_emission()[None] * (1.0 - alpha[..., 0]) + object_emission[:, None] * alpha[..., 0]
+    return (colours.reshape(NUM_RENDER_CLASSES, TILE_PIXELS, TILE_PIXELS, 3),
+            emission.reshape(NUM_RENDER_CLASSES, TILE_PIXELS, TILE_PIXELS))
+
+
+def _per_cell(image: np.ndarray) -> np.ndarray:
+    """(H, W, C) screen image -> (cells, 4, 4, C), cells in row-major screen order."""
+    height, width, channels = image.shape
+    rows, cols = height // TILE_PIXELS, width // TILE_PIXELS
+    cells = image.reshape(rows, TILE_PIXELS, cols, TILE_PIXELS, channels).transpose(0, 2, 1, 3, 4)
+    return cells.reshape(rows * cols, TILE_PIXELS, TILE_PIXELS, channels)
+
+
+def build_style(size: int, style: int) -> np.ndarray:
+    """uint8 (cells, K, 48): final pixels of every render class on every screen cell."""
+    season, rest = divmod(style, len(TIMES) * len(WEATHERS))
+    time, weather = divmod(rest, len(WEATHERS))
+    colours, emission = _tile_pixels(season, weather)
+    pixels = np.broadcast_to(colours[None], (size * size // TILE_PIXELS**2, *colours.shape))
+    if weather == FOG:
+        fog = _per_cell(fog_alpha(size, size))[:, None]
+        pixels = pixels + (FOG_COLOUR - pixels) * fog
+    lighting = _per_cell(light(time, size, size))[:, None]  # (cells, 1, 4, 4, 3)
+    lit = pixels * (lighting + (1.0 - lighting) * emission[None, ..., None])
+    return np.clip(lit + 0.5, 0, 255).astype(np.uint8).reshape(len(lit), NUM_RENDER_CLASSES, _TILE_BYTES)
+
+
+class Renderer:
+    """Renders batches of frames of one size; see the module docstring."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.view = size // TILE_PIXELS
+        self._cells = self.view * self.view
+        self._table = np.zeros((NUM_STYLES, self._cells, NUM_RENDER_CLASSES, _TILE_BYTES), np.uint8)
+        self._rows = self._table.reshape(-1, _TILE_BYTES)
+        self._built = np.zeros(NUM_STYLES, dtype=bool)
+        self._cell_offsets = np.arange(self._cells, dtype=np.int64) * NUM_RENDER_CLASSES
+        self._light = np.stack([light(time, size, size) for time in range(len(TIMES))]).reshape(
+            len(TIMES), size * size, 3)
+        self._particles = {
+            RAIN: (rain_pixels(size, size), RAIN_COLOUR, RAIN_ALPHA),
+            SNOW: (snow_pixels(size, size), SNOW_COLOUR, SNOW_ALPHA),
+        }
+
+    def _ensure_built(self, styles: np.ndarray) -> None:
+        for style in np.unique(styles[~self._built[styles]]):
+            self._table[style] = build_style(self.size, int(style))
+            self._built[style] = True
+
+    def frames(self, season: np.ndarray, time: np.ndarray, weather: np.ndarray,
+               render_classes: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """uint8 (B, size, size, 3) frames.
+
+        season, time, weather, steps: (B,) ints; render_classes: (B, cells) in row-major order.
+        """
+        styles = style_index(season, time, weather).astype(np.int64)
+        self._ensure_built(styles)
+        rows = (styles[:, None] * self._cells) * NUM_RENDER_CLASSES + self._cell_offsets + render_classes
+        tiles = self._rows[rows]  # (B, cells, 48)
+        batch = len(styles)
+        frames = tiles.reshape(batch, self.view, self.view, TILE_PIXELS, TILE_PIXELS, 3)
+        frames = frames.transpose(0, 1, 3, 2, 4, 5).reshape(batch, self.size, self.size, 3)
+        self._draw_particles(frames, time, weather, steps)
+        return frames
+
+    def _draw_particles(self, frames: np.ndarray, time: np.ndarray, weather: np.ndarray,
+                        steps: np.ndarray) -> None:
+        flat = frames.reshape(len(frames), -1, 3)
+        for kind, (pixels, colour, alpha) in self._particles.items():
+            envs = np.flatnonzero(weather == kind)
+            if envs.size == 0:
+                continue
+            where = pixels[steps[envs] % PRECIPITATION_PHASES]  # (n, N) flat pixel indices
+            under = flat[envs[:, None], where].astype(np.float32)
+            particle = colour * self._light[time[envs][:, None], where]  # lit like the scene
+            flat[envs[:, None], where] = (under + (particle - under) * alpha + 0.5).astype(np.uint8)
+
+
+@lru_cache(maxsize=4)
+def renderer_for(size: int) -> Renderer:
+    """The shared renderer for frames of `size` pixels (its style tables are built once)."""
+    return Renderer(size)

@@ -1,0 +1,196 @@
+"""The Explorer map: tile classes and everything that is a pure function of (seed, x, y).
+
+Coordinates: x grows to the right, y grows downwards (screen order); tiles are integers.
+
+Terrain comes from value noise: an elevation field (two octaves) gives water, sand, grass and
+rock; a moisture field thickens forests; the level line of a third field draws winding paths.
+Objects sit on *sites* fixed by one per-tile hash, and the world's event state only decides which
+sites are active, never where they are. That is why events can add coins, enemies or lava while
+the map itself stays exactly the same:
+
+- coin sites:  walkable tiles whose `coin_draw` byte is below the coin level's threshold
+  (the coin-shower threshold is higher, so its coins are a superset of the ordinary ones);
+- lava sites:  rare single-tile pools, plus noise blobs that only flow during an eruption; lava
+  only covers grass or sand and never a tile that can hold a coin;
+- enemy homes: walkable tiles whose `enemy_draw` byte is below the enemy level's threshold and
+  whose patrol line (one tile either side, horizontal or vertical) is walkable too.
+  An enemy walks its patrol line with the period-8 pattern `PATROL`, shifted by its own phase.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .noise import hash_u32, value_noise
+
+TILE_CLASSES: tuple[str, ...] = (
+    "grass", "sand", "path", "water", "tree", "rock", "lava", "basalt", "coin", "enemy", "player",
+)
+GRASS, SAND, PATH, WATER, TREE, ROCK, LAVA, BASALT, COIN, ENEMY, PLAYER = range(len(TILE_CLASSES))
+NUM_GROUNDS = 8  # grass .. basalt: what a tile shows when no object stands on it
+
+# Indexed by terrain class (GRASS..ROCK): can the player or an enemy stand there?
+WALKABLE = np.array([True, True, True, False, False, False], dtype=bool)
+
+# Thresholds on a tile's random byte, one per event level (see batch.py for the levels).
+COIN_THRESHOLDS = np.array([6, 48], dtype=np.uint8)        # ordinary, coin shower
+ENEMY_THRESHOLDS = np.array([3, 14, 0], dtype=np.uint8)    # ordinary, enemies appear, enemies vanish
+MAX_COIN_THRESHOLD = int(COIN_THRESHOLDS.max())
+MAX_ENEMY_THRESHOLD = int(ENEMY_THRESHOLDS.max())
+LAVA_POOL_THRESHOLD = 2          # rare single-tile pools that exist without an eruption
+LAVA_ERUPTION_LEVEL = 0.70       # eruption blobs where the lava noise field exceeds this
+
+PATROL = np.array([0, 0, 1, 1, 0, 0, -1, -1], dtype=np.int64)  # enemy offset along its line
+
+# Salts keep the independent noise fields apart.
+_SALT_ELEVATION_COARSE, _SALT_ELEVATION_FINE, _SALT_MOISTURE = 1, 2, 3
+_SALT_PATHS, _SALT_LAVA, _SALT_TILE, _SALT_ENEMY = 4, 5, 6, 7
+
+
+@dataclass
+class MapWindow:
+    """A rectangular piece of the map for each of B worlds; all arrays are (B, height, width)."""
+
+    terrain: np.ndarray        # uint8 in GRASS..ROCK
+    coin_draw: np.ndarray      # uint8; a coin site if below the coin threshold (walkable tiles only)
+    lava_pool: np.ndarray      # bool; lava in every lava state except cooled
+    lava_field: np.ndarray     # bool; lava during an eruption (includes the pools)
+    enemy_draw: np.ndarray     # uint8; an enemy home if below the enemy threshold and the line is free
+    enemy_vertical: np.ndarray  # bool; the home's patrol line is vertical (else horizontal)
+    enemy_phase: np.ndarray    # int64 in [0, 8): the home's shift in the PATROL pattern
+
+
+def _terrain(key: np.ndarray, x0: np.ndarray, y0: np.ndarray, height: int, width: int,
+             tile_bytes: np.ndarray) -> np.ndarray:
+    size = (key, x0, y0, height, width)
+    elevation = 0.65 * value_noise(*size, 4, _SALT_ELEVATION_COARSE)
+    elevation += 0.35 * value_noise(*size, 2, _SALT_ELEVATION_FINE)
+    moisture = value_noise(*size, 3, _SALT_MOISTURE)
+    path_field = value_noise(*size, 4, _SALT_PATHS)
+
+    terrain = np.full(elevation.shape, GRASS, dtype=np.uint8)
+    terrain[elevation < 0.39] = SAND
+    terrain[elevation < 0.33] = WATER
+    terrain[elevation > 0.70] = ROCK
+    tree_chance = np.where(moisture > 0.60, 150, 7)
+    terrain[(terrain == GRASS) & (tile_bytes < tree_chance)] = TREE
+    on_path = (np.abs(path_field - 0.5) < 0.022) & (terrain != WATER) & (terrain != ROCK)
+    terrain[on_path] = PATH
+    return terrain
+
+
+def map_window(key: np.ndarray, x0: np.ndarray, y0: np.ndarray, height: int, width: int) -> MapWindow:
+    """The map on tiles [x0, x0+width) x [y0, y0+height) of each world (key, x0, y0 are (B,))."""
+    xs = x0[:, None, None] + np.arange(width, dtype=np.int64)[None, None, :]
+    ys = y0[:, None, None] + np.arange(height, dtype=np.int64)[None, :, None]
+    tile_hash = hash_u32(key[:, None, None], xs, ys, _SALT_TILE)
+    tree_byte = (tile_hash & np.uint32(0xFF)).astype(np.uint8)
+    coin_draw = ((tile_hash >> np.uint32(8)) & np.uint32(0xFF)).astype(np.uint8)
+    pool_byte = ((tile_hash >> np.uint32(16)) & np.uint32(0xFF)).astype(np.uint8)
+    enemy_draw = (tile_hash >> np.uint32(24)).astype(np.uint8)
+
+    terrain = _terrain(key, x0, y0, height, width, tree_byte)
+    lava_ground = ((terrain == GRASS) | (terrain == SAND)) & (coin_draw >= MAX_COIN_THRESHOLD)
+    lava_pool = lava_ground & (pool_byte < LAVA_POOL_THRESHOLD)
+    lava_noise = value_noise(key, x0, y0, height, width, 3, _SALT_LAVA)
+    lava_field = lava_pool | (lava_ground & (lava_noise > LAVA_ERUPTION_LEVEL))
+
+    enemy_hash = hash_u32(key[:, None, None], xs, ys, _SALT_ENEMY)
+    return MapWindow(
+        terrain=terrain,
+        coin_draw=coin_draw,
+        lava_pool=lava_pool,
+        lava_field=lava_field,
+        enemy_draw=enemy_draw,
+        enemy_vertical=(enemy_hash & np.uint32(1)).astype(bool),
+        enemy_phase=((enemy_hash >> np.uint32(1)) & np.uint32(7)).astype(np.int64),
+    )
+
+
+def enemy_homes(window: MapWindow, thresholds: np.ndarray) -> np.ndarray:
+    """bool (B, h, w): tiles that are enemy homes for per-world `thresholds` (B,).
+
+    A home needs its whole patrol line walkable, so tiles on the window's border (whose
+    neighbours are outside the window) are never homes: callers keep a margin of two tiles.
+    """
+    walkable = WALKABLE[window.terrain]
+    line_free = np.zeros_like(walkable)
+    inner = walkable[:, 1:-1, 1:-1]
+    vertical_free = walkable[:, :-2, 1:-1] & walkable[:, 2:, 1:-1]
+    horizontal_free = walkable[:, 1:-1, :-2] & walkable[:, 1:-1, 2:]
+    line_free[:, 1:-1, 1:-1] = inner & np.where(
+        window.enemy_vertical[:, 1:-1, 1:-1], vertical_free, horizontal_free
+    )
+    return line_free & (window.enemy_draw < thresholds[:, None, None])
+
+
+def patrol_offsets(steps: np.ndarray, phases: np.ndarray) -> np.ndarray:
+    """Offset of each enemy along its patrol line at step `steps` (arrays broadcast)."""
+    return PATROL[(steps + phases) % len(PATROL)]
+
+
+def _patrol_cells(window: MapWindow, homes: np.ndarray) -> np.ndarray:
+    """bool: every tile some enemy of `homes` can ever stand on (home and both line neighbours)."""
+    vertical = homes & window.enemy_vertical
+    horizontal = homes & ~window.enemy_vertical
+    cells = homes.copy()
+    cells[:, :-1, :] |= vertical[:, 1:, :]
+    cells[:, 1:, :] |= vertical[:, :-1, :]
+    cells[:, :, :-1] |= horizontal[:, :, 1:]
+    cells[:, :, 1:] |= horizontal[:, :, :-1]
+    return cells
+
+
+def _walkable_neighbours(walkable: np.ndarray) -> np.ndarray:
+    count = np.zeros(walkable.shape, dtype=np.int8)
+    count[:, 1:, :] += walkable[:, :-1, :]
+    count[:, :-1, :] += walkable[:, 1:, :]
+    count[:, :, 1:] += walkable[:, :, :-1]
+    count[:, :, :-1] += walkable[:, :, 1:]
+    return count
+
+
+def safe_start_mask(window: MapWindow) -> np.ndarray:
+    """bool: tiles where a player may start whatever the events: walkable with two walkable
+    neighbours, never lava, coin or enemy patrol tile at any event level."""
+    walkable = WALKABLE[window.terrain]
+    max_thresholds = np.full(len(walkable), MAX_ENEMY_THRESHOLD, dtype=np.uint8)
+    patrolled = _patrol_cells(window, enemy_homes(window, max_thresholds))
+    return (walkable & (_walkable_neighbours(walkable) >= 2) & ~window.lava_field
+            & (window.coin_draw >= MAX_COIN_THRESHOLD) & ~patrolled)
+
+
+_START_RADIUS = 12
+_START_SIDE = 2 * _START_RADIUS + 1
+_START_TRIES = 64
+# Tiles of a search square sorted by distance from its centre: the first safe one wins.
+_START_OFFSETS = np.stack(np.meshgrid(np.arange(_START_SIDE), np.arange(_START_SIDE), indexing="ij"),
+                          -1).reshape(-1, 2) - _START_RADIUS  # (tiles, 2) as (dy, dx)
+_START_PRIORITY = np.abs(_START_OFFSETS).sum(1) * len(_START_OFFSETS) + np.arange(len(_START_OFFSETS))
+
+
+def start_tiles(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) int64 (B,): the safe tile nearest to the origin of each world (see safe_start_mask).
+
+    Searches squares of 25x25 tiles, the first around (0, 0), then further east along the x axis
+    (a whole square of water or rock is rare, so more than one try almost never happens).
+    """
+    x = np.zeros(len(key), dtype=np.int64)
+    y = np.zeros(len(key), dtype=np.int64)
+    pending = np.arange(len(key))
+    for attempt in range(_START_TRIES):
+        centre_x = np.full(len(pending), attempt * _START_SIDE, dtype=np.int64)
+        centre_y = np.zeros(len(pending), dtype=np.int64)
+        # One extra tile of margin on each side so patrol lines just outside the square count.
+        window = map_window(key[pending], centre_x - _START_RADIUS - 2, centre_y - _START_RADIUS - 2,
+                            _START_SIDE + 4, _START_SIDE + 4)
+        safe = safe_start_mask(window)[:, 2:-2, 2:-2].reshape(len(pending), -1)
+        best = np.where(safe, _START_PRIORITY[None, :], _START_PRIORITY.max() + 1).argmin(axis=1)
+        found = safe[np.arange(len(pending)), best]
+        x[pending[found]] = centre_x[found] + _START_OFFSETS[best[found], 1]
+        y[pending[found]] = centre_y[found] + _START_OFFSETS[best[found], 0]
+        pending = pending[~found]
+        if pending.size == 0:
+            return x, y
+    raise RuntimeError(f"no safe start tile found for {pending.size} world(s) after {_START_TRIES} tries")
