@@ -127,7 +127,7 @@ def test_run_follows_schedule_and_scripted_actions_and_feeds_sinks(game):
     app, world = game
     images = []
     app.frame_sinks.append(images.append)
-    app.run(frames=4, actions=iter([9, 4, 2, 3]), schedule={0: "ignored here", 2: "night falls"})
+    app.run(frames=4, actions=iter([4, 2, 3]), schedule={0: "ignored here", 2: "night falls"})
     assert world.steps == [(4, None), (2, "night falls"), (3, None)]
     assert len(images) == 4 and images[0].shape == (*app.layout.window_size[::-1], 3)
 

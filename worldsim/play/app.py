@@ -87,15 +87,16 @@ class PlayApp:
             schedule: Mapping[int, str] | None = None) -> None:
         """Tick until the player quits or `frames` ticks have passed.
 
-        `actions` replaces the keyboard (scripted play); `schedule` maps a frame index to an event
-        text requested just before that frame is generated (frame 0 is the reset event).
+        `actions` replaces the keyboard (scripted play): one is drawn for each step, none for a
+        reset; `schedule` maps a tick index to an event text requested just before that tick
+        (tick 0 shows the reset frame, so its event is the session's start event instead).
         """
         schedule = dict(schedule or {})
         tick_index = 0
         while frames is None or tick_index < frames:
             if tick_index > 0 and tick_index in schedule:
                 self.session.request_event(schedule[tick_index])
-            action = next(actions) if actions is not None else None
+            action = next(actions) if actions is not None and self.session.will_step else None
             if not self.tick(action):
                 break
             tick_index += 1

@@ -138,8 +138,8 @@ def _action_source(spec: str | None, num_actions: int, frames: int | None, seed:
         actions = load_actions(spec, num_actions)
     except ValueError as error:
         raise PlayError(str(error)) from error
-    if frames is not None and len(actions) < frames:
-        raise PlayError(f"{spec} holds {len(actions)} actions but --frames asks for {frames}")
+    if frames is not None and len(actions) < frames - 1:  # one action after each frame but the last
+        raise PlayError(f"{spec} holds {len(actions)} actions but --frames {frames} needs {frames - 1}")
     return iter(actions.tolist())
 
 
@@ -181,6 +181,10 @@ def _play(args: argparse.Namespace) -> int:
     from worldsim.play.app import NoDisplayError, PlayApp
     from worldsim.play.video import open_video
 
+    try:  # before the (slow) world loading: a bad --video fails at once; the file appears at the end
+        video = open_video(args.video, args.fps) if args.video else None
+    except ValueError as error:
+        raise PlayError(f"--video: {error}") from error
     worlds = build_worlds(args)
     schedule = _checked_schedule(args, worlds)
     actions = _action_source(args.actions, worlds[0].num_actions, args.frames, args.seed)
@@ -189,13 +193,9 @@ def _play(args: argparse.Namespace) -> int:
         app = PlayApp(session, scale=args.scale, fps=args.fps, headless=args.headless)
     except NoDisplayError as error:
         raise PlayError(str(error)) from error
-    recorder = video = None
+    recorder = None
     try:
-        if args.video:
-            try:
-                video = open_video(args.video, args.fps)
-            except ValueError as error:
-                raise PlayError(f"--video: {error}") from error
+        if video is not None:
             app.frame_sinks.append(video.add)
         if args.record:
             recorder = _make_recorder(args.record, worlds, schedule, args)

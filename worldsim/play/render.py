@@ -91,8 +91,8 @@ class Renderer:
         top = self.layout.hud_top
         pygame.draw.rect(self.surface, HUD_BACKGROUND, (0, top, width, height - top))
         y = top + PADDING
-        stats = (f"FPS {hud.fps:4.1f}    model {hud.model_ms:5.1f} ms/frame    "
-                 f"step {hud.step}    episode {hud.episode}    return {hud.returns[0]:+g}")
+        stats = (f"FPS {hud.fps:4.1f}   model {hud.model_ms:4.1f} ms/frame   "
+                 f"step {hud.step}   ep {hud.episode}   return {hud.returns[0]:+g}")
         self._text(stats, (PADDING, y), TEXT)
         y += LINE_HEIGHT
         if hud.text_box is not None:
@@ -105,7 +105,7 @@ class Renderer:
         elif hud.text_box is not None:
             self._text("Enter applies the event   Esc cancels", (PADDING, y), DIM)
         else:
-            self._text("H help   T type an event   1-9 example events   P pause   R reset", (PADDING, y), DIM)
+            self._text("H help   T event   1-9 examples   P pause   R reset   Esc quit", (PADDING, y), DIM)
 
     @staticmethod
     def _event_line(hud: Hud) -> str:

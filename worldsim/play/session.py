@@ -110,6 +110,11 @@ class GameSession:
         for listener in self.listeners:
             listener.on_reset(self.frames[0], self.event, self.episode)
 
+    @property
+    def will_step(self) -> bool:
+        """Whether the next tick advances the worlds with an action (not a reset, not paused)."""
+        return bool(self.frames) and not self._episode_over and not (self.paused or self.help_visible)
+
     def tick(self, action: int | None = None) -> bool:
         """Advance every world by one frame unless paused; returns whether a frame was produced.
 
