@@ -47,13 +47,13 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--size", type=_positive_int, default=64,
                         help="frame height and width in pixels (default: 64)")
-    parser.add_argument("--shard-frames", type=_positive_int, default=4096,
-                        help="frames per shard (default: 4096)")
-    parser.add_argument("--envs-per-shard", type=_positive_int, default=16,
+    parser.add_argument("--shard-frames", type=_positive_int, default=8192,
+                        help="frames per shard (default: 8192)")
+    parser.add_argument("--envs-per-shard", type=_positive_int, default=8,
                         help="envs stepped together per shard; each shard holds that many "
-                             "trajectories (default: 16)")
+                             "trajectories of shard-frames/envs-per-shard frames (default: 8)")
     parser.add_argument("--no-compress", action="store_true",
-                        help="store shards uncompressed (faster to write, ~10x larger)")
+                        help="store shards uncompressed (faster to write, ~20x larger)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_generate)
 

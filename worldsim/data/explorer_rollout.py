@@ -25,8 +25,8 @@ class GenerateConfig:
     frames: int
     seed: int = 0
     size: int = 64  # frames are size x size RGB
-    shard_frames: int = 4096
-    envs_per_shard: int = 16  # a shard holds envs_per_shard trajectories of shard_frames/envs frames
+    shard_frames: int = 8192
+    envs_per_shard: int = 8  # a shard holds envs_per_shard trajectories of shard_frames/envs frames
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     compress: bool = True
 
@@ -93,13 +93,11 @@ def rollout_shard(
     length = config.shard_length(index)
     num_envs = min(config.envs_per_shard, length)
     steps = -(-length // num_envs)
-    policy_seed, env_seed = np.random.SeedSequence([config.seed, index]).spawn(2)
-    env_rng = np.random.default_rng(env_seed)
+    policy_rng, env_rng = shard_rngs(config, index)
     table = explorer_event_table()
-    policy = ExplorationPolicy(num_envs, NUM_ACTIONS, table.texts_by_type, config.policy,
-                               np.random.default_rng(policy_seed))
-    sim = ExplorerBatch(num_envs, ExplorerConfig(size=config.size), seed=_new_seeds(env_rng, 1)[0])
-    sim.reset(_new_seeds(env_rng, num_envs))
+    policy = ExplorationPolicy(num_envs, NUM_ACTIONS, table.texts_by_type, config.policy, policy_rng)
+    sim = ExplorerBatch(num_envs, ExplorerConfig(size=config.size))
+    sim.reset(new_episode_seeds(env_rng, num_envs))
     buffers = _TrajectoryBuffers(num_envs, steps, (config.size, config.size, 3))
     progress = _ProgressReporter(on_frames, num_envs, length)
     for t in range(steps):
@@ -112,7 +110,7 @@ def rollout_shard(
         buffers.put(t, frames, decided.actions, decided.events, rewards, terminated)
         done = terminated | decided.truncate
         if done.any():  # the next frame of these envs starts a new episode
-            sim.reset(_new_seeds(env_rng, num_envs), mask=done)
+            sim.reset(new_episode_seeds(env_rng, num_envs), mask=done)
             policy.start_episodes(done)
             buffers.mark_episode_starts(t + 1, done)
         progress.after_step(t + 1)
@@ -120,8 +118,15 @@ def rollout_shard(
     return buffers.shard(length, first_episode=index * config.shard_frames)
 
 
-def _new_seeds(rng: np.random.Generator, count: int) -> np.ndarray:
-    return rng.integers(0, 2**31 - 1, size=count, dtype=np.int64)
+def shard_rngs(config: GenerateConfig, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent random streams of shard `index`: (policy decisions, episode map seeds)."""
+    policy_seed, env_seed = np.random.SeedSequence([config.seed, index]).spawn(2)
+    return np.random.default_rng(policy_seed), np.random.default_rng(env_seed)
+
+
+def new_episode_seeds(rng: np.random.Generator, num_envs: int) -> np.ndarray:
+    """One fresh map seed per env (only the rows being reset use theirs)."""
+    return rng.integers(0, 2**31 - 1, size=num_envs, dtype=np.int64)
 
 
 class _ProgressReporter:

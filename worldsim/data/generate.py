@@ -11,8 +11,9 @@ import fcntl
 import functools
 import multiprocessing
 import queue
+import signal
 import traceback
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -50,17 +51,27 @@ def generate(
     out = Path(out)
     with _exclusive(out):
         manifest = _start_or_resume(out, config, workers)
-        done = {shard.index for shard in manifest.shards}
-        todo = [index for index in range(config.num_shards) if index not in done]
-        with tqdm(total=config.frames, initial=manifest.num_frames, unit="frame",
-                  desc="generate", disable=not progress, smoothing=0.1) as bar:
-            for record in _produce(out, config, todo, workers, bar.update):
-                manifest = manifest.with_shard(record)
-                save_manifest(out, manifest)
-                if on_shard is not None:
-                    on_shard(record)
+        manifest = _add_missing_shards(out, config, manifest, workers, progress, on_shard)
         save_manifest(out, replace(manifest, complete=True))
     return Dataset(out)
+
+
+def _add_missing_shards(
+    out: Path, config: GenerateConfig, manifest: Manifest, workers: int, progress: bool,
+    on_shard: Callable[[ShardRecord], None] | None,
+) -> Manifest:
+    done = {shard.index for shard in manifest.shards}
+    todo = [index for index in range(config.num_shards) if index not in done]
+    bar = tqdm(total=config.frames, initial=manifest.num_frames, unit="frame", desc="generate",
+               disable=not progress, smoothing=0.1)
+    # closing(): the workers stop as soon as anything goes wrong here, not whenever GC runs
+    with bar, closing(_produce(out, config, todo, workers, bar.update)) as records:
+        for record in records:
+            manifest = manifest.with_shard(record)
+            save_manifest(out, manifest)
+            if on_shard is not None:
+                on_shard(record)
+    return manifest
 
 
 @contextmanager
@@ -171,6 +182,7 @@ def _next_message(results: Any, processes: list) -> tuple[str, Any]:
 
 
 def _worker_main(out: Path, config: GenerateConfig, tasks: Any, results: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent, which stops us
     report = functools.partial(_put_progress, results)
     try:
         while (index := tasks.get()) is not None:

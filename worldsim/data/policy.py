@@ -23,7 +23,7 @@ class PolicyConfig:
     still_prob: float = 0.15  # chance that the next choice is standing still
     still_frames: Range = (8, 60)  # how long a stretch of standing still lasts
     event_every: Range | None = (30, 300)  # frames between event switches; None = no events
-    episode_frames: Range | None = (500, 3000)  # episodes are cut (reset) after this; None = never
+    episode_frames: Range | None = (300, 1500)  # episodes are cut (reset) after this; None = never
     noop_action: int = 0  # the "stand still" action
 
     def __post_init__(self) -> None:

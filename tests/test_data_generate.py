@@ -1,0 +1,176 @@
+"""Explorer dataset generation: content, determinism across workers, resume after interruption."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldsim.cli import main as worldsim_main
+from worldsim.data import Dataset, DatasetError
+from worldsim.data.explorer_rollout import (
+    GenerateConfig,
+    explorer_event_table,
+    new_episode_seeds,
+    shard_rngs,
+)
+from worldsim.data.format import MANIFEST_NAME
+from worldsim.data.generate import generate
+from worldsim.data.policy import PolicyConfig
+
+explorer = pytest.importorskip("worldsim.envs.explorer")
+
+# 5 shards (the last one partial) of 4 short trajectories each, small frames.
+SMALL = GenerateConfig(frames=440, seed=7, size=16, shard_frames=96, envs_per_shard=4,
+                       policy=PolicyConfig(event_every=(10, 30), episode_frames=(15, 40)))
+
+
+def checksums(path: Path) -> dict[int, str]:
+    return {shard.index: shard.sha256 for shard in Dataset(path).shards}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted single-process run of SMALL."""
+    out = tmp_path_factory.mktemp("gen") / "reference"
+    generate(out, SMALL, workers=1, progress=False)
+    return out
+
+
+def test_generated_dataset_has_the_declared_layout(reference):
+    dataset = Dataset(reference, verify=True)
+    assert dataset.complete and len(dataset) == 440 and dataset.num_shards == 5
+    assert dataset.world == "explorer" and dataset.frame_shape == (16, 16, 3)
+    assert dataset.num_actions == explorer.NUM_ACTIONS
+    assert [s.frames for s in dataset.shards] == [96, 96, 96, 96, 56]
+    assert dataset.manifest["generator"]["seed"] == 7
+
+
+def test_event_texts_are_training_paraphrases_only(reference):
+    dataset = Dataset(reference)
+    texts = set(dataset.event_texts)
+    assert texts == set(explorer.events.training_texts())
+    assert not texts & set(explorer.events.eval_texts())
+    used = np.unique(np.concatenate([s.events for s in dataset.iter_shards()]))
+    assert used[0] == -1 and len(used) > 5  # several distinct paraphrases were sampled
+
+
+def test_episodes_are_unique_and_events_persist_between_switches(reference):
+    dataset = Dataset(reference)
+    episode_sets = [set(np.unique(shard.episode)) for shard in dataset.iter_shards()]
+    all_ids = set().union(*episode_sets)
+    assert len(all_ids) == sum(len(ids) for ids in episode_sets)  # no id shared across shards
+    for shard in dataset.iter_shards():
+        starts = np.flatnonzero(np.diff(shard.episode)) + 1
+        # every episode opens without an event, and events only change at switches (>= 10 apart)
+        assert (shard.events[starts] == -1).all() and shard.events[0] == -1
+        episodes = np.split(shard.events, starts)
+        for events in episodes:
+            changes = np.flatnonzero(np.diff(events)) + 1
+            assert (np.diff(changes) >= 10).all()
+
+
+def test_frames_actions_and_events_align_with_a_replay(reference):
+    """Replay shard 0's first trajectory in a fresh Explorer from its stored actions and events:
+    frame i is rendered before actions[i]; rewards[i] and terminated[i] are what actions[i] gave."""
+    shard = Dataset(reference).load_shard(0)
+    table = explorer_event_table()
+    seeds = new_episode_seeds(shard_rngs(SMALL, 0)[1], SMALL.envs_per_shard)
+    sim = explorer.ExplorerBatch(SMALL.envs_per_shard, explorer.ExplorerConfig(size=SMALL.size))
+    sim.reset(seeds)
+    episode = np.flatnonzero(shard.episode == shard.episode[0])
+    assert len(episode) >= 15
+    previous_event = -1
+    for i in episode:
+        if shard.events[i] != previous_event:
+            event_type = next(t for t, ids in zip(table.types, table.texts_by_type)
+                              if shard.events[i] in ids)
+            sim.apply_events([event_type] + [None] * (SMALL.envs_per_shard - 1))
+            previous_event = shard.events[i]
+        np.testing.assert_array_equal(sim.render()[0], shard.frames[i], err_msg=f"frame {i}")
+        rewards, terminated = sim.step(np.array([shard.actions[i]] + [0] * (SMALL.envs_per_shard - 1)))
+        assert (rewards[0], terminated[0]) == (shard.rewards[i], shard.terminated[i])
+
+
+def test_two_workers_give_identical_shards(reference, tmp_path):
+    generate(tmp_path / "parallel", SMALL, workers=2, progress=False)
+    assert checksums(tmp_path / "parallel") == checksums(reference)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupted_generation_resumes_to_the_same_content(reference, tmp_path, workers):
+    out = tmp_path / "resumed"
+    committed = []
+
+    def stop_after_two(record):
+        committed.append(record.index)
+        if len(committed) == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        generate(out, SMALL, workers=workers, progress=False, on_shard=stop_after_two)
+    partial = Dataset(out, verify=True)
+    assert not partial.complete and partial.num_shards == 2
+    (out / ".shard-00004.npz.tmp-1-deadbeef").write_bytes(b"half a shard")  # a killed writer's leftover
+    generate(out, SMALL, workers=workers, progress=False)
+    assert checksums(out) == checksums(reference)
+    assert Dataset(out, verify=True).complete
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+
+
+def test_resume_with_other_settings_is_refused(reference, tmp_path):
+    out = tmp_path / "copy"
+    out.mkdir()
+    for path in reference.iterdir():
+        (out / path.name).write_bytes(path.read_bytes())
+    other_seed = GenerateConfig(**{**SMALL.__dict__, "seed": 8})
+    with pytest.raises(DatasetError, match="generated with seed=7, not 8"):
+        generate(out, other_seed, progress=False)
+    assert checksums(out) == checksums(reference)
+
+
+def test_killed_cli_run_resumes(tmp_path):
+    """SIGKILL a real `worldsim data generate` mid-run, then rerun the same command."""
+    def command(out: Path) -> list[str]:
+        return ["data", "generate", "--world", "explorer", "--frames", "2000", "--seed", "3",
+                "--size", "16", "--shard-frames", "96", "--envs-per-shard", "4", "--quiet",
+                "--out", str(out)]
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "worldsim.cli", *command(out)],
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        manifest = out / MANIFEST_NAME
+        if manifest.exists() and json.loads(manifest.read_text())["shards"]:
+            break
+        time.sleep(0.005)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed = Dataset(out, verify=True)
+    assert not killed.complete and 0 < len(killed) < 2000
+    assert worldsim_main(command(out)) == 0
+    assert worldsim_main(command(tmp_path / "uninterrupted")) == 0
+    assert checksums(out) == checksums(tmp_path / "uninterrupted")
+    assert Dataset(out, verify=True).complete
+
+
+def test_cli_info_summarises_and_verifies(reference, capsys):
+    assert worldsim_main(["data", "info", str(reference), "--verify"]) == 0
+    text = capsys.readouterr().out
+    assert "440 in" in text and "5 shards" in text and "all verified" in text
+    assert worldsim_main(["data", "info", str(reference), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames"] == 440 and sum(summary["action_counts"]) == 440
+    assert summary["no_event_frames"] + sum(summary["event_frames"].values()) == 440
