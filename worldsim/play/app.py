@@ -80,7 +80,7 @@ class PlayApp:
         if self.headless:
             self._print_new_message()
         if not self.headless:
-            self.clock.tick(self.fps)  # the model's pace, capped: a fast world stays playable
+            self.clock.tick(self.fps)  # caps a fast world so it stays playable; 0 = no cap
         return True
 
     def run(self, frames: int | None = None, actions: Iterator[int] | None = None,

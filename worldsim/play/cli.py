@@ -37,12 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view = parser.add_argument_group("window")
     view.add_argument("--scale", type=int, default=8, help="pixels per world pixel (nearest-neighbour)")
     view.add_argument("--fps", type=float, default=DEFAULT_FPS,
-                      help="frame-rate cap; a slower model plays at its own pace")
+                      help="frame-rate cap (0: as fast as the world runs); a slower model plays at its "
+                           "own pace. Also the video's frame rate (15 when 0)")
     output = parser.add_argument_group("output")
     output.add_argument("--record", metavar="DIR", default=None,
                         help="save the session as a dataset (DESIGN §5) in this new folder")
     output.add_argument("--video", metavar="OUT.gif|OUT.mp4", default=None,
                         help="write what the window shows (MP4 needs ffmpeg on PATH)")
+    output.add_argument("--screenshot", metavar="OUT.png", default=None,
+                        help="save the window as a PNG when the session ends")
     auto = parser.add_argument_group("automation")
     auto.add_argument("--headless", action="store_true", help="no window (SDL dummy driver); needs --frames")
     auto.add_argument("--frames", type=int, default=None, help="stop after this many frames")
@@ -87,8 +90,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise PlayError(f"--frames must be positive, got {args.frames}")
     if args.scale < 1:
         raise PlayError(f"--scale must be at least 1, got {args.scale}")
-    if args.fps <= 0:
-        raise PlayError(f"--fps must be positive, got {args.fps}")
+    if args.fps < 0:
+        raise PlayError(f"--fps must be 0 (no cap) or positive, got {args.fps}")
     if args.steps is not None and args.steps < 1:
         raise PlayError(f"--steps must be at least 1, got {args.steps}")
     if args.compare and args.world == "real":
@@ -182,7 +185,7 @@ def _play(args: argparse.Namespace) -> int:
     from worldsim.play.video import open_video
 
     try:  # before the (slow) world loading: a bad --video fails at once; the file appears at the end
-        video = open_video(args.video, args.fps) if args.video else None
+        video = open_video(args.video, args.fps or DEFAULT_FPS) if args.video else None
     except ValueError as error:
         raise PlayError(f"--video: {error}") from error
     worlds = build_worlds(args)
@@ -201,6 +204,8 @@ def _play(args: argparse.Namespace) -> int:
             recorder = _make_recorder(args.record, worlds, schedule, args)
             session.listeners.append(recorder)
         _run_until_done(app, args.frames, actions, schedule)
+        if args.screenshot:
+            app.screenshot(args.screenshot)
     except BaseException:
         if recorder is not None:
             recorder.close(complete=False)  # keep what was recorded, but not as a finished dataset
