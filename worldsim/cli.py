@@ -9,6 +9,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "worldsim.data.cli",
     "worldsim.play.cli",
+    "worldsim.training.cli",
 )
 
 

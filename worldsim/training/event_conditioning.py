@@ -13,7 +13,7 @@ from torch import Tensor
 
 from worldsim.model import EventEncoder, Tokenizer
 
-__all__ = ["EventVocabulary", "training_texts_for", "encode_event_ids"]
+__all__ = ["EventVocabulary", "training_texts_for", "embed_texts", "encode_event_ids"]
 
 
 def _explorer_paraphrases(text: str) -> list[str] | None:
@@ -71,14 +71,14 @@ def training_texts_for(dataset_texts: list[str], world: str) -> list[str]:
     return texts
 
 
-def encode_event_ids(event_ids: Tensor, vocabulary: EventVocabulary, tokenizer: Tokenizer,
-                     encoder: EventEncoder, drop_prob: float = 0.0) -> Tensor:
-    """Event ids `[B, F]` → event vectors `[B, F, E]` (zeros for "no event" and dropped rows).
+def embed_texts(texts: list[str], index: Tensor, tokenizer: Tokenizer, encoder: EventEncoder,
+                drop_prob: float = 0.0) -> Tensor:
+    """Distinct texts + an index `[B, F]` into them (-1 = none) → event vectors `[B, F, E]`.
 
-    Gradients flow into `encoder` unless the caller runs this under `torch.no_grad()`.
+    Rows are dropped to "no event" (zeros) with probability `drop_prob`. Gradients flow into
+    `encoder` unless the caller runs this under `torch.no_grad()`.
     """
-    batch, frames = event_ids.shape
-    texts, index = vocabulary.sample_texts(event_ids)
+    batch, frames = index.shape
     device = encoder.position_embed.device
     dim = encoder.config.dim
     if not texts:
@@ -91,3 +91,10 @@ def encode_event_ids(event_ids: Tensor, vocabulary: EventVocabulary, tokenizer: 
         keep = (torch.rand(batch, device=device) >= drop_prob).to(events.dtype)
         events = events * keep[:, None, None]
     return events
+
+
+def encode_event_ids(event_ids: Tensor, vocabulary: EventVocabulary, tokenizer: Tokenizer,
+                     encoder: EventEncoder, drop_prob: float = 0.0) -> Tensor:
+    """Dataset event ids `[B, F]` → vectors `[B, F, E]` of random training paraphrases."""
+    texts, index = vocabulary.sample_texts(event_ids)
+    return embed_texts(texts, index, tokenizer, encoder, drop_prob)

@@ -391,11 +391,13 @@ def reward_loss(
     reward_class: Tensor,
     done: Tensor,
     class_weights: Tensor | None = None,
+    done_pos_weight: Tensor | None = None,
 ) -> Tensor:
     """Cross-entropy over reward classes (−1/0/+1 as 0/1/2) plus termination BCE, a scalar.
 
-    `class_weights` (`[3]`) counter the rarity of non-zero rewards.
+    `class_weights` (`[3]`) and `done_pos_weight` (a scalar tensor) counter the rarity of non-zero
+    rewards and of terminations.
     """
     reward_term = F.cross_entropy(reward_logits, reward_class, weight=class_weights)
-    done_term = F.binary_cross_entropy_with_logits(done_logit, done.float())
+    done_term = F.binary_cross_entropy_with_logits(done_logit, done.float(), pos_weight=done_pos_weight)
     return reward_term + done_term

@@ -3,7 +3,7 @@
 A stage (one module per stage) builds its models, optimizers and data and implements `Stage`:
 one optimisation step per `train_step(step)`. `train` does everything around it: resume from the
 newest checkpoint, learning-rate warm-up, bf16 autocast, the progress bar (loss and rate), the CSV
-log, atomic checkpoints every `checkpoint_every` steps, and finally `stage.finish(out/final)` plus
+log, atomic checkpoints every `checkpoint_every` steps, and finally `stage.finish(out/final, summary)` plus
 `out/summary.json` (steps, wall time, throughput, first/last losses) for the recipe's model card.
 
 Exact resume: a checkpoint holds every changing tensor (modules, EMA copies, optimizers) and every
@@ -57,7 +57,7 @@ class Stage(Protocol):
     def train_step(self, step: int) -> dict[str, float]:
         """One optimisation step; returns metrics, at least `loss`."""
 
-    def finish(self, out_dir: Path) -> None:
+    def finish(self, out_dir: Path, summary: "TrainSummary") -> None:
         """Write the stage's result (called on rank 0 after the last step)."""
 
 
@@ -205,7 +205,7 @@ def _finish(stage: Stage, config: TrainConfig, out_dir: Path, context: Distribut
         first_loss=_mean_loss(rows[:head]), last_loss=_mean_loss(rows[-head:]), out_dir=str(out_dir),
     )
     if context.is_main:
-        stage.finish(out_dir / "final")
+        stage.finish(out_dir / "final", summary)
         # strict JSON has no NaN: a loss that was never logged is null
         atomic_write_json(out_dir / "summary.json",
                           {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.__dict__.items()})

@@ -1,0 +1,50 @@
+"""Stage `ar-teacher` (DESIGN §7.3): a teacher-forcing autoregressive diffusion model.
+
+The layout is `[clean frames ; noisy frames]`: noisy frame f sees the clean frames before it and
+itself, each noisy frame at its own noise level, and the loss is weighted by a bell over the
+noise level (`logit_normal_weight`). This is the teacher whose ODE map a causal student can
+actually learn (a bidirectional teacher's target would depend on future frames the student never
+sees), so `causal-cd` distils from it. Trained like the bidirectional `teacher`, from whose world
+it starts by default; the same network then also works with a diffusion-forcing sampler.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldsim.model import flow
+from worldsim.training import losses
+from worldsim.training.batches import ModelBatch
+from worldsim.training.config import ConfigError
+from worldsim.training.teacher import FlowMatchingConfig, FlowMatchingStage
+
+__all__ = ["ARTeacherConfig", "ARTeacherStage"]
+
+
+@dataclass
+class ARTeacherConfig(FlowMatchingConfig):
+    # Small noise on the clean context makes the teacher robust to its own imperfect frames.
+    context_noise: float = 0.0  # max sigma of the context frames (0 = exactly clean)
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.context_noise < 1.0:
+            raise ConfigError(f"context_noise must be in [0, 1), got {self.context_noise}")
+
+
+class ARTeacherStage(FlowMatchingStage):
+    name = "ar-teacher"
+    role = "teacher-forcing autoregressive teacher (for causal-cd)"
+
+    def velocity(self, batch: ModelBatch, noisy: Tensor, sigma: Tensor, events: Tensor) -> Tensor:
+        clean, clean_sigma = batch.latents, None
+        if self.config.context_noise > 0:
+            clean_sigma = self.config.context_noise * torch.rand_like(sigma)
+            clean = flow.add_noise(batch.latents, torch.randn_like(batch.latents), clean_sigma)
+        return self.transformer.forward_teacher_forcing(clean, noisy, sigma, batch.actions, events,
+                                                        clean_sigma=clean_sigma)
+
+    def frame_weight(self, sigma: Tensor) -> Tensor:
+        return losses.logit_normal_weight(sigma)

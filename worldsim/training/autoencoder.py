@@ -1,0 +1,107 @@
+"""Stage `autoencoder` (DESIGN §6.1, §7.1): the frame autoencoder, trained first and then frozen.
+
+Creates a new world of the chosen size for the dataset's frames, trains its autoencoder on
+single frames with `reconstruction_loss` (L1 + L2 + an edge term that keeps tile borders sharp),
+then sets `latent_scale` from the data so the transformer sees unit-variance latents, and
+reports the reconstruction PSNR on frames drawn with a separate seed (a quick check, not a
+held-out score: `worldsim eval` measures on held-out data).
+The rest of the world (transformer, event encoder, reward model) is freshly initialised here and
+trained by the later stages; the event tokenizer is built from the training texts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from worldsim.model import to_pixels
+from worldsim.training import losses
+from worldsim.training.batches import ClipStream
+from worldsim.training.common import StageConfig, open_dataset, save_world, world_config_for
+from worldsim.training.config import ConfigError
+from worldsim.training.distributed import DistributedContext
+from worldsim.training.event_conditioning import training_texts_for
+from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
+
+__all__ = ["AutoencoderConfig", "AutoencoderStage"]
+
+
+@dataclass
+class AutoencoderConfig(StageConfig):
+    size: str = "small"  # world preset: tiny | small | base
+    steps: int = 4000
+    batch_size: int = 32
+    lr: float = 1e-3
+    edge_weight: float = 0.5
+    scale_frames: int = 512  # frames used to fit latent_scale
+    eval_frames: int = 256  # frames for the reported PSNR
+
+    def validate(self) -> None:
+        super().validate()
+        if self.scale_frames <= 1 or self.eval_frames <= 0:
+            raise ConfigError("scale_frames must be > 1 and eval_frames positive")
+
+
+class AutoencoderStage:
+    name = "autoencoder"
+
+    def __init__(self, config: AutoencoderConfig, context: DistributedContext):
+        from worldsim.world import WorldModel
+
+        self.config, self.context = config, context
+        self.dataset = open_dataset(config.data)
+        height, width, _ = self.dataset.frame_shape
+        if height != width:
+            raise ConfigError(f"{config.data}: frames must be square, got {height}x{width}")
+        world_config = world_config_for(config.size, height)
+        if world_config.num_actions != self.dataset.num_actions:
+            world_config = world_config.with_overrides({
+                "num_actions": self.dataset.num_actions,
+                "transformer.num_actions": self.dataset.num_actions,
+                "reward.num_actions": self.dataset.num_actions,
+            })
+        texts = training_texts_for(self.dataset.event_texts, self.dataset.world)
+        self.world = WorldModel.create(world_config, event_texts=texts, seed=config.seed, device=str(context.device))
+        self.world.metadata["data"] = {"path": str(config.data), "world": self.dataset.world,
+                                       "frames": len(self.dataset)}
+        self.autoencoder = self.world.autoencoder.train()
+        self.optimizer = make_adamw(self.autoencoder.parameters(), config)
+        self.frames = ClipStream(self.dataset, 1, config.batch_size, config.seed, context.rank)
+        self.samples_per_step = config.batch_size
+
+    def modules(self):
+        return {"autoencoder": self.autoencoder}
+
+    def optimizers(self):
+        return {"autoencoder": self.optimizer}
+
+    def _pixels(self, clip) -> torch.Tensor:
+        return to_pixels(clip.frames, device=self.context.device)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        pixels = self._pixels(self.frames.batch(step))
+        recon = self.autoencoder.decode(self.autoencoder.encode(pixels))
+        loss = losses.reconstruction_loss(recon, pixels, self.config.edge_weight)
+        optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
+        return {"loss": loss.item(), "psnr": losses.psnr(recon.detach().clamp(-1, 1), pixels).mean().item()}
+
+    def _sample_pixels(self, count: int, seed: int) -> torch.Tensor:
+        clips = self.dataset.clips(1, count, seed=seed)
+        return self._pixels(next(clips))
+
+    @torch.no_grad()
+    def evaluate_psnr(self, pixels: torch.Tensor) -> float:
+        self.autoencoder.eval()
+        values = [losses.psnr(self.autoencoder.decode(self.autoencoder.encode(part)).clamp(-1, 1), part)
+                  for part in pixels.split(64)]
+        return torch.cat(values).mean().item()
+
+    def finish(self, out_dir: Path, summary: TrainSummary) -> None:
+        self.autoencoder.eval()
+        # separate seeds from the training order's (but the same dataset)
+        scale = self.autoencoder.fit_latent_scale(self._sample_pixels(self.config.scale_frames, 10**9 + 7))
+        psnr = self.evaluate_psnr(self._sample_pixels(self.config.eval_frames, 10**9 + 9))
+        self.world.metadata["autoencoder_psnr_db"] = round(psnr, 3)
+        save_world(self.world, out_dir, summary, psnr_db=round(psnr, 3),
+                   latent_scale=[round(v, 5) for v in scale.tolist()])

@@ -1,0 +1,113 @@
+"""Stage `causal-cd` (DESIGN §7.4): Causal Forcing++ — causal consistency distillation.
+
+The student starts as a copy of the AR teacher and learns to jump from any noise level straight
+to the end of the teacher's ODE, so that it can sample in 2 (first frame: 4) steps. Per frame,
+pick adjacent levels (t, t') of an N-step grid (N = 48 puts the 2- and 4-step sampling levels on
+grid points); noise the real clip to t; one no-grad Euler step of the frozen AR teacher (with
+classifier-free guidance on the event) gives x_{t'}; the target is the x0 that an EMA copy of the
+student predicts at (x_{t'}, t'); the loss is the MSE between the student's x0 at (x_t, t) and
+the target. Teacher, student and target all see the real clean prefix (teacher-forcing layout),
+exactly the context a causal sampler gives them.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from worldsim.model import flow
+from worldsim.training import losses
+from worldsim.training.batches import ClipStream, to_model_batch
+from worldsim.training.common import StageConfig, freeze, load_world, open_dataset, save_world
+from worldsim.training.config import ConfigError
+from worldsim.training.distributed import DistributedContext
+from worldsim.training.ema import ema_copy, ema_update
+from worldsim.training.event_conditioning import EventVocabulary, encode_event_ids
+from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
+
+__all__ = ["CausalCDConfig", "CausalCDStage"]
+
+
+@dataclass
+class CausalCDConfig(StageConfig):
+    clip_frames: int = 16
+    steps: int = 10000
+    batch_size: int = 16
+    lr: float = 5e-5
+    grid_steps: int = 48
+    guidance: float = 1.5  # classifier-free guidance of the teacher on the event condition
+    ema_decay: float = 0.99  # the target network's decay (this stage always keeps an EMA)
+
+    def validate(self) -> None:
+        super().validate()
+        self.require_init("the ar-teacher stage's final world")
+        if self.ema_decay <= 0:
+            raise ConfigError("ema_decay must be > 0: the consistency target is the EMA student")
+        if self.guidance < 0:
+            raise ConfigError(f"guidance must be >= 0, got {self.guidance}")
+
+
+class CausalCDStage:
+    name = "causal-cd"
+
+    def __init__(self, config: CausalCDConfig, context: DistributedContext):
+        self.config, self.context = config, context
+        self.dataset = open_dataset(config.data)
+        self.world = load_world(config.init, context.device)
+        for module in (self.world.autoencoder, self.world.event_encoder, self.world.reward_model):
+            freeze(module)
+        self.student = self.world.transformer.train()
+        self.teacher = freeze(copy.deepcopy(self.student))
+        self.target = ema_copy(self.student)
+        self.optimizer = make_adamw(self.student.parameters(), config)
+        sampling = self.world.config.sampling
+        levels = math.lcm(sampling.num_steps, sampling.first_frame_steps)
+        if config.grid_steps % levels:
+            raise ConfigError(f"grid_steps ({config.grid_steps}) must be a multiple of {levels} so that the "
+                              f"{sampling.num_steps}- and {sampling.first_frame_steps}-step levels are grid points")
+        grid = losses.consistency_grid(config.grid_steps, levels)
+        self.grid = flow.shift_sigma(grid, sampling.sigma_shift).to(context.device)
+        self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
+        self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank)
+        self.samples_per_step = config.batch_size
+
+    def modules(self):
+        return {"student": self.student, "target": self.target}
+
+    def optimizers(self):
+        return {"student": self.optimizer}
+
+    def train_step(self, step: int) -> dict[str, float]:
+        batch = to_model_batch(self.clips.batch(step), self.world.autoencoder, self.world.config.no_action)
+        clean, actions = batch.latents, batch.actions
+        with torch.no_grad():
+            events = encode_event_ids(batch.event_ids, self.vocabulary, self.world.tokenizer, self.world.event_encoder)
+        index = torch.randint(0, self.config.grid_steps, clean.shape[:2], device=clean.device)
+        sigma, sigma_next = self.grid[index], self.grid[index + 1]
+        noisy = flow.add_noise(clean, torch.randn_like(clean), sigma)
+
+        def teacher_velocity(x: Tensor, s: Tensor, conditioned: bool) -> Tensor:
+            return self.teacher.forward_teacher_forcing(clean, x, s, actions, events if conditioned else None)
+
+        def target_x0(x: Tensor, s: Tensor) -> Tensor:
+            return flow.x0_from_velocity(x, s, self.target.forward_teacher_forcing(clean, x, s, actions, events))
+
+        target = losses.consistency_target(teacher_velocity, target_x0, noisy, sigma, sigma_next,
+                                           self.config.guidance)
+        student_x0 = flow.x0_from_velocity(
+            noisy, sigma, self.student.forward_teacher_forcing(clean, noisy, sigma, actions, events))
+        loss = losses.consistency_loss(student_x0, target)
+        grad_norm = optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
+        ema_update(self.target, self.student, self.config.ema_decay)
+        with torch.no_grad():
+            error_to_data = (student_x0 - clean).pow(2).mean().item()
+        return {"loss": loss.item(), "grad_norm": grad_norm, "x0_mse_to_data": error_to_data}
+
+    def finish(self, out_dir: Path, summary: TrainSummary) -> None:
+        self.student.load_state_dict(self.target.state_dict())  # ship the EMA student
+        self.world.metadata["role"] = "few-step causal student (Causal Forcing++)"
+        save_world(self.world, out_dir, summary, grid_steps=self.config.grid_steps, guidance=self.config.guidance)

@@ -1,0 +1,75 @@
+"""`worldsim train STAGE`: run one training stage, or `recipe` for the whole chain."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+_EPILOG = """\
+stages (DESIGN §7), each starting from the previous stage's <out>/final world:
+  autoencoder   frame autoencoder (creates the world; --size tiny|small|base)
+  teacher       bidirectional clip model (real score for DMD)
+  ar-teacher    teacher-forcing autoregressive model (teacher of causal-cd)
+  causal-cd     Causal Forcing++ consistency distillation (few-step causal student)
+  dmd           Self Forcing: distribution matching on the student's own rollouts
+  stream        streaming long tuning with event switches
+  delta         Delta Forcing on top of stream (trust-region weight + continuity variant)
+  rolling       Rolling Forcing: rolling windows with an attention sink
+  reward        reward/termination model
+  recipe        the whole chain; writes a Hub-ready world folder
+
+examples:
+  worldsim train recipe --size tiny --out runs/tiny
+  worldsim train teacher --data data/explorer --set init=runs/ae/final --set steps=2000 --out runs/teacher
+  torchrun --nproc_per_node 8 -m worldsim.cli train dmd --config configs/dmd.toml --resume
+
+A stage killed at any point continues exactly where its last checkpoint left it with --resume.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from worldsim.training.stages import STAGES
+
+    parser = subparsers.add_parser(
+        "train", help="train a world stage by stage, or the whole recipe",
+        description="Train one stage of a world (dataclass config + --set overrides, resumable "
+                    "checkpoints, CSV log, progress bar; bf16 and torchrun DDP on CUDA).",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("stage", choices=[*STAGES, "recipe"], metavar="STAGE", help="stage to run (see below)")
+    parser.add_argument("--config", help="config file (.json or .toml) with any of the stage's keys")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key (dotted for nested keys); repeatable")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--data", help="dataset folder (same as --set data=DIR)")
+    parser.add_argument("--out", help="output folder (default: runs/STAGE)")
+    parser.add_argument("--size", choices=["tiny", "small", "base"],
+                        help="model size (autoencoder and recipe; same as --set size=...)")
+    parser.add_argument("--world", choices=["explorer"], help="recipe: world to generate data from when --data is not given")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from worldsim.training.config import ConfigError
+
+    overrides = list(args.overrides)
+    for key in ("data", "size", "world"):
+        if getattr(args, key) is not None:
+            overrides.insert(0, f"{key}={getattr(args, key)}")
+    out_dir = args.out or f"runs/{args.stage}"
+    try:
+        if args.stage == "recipe":
+            from worldsim.training.recipe import build_recipe_config, run_recipe
+
+            result = run_recipe(build_recipe_config(args.config, overrides), out_dir, resume=args.resume)
+            print(json.dumps({"world": str(result.world_dir), "wall_time_s": result.wall_time_s}, indent=2))
+            return 0
+        from worldsim.training.stages import build_config, run_stage
+
+        config = build_config(args.stage, args.config, overrides)
+        summary = run_stage(args.stage, config, out_dir, resume=args.resume)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        print(f"worldsim train: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary.__dict__, indent=2))
+    return 0

@@ -1,0 +1,119 @@
+"""What the stage modules share: the stage config base, world and dataset I/O, small helpers.
+
+Every stage reads a world folder (`init`, the previous stage's `final/`) and writes one
+(`<out>/final`, via `WorldModel.save_pretrained`), so any stage's result loads with
+`worldsim.load(path)` and the chain can be evaluated stage by stage. The training history (one
+record per stage: steps, wall time, throughput, first and last loss) travels in the world's
+metadata under `"training"`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from worldsim.data import Dataset
+from worldsim.model import WorldConfig
+from worldsim.training.config import ConfigError, TrainConfig
+
+if TYPE_CHECKING:
+    from worldsim.training.trainer import TrainSummary
+    from worldsim.world import WorldModel
+
+__all__ = [
+    "StageConfig",
+    "open_dataset",
+    "load_world",
+    "save_world",
+    "world_config_for",
+    "freeze",
+    "ema_decay_at",
+    "sample_sigma",
+    "parameter_count",
+]
+
+
+@dataclass
+class StageConfig(TrainConfig):
+    """Fields of every stage that trains on a dataset and a world."""
+
+    data: str = ""  # dataset folder
+    init: str = ""  # world folder to start from (the previous stage's <out>/final)
+    ema_decay: float = 0.0  # > 0 keeps an EMA of the trained network and saves it
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.data:
+            raise ConfigError("data: set the dataset folder (--data DIR or --set data=DIR)")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    def require_init(self, what: str) -> None:
+        if not self.init:
+            raise ConfigError(f"init: set the world folder to start from ({what})")
+
+
+def open_dataset(path: str) -> Dataset:
+    return Dataset(path)
+
+
+def load_world(path: str, device: torch.device) -> "WorldModel":
+    """A world folder (or any name `worldsim.load` resolves) on `device`, in training mode."""
+    from worldsim.world import WorldModel
+
+    return WorldModel.from_pretrained(path, device=str(device))
+
+
+def save_world(world: "WorldModel", out_dir: Path, summary: "TrainSummary", **metadata: Any) -> None:
+    """Save `world` with this stage's record appended to its training history."""
+    history = list(world.metadata.get("training", []))
+    history.append({
+        "stage": summary.stage, "steps": summary.steps, "wall_time_s": summary.wall_time_s,
+        "samples_per_s": summary.samples_per_s, "first_loss": summary.first_loss,
+        "last_loss": summary.last_loss, **metadata,
+    })
+    world.metadata["training"] = history
+    world.save_pretrained(out_dir)
+
+
+def world_config_for(size: str, image_size: int) -> WorldConfig:
+    """The `size` preset, resized to the dataset's frames (latents stay image_size / downsample)."""
+    config = WorldConfig.preset(size)
+    if config.image_size == image_size:
+        return config
+    downsample = config.autoencoder.downsample
+    if image_size % downsample:
+        raise ConfigError(f"frames of {image_size} px are not divisible by the autoencoder's {downsample}x downsampling")
+    latent = image_size // downsample
+    return config.with_overrides({
+        "image_size": image_size, "autoencoder.image_size": image_size,
+        "transformer.latent_size": latent, "reward.latent_size": latent,
+    })
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Eval mode, no gradients: a network that is only read (teacher, autoencoder)."""
+    module.eval()
+    module.requires_grad_(False)
+    return module
+
+
+def ema_decay_at(decay: float, step: int) -> float:
+    """EMA decay with warm-up: `min(decay, (1 + step) / (10 + step))`, so short runs still move it."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+def sample_sigma(shape: tuple[int, ...], shift: float, device: torch.device,
+                 low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    """Noise levels uniform in [low, high] before the schedule's shift (the levels sampling uses)."""
+    from worldsim.model import flow
+
+    uniform = low + (high - low) * torch.rand(shape, device=device)
+    return flow.shift_sigma(uniform, shift)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,48 @@
+"""The registry of training stages and `run_stage`, the one way every stage is started."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from worldsim.training.config import load_config
+from worldsim.training.distributed import init_distributed
+from worldsim.training.trainer import TrainSummary, seed_everything, train
+
+__all__ = ["STAGES", "stage_classes", "build_config", "run_stage"]
+
+# stage name -> (module, config class, stage class), in the order the recipe runs them
+STAGES: dict[str, tuple[str, str, str]] = {
+    "autoencoder": ("worldsim.training.autoencoder", "AutoencoderConfig", "AutoencoderStage"),
+    "teacher": ("worldsim.training.teacher", "TeacherConfig", "TeacherStage"),
+    "ar-teacher": ("worldsim.training.ar_teacher", "ARTeacherConfig", "ARTeacherStage"),
+    "causal-cd": ("worldsim.training.causal_cd", "CausalCDConfig", "CausalCDStage"),
+    "dmd": ("worldsim.training.dmd", "DMDConfig", "DMDStage"),
+    "stream": ("worldsim.training.stream", "StreamConfig", "StreamStage"),
+    "delta": ("worldsim.training.delta", "DeltaConfig", "DeltaStage"),
+    "rolling": ("worldsim.training.rolling", "RollingConfig", "RollingStage"),
+    "reward": ("worldsim.training.reward", "RewardStageConfig", "RewardStage"),
+}
+
+
+def stage_classes(name: str) -> tuple[type, type]:
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+    module_name, config_name, stage_name = STAGES[name]
+    module = importlib.import_module(module_name)
+    return getattr(module, config_name), getattr(module, stage_name)
+
+
+def build_config(name: str, path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """The stage's config: dataclass defaults, then the file, then `key=value` overrides."""
+    config_class, _ = stage_classes(name)
+    return load_config(config_class, path, overrides)
+
+
+def run_stage(name: str, config: Any, out_dir: str | Path, resume: bool = False) -> TrainSummary:
+    """Seed, build and train one stage into `out_dir` (its result is `out_dir/final`)."""
+    _, stage_class = stage_classes(name)
+    context = init_distributed(config.device)
+    seed_everything(config.seed, context.rank)
+    stage = stage_class(config, context)
+    return train(stage, config, Path(out_dir), context, resume=resume)

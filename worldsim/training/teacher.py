@@ -1,0 +1,112 @@
+"""Stage `teacher` (DESIGN §7.2): a bidirectional clip model trained by flow matching.
+
+Every frame of a clip gets its own noise level (as diffusion forcing does), every frame sees the
+whole clip, and actions and events condition each frame. The event encoder is trained jointly,
+on random training paraphrases, with a share of rows dropped to "no event" for guidance. The
+result is the real score of DMD and the initial critic. `FlowMatchingStage` is also the base of
+the `ar-teacher` stage, which changes only the attention layout and the per-frame weight.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from worldsim.model import flow
+from worldsim.training import losses
+from worldsim.training.batches import ClipStream, ModelBatch, to_model_batch
+from worldsim.training.common import StageConfig, ema_decay_at, freeze, load_world, open_dataset, sample_sigma, save_world
+from worldsim.training.config import ConfigError
+from worldsim.training.distributed import DistributedContext
+from worldsim.training.ema import ema_copy, ema_update
+from worldsim.training.event_conditioning import EventVocabulary, encode_event_ids
+from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
+
+__all__ = ["FlowMatchingConfig", "TeacherConfig", "FlowMatchingStage", "TeacherStage"]
+
+
+@dataclass
+class FlowMatchingConfig(StageConfig):
+    clip_frames: int = 16
+    steps: int = 20000
+    batch_size: int = 16
+    lr: float = 2e-4
+    warmup_steps: int = 200
+    event_drop: float = 0.1  # share of rows trained without their event (for guidance)
+    train_events: bool = True  # train the event encoder jointly
+    ema_decay: float = 0.999
+
+    def validate(self) -> None:
+        super().validate()
+        self.require_init("the autoencoder stage's final world")
+        if self.clip_frames < 1:
+            raise ConfigError(f"clip_frames must be >= 1, got {self.clip_frames}")
+        if not 0.0 <= self.event_drop < 1.0:
+            raise ConfigError(f"event_drop must be in [0, 1), got {self.event_drop}")
+
+
+TeacherConfig = FlowMatchingConfig
+
+
+class FlowMatchingStage:
+    """Flow matching of the world's transformer (and event encoder) on real clips."""
+
+    name = "teacher"
+    role = "bidirectional teacher (the real score of DMD; not a causal generator)"
+
+    def __init__(self, config: FlowMatchingConfig, context: DistributedContext):
+        self.config, self.context = config, context
+        self.dataset = open_dataset(config.data)
+        self.world = load_world(config.init, context.device)
+        freeze(self.world.autoencoder)
+        freeze(self.world.reward_model)
+        self.transformer = self.world.transformer.train()
+        self.event_encoder = self.world.event_encoder.train(config.train_events)
+        self.event_encoder.requires_grad_(config.train_events)
+        trained = [self.transformer] + ([self.event_encoder] if config.train_events else [])
+        self.optimizer = make_adamw([p for module in trained for p in module.parameters()], config)
+        self.ema = {f"ema_{i}": ema_copy(module) for i, module in enumerate(trained)} if config.ema_decay else {}
+        self._trained = trained
+        self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
+        self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank)
+        self.samples_per_step = config.batch_size
+
+    def modules(self):
+        return {"transformer": self.transformer, "event_encoder": self.event_encoder, **self.ema}
+
+    def optimizers(self):
+        return {"model": self.optimizer}
+
+    # the two things the AR teacher changes
+    def velocity(self, batch: ModelBatch, noisy: Tensor, sigma: Tensor, events: Tensor) -> Tensor:
+        return self.transformer(noisy, sigma, batch.actions, events, mode="bidirectional")
+
+    def frame_weight(self, sigma: Tensor) -> Tensor | None:
+        return None
+
+    def train_step(self, step: int) -> dict[str, float]:
+        batch = to_model_batch(self.clips.batch(step), self.world.autoencoder, self.world.config.no_action)
+        events = encode_event_ids(batch.event_ids, self.vocabulary, self.world.tokenizer, self.event_encoder,
+                                  self.config.event_drop)
+        sigma = sample_sigma(tuple(batch.latents.shape[:2]), self.world.config.sampling.sigma_shift,
+                             batch.latents.device)
+        noise = torch.randn_like(batch.latents)
+        noisy = flow.add_noise(batch.latents, noise, sigma)
+        velocity = self.velocity(batch, noisy, sigma, events)
+        loss = losses.flow_matching_loss(velocity, batch.latents, noise, self.frame_weight(sigma))
+        grad_norm = optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
+        for ema, module in zip(self.ema.values(), self._trained):
+            ema_update(ema, module, ema_decay_at(self.config.ema_decay, step))
+        return {"loss": loss.item(), "grad_norm": grad_norm}
+
+    def finish(self, out_dir: Path, summary: TrainSummary) -> None:
+        for ema, module in zip(self.ema.values(), self._trained):
+            module.load_state_dict(ema.state_dict())  # the world ships the averaged weights
+        self.world.metadata["role"] = self.role
+        save_world(self.world, out_dir, summary, clip_frames=self.config.clip_frames)
+
+
+class TeacherStage(FlowMatchingStage):
+    name = "teacher"
