@@ -5,6 +5,7 @@ registered as `worldsim/Explorer-v0`; `events` holds the event vocabulary.
 """
 from . import events
 from .batch import ACTIONS, NUM_ACTIONS, ExplorerBatch, ExplorerConfig
+from .env import ExplorerEnv
 from .terrain import TILE_CLASSES
 
-__all__ = ["ACTIONS", "NUM_ACTIONS", "TILE_CLASSES", "ExplorerBatch", "ExplorerConfig", "events"]
+__all__ = ["ACTIONS", "NUM_ACTIONS", "TILE_CLASSES", "ExplorerBatch", "ExplorerConfig", "ExplorerEnv", "events"]

@@ -34,7 +34,7 @@ import numpy as np
 from .effects import TIMES, WEATHERS
 from .events import EVENT_TYPES, GROUPS, EventType
 from .noise import seed_to_u32
-from .render import TILE_PIXELS, renderer_for
+from .render import TILE_PIXELS, Renderer
 from .sprites import COIN_OBJECT, ENEMY_OBJECT, NO_OBJECT, PLAYER_OBJECT, SEASONS
 from .terrain import (
     BASALT, COIN, COIN_THRESHOLDS, ENEMY, ENEMY_THRESHOLDS, LAVA, NUM_GROUNDS, PLAYER, WALKABLE,
@@ -99,7 +99,7 @@ class ExplorerBatch:
         self.num_envs = int(num_envs)
         self.config = config or ExplorerConfig()
         self.view = self.config.size // TILE_PIXELS
-        self._renderer = renderer_for(self.config.size)
+        self._renderer = Renderer(self.config.size)
         shape = (self.num_envs,)
         self._seeds = np.zeros(shape, np.int64)
         self._keys = np.zeros(shape, np.uint32)

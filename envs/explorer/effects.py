@@ -19,7 +19,7 @@ WEATHERS: tuple[str, ...] = ("clear", "rain", "snow", "fog")
 CLEAR, RAIN, SNOW, FOG = range(len(WEATHERS))
 PRECIPITATION_PHASES = 16
 
-_DUSK_TINT = np.array([0.96, 0.66, 0.50], dtype=np.float32)
+_DUSK_TINT = np.array([1.08, 0.74, 0.56], dtype=np.float32)
 _NIGHT_TINT = np.array([0.16, 0.20, 0.40], dtype=np.float32)
 _LANTERN_TINT = np.array([0.80, 0.74, 0.58], dtype=np.float32)
 _LANTERN_RADIUS_TILES = 4.5

@@ -6,6 +6,8 @@ All hashing is done in wrapping uint32 arithmetic, so results are identical on e
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 _MIX_1 = np.uint32(0x85EBCA6B)
@@ -37,34 +39,46 @@ def _smooth(fraction: np.ndarray) -> np.ndarray:
     return fraction * fraction * (3.0 - 2.0 * fraction)
 
 
-def _lattice_axis(origin: np.ndarray, length: int, log2_scale: int) -> tuple[np.ndarray, ...]:
-    """Lattice coordinates covering `length` cells from `origin`, each cell's lattice slot, weight."""
+@dataclass
+class NoiseAxes:
+    """Where the lattice of one noise scale lies over a window, for each of B worlds."""
+
+    lattice_x: np.ndarray  # int64 (B, lattice_w): lattice x coordinates covering the window
+    lattice_y: np.ndarray  # int64 (B, lattice_h)
+    along_x: np.ndarray    # float32 (B, lattice_w, width): interpolation weights lattice -> cells
+    along_y_t: np.ndarray  # float32 (B, height, lattice_h)
+
+
+def _axis(origin: np.ndarray, length: int, log2_scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lattice coordinates covering `length` cells from `origin` and the (B, lattice, length)
+    smoothstep interpolation matrix from lattice values to those cells."""
     scale = 1 << log2_scale
     lattice_start = origin >> log2_scale  # arithmetic shift = floor division, also for x < 0
     count = ((scale + length - 2) >> log2_scale) + 2
     lattice = lattice_start[:, None] + np.arange(count, dtype=np.int64)
     offsets = (origin & (scale - 1))[:, None] + np.arange(length, dtype=np.int64)
-    slot = offsets >> log2_scale
-    weight = _smooth((offsets & (scale - 1)).astype(np.float32) / np.float32(scale))
-    return lattice, slot, weight
+    fraction = _smooth((offsets & (scale - 1)).astype(np.float32) / np.float32(scale))
+    position = (offsets >> log2_scale).astype(np.float32) + fraction  # in lattice units
+    # Hat kernel: weight 1 - fraction on the lattice point below, fraction on the one above.
+    rows = np.arange(count, dtype=np.float32)[None, :, None]
+    matrix = np.maximum(np.float32(0.0), np.float32(1.0) - np.abs(rows - position[:, None, :]))
+    return lattice, matrix
 
 
-def value_noise(
-    key: np.ndarray, x0: np.ndarray, y0: np.ndarray, height: int, width: int, log2_scale: int, salt: int
-) -> np.ndarray:
-    """Smooth noise in [0, 1) on the window [y0, y0+height) x [x0, x0+width) of each world.
+def noise_axes(x0: np.ndarray, y0: np.ndarray, height: int, width: int, log2_scale: int) -> NoiseAxes:
+    """The lattice layout of scale 2**log2_scale over windows at (x0, y0) of height x width."""
+    lattice_x, along_x = _axis(x0, width, log2_scale)
+    lattice_y, along_y = _axis(y0, height, log2_scale)
+    return NoiseAxes(lattice_x, lattice_y, along_x, along_y.transpose(0, 2, 1))
 
-    key, x0, y0: (B,). Returns float32 (B, height, width). Random values sit on a lattice every
-    2**log2_scale tiles and are interpolated with a smoothstep; only the few lattice points that
-    cover the window are hashed, then interpolated separably (along x, then along y).
+
+def value_noise(key: np.ndarray, axes: NoiseAxes, salt: int) -> np.ndarray:
+    """Smooth noise in [0, 1) over the windows described by `axes`; float32 (B, height, width).
+
+    Random values sit on a lattice and are interpolated with a smoothstep; only the few lattice
+    points covering the window are hashed, then interpolated separably as two batched matrix
+    products. Different salts give independent fields on the same axes.
     """
-    lattice_x, slot_x, weight_x = _lattice_axis(x0, width, log2_scale)
-    lattice_y, slot_y, weight_y = _lattice_axis(y0, height, log2_scale)
-    corners = hash_u32(key[:, None, None], lattice_x[:, None, :], lattice_y[:, :, None], salt)
-    corners = corners.astype(np.float32) * np.float32(1.0 / 2**32)  # (B, ly, lx)
-    left = np.take_along_axis(corners, slot_x[:, None, :], axis=2)
-    right = np.take_along_axis(corners, slot_x[:, None, :] + 1, axis=2)
-    rows = left + (right - left) * weight_x[:, None, :]  # (B, ly, width)
-    top = np.take_along_axis(rows, slot_y[:, :, None], axis=1)
-    bottom = np.take_along_axis(rows, slot_y[:, :, None] + 1, axis=1)
-    return top + (bottom - top) * weight_y[:, :, None]
+    corners = hash_u32(key[:, None, None], axes.lattice_x[:, None, :], axes.lattice_y[:, :, None], salt)
+    corners = corners.astype(np.float32) * np.float32(1.0 / 2**32)  # (B, lattice_h, lattice_w)
+    return axes.along_y_t @ corners @ axes.along_x

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .noise import hash_u32, value_noise
+from .noise import NoiseAxes, hash_u32, noise_axes, value_noise
 
 TILE_CLASSES: tuple[str, ...] = (
     "grass", "sand", "path", "water", "tree", "rock", "lava", "basalt", "coin", "enemy", "player",
@@ -61,13 +61,11 @@ class MapWindow:
     enemy_phase: np.ndarray    # int64 in [0, 8): the home's shift in the PATROL pattern
 
 
-def _terrain(key: np.ndarray, x0: np.ndarray, y0: np.ndarray, height: int, width: int,
-             tile_bytes: np.ndarray) -> np.ndarray:
-    size = (key, x0, y0, height, width)
-    elevation = 0.65 * value_noise(*size, 4, _SALT_ELEVATION_COARSE)
-    elevation += 0.35 * value_noise(*size, 2, _SALT_ELEVATION_FINE)
-    moisture = value_noise(*size, 3, _SALT_MOISTURE)
-    path_field = value_noise(*size, 4, _SALT_PATHS)
+def _terrain(key: np.ndarray, scales: dict[int, NoiseAxes], tile_bytes: np.ndarray) -> np.ndarray:
+    elevation = 0.65 * value_noise(key, scales[4], _SALT_ELEVATION_COARSE)
+    elevation += 0.35 * value_noise(key, scales[2], _SALT_ELEVATION_FINE)
+    moisture = value_noise(key, scales[3], _SALT_MOISTURE)
+    path_field = value_noise(key, scales[4], _SALT_PATHS)
 
     terrain = np.full(elevation.shape, GRASS, dtype=np.uint8)
     terrain[elevation < 0.39] = SAND
@@ -90,10 +88,12 @@ def map_window(key: np.ndarray, x0: np.ndarray, y0: np.ndarray, height: int, wid
     pool_byte = ((tile_hash >> np.uint32(16)) & np.uint32(0xFF)).astype(np.uint8)
     enemy_draw = (tile_hash >> np.uint32(24)).astype(np.uint8)
 
-    terrain = _terrain(key, x0, y0, height, width, tree_byte)
+    # Lattice layouts of the three noise scales (4, 8 and 16 tiles), shared by all fields.
+    scales = {log2: noise_axes(x0, y0, height, width, log2) for log2 in (2, 3, 4)}
+    terrain = _terrain(key, scales, tree_byte)
     lava_ground = ((terrain == GRASS) | (terrain == SAND)) & (coin_draw >= MAX_COIN_THRESHOLD)
     lava_pool = lava_ground & (pool_byte < LAVA_POOL_THRESHOLD)
-    lava_noise = value_noise(key, x0, y0, height, width, 3, _SALT_LAVA)
+    lava_noise = value_noise(key, scales[3], _SALT_LAVA)
     lava_field = lava_pool | (lava_ground & (lava_noise > LAVA_ERUPTION_LEVEL))
 
     enemy_hash = hash_u32(key[:, None, None], xs, ys, _SALT_ENEMY)
