@@ -10,6 +10,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worldsim.data.cli",
     "worldsim.play.cli",
     "worldsim.training.cli",
+    "worldsim.bench",
+    "worldsim.rollout",
 )
 
 

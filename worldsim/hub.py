@@ -1,0 +1,412 @@
+"""Checkpoint folders: strict safetensors I/O, config.json validation, name resolution, model card, Hub.
+
+A checkpoint is a folder that is at the same time a Hugging Face Hub model repo:
+
+    config.json               {"format", "format_version", "worldsim_version", "world", "event_texts", "metadata"}
+    tokenizer.json            the event tokenizer (`Tokenizer.to_dict()`)
+    autoencoder.safetensors   one file per module, so each file stays small
+    transformer.safetensors
+    events.safetensors
+    reward.safetensors
+    context.safetensors       {"frames": uint8 [K,H,W,3]} real start frames (K may be 0)
+    README.md                 the generated model card
+
+Only safetensors and JSON are ever read, nothing is unpickled. Loading is strict: a missing or
+unexpected tensor, a shape mismatch, an unknown or missing config key is a `CheckpointError` that
+names it. Every file is written atomically (temporary name, fsync, rename).
+
+A name resolves as: bundled world (`worldsim/pretrained/<name>`) -> local folder -> Hub repo id
+(`huggingface_hub.snapshot_download`, with `revision=`, offline from the cache when
+`local_files_only=True` or `HF_HUB_OFFLINE=1`). A failed resolution lists every place it tried.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from worldsim import __version__
+from worldsim.pretrained import BUNDLED_WORLDS, DEFAULT_WORLD, bundled_folder
+
+if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
+    import torch
+
+FORMAT = "worldsim-checkpoint"
+FORMAT_VERSION = 1
+
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+CARD_FILE = "README.md"
+CONTEXT_FILE = "context.safetensors"
+# WorldModel attribute -> weights file.
+MODULE_FILES: dict[str, str] = {
+    "autoencoder": "autoencoder.safetensors",
+    "transformer": "transformer.safetensors",
+    "event_encoder": "events.safetensors",
+    "reward_model": "reward.safetensors",
+}
+# What a Hub download fetches: our files only, never pickles or anything else in the repo.
+HUB_PATTERNS: list[str] = [CONFIG_FILE, TOKENIZER_FILE, CARD_FILE, "*.safetensors"]
+
+_CONFIG_KEYS = ("format", "format_version", "worldsim_version", "world", "event_texts", "metadata")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is malformed, incomplete or does not match the model it is loaded into."""
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """No checkpoint could be found under a name; the message lists every place tried."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Atomic files
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the complete new one."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Tensors
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Save named tensors as safetensors (CPU, contiguous, no shared storage), atomically."""
+    from safetensors.torch import save
+
+    # clone(): safetensors refuses tensors that share storage (tied weights, views).
+    plain = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in tensors.items()}
+    write_atomic(path, save(plain, metadata={"format": "pt", "worldsim_version": __version__}))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file (CPU tensors); a missing or corrupt file is a CheckpointError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file is missing")
+    try:
+        return load_file(str(path))
+    except SafetensorError as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+def check_tensors(
+    expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], source: str
+) -> None:
+    """Raise a CheckpointError naming every missing, unexpected or wrongly shaped tensor."""
+    problems = [f"missing tensor {name!r}" for name in expected if name not in found]
+    problems += [f"unexpected tensor {name!r}" for name in found if name not in expected]
+    problems += [
+        f"tensor {name!r} has shape {tuple(found[name].shape)}, expected {tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in found and found[name].shape != tensor.shape
+    ]
+    if problems:
+        raise CheckpointError(f"{source}: " + "; ".join(problems))
+
+
+def read_module_state(module: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
+    """Read and strictly check the weights of `module` from `path` without touching the module."""
+    tensors = load_tensors(path)
+    check_tensors(module.state_dict(), tensors, str(path))
+    return tensors
+
+
+# ----------------------------------------------------------------------------------------------
+# config.json
+
+
+@dataclass
+class CheckpointConfig:
+    """The validated content of config.json (the world config is still a plain dict here)."""
+
+    world: dict[str, Any]
+    event_texts: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    worldsim_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "worldsim_version": self.worldsim_version,
+            "world": self.world,
+            "event_texts": list(self.event_texts),
+            "metadata": self.metadata,
+        }
+
+
+def parse_checkpoint_config(obj: Any, source: str) -> CheckpointConfig:
+    """Validate the top level of config.json; the `world` section is checked by WorldConfig.from_dict."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{source}: expected a JSON object, got {type(obj).__name__}")
+    missing = [key for key in _CONFIG_KEYS if key not in obj]
+    unknown = [key for key in obj if key not in _CONFIG_KEYS]
+    if missing or unknown:
+        parts = [f"missing key {key!r}" for key in missing] + [f"unknown key {key!r}" for key in unknown]
+        raise CheckpointError(f"{source}: " + "; ".join(parts))
+    if obj["format"] != FORMAT:
+        raise CheckpointError(f"{source}: key 'format' is {obj['format']!r}, expected {FORMAT!r}")
+    version = obj["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
+        raise CheckpointError(
+            f"{source}: key 'format_version' is {version!r}; this worldsim reads 1..{FORMAT_VERSION}"
+        )
+    _expect_type(obj, "worldsim_version", str, source)
+    _expect_type(obj, "world", dict, source)
+    _expect_type(obj, "metadata", dict, source)
+    texts = obj["event_texts"]
+    if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+        raise CheckpointError(f"{source}: key 'event_texts' must be a list of strings")
+    return CheckpointConfig(
+        world=obj["world"],
+        event_texts=texts,
+        metadata=obj["metadata"],
+        worldsim_version=obj["worldsim_version"],
+    )
+
+
+def _expect_type(obj: dict, key: str, kind: type, source: str) -> None:
+    if not isinstance(obj[key], kind):
+        raise CheckpointError(
+            f"{source}: key {key!r} must be {kind.__name__}, got {type(obj[key]).__name__}"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Name resolution
+
+
+def resolve_checkpoint(
+    name_or_path: str | os.PathLike | None = None,
+    revision: str | None = None,
+    local_files_only: bool | None = None,
+) -> Path:
+    """The local folder of a checkpoint: bundled name -> local folder -> Hub repo id.
+
+    `revision` pins a Hub branch, tag or commit; when it is given only the Hub is consulted.
+    `local_files_only=None` follows `HF_HUB_OFFLINE` (read at call time).
+    """
+    name = DEFAULT_WORLD if name_or_path is None else os.fspath(name_or_path)
+    tried: list[str] = []
+    if revision is None:
+        for lookup in (_find_bundled, _find_local):
+            folder = lookup(name, tried)
+            if folder is not None:
+                return folder
+    else:
+        tried.append(f"bundled worlds and local folders: skipped because revision={revision!r} pins a Hub repo")
+    folder = _find_on_hub(name, revision, local_files_only, tried)
+    if folder is not None:
+        return folder
+    listing = "\n".join(f"  - {entry}" for entry in tried)
+    raise CheckpointNotFoundError(f"no worldsim checkpoint found for {name!r}; tried:\n{listing}")
+
+
+def _find_bundled(name: str, tried: list[str]) -> Path | None:
+    folder = bundled_folder(name)
+    if folder is None:
+        tried.append(f"bundled world: {name!r} is not one of {sorted(BUNDLED_WORLDS)}")
+        return None
+    if (folder / CONFIG_FILE).is_file():
+        return folder
+    tried.append(
+        f"bundled world {name!r}: {folder} holds no checkpoint yet; its weights are produced by "
+        f"`{BUNDLED_WORLDS[name]}` and then copied there with save_pretrained"
+    )
+    return None
+
+
+def _find_local(name: str, tried: list[str]) -> Path | None:
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        tried.append(f"local folder: {folder.resolve()} does not exist")
+        return None
+    if not (folder / CONFIG_FILE).is_file():
+        tried.append(f"local folder: {folder.resolve()} has no {CONFIG_FILE}")
+        return None
+    return folder
+
+
+def _find_on_hub(
+    name: str, revision: str | None, local_files_only: bool | None, tried: list[str]
+) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        if name.count("/") != 1:
+            raise HFValidationError("a repo id has the form 'org/name'")
+        validate_repo_id(name)
+    except HFValidationError as error:
+        tried.append(f"Hugging Face Hub: {name!r} is not a repo id ({error})")
+        return None
+    offline = hub_offline() if local_files_only is None else local_files_only
+    where = f"Hugging Face Hub repo {name!r} (revision {revision or 'main'}, {'offline cache' if offline else 'online'})"
+    try:
+        folder = Path(
+            snapshot_download(
+                name,
+                revision=revision,
+                local_files_only=offline,
+                allow_patterns=HUB_PATTERNS,
+                cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+            )
+        )
+    except Exception as error:  # every Hub failure becomes one line of the "tried" list
+        tried.append(f"{where}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        return None
+    if not (folder / CONFIG_FILE).is_file():
+        tried.append(f"{where}: downloaded to {folder} but it has no {CONFIG_FILE}")
+        return None
+    return folder
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub reads it, but read now rather than at import time."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is None:
+        return bool(constants.HF_HUB_OFFLINE)
+    return value.strip().lower() in {"1", "on", "yes", "true"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Model card and upload
+
+
+def model_card(
+    config: CheckpointConfig,
+    parameter_counts: Mapping[str, int],
+    num_context_frames: int,
+    repo_id: str | None = None,
+) -> str:
+    """A README.md for the Hub, generated from the config and the training metadata."""
+    load_name = repo_id or "path/to/this/folder"
+    world = config.world
+    lines = [
+        "---",
+        "library_name: worldsim",
+        "tags:",
+        "- world-model",
+        "- video-generation",
+        "- reinforcement-learning",
+        "- worldsim",
+        "---",
+        "",
+        f"# {config.metadata.get('name', repo_id or 'worldsim world')}",
+        "",
+        "A causal few-step video diffusion world model for worldsim: it generates one frame per action, "
+        "conditioned on free-text events, and runs as a game engine or a Gymnasium environment.",
+        "",
+        "```python",
+        "import worldsim",
+        f'wm = worldsim.load("{load_name}", device="cpu")',
+        "sim = wm.simulator(batch_size=1, seed=0)",
+        'frames = sim.reset(event="a sunny meadow")',
+        "frames, reward, terminated = sim.step([0])",
+        "```",
+        "",
+        "## Model",
+        "",
+        "| module | parameters |",
+        "|---|---|",
+    ]
+    lines += [f"| {module} | {count:,} |" for module, count in parameter_counts.items()]
+    lines += [f"| **total** | {sum(parameter_counts.values()):,} |", ""]
+    lines += _world_summary(world, num_context_frames)
+    if config.event_texts:
+        lines += ["", "## Events it knows", ""] + [f"- {text}" for text in config.event_texts]
+    training = {key: value for key, value in config.metadata.items() if key != "name"}
+    lines += ["", "## Training", ""]
+    if training:
+        lines += ["```json", json.dumps(training, indent=2, sort_keys=True), "```"]
+    else:
+        lines += ["No training metadata recorded (random or externally trained weights)."]
+    lines += [
+        "",
+        "## Files",
+        "",
+        f"worldsim checkpoint format {FORMAT_VERSION}, written by worldsim {config.worldsim_version}: "
+        "`config.json`, `tokenizer.json`, and safetensors weights per module "
+        f"({', '.join(MODULE_FILES.values())}, {CONTEXT_FILE}). No pickled files.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _world_summary(world: Mapping[str, Any], num_context_frames: int) -> list[str]:
+    """Headline settings of a `WorldConfig.to_dict()`."""
+    net, sampling, events = world["transformer"], world["sampling"], world["events"]
+    size, latent = world["image_size"], net["latent_size"]
+    rows = {
+        "frames": f"{size}x{size} RGB",
+        "actions": f"{world['num_actions']} discrete",
+        "latents": f"{net['latent_channels']} x {latent}x{latent}",
+        "transformer": f"dim {net['dim']}, depth {net['depth']}, {net['num_heads']} heads, "
+        f"{(latent // net['patch_size']) ** 2} tokens per frame",
+        "kv cache": f"{net['sink_frames']} sink + {net['window_frames']} window frames",
+        "sampling": f"{sampling['num_steps']} steps (first frame {sampling['first_frame_steps']}), "
+        f"sigma shift {sampling['sigma_shift']}, re-cache on switch {sampling['recache_on_switch']}",
+        "event encoder": f"{events['dim']}-d vectors, at most {events['max_tokens']} tokens",
+        "context frames": str(num_context_frames),
+    }
+    return ["| setting | value |", "|---|---|"] + [f"| {key} | {value} |" for key, value in rows.items()]
+
+
+def upload_folder(
+    folder: Path,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload worldsim world",
+) -> str:
+    """Create `repo_id` if needed and upload the checkpoint files of `folder`; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=folder,
+        repo_type="model",
+        revision=revision,
+        commit_message=commit_message,
+        allow_patterns=HUB_PATTERNS,
+    )
+    return str(getattr(info, "commit_url", info))

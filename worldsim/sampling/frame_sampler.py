@@ -1,0 +1,155 @@
+"""Few-step sampling of frames against a KV cache: frame-wise (F = 1) or chunk-wise (F > 1).
+
+Solver: **x0 prediction with re-noising**, the sampler of few-step students (CausVid, Self
+Forcing, multistep consistency sampling). At level sigma_i the network's velocity gives
+x0 = x - sigma_i * v; the next input is that x0 noised to sigma_{i+1} with *fresh* noise, and the
+last level (0) returns x0. We use it rather than Euler on the flow because the students
+(`causal-cd`, `dmd`) are trained to map any level straight to x0, from inputs noised exactly this
+way, so inference sees the inputs training saw.
+
+The cache holds only clean frames. A generated frame is kept *pending* (its latents and
+conditions) and written to the cache by a pass at sigma 0 — the clean re-encode. That pass is
+fused with the first denoising step of the next frame (one forward over ``[clean f ; noisy f+1]``
+with ``commit=1``) whenever this is exact: the chunk is frame-causal, the clean frame is at
+sigma 0, and as long as no row's commit evicts a window frame, frame f+1 sees exactly the cache
+it would see after a separate commit. Once a row's window is full, a separate commit pass runs
+first (the fused pass would let frame f+1 see the frame about to be evicted).
+
+Every function takes a `noise` callable, ``noise(shape) -> [B, *shape]``, so the Simulator can
+use per-row counter noise and trainers `torch.randn` with their own generator.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldsim.model import flow
+from worldsim.model.kv_cache import KVCache
+from worldsim.model.transformer import CausalTransformer
+
+NoiseSource = Callable[[Sequence[int]], Tensor]
+
+
+@dataclass
+class Conditions:
+    """What each of F frames is conditioned on, per row."""
+
+    actions: Tensor  # long [B, F]: the action that led to each frame (NO_ACTION after a reset)
+    events: Tensor  # float [B, F, E]: the event embedding in force at each frame
+
+    def cat(self, later: "Conditions") -> "Conditions":
+        """These frames followed by `later` frames."""
+        return Conditions(
+            torch.cat((self.actions, later.actions), dim=1), torch.cat((self.events, later.events), dim=1)
+        )
+
+
+@dataclass
+class CleanFrames:
+    """Generated frames that the cache does not hold yet."""
+
+    latents: Tensor  # [B, F, C, h, w]
+    conditions: Conditions
+
+    @property
+    def num_frames(self) -> int:
+        return self.latents.shape[1]
+
+
+def step_sigmas(steps: int | Sequence[float], shift: float) -> list[float]:
+    """Descending noise levels from 1 to 0: `steps` evenly spaced and shifted, or an explicit list.
+
+    An explicit list must start at 1 (samples start from pure noise), descend strictly and stay
+    in (0, 1]; the final 0 is appended when missing.
+    """
+    if isinstance(steps, bool):
+        raise ValueError(f"steps must be a positive int or a list of sigmas, got {steps!r}")
+    if isinstance(steps, int):
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        return flow.sigma_grid(steps, shift).tolist()
+    sigmas = [float(sigma) for sigma in steps]
+    if sigmas and sigmas[-1] == 0.0:
+        sigmas = sigmas[:-1]
+    descending = all(a > b for a, b in zip(sigmas, sigmas[1:]))
+    if not sigmas or sigmas[0] != 1.0 or not descending or sigmas[-1] <= 0.0:
+        raise ValueError(f"step sigmas must descend strictly from 1.0 and stay above 0, got {list(steps)}")
+    return sigmas + [0.0]
+
+
+def denoise_step(x: Tensor, sigma: float, sigma_next: float, velocity: Tensor, noise: NoiseSource) -> Tensor:
+    """One sampler step: predict x0 at `sigma`, re-noise it to `sigma_next` (or return it at 0)."""
+    x0 = flow.x0_from_velocity(x, sigma, velocity)
+    if sigma_next == 0.0:
+        return x0
+    return flow.add_noise(x0, noise(x.shape[1:]), sigma_next)
+
+
+def fused_commit_is_exact(cache: KVCache, num_commit: int) -> bool:
+    """Whether committing `num_commit` frames in the same pass as new frames equals committing first.
+
+    True while no row would evict a window frame; then the new frames see the same frames, at the
+    same positions, as after a separate commit.
+    """
+    return bool((cache.num_frames + num_commit <= cache.capacity).all())
+
+
+def commit(net: CausalTransformer, cache: KVCache, clean: CleanFrames) -> None:
+    """The clean re-encode on its own: write `clean` into the cache with a pass at sigma 0."""
+    sigma = clean.latents.new_zeros(clean.latents.shape[:2])
+    net.forward_cached(
+        clean.latents, sigma, clean.conditions.actions, clean.conditions.events, cache, commit=clean.num_frames
+    )
+
+
+def predict_velocity(
+    net: CausalTransformer,
+    cache: KVCache,
+    x: Tensor,
+    sigma: Tensor,
+    conditions: Conditions,
+    pending: CleanFrames | None = None,
+) -> Tensor:
+    """Velocity of the frames `x` at levels `sigma` [B, F], after committing `pending` to the cache.
+
+    The commit shares the pass (``[pending ; x]`` with ``commit=P``) where that is exact, and runs
+    as its own pass before otherwise.
+    """
+    if pending is not None and not fused_commit_is_exact(cache, pending.num_frames):
+        commit(net, cache, pending)
+        pending = None
+    if pending is None:
+        return net.forward_cached(x, sigma, conditions.actions, conditions.events, cache)
+    committed = pending.num_frames
+    levels = torch.cat((sigma.new_zeros(sigma.shape[0], committed), sigma), dim=1)
+    both = pending.conditions.cat(conditions)
+    velocity = net.forward_cached(
+        torch.cat((pending.latents, x), dim=1), levels, both.actions, both.events, cache, commit=committed
+    )
+    return velocity[:, committed:]
+
+
+def sample_frames(
+    net: CausalTransformer,
+    cache: KVCache,
+    conditions: Conditions,
+    sigmas: Sequence[float],
+    noise: NoiseSource,
+    pending: CleanFrames | None = None,
+) -> Tensor:
+    """Generate F frames (F = conditions' frame count) that follow the cache and `pending`.
+
+    `pending` frames are committed on the way, with the first step. Returns the clean latents
+    ``[B, F, C, h, w]``; the caller keeps them as the next `pending`.
+    """
+    config = net.config
+    num_frames = conditions.actions.shape[1]
+    x = noise((num_frames, config.latent_channels, config.latent_size, config.latent_size))
+    for step, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+        levels = x.new_full(x.shape[:2], sigma)
+        velocity = predict_velocity(net, cache, x, levels, conditions, pending if step == 0 else None)
+        x = denoise_step(x, sigma, sigma_next, velocity, noise)
+    return x

@@ -1,0 +1,236 @@
+"""The Simulator: B worlds stepped together, one action (and optionally a new event) per env.
+
+    sim = world.simulator(batch_size=4, seed=0)
+    frames = sim.reset(event="a sunny meadow")              # uint8 [B,H,W,3] on the world's device
+    frames, reward, terminated = sim.step(actions, events=None)
+
+State per env: its rows of the KV cache, the last generated frame (pending: generated but not yet
+in the cache, see frame_sampler), the last K latents for the reward model, its current event and
+its noise stream. Every public method validates all its inputs before it changes anything, so a
+bad call raises ValueError and leaves the simulator exactly as it was.
+
+Randomness is per row (`RowNoise`): an int seed s gives rows s, s+1, ..., so `simulator(B, seed=s)`
+row i equals `simulator(1, seed=s+i)` driven with the same actions and events.
+
+Reward alignment: after a step, the reward model sees the last K latents (ending with the new frame)
+and the action that led to it, and predicts that step's reward (classes -1/0/+1) and termination —
+the dataset's `rewards[i]`, `terminated[i]` for the step after frame i.
+
+Devices: plain fp32 on CPU; bf16 autocast and a bf16 cache on CUDA. Sampling runs under
+`torch.inference_mode`, but event embeddings are computed outside it, so the world's embedding cache
+never holds inference tensors that a trainer could trip over.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from worldsim.model.frames import to_frames, to_pixels
+from worldsim.model.reward import class_to_reward
+from worldsim.sampling import inputs
+from worldsim.sampling.frame_sampler import CleanFrames, Conditions, sample_frames, step_sigmas
+from worldsim.sampling.noise import RowNoise, seeds_for_batch
+from worldsim.sampling.recache import FrameHistory, recache_rows
+
+if TYPE_CHECKING:
+    from worldsim.world import WorldModel
+
+
+class Simulator:
+    """A batch of B independent worlds sharing one set of networks and one KV cache."""
+
+    def __init__(
+        self,
+        world: "WorldModel",
+        batch_size: int,
+        seed: int | Sequence[int] = 0,
+        steps: int | Sequence[float] | None = None,
+        recache_on_switch: bool | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        sampling = world.config.sampling
+        self.world = world
+        self.batch_size = batch_size
+        self.sigmas = step_sigmas(sampling.num_steps if steps is None else steps, sampling.sigma_shift)
+        self.first_frame_sigmas = step_sigmas(sampling.first_frame_steps, sampling.sigma_shift)
+        recache = sampling.recache_on_switch if recache_on_switch is None else recache_on_switch
+        self.device = world.device
+        self._use_bf16 = self.device.type == "cuda"
+        seeds = seeds_for_batch(seed, batch_size)
+        net = world.transformer
+        latent_shape = (net.config.latent_channels, net.config.latent_size, net.config.latent_size)
+        with torch.inference_mode():
+            self._noise = RowNoise(seeds, self.device)
+            cache_dtype = torch.bfloat16 if self._use_bf16 else torch.float32
+            self._cache = net.new_cache(batch_size, device=self.device, dtype=cache_dtype)
+            self._history = FrameHistory(self._cache, latent_shape, net.config.event_dim) if recache else None
+            self._event_vectors = torch.zeros(batch_size, world.config.events.dim, device=self.device)
+        self._event_texts: list[str] = [""] * batch_size
+        self._pending: CleanFrames | None = None  # the last frame of every env, not yet cached
+        self._recent: Tensor | None = None  # [B, K, C, h, w] latents for the reward model
+        self._frames: Tensor | None = None  # uint8 [B, H, W, 3], the last observation
+
+    # ------------------------------------------------------------------------------ read-only
+
+    @property
+    def events(self) -> list[str]:
+        """The event text in force in each env ("" = none)."""
+        return list(self._event_texts)
+
+    @property
+    def frames(self) -> Tensor:
+        """The last observation of every env, uint8 [B, H, W, 3]."""
+        self._require_reset()
+        return self._frames.clone()
+
+    @property
+    def cache(self):
+        """The KV cache (read it, do not write it)."""
+        return self._cache
+
+    def nbytes(self) -> int:
+        """Bytes of all per-simulator state: constant over any number of steps."""
+        tensors = [self._event_vectors, self._noise.seeds, self._noise.counters]
+        if self._pending is not None:
+            conditions = self._pending.conditions
+            tensors += [self._pending.latents, conditions.actions, conditions.events, self._recent, self._frames]
+        if self._history is not None:
+            tensors += [self._history.latents, self._history.actions, self._history.events]
+        return self._cache.nbytes() + sum(t.numel() * t.element_size() for t in tensors)
+
+    # ------------------------------------------------------------------------------- actions
+
+    def reset(
+        self,
+        event: str | Sequence[str | None] | None = None,
+        context: Any = None,
+        rows: Any = None,
+        seed: int | Sequence[int] | None = None,
+    ) -> Tensor:
+        """Start new episodes in every env, or in the envs where `rows` (bool [B]) is True.
+
+        event: None (no event), one text for all envs, or a list of B texts/None.
+        context: a start frame uint8 [H,W,3] (all envs) or [B,H,W,3]. Without it, each env starts
+          from one of the checkpoint's context frames (picked by its noise stream) or, when the
+          checkpoint ships none, from a frame generated from noise with the first-frame steps.
+        seed: restart the reset envs' noise streams (int s -> env i gets s + i, or B ints).
+        Returns the observation of all B envs (unchanged ones included).
+        """
+        world, batch = self.world, self.batch_size
+        mask = inputs.check_rows(rows, batch)
+        texts = inputs.check_reset_events(event, batch, world.tokenizer.num_tokens, world.tokenizer.max_tokens)
+        context_frames = inputs.check_context(context, batch, world.config.image_size)
+        seeds = inputs.check_seed(seed, batch)
+        if self._pending is None and not bool(mask.all()):
+            raise ValueError("the first reset must start every env (rows=None or all True)")
+        selected = mask.nonzero()[:, 0].tolist()
+        vectors = world.encode_events([texts[row] for row in selected]).to(self.device)
+        with self._inference():
+            rows_on_device = mask.to(self.device)
+            if seeds is not None:
+                self._noise.reseed(rows_on_device, [seeds[row] for row in selected])
+            self._cache.reset(rows_on_device)
+            context_rows = None if context_frames is None else context_frames[mask]
+            latents = self._first_latents(rows_on_device, vectors, context_rows)
+            self._start_rows(rows_on_device, latents, vectors)
+        for row in selected:
+            self._event_texts[row] = texts[row]
+        return self._frames.clone()
+
+    def step(self, actions: Any, events: Sequence[str | None] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Advance every env by one frame.
+
+        actions: integers [B] in 0..num_actions-1 (torch, numpy or a list).
+        events: None, or a list of B entries: a new event text for that env, or None to keep it.
+        Returns (frames uint8 [B,H,W,3], reward float32 [B], terminated bool [B]) on the device.
+        """
+        world, batch = self.world, self.batch_size
+        self._require_reset()
+        action_values = inputs.check_actions(actions, batch, world.config.num_actions)
+        new_texts = inputs.check_step_events(events, batch, world.tokenizer.num_tokens, world.tokenizer.max_tokens)
+        switched = [row for row, text in enumerate(new_texts) if text is not None and text != self._event_texts[row]]
+        vectors = world.encode_events([new_texts[row] for row in switched]).to(self.device)
+        with self._inference():
+            if switched:
+                self._switch_events(torch.tensor(switched, device=self.device), vectors)
+            frames, reward, terminated = self._advance(action_values.to(self.device))
+        for row in switched:
+            self._event_texts[row] = new_texts[row]
+        return frames, reward, terminated
+
+    # ----------------------------------------------------------------------------- internals
+
+    def _advance(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        world, pending = self.world, self._pending
+        if self._history is not None:
+            self._history.record(self._cache.num_frames, pending)
+        conditions = Conditions(actions[:, None], self._event_vectors[:, None].clone())
+        latents = sample_frames(world.transformer, self._cache, conditions, self.sigmas, self._noise, pending)
+        self._pending = CleanFrames(latents, conditions)
+        self._recent = torch.cat((self._recent[:, 1:], latents), dim=1)
+        reward_logits, done_logit = world.reward_model(self._recent, actions)
+        self._frames = self._decode(latents[:, 0])
+        reward = class_to_reward(reward_logits.argmax(dim=-1)).float()
+        return self._frames.clone(), reward, done_logit > 0
+
+    def _switch_events(self, rows: Tensor, vectors: Tensor) -> None:
+        self._event_vectors[rows] = vectors
+        if self._history is not None:
+            recache_rows(self.world.transformer, self._cache, self._history, rows, vectors)
+            # The frame not yet cached is committed under the new event too.
+            self._pending.conditions.events[rows] = vectors[:, None]
+
+    def _first_latents(self, rows: Tensor, vectors: Tensor, context: Tensor | None) -> Tensor:
+        """Latents [n, C, h, w] of the first frame of each reset env."""
+        world = self.world
+        if context is None and len(world.context_frames):
+            # floor(u * K) for a uniform u in (0, 1) is an index in 0..K-1.
+            picks = (self._noise.uniform(rows) * len(world.context_frames)).long().cpu()
+            context = world.context_frames[picks]
+        if context is not None:
+            return world.autoencoder.encode(to_pixels(context, device=self.device)).float()
+        num_rows = len(vectors)
+        scratch = world.transformer.new_cache(num_rows, device=self.device, dtype=self._cache.dtype)
+        no_action = torch.full((num_rows, 1), world.config.no_action, device=self.device)
+        conditions = Conditions(no_action, vectors[:, None])
+        latents = sample_frames(
+            world.transformer, scratch, conditions, self.first_frame_sigmas, lambda shape: self._noise(shape, rows)
+        )
+        return latents[:, 0].float()
+
+    def _start_rows(self, rows: Tensor, latents: Tensor, vectors: Tensor) -> None:
+        """Make `latents` the first (pending, uncached) frame of the reset rows."""
+        context_frames = self.world.config.reward.context_frames
+        frames = self._decode(latents)
+        if self._pending is None:  # the very first reset covers every row
+            no_action = torch.full((self.batch_size, 1), self.world.config.no_action, device=self.device)
+            self._pending = CleanFrames(latents[:, None].clone(), Conditions(no_action, vectors[:, None].clone()))
+            self._recent = latents[:, None].repeat(1, context_frames, 1, 1, 1)
+            self._frames = frames
+        else:
+            self._pending.latents[rows] = latents[:, None]
+            self._pending.conditions.actions[rows] = self.world.config.no_action
+            self._pending.conditions.events[rows] = vectors[:, None]
+            self._recent[rows] = latents[:, None]
+            self._frames[rows] = frames
+        self._event_vectors[rows] = vectors
+
+    def _decode(self, latents: Tensor) -> Tensor:
+        return to_frames(self.world.autoencoder.decode(latents))
+
+    def _require_reset(self) -> None:
+        if self._pending is None:
+            raise RuntimeError("call reset() before step() or reading frames")
+
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            if self._use_bf16:
+                stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
+            yield

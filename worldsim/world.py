@@ -1,0 +1,236 @@
+"""`WorldModel`: the networks of one world, its event tokenizer and start frames, and their files.
+
+    wm = WorldModel.create(WorldConfig.preset("tiny"), event_texts=[...], seed=0)   # random weights
+    wm = worldsim.load("explorer-64")          # bundled name, local folder or Hub repo id
+    sim = wm.simulator(batch_size=4, seed=0)   # see worldsim.sampling.simulator
+    wm.save_pretrained("out/world"); wm.push_to_hub("org/world")
+
+The checkpoint format and name resolution live in worldsim.hub; this module only maps a
+WorldModel onto them.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from worldsim import hub
+from worldsim.model import (
+    CausalTransformer,
+    ConfigError,
+    EventEmbeddingCache,
+    EventEncoder,
+    FrameAutoencoder,
+    RewardModel,
+    Tokenizer,
+    TokenizerError,
+    WorldConfig,
+)
+from worldsim.sampling.simulator import Simulator
+
+__all__ = ["Simulator", "WorldModel"]
+
+
+class WorldModel:
+    """Autoencoder, causal transformer, event encoder (+ tokenizer), reward model, start frames."""
+
+    def __init__(
+        self,
+        config: WorldConfig,
+        autoencoder: FrameAutoencoder,
+        transformer: CausalTransformer,
+        tokenizer: Tokenizer,
+        event_encoder: EventEncoder,
+        reward_model: RewardModel,
+        context_frames: Tensor | np.ndarray | None = None,
+        event_texts: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.autoencoder = autoencoder
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        self.event_encoder = event_encoder
+        self.reward_model = reward_model
+        self.context_frames = _check_context_frames(context_frames, config.image_size)
+        self.event_texts = list(event_texts)
+        self.metadata = dict(metadata or {})
+        # Event vectors per distinct string; clear it after changing the event encoder's weights.
+        self.event_cache = EventEmbeddingCache(tokenizer, event_encoder)
+
+    # ------------------------------------------------------------------------------ building
+
+    @classmethod
+    def create(
+        cls,
+        config: WorldConfig,
+        event_texts: Sequence[str] = (),
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        context_frames: Tensor | np.ndarray | None = None,
+    ) -> "WorldModel":
+        """A world with freshly initialised (random) weights; the tokenizer learns `event_texts`."""
+        tokenizer = Tokenizer.build(
+            list(event_texts), trigram_buckets=config.events.trigram_buckets, max_tokens=config.events.max_tokens
+        )
+        networks = dict(zip(hub.MODULE_FILES, _build_networks(config, tokenizer, seed)))
+        world = cls(config, **networks, tokenizer=tokenizer, context_frames=context_frames, event_texts=event_texts)
+        return world.to(device)
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        """The four networks by attribute name (the same names as their weight files in hub)."""
+        return {name: getattr(self, name) for name in hub.MODULE_FILES}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    def to(self, device: str | torch.device) -> "WorldModel":
+        for network in self.networks.values():
+            network.to(device)
+        self.event_cache.clear()
+        return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {name: sum(p.numel() for p in network.parameters()) for name, network in self.networks.items()}
+
+    # ------------------------------------------------------------------------------ inference
+
+    def encode_events(self, texts: Sequence[str | None]) -> Tensor:
+        """Event vectors [N, E] on the world's device; "" and None give zeros. Cached per string."""
+        return self.event_cache(list(texts))
+
+    def simulator(
+        self,
+        batch_size: int = 1,
+        seed: int | Sequence[int] = 0,
+        steps: int | Sequence[float] | None = None,
+        recache_on_switch: bool | None = None,
+    ) -> Simulator:
+        """A Simulator of `batch_size` envs; `steps` overrides the config's step count (or sigma list)."""
+        return Simulator(self, batch_size, seed=seed, steps=steps, recache_on_switch=recache_on_switch)
+
+    # ------------------------------------------------------------------------------ files
+
+    def save_pretrained(self, path: str | Path, repo_id: str | None = None) -> Path:
+        """Write the checkpoint folder (each file atomically; config.json last)."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, network in self.networks.items():
+            hub.save_tensors(folder / hub.MODULE_FILES[name], network.state_dict())
+        hub.save_tensors(folder / hub.CONTEXT_FILE, {"frames": self.context_frames})
+        hub.write_json(folder / hub.TOKENIZER_FILE, self.tokenizer.to_dict())
+        checkpoint = hub.CheckpointConfig(self.config.to_dict(), self.event_texts, self.metadata)
+        card = hub.model_card(checkpoint, self.parameter_counts(), len(self.context_frames), repo_id)
+        hub.write_atomic(folder / hub.CARD_FILE, card.encode("utf-8"))
+        hub.write_json(folder / hub.CONFIG_FILE, checkpoint.to_dict())
+        return folder
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        revision: str | None = None,
+        local_files_only: bool | None = None,
+    ) -> "WorldModel":
+        """Load a bundled world, a local folder or a Hub repo (see worldsim.hub.resolve_checkpoint)."""
+        folder = hub.resolve_checkpoint(name_or_path, revision=revision, local_files_only=local_files_only)
+        return cls.load_folder(folder, device=device)
+
+    @classmethod
+    def load_folder(cls, folder: str | Path, device: str | torch.device = "cpu") -> "WorldModel":
+        """Strictly load a checkpoint folder: every file is validated before any weight is used."""
+        folder = Path(folder)
+        checkpoint = hub.parse_checkpoint_config(hub.read_json(folder / hub.CONFIG_FILE), str(folder / hub.CONFIG_FILE))
+        try:
+            config = WorldConfig.from_dict(checkpoint.world)
+        except ConfigError as error:
+            raise hub.CheckpointError(f"{folder / hub.CONFIG_FILE}: world.{error}") from None
+        tokenizer = _load_tokenizer(folder / hub.TOKENIZER_FILE, config)
+        networks = dict(zip(hub.MODULE_FILES, _build_networks(config, tokenizer, seed=0)))
+        states = {
+            name: hub.read_module_state(network, folder / hub.MODULE_FILES[name]) for name, network in networks.items()
+        }
+        for name, network in networks.items():
+            network.load_state_dict(states[name], strict=True)
+        context = _load_context(folder / hub.CONTEXT_FILE, config.image_size)
+        world = cls(config, **networks, tokenizer=tokenizer, context_frames=context,
+                    event_texts=checkpoint.event_texts, metadata=checkpoint.metadata)  # fmt: skip
+        return world.to(device)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str = "Upload worldsim world",
+    ) -> str:
+        """Save to a temporary folder and upload it to the Hub model repo `repo_id`; returns the commit URL."""
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save_pretrained(tmp, repo_id=repo_id)
+            return hub.upload_folder(
+                folder, repo_id, revision=revision, private=private, token=token, commit_message=commit_message
+            )
+
+
+def _build_networks(
+    config: WorldConfig, tokenizer: Tokenizer, seed: int
+) -> tuple[FrameAutoencoder, CausalTransformer, EventEncoder, RewardModel]:
+    """Freshly initialised networks, seeded without disturbing the global torch RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        networks = (
+            FrameAutoencoder(config.autoencoder),
+            CausalTransformer(config.transformer),
+            EventEncoder(config.events, tokenizer.vocab_size),
+            RewardModel(config.reward),
+        )
+    for network in networks:
+        network.eval()
+    return networks
+
+
+def _load_tokenizer(path: Path, config: WorldConfig) -> Tokenizer:
+    try:
+        tokenizer = Tokenizer.from_dict(hub.read_json(path))
+    except TokenizerError as error:
+        raise hub.CheckpointError(f"{path}: {error}") from None
+    settings = {"trigram_buckets": config.events.trigram_buckets, "max_tokens": config.events.max_tokens}
+    for key, expected in settings.items():
+        if getattr(tokenizer, key) != expected:
+            raise hub.CheckpointError(
+                f"{path}: {key} is {getattr(tokenizer, key)} but config.json has events.{key} = {expected}"
+            )
+    return tokenizer
+
+
+def _load_context(path: Path, image_size: int) -> Tensor:
+    tensors = hub.load_tensors(path)
+    if set(tensors) != {"frames"}:
+        raise hub.CheckpointError(f"{path}: expected exactly one tensor 'frames', got {sorted(tensors)}")
+    try:
+        return _check_context_frames(tensors["frames"], image_size)
+    except ValueError as error:
+        raise hub.CheckpointError(f"{path}: {error}") from None
+
+
+def _check_context_frames(frames: Tensor | np.ndarray | None, image_size: int) -> Tensor:
+    """uint8 [K, H, W, 3] on the CPU (K may be 0)."""
+    if frames is None:
+        return torch.zeros(0, image_size, image_size, 3, dtype=torch.uint8)
+    frames = torch.as_tensor(frames).cpu()
+    expected = (image_size, image_size, 3)
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or tuple(frames.shape[1:]) != expected:
+        raise ValueError(
+            f"context frames must be uint8 [K, {image_size}, {image_size}, 3], got {frames.dtype} {tuple(frames.shape)}"
+        )
+    return frames.contiguous()
