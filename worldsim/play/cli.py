@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from worldsim.play.scripted import load_actions, parse_event_schedule, random_actions
 from worldsim.play.session import GameSession
 from worldsim.play.worlds import NeuralWorld, RealExplorer, World
+from worldsim.pretrained import DEFAULT_WORLD
 
 DEFAULT_FPS = 15.0
 DESCRIPTION = (
@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     auto.add_argument("--events", default=None, metavar='"0:TEXT,150:TEXT"',
                       help="scheduled events by frame index (frame 0 is the start event)")
     auto.add_argument("--actions", default=None, metavar="random|FILE",
-                      help="scripted actions instead of the keyboard: sticky random, or a .npy/.txt file")
+                      help="scripted actions instead of the keyboard (needs --frames): sticky random "
+                           "(as `worldsim rollout`), or a .npy/.json/text file of integers")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +110,8 @@ def build_worlds(args: argparse.Namespace) -> list[World]:
             raise
         print(f"play: note: {error}\nplay: note: playing the real Explorer game instead", file=sys.stderr)
         return [RealExplorer()]
-    neural = NeuralWorld(world_model, seed=args.seed, steps=args.steps)
+    checkpoint = args.checkpoint or DEFAULT_WORLD
+    neural = NeuralWorld(world_model, checkpoint, seed=args.seed, steps=args.steps)
     if args.compare:
         return [neural, RealExplorer(size=neural.frame_shape[0])]
     return [neural]
@@ -127,34 +129,43 @@ def load_world_model(checkpoint: str | None, device: str):
         return worldsim.load(checkpoint, device=device)
     except (OSError, ValueError) as error:
         raise PlayError(
-            f"cannot load world {checkpoint or '(bundled default)'}: {error}\n"
+            f"cannot load world {checkpoint or DEFAULT_WORLD + ' (the bundled default)'}: {error}\n"
             "  play another world with --checkpoint DIR|org/name, or the real game with --world real"
         ) from error
 
 
 def _action_source(spec: str | None, num_actions: int, frames: int | None, seed: int) -> Iterator[int] | None:
+    """One action after each frame but the last, the way `worldsim rollout` reads them."""
+    from worldsim.rollout import load_actions, random_actions
+
     if spec is None:
         return None
-    if spec == "random":
-        return random_actions(num_actions, seed)
+    if frames is None:
+        raise PlayError("--actions needs --frames N (scripted play has a length)")
     try:
-        actions = load_actions(spec, num_actions)
+        if spec == "random":
+            actions = random_actions(frames - 1, num_actions, seed)
+        else:
+            actions = load_actions(spec, frames - 1, num_actions)
     except ValueError as error:
         raise PlayError(str(error)) from error
-    if frames is not None and len(actions) < frames - 1:  # one action after each frame but the last
-        raise PlayError(f"{spec} holds {len(actions)} actions but --frames {frames} needs {frames - 1}")
     return iter(actions.tolist())
 
 
 def _checked_schedule(args: argparse.Namespace, worlds: list[World]) -> dict[int, str]:
     """The scheduled events (frame 0 = start event), every one validated before anything starts."""
+    from worldsim.rollout import parse_event_schedule
+
     try:
-        schedule = parse_event_schedule(args.events) if args.events else {}
+        schedule = parse_event_schedule(args.events or "", args.frames or sys.maxsize)
     except ValueError as error:
-        raise PlayError(f"--events: {error}") from error
+        raise PlayError(str(error)) from error
     if args.event and 0 not in schedule:
         schedule[0] = args.event
     for frame, text in sorted(schedule.items()):
+        if not text:
+            raise PlayError(f"--events: the event at frame {frame} is empty; play switches to events, "
+                            "it cannot clear them")
         for world in worlds:
             problem = world.check_event(text)
             if problem is not None:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import pygame
 
+from worldsim.envs.explorer import ACTIONS
 from worldsim.play.session import GameSession
 
-# Explorer actions: 0 noop, 1 up, 2 down, 3 left, 4 right.
+# Worlds use the Explorer's action order (noop, up, down, left, right); look indices up by name.
 MOVE_KEYS: dict[int, int] = {
-    pygame.K_w: 1, pygame.K_UP: 1,
-    pygame.K_s: 2, pygame.K_DOWN: 2,
-    pygame.K_a: 3, pygame.K_LEFT: 3,
-    pygame.K_d: 4, pygame.K_RIGHT: 4,
+    key: ACTIONS.index(name)
+    for name, keys in (("up", (pygame.K_w, pygame.K_UP)), ("down", (pygame.K_s, pygame.K_DOWN)),
+                       ("left", (pygame.K_a, pygame.K_LEFT)), ("right", (pygame.K_d, pygame.K_RIGHT)))
+    for key in keys
 }
 # 1..9 then 0 pick the first ten example events; with Shift, the next ten.
 NUMBER_KEYS: dict[int, int] = {pygame.K_1 + i: i for i in range(9)} | {pygame.K_0: 9}

@@ -6,9 +6,12 @@ session, the renderer and the recorder never care which kind of world they drive
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from worldsim.world import WorldModel
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,7 @@ class RealExplorer:
         from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig, events
 
         self._events = events
-        self._config = ExplorerConfig(size=size)
-        self._batch_cls = ExplorerBatch
-        self._game = ExplorerBatch(1, self._config, seed=0)
+        self._game = ExplorerBatch(1, ExplorerConfig(size=size), seed=0)
         self.num_actions = NUM_ACTIONS
         self.frame_shape = (size, size, 3)
         self.example_events = tuple(event_type.canonical for event_type in events.EVENT_TYPES)
@@ -88,28 +89,44 @@ class NeuralWorld:
     name = "neural world"
     is_ground_truth = False
 
-    def __init__(self, world_model, seed: int = 0, steps: int | None = None) -> None:
-        import torch
-
-        self._torch = torch
+    def __init__(self, world_model: "WorldModel", checkpoint: str, seed: int = 0,
+                 steps: int | None = None) -> None:
         self._world_model = world_model
         self._simulator = world_model.simulator(batch_size=1, seed=seed, steps=steps)
-        self.num_actions = int(world_model.config.num_actions)
-        self.frame_shape = tuple(world_model.config.frame_shape)
-        self.example_events = tuple(world_model.event_examples)
+        size = world_model.config.image_size
+        self.num_actions = world_model.config.num_actions
+        self.frame_shape = (size, size, 3)
+        self.example_events = example_events_for(world_model.event_texts)
+        self.dataset_world = f"neural:{checkpoint}"
 
     def check_event(self, text: str) -> str | None:
-        # The simulator validates at step time and changes nothing on a bad event.
+        # The Simulator's own validation (string, length, token count), without stepping.
+        from worldsim.sampling.inputs import check_event_text
+
+        tokenizer = self._world_model.tokenizer
+        try:
+            check_event_text(text, "event", tokenizer.num_tokens, tokenizer.max_tokens)
+        except ValueError as error:
+            return str(error)
         return None
 
     def event_label(self, text: str) -> str:
         return text
 
     def reset(self, event: str, seed: int, context: np.ndarray | None) -> np.ndarray:
-        frames = self._simulator.reset(event=event, context=None if context is None else context[None])
+        frames = self._simulator.reset(event=event, context=context, seed=seed)
         return frames[0].cpu().numpy()
 
     def step(self, action: int, event: str | None) -> StepResult:
-        actions = self._torch.tensor([action], dtype=self._torch.long, device=self._world_model.device)
-        frames, rewards, terminated = self._simulator.step(actions, None if event is None else [event])
+        frames, rewards, terminated = self._simulator.step([action], None if event is None else [event])
         return StepResult(frames[0].cpu().numpy(), float(rewards[0]), bool(terminated[0]))
+
+
+def example_events_for(event_texts: Sequence[str]) -> tuple[str, ...]:
+    """Number-key events of a neural world: the Explorer canonical texts it knows, in vocabulary
+    order; a world of another game offers its own event texts instead."""
+    from worldsim.envs.explorer import events
+
+    known = set(event_texts)
+    canonical = tuple(event.canonical for event in events.EVENT_TYPES if event.canonical in known)
+    return canonical or tuple(dict.fromkeys(text for text in event_texts if text))
