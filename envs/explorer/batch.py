@@ -68,6 +68,18 @@ _NO_COIN = np.iinfo(np.int64).min
 _MARGIN = 2  # tiles around the view: enemies one tile outside may step in, their lines need one more
 
 
+def swapped_with_enemy(enemy_env: np.ndarray, enemy_before: np.ndarray, enemy_now: np.ndarray,
+                       player_before: np.ndarray, player_now: np.ndarray) -> np.ndarray:
+    """bool (B,): did the player and an enemy trade tiles this step (they met half-way)?
+
+    enemy_env (N,) is the world of each enemy, enemy_before/enemy_now (N, 2) its (x, y) one step
+    ago and now; player_before/player_now (B, 2) the player's (x, y).
+    """
+    crossed = ((enemy_before == player_now[enemy_env]).all(1)
+               & (enemy_now == player_before[enemy_env]).all(1))
+    return np.bincount(enemy_env[crossed], minlength=len(player_now)) > 0
+
+
 @dataclass(frozen=True)
 class ExplorerConfig:
     """size: frame side in pixels (a multiple of 4, at least 12); tiles are 4x4 pixels."""
@@ -286,10 +298,13 @@ class ExplorerBatch:
         return occupancy
 
     def _swapped_with_enemy(self, old_x: np.ndarray, old_y: np.ndarray) -> np.ndarray:
-        env = self._enemy_env
-        crossed = ((self._enemy_x_before == self._x[env]) & (self._enemy_y_before == self._y[env])
-                   & (self._enemy_x == old_x[env]) & (self._enemy_y == old_y[env]))
-        return np.bincount(env[crossed], minlength=self.num_envs) > 0
+        return swapped_with_enemy(
+            self._enemy_env,
+            np.stack([self._enemy_x_before, self._enemy_y_before], 1),
+            np.stack([self._enemy_x, self._enemy_y], 1),
+            np.stack([old_x, old_y], 1),
+            np.stack([self._x, self._y], 1),
+        )
 
     def _collect_coins(self, rows: np.ndarray) -> None:
         x, y = self._x[rows], self._y[rows]

@@ -39,7 +39,7 @@ ENEMY_THRESHOLDS = np.array([3, 14, 0], dtype=np.uint8)    # ordinary, enemies a
 MAX_COIN_THRESHOLD = int(COIN_THRESHOLDS.max())
 MAX_ENEMY_THRESHOLD = int(ENEMY_THRESHOLDS.max())
 LAVA_POOL_THRESHOLD = 2          # rare single-tile pools that exist without an eruption
-LAVA_ERUPTION_LEVEL = 0.70       # eruption blobs where the lava noise field exceeds this
+LAVA_ERUPTION_LEVEL = 0.64       # eruption blobs where the lava noise field exceeds this
 
 PATROL = np.array([0, 0, 1, 1, 0, 0, -1, -1], dtype=np.int64)  # enemy offset along its line
 
