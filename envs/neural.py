@@ -27,6 +27,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from worldsim.envs.explorer.viewer import Viewer
 from worldsim.sampling.inputs import check_event_text
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class NeuralWorldEnv(gym.Env):
         self.observation_space = self.core.frame_space
         self.action_space = self.core.action_space
         self.render_mode = render_mode
-        self._window: _Window | None = None
+        self._viewer: Viewer | None = None
 
     @property
     def world(self) -> "WorldModel":
@@ -171,18 +172,19 @@ class NeuralWorldEnv(gym.Env):
         return frames_to_numpy(self.core.simulator.frames[0])
 
     def close(self) -> None:
-        if self._window is not None:
-            self._window.close()
-            self._window = None
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None
 
     def _info(self) -> dict[str, Any]:
         return {"event": self.core.simulator.events[0]}
 
     def _show(self, frames: torch.Tensor) -> None:
         if self.render_mode == "human":
-            if self._window is None:
-                self._window = _Window(self.metadata["render_fps"])
-            self._window.show(frames_to_numpy(frames[0]))
+            if self._viewer is None:
+                size = self.observation_space.shape[0]
+                self._viewer = Viewer(size, fps=self.metadata["render_fps"], title="worldsim neural world")
+            self._viewer.show(frames_to_numpy(frames[0]))
 
 
 class NeuralWorldVectorEnv(VectorEnv):
@@ -356,33 +358,3 @@ def _check_options(options: dict[str, Any] | None, known: frozenset[str]) -> dic
     if unknown:
         raise ValueError(f"unknown reset option(s) {unknown}; known: {sorted(known)}")
     return options
-
-
-class _Window:
-    """A pygame window showing frames scaled up, paced to `fps` (render_mode="human")."""
-
-    SCALE = 8
-
-    def __init__(self, fps: int) -> None:
-        import pygame
-
-        self._pygame = pygame
-        self._fps = fps
-        self._screen: Any = None
-        self._clock = pygame.time.Clock()
-
-    def show(self, frame: np.ndarray) -> None:
-        pygame = self._pygame
-        if self._screen is None:
-            pygame.display.init()
-            height, width = frame.shape[:2]
-            self._screen = pygame.display.set_mode((width * self.SCALE, height * self.SCALE))
-            pygame.display.set_caption("worldsim neural world")
-        pygame.event.pump()
-        surface = pygame.surfarray.make_surface(frame.transpose(1, 0, 2))
-        pygame.transform.scale(surface, self._screen.get_size(), self._screen)
-        pygame.display.flip()
-        self._clock.tick(self._fps)
-
-    def close(self) -> None:
-        self._pygame.display.quit()

@@ -65,10 +65,6 @@ def test_single_env_passes_gymnasium_check_env(checkpoint):
 
 
 def test_single_env_has_the_spaces_of_the_real_explorer(checkpoint):
-    import worldsim.envs.explorer as explorer
-
-    if not hasattr(explorer, "ExplorerEnv"):  # TEMPORARY until the Explorer env lands
-        pytest.skip("worldsim/Explorer-v0 is not importable yet")
     neural = gym.make(ENV_ID, checkpoint=checkpoint)
     real = gym.make("worldsim/Explorer-v0")
     assert neural.observation_space == real.observation_space

@@ -1,0 +1,288 @@
+"""PPO trained only inside a learned world, then evaluated in the real game (DESIGN §8, RL transfer).
+
+The agent never sees the real Explorer while it learns: every frame, reward and termination of
+its training comes from the neural world (`worldsim/NeuralExplorer-v0`, batched on the device).
+Afterwards it plays episodes of the real `worldsim/Explorer-v0`. Two baselines give the number a
+meaning: a uniformly random policy, and the same PPO trained in the real Explorer for the same
+number of env steps. The script prints a table and writes a JSON (returns mean ± std, steps,
+wall times, machine).
+
+    python examples/ppo_in_imagination.py --total-steps 200000 --num-envs 64 --device cuda
+    python examples/ppo_in_imagination.py --help
+
+A CleanRL-style single file: hyper-parameters in `Args`, one function per stage.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+import worldsim  # noqa: F401  (registers the worldsim/ environments)
+from worldsim.data.atomic import atomic_write_bytes
+
+
+@dataclass
+class Args:
+    checkpoint: str | None = None  # the neural world: bundled name, folder or Hub repo id (None: default)
+    device: str = "cpu"  # where the world model and the agent run
+    seed: int = 0
+    total_steps: int = 100_000  # env steps of PPO training, in the neural world and in the real baseline
+    num_envs: int = 32  # envs stepped together
+    rollout_steps: int = 64  # steps per env between two PPO updates
+    max_episode_steps: int = 500  # truncation, in training and in evaluation
+    learning_rate: float = 2.5e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    clip_coef: float = 0.1
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    eval_episodes: int = 16  # episodes of the real Explorer per policy
+    real_baseline: bool = True  # also train the same PPO in the real Explorer
+    out: str = "runs/ppo_in_imagination.json"
+
+
+class Agent(nn.Module):
+    """A small CNN actor-critic on uint8 frames [B, H, W, 3]."""
+
+    def __init__(self, frame_shape: tuple[int, ...], num_actions: int) -> None:
+        super().__init__()
+        self.torso = nn.Sequential(
+            nn.Conv2d(3, 16, kernel_size=8, stride=4), nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=4, stride=2), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            features = self.torso(torch.zeros(1, 3, *frame_shape[:2])).shape[1]
+        self.torso.append(nn.Linear(features, 256))
+        self.torso.append(nn.ReLU())
+        self.actor = nn.Linear(256, num_actions)
+        self.critic = nn.Linear(256, 1)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action logits [B, A], values [B])"""
+        hidden = self.torso(frames.permute(0, 3, 1, 2).float() / 255.0)
+        return self.actor(hidden), self.critic(hidden).squeeze(-1)
+
+    def act(self, frames: torch.Tensor) -> torch.Tensor:
+        logits, _ = self(frames)
+        return torch.distributions.Categorical(logits=logits).sample()
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
+        gamma: float, lam: float) -> torch.Tensor:
+    """Generalised advantage estimates [T, B]; dones[t] = the episode ended at step t."""
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        following = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        alive = 1.0 - dones[t]
+        delta = rewards[t] + gamma * following * alive - values[t]
+        last = delta + gamma * lam * alive * last
+        advantages[t] = last
+    return advantages
+
+
+def ppo_loss(agent: Agent, batch: dict[str, torch.Tensor], args: Args) -> torch.Tensor:
+    """Clipped PPO objective + value loss - entropy bonus on one minibatch."""
+    logits, values = agent(batch["obs"])
+    dist = torch.distributions.Categorical(logits=logits)
+    ratio = (dist.log_prob(batch["actions"]) - batch["logprobs"]).exp()
+    advantages = batch["advantages"]
+    policy_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
+    value_loss = 0.5 * (values - batch["returns"]).pow(2).mean()
+    return policy_loss + args.vf_coef * value_loss - args.ent_coef * dist.entropy().mean()
+
+
+def train_ppo(envs: gym.vector.VectorEnv, args: Args) -> tuple[Agent, dict[str, Any]]:
+    """PPO on a NEXT_STEP-autoreset vector env; observations may be numpy arrays or torch tensors."""
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    agent = Agent(envs.single_observation_space.shape, envs.single_action_space.n).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    T, B = args.rollout_steps, envs.num_envs
+    num_updates = max(1, args.total_steps // (T * B))
+    buffers = {name: torch.zeros((T, B), device=device) for name in ("rewards", "dones", "values", "logprobs", "valid")}
+    obs_buffer = torch.zeros((T, B, *envs.single_observation_space.shape), dtype=torch.uint8, device=device)
+    action_buffer = torch.zeros((T, B), dtype=torch.long, device=device)
+
+    start = time.perf_counter()
+    obs, _ = envs.reset(seed=args.seed)
+    obs = torch.as_tensor(obs, device=device)
+    # NEXT_STEP autoreset: the step after an episode ends only resets; it is no transition to learn from.
+    restarting = torch.zeros(B, dtype=torch.bool, device=device)
+    episode_returns, running_return = [], torch.zeros(B, device=device)
+    for update in range(num_updates):
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - update / num_updates)
+        for t in range(T):
+            with torch.no_grad():
+                logits, values = agent(obs)
+                dist = torch.distributions.Categorical(logits=logits)
+                actions = dist.sample()
+            obs_buffer[t], action_buffer[t] = obs, actions
+            buffers["values"][t], buffers["logprobs"][t] = values, dist.log_prob(actions)
+            buffers["valid"][t] = (~restarting).float()
+            next_obs, rewards, terminated, truncated, _ = envs.step(actions.cpu().numpy())
+            rewards = torch.as_tensor(rewards, device=device, dtype=torch.float32)
+            done = torch.as_tensor(terminated, device=device) | torch.as_tensor(truncated, device=device)
+            buffers["rewards"][t] = rewards * (~restarting)
+            buffers["dones"][t] = done.float()
+            running_return += buffers["rewards"][t]
+            episode_returns += running_return[done].tolist()
+            running_return[done] = 0.0
+            obs, restarting = torch.as_tensor(next_obs, device=device), done
+        with torch.no_grad():
+            _, next_value = agent(obs)
+        advantages = gae(buffers["rewards"], buffers["values"], buffers["dones"], next_value, args.gamma, args.gae_lambda)
+        batch = {
+            "obs": obs_buffer.flatten(0, 1), "actions": action_buffer.flatten(),
+            "logprobs": buffers["logprobs"].flatten(), "advantages": advantages.flatten(),
+            "returns": (advantages + buffers["values"]).flatten(),
+        }
+        valid = buffers["valid"].flatten().bool()
+        batch = {name: value[valid] for name, value in batch.items()}
+        update_policy(agent, optimizer, batch, args)
+    wall = time.perf_counter() - start
+    stats = {"train_steps": num_updates * T * B, "train_wall_s": round(wall, 2),
+             "train_episodes": len(episode_returns),
+             "train_return_mean": float(np.mean(episode_returns)) if episode_returns else None}
+    return agent, stats
+
+
+def update_policy(agent: Agent, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], args: Args) -> None:
+    size = batch["actions"].shape[0]
+    # Normalised over the whole batch: a small last minibatch would make its own statistics noisy.
+    advantages = batch["advantages"]
+    batch = {**batch, "advantages": (advantages - advantages.mean()) / (advantages.std(unbiased=False) + 1e-8)}
+    minibatch = max(1, size // args.num_minibatches)
+    for _ in range(args.update_epochs):
+        order = torch.randperm(size, device=batch["actions"].device)
+        for begin in range(0, size, minibatch):
+            indices = order[begin:begin + minibatch]
+            loss = ppo_loss(agent, {name: value[indices] for name, value in batch.items()}, args)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+            optimizer.step()
+
+
+def real_explorer(num_envs: int, args: Args) -> gym.vector.VectorEnv:
+    return gym.make_vec("worldsim/Explorer-v0", num_envs=num_envs, vectorization_mode="sync",
+                        max_episode_steps=args.max_episode_steps)
+
+
+def evaluate(policy: Callable[[np.ndarray], np.ndarray], args: Args, seed: int) -> np.ndarray:
+    """The return of one episode of the real Explorer per env, `args.eval_episodes` envs at once."""
+    envs = real_explorer(args.eval_episodes, args)
+    obs, _ = envs.reset(seed=seed)
+    returns = np.zeros(args.eval_episodes)
+    finished = np.zeros(args.eval_episodes, dtype=bool)
+    while not finished.all():
+        obs, rewards, terminated, truncated, _ = envs.step(policy(obs))
+        returns += np.where(finished, 0.0, rewards)
+        finished |= np.logical_or(terminated, truncated)
+    envs.close()
+    return returns
+
+
+def agent_policy(agent: Agent, device: str) -> Callable[[np.ndarray], np.ndarray]:
+    def policy(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return agent.act(torch.as_tensor(obs, device=device)).cpu().numpy()
+    return policy
+
+
+def random_policy(num_actions: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return lambda obs: rng.integers(num_actions, size=len(obs))
+
+
+def summary(returns: np.ndarray, **extra: Any) -> dict[str, Any]:
+    return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "episodes": len(returns), **extra}
+
+
+def machine(device: str) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gpu = torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def run(args: Args) -> dict[str, Any]:
+    start = time.perf_counter()
+    eval_seed = args.seed + 1_000_000  # evaluation maps differ from the ones trained on
+    neural = gym.make_vec("worldsim/NeuralExplorer-v0", num_envs=args.num_envs, vectorization_mode="vector_entry_point",
+                          checkpoint=args.checkpoint, device=args.device, max_episode_steps=args.max_episode_steps,
+                          array_type="torch")
+    agent, stats = train_ppo(neural, args)
+    neural.close()
+    results = {"imagination_ppo": summary(evaluate(agent_policy(agent, args.device), args, eval_seed), **stats)}
+    num_actions = neural.single_action_space.n
+    results["random"] = summary(evaluate(random_policy(num_actions, args.seed), args, eval_seed))
+    if args.real_baseline:
+        real = real_explorer(args.num_envs, args)
+        agent, stats = train_ppo(real, args)
+        real.close()
+        results["real_ppo"] = summary(evaluate(agent_policy(agent, args.device), args, eval_seed), **stats)
+    return {"args": dataclasses.asdict(args), "results": results, "wall_s": round(time.perf_counter() - start, 2),
+            "machine": machine(args.device)}
+
+
+def write_json(path: str, report: dict[str, Any]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(report, indent=2).encode())
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """One --flag per field of Args, typed and defaulted from the dataclass."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(Args)
+    for field in dataclasses.fields(Args):
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+        else:
+            base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+            parser.add_argument(flag, type=base, default=field.default)
+    return Args(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    report = run(args)
+    for name, result in report["results"].items():
+        steps = result.get("train_steps", 0)
+        print(f"{name:>16}: return {result['return_mean']:7.3f} ± {result['return_std']:.3f} "
+              f"over {result['episodes']} real episodes (trained {steps} steps)")
+    write_json(args.out, report)
+    print(f"wrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
