@@ -50,7 +50,7 @@ def test_random_policy_changes_action_freely_and_uniformly():
 
 
 def test_events_switch_every_30_to_300_frames_to_a_new_type_and_a_training_text():
-    decided = run(PolicyConfig(episode_frames=None), 3000, num_envs=6)
+    decided = run(PolicyConfig(episode_frames=None, start_event_prob=0.0), 3000, num_envs=6)
     for env in range(6):
         switch_frames = np.flatnonzero(decided["switched"][:, env])
         assert 30 <= switch_frames[0] <= 300
@@ -65,7 +65,7 @@ def test_events_switch_every_30_to_300_frames_to_a_new_type_and_a_training_text(
 
 
 def test_episodes_are_cut_and_start_without_an_event():
-    config = PolicyConfig(episode_frames=(50, 80), event_every=(30, 30))
+    config = PolicyConfig(episode_frames=(50, 80), event_every=(30, 30), start_event_prob=0.0)
     policy = ExplorationPolicy(3, 5, TEXTS_BY_TYPE, config, np.random.default_rng(0))
     frames_in_episode = np.zeros(3, dtype=int)
     lengths = []
@@ -78,6 +78,14 @@ def test_episodes_are_cut_and_start_without_an_event():
             frames_in_episode[decided.truncate] = 0
             policy.start_episodes(decided.truncate)
     assert len(lengths) >= 3 * 1000 // 80 - 3 and 50 <= min(lengths) and max(lengths) <= 80
+
+
+def test_some_episodes_start_with_an_event_in_force():
+    always = run(PolicyConfig(start_event_prob=1.0), 1, num_envs=50)
+    assert always["switched"][0].all() and (always["events"][0] >= 0).all()
+    half = run(PolicyConfig(start_event_prob=0.5), 1, num_envs=400)
+    assert 0.4 < half["switched"][0].mean() < 0.6
+    assert ((half["events"][0] >= 0) == half["switched"][0]).all()
 
 
 def test_bad_settings_are_rejected():

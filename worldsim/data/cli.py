@@ -17,12 +17,19 @@ example:
 """
 
 
+DESCRIPTION = ("Datasets of frames with the actions, events, rewards and terminations that go "
+               "with them (a folder of .npz shards and a manifest.json).")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "data", help="generate, record and inspect datasets",
-        description="Datasets of frames with the actions, events, rewards and terminations "
-                    "that go with them (a folder of .npz shards and a manifest.json).",
-    )
+    """Add `worldsim data` to the `worldsim` command."""
+    parser = subparsers.add_parser("data", help="generate, record and inspect datasets",
+                                   description=DESCRIPTION)
+    add_subcommands(parser)
+
+
+def add_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Add `generate`, `record` and `info` to `parser`."""
     commands = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     commands.required = True
     _add_generate(commands)

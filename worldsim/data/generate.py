@@ -10,8 +10,11 @@ from __future__ import annotations
 import fcntl
 import functools
 import multiprocessing
+import multiprocessing.connection
+import os
 import queue
 import signal
+import threading
 import traceback
 from contextlib import closing, contextmanager
 from dataclasses import replace
@@ -183,12 +186,24 @@ def _next_message(results: Any, processes: list) -> tuple[str, Any]:
 
 def _worker_main(out: Path, config: GenerateConfig, tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent, which stops us
+    _exit_with_parent()
     report = functools.partial(_put_progress, results)
     try:
         while (index := tasks.get()) is not None:
             results.put(("shard", _make_shard(out, config, index, report)))
     except Exception:  # reported to the parent, which stops the run with the traceback
         results.put(("error", traceback.format_exc()))
+
+
+def _exit_with_parent() -> None:
+    """If the parent is killed (it cannot stop us then), exit instead of writing on unobserved."""
+    parent = multiprocessing.parent_process()
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _put_progress(results: Any, frames: int) -> None:

@@ -2,7 +2,8 @@
 
 Per env it holds a uniformly random action for a random number of frames, sometimes stands still
 for a stretch, switches the event text at random times (a random event type other than the current
-one, phrased by a random training paraphrase) and ends episodes after a random length. Pure numpy:
+one, phrased by a random training paraphrase), starts some episodes with an event already in force
+and ends episodes after a random length. Pure numpy:
 every random choice comes from the generator passed in, so a run is reproducible from its seed.
 """
 from __future__ import annotations
@@ -19,10 +20,11 @@ Range = tuple[int, int]  # inclusive [low, high]
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    hold_frames: Range = (1, 16)  # how long a chosen move is held
-    still_prob: float = 0.15  # chance that the next choice is standing still
-    still_frames: Range = (8, 60)  # how long a stretch of standing still lasts
+    hold_frames: Range = (1, 16)  # how long a chosen action is held
+    still_prob: float = 0.1  # chance that the next choice is standing still
+    still_frames: Range = (4, 30)  # how long a stretch of standing still lasts
     event_every: Range | None = (30, 300)  # frames between event switches; None = no events
+    start_event_prob: float = 0.5  # chance that an episode starts with an event in force
     episode_frames: Range | None = (300, 1500)  # episodes are cut (reset) after this; None = never
     noop_action: int = 0  # the "stand still" action
 
@@ -31,8 +33,9 @@ class PolicyConfig:
             value = getattr(self, name)
             if value is not None and not (len(value) == 2 and 1 <= value[0] <= value[1]):
                 raise ValueError(f"PolicyConfig.{name} must be (low, high) with 1 <= low <= high, got {value}")
-        if not 0.0 <= self.still_prob <= 1.0:
-            raise ValueError(f"PolicyConfig.still_prob must be in [0, 1], got {self.still_prob}")
+        for name in ("still_prob", "start_event_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"PolicyConfig.{name} must be in [0, 1], got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -47,7 +50,8 @@ class PolicyConfig:
 
 
 # Uniformly random actions every frame: the plain "random" recording policy.
-RANDOM_POLICY = PolicyConfig(hold_frames=(1, 1), still_prob=0.0, event_every=None, episode_frames=None)
+RANDOM_POLICY = PolicyConfig(hold_frames=(1, 1), still_prob=0.0, event_every=None,
+                             start_event_prob=0.0, episode_frames=None)
 
 
 @dataclass
@@ -93,13 +97,14 @@ class ExplorationPolicy:
         return self.config.event_every is not None and len(self._type_sizes) > 0
 
     def start_episodes(self, mask: np.ndarray) -> None:
-        """Envs in `mask` begin a new episode: no event, fresh timers."""
+        """Envs in `mask` begin a new episode: fresh timers, no event or one from the first frame."""
         count = int(mask.sum())
         self._hold_left[mask] = 0
         self._event[mask] = NO_EVENT
         self._event_type[mask] = -1
         if self.has_events:
-            self._event_left[mask] = self._draw(self.config.event_every, count)
+            at_start = self._rng.random(count) < self.config.start_event_prob
+            self._event_left[mask] = np.where(at_start, 0, self._draw(self.config.event_every, count))
         if self.config.episode_frames is not None:
             self._episode_left[mask] = self._draw(self.config.episode_frames, count)
 

@@ -14,7 +14,7 @@ from worldsim.data.writer import DatasetWriter
 
 # Sticky recording: actions held for a few steps, short pauses, no events, the env's own episodes.
 STICKY_POLICY = PolicyConfig(hold_frames=(1, 12), still_prob=0.1, still_frames=(4, 30),
-                             event_every=None, episode_frames=None)
+                             event_every=None, start_event_prob=0.0, episode_frames=None)
 POLICIES = {"sticky": STICKY_POLICY, "random": RANDOM_POLICY}
 
 
