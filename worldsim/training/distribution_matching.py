@@ -1,0 +1,107 @@
+"""The two scores of distribution matching (DMD) and the updates they drive.
+
+Real score: the frozen bidirectional teacher. Fake score: the critic, a trainable copy of the
+teacher that keeps learning (by flow matching) the distribution of the generator's current
+samples. Both score a *window*: clean context frames (earlier frames of the same rollout, at
+sigma 0) followed by the new generated frames, all noised to one random level per sample; only
+the new frames receive the DMD gradient, so the teacher judges them in the light of what came
+before (the layout the teacher learnt from its per-frame noise levels).
+
+Used by the `dmd`, `stream`, `delta` and `rolling` stages.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldsim.model import CausalTransformer, flow
+from worldsim.training import losses
+from worldsim.training.common import freeze, sample_sigma
+from worldsim.training.config import ConfigError
+from worldsim.training.distributed import DistributedContext
+from worldsim.training.trainer import optimizer_step
+
+__all__ = ["DMDSettings", "ScoredWindow", "DistributionMatching"]
+
+
+@dataclass
+class DMDSettings:
+    sigma_min: float = 0.02  # DMD noise levels are drawn uniformly in [sigma_min, sigma_max] (before the shift)
+    sigma_max: float = 0.98
+    real_guidance: float = 1.5  # classifier-free guidance of the real score on the event
+    critic_lr: float = 1e-4
+    critic_steps: int = 2  # critic updates per generator update
+
+    def validate(self) -> None:
+        if not 0.0 <= self.sigma_min < self.sigma_max <= 1.0:
+            raise ConfigError(f"need 0 <= sigma_min < sigma_max <= 1, got {self.sigma_min}, {self.sigma_max}")
+        if self.critic_steps < 1 or self.critic_lr <= 0:
+            raise ConfigError("critic_steps must be >= 1 and critic_lr positive")
+
+
+@dataclass
+class ScoredWindow:
+    """The scores of one window's new frames."""
+
+    per_sample_loss: Tensor  # [B]: DMD loss, mean over elements (gradient g / D w.r.t. the frames)
+    x0_real: Tensor  # [B, F, ...]: the teacher's x0 for the new frames (no grad)
+    x0_fake: Tensor  # [B, F, ...]: the critic's
+    grad: Tensor  # [B, F, ...]: the DMD gradient g
+
+
+class DistributionMatching:
+    """Real and fake scores over windows `[context ; new frames]`, and the critic's training."""
+
+    def __init__(self, teacher: CausalTransformer, settings: DMDSettings, shift: float,
+                 context: DistributedContext, grad_clip: float, weight_decay: float = 0.0):
+        self.teacher = freeze(teacher)
+        self.critic = copy.deepcopy(teacher).train().requires_grad_(True)
+        self.optimizer = torch.optim.AdamW(self.critic.parameters(), lr=settings.critic_lr, betas=(0.9, 0.99),
+                                           weight_decay=weight_decay)
+        self.settings, self.shift, self.context, self.grad_clip = settings, shift, context, grad_clip
+
+    def _noised_window(self, context_frames: Tensor | None, frames: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+        """(noisy window, sigma [B, Fw], noise of the new frames, number of context frames)."""
+        batch, num_new = frames.shape[:2]
+        level = sample_sigma((batch, 1), self.shift, frames.device, self.settings.sigma_min, self.settings.sigma_max)
+        noise = torch.randn_like(frames)
+        noisy = flow.add_noise(frames, noise, level.expand(batch, num_new))
+        if context_frames is None:
+            return noisy, level.expand(batch, num_new), noise, 0
+        num_context = context_frames.shape[1]
+        sigma = torch.cat([level.new_zeros(batch, num_context), level.expand(batch, num_new)], dim=1)
+        return torch.cat([context_frames, noisy], dim=1), sigma, noise, num_context
+
+    def score(self, frames: Tensor, context_frames: Tensor | None, actions: Tensor, events: Tensor) -> ScoredWindow:
+        """DMD loss of the new `frames` `[B, F, ...]` (with gradient) after `context_frames` (clean, no grad).
+
+        `actions` and `events` (the teacher's embedding) cover the whole window `[B, Fc + F]`.
+        """
+        with torch.no_grad():
+            noisy, sigma, _, num_context = self._noised_window(context_frames, frames.detach())
+            v_real = self.teacher(noisy, sigma, actions, events, mode="bidirectional")
+            if self.settings.real_guidance != 1.0:
+                v_uncond = self.teacher(noisy, sigma, actions, None, mode="bidirectional")
+                v_real = losses.guided_velocity(v_real, v_uncond, self.settings.real_guidance)
+            v_fake = self.critic(noisy, sigma, actions, events, mode="bidirectional")
+            new = slice(num_context, None)
+            x0_real = flow.x0_from_velocity(noisy[:, new], sigma[:, new], v_real[:, new])
+            x0_fake = flow.x0_from_velocity(noisy[:, new], sigma[:, new], v_fake[:, new])
+            grad = losses.dmd_gradient(frames.detach(), x0_fake, x0_real)
+        elements = frames[0].numel()
+        return ScoredWindow(losses.dmd_loss(frames, grad) / elements, x0_real, x0_fake, grad)
+
+    def train_critic(self, frames: Tensor, context_frames: Tensor | None, actions: Tensor, events: Tensor) -> float:
+        """`critic_steps` flow-matching updates of the critic on the detached window; mean loss."""
+        frames = frames.detach()
+        total = 0.0
+        for _ in range(self.settings.critic_steps):
+            noisy, sigma, noise, num_context = self._noised_window(context_frames, frames)
+            velocity = self.critic(noisy, sigma, actions, events, mode="bidirectional")[:, num_context:]
+            loss = losses.critic_loss(velocity, frames, noise)
+            optimizer_step(loss, self.optimizer, self.context, self.grad_clip)
+            total += loss.item()
+        return total / self.settings.critic_steps

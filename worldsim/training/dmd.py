@@ -1,0 +1,171 @@
+"""Stage `dmd` (DESIGN §7.5): Self Forcing — distribution matching on the student's own rollouts.
+
+Per step the student (from `causal-cd`) generates F frames from scratch, frame by frame with its
+KV cache, exactly as the Simulator does (first frame 4 steps, then 2), under the actions and
+events of a real clip. One exit step per rollout (drawn on rank 0 and broadcast) is
+differentiated, everything else runs without gradient. The DMD gradient between the real score
+(the bidirectional teacher) and the fake score (the critic) is applied to the frames; then the
+critic takes a few flow-matching steps on the detached rollout, and the generator's EMA moves.
+
+`DMDStage` also holds what the streaming stages (`stream`, `delta`, `rolling`) share: the
+student and teacher worlds, event conditions for both, the scores and the exit-step draw.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from worldsim.data import Clip
+from worldsim.sampling.frame_sampler import CleanFrames, Conditions, step_sigmas
+from worldsim.training.batches import ClipStream, condition_actions, encode_latents
+from worldsim.training.common import StageConfig, ema_decay_at, freeze, load_world, open_dataset, save_world
+from worldsim.training.config import ConfigError
+from worldsim.training.distributed import DistributedContext, broadcast_choice
+from worldsim.training.distribution_matching import DistributionMatching, DMDSettings
+from worldsim.training.ema import ema_copy, ema_update
+from worldsim.training.event_conditioning import EventVocabulary, embed_texts
+from worldsim.training.self_rollout import Anchor, ExitSteps, Rollout, gaussian_noise_source, rollout
+from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
+
+__all__ = ["DMDConfig", "DMDStage", "RolloutConditions"]
+
+
+@dataclass
+class DMDConfig(StageConfig):
+    teacher: str = ""  # the `teacher` stage's final world: real score, and the critic's start
+    frames: int = 8  # frames per rollout (at most the teacher's clip length)
+    context_frames: int = 0  # real frames a rollout starts from (0 = from scratch, first-frame steps)
+    steps: int = 3000
+    batch_size: int = 8
+    lr: float = 2e-5
+    ema_decay: float = 0.99
+    dmd: DMDSettings = field(default_factory=DMDSettings)
+
+    def validate(self) -> None:
+        super().validate()
+        self.require_init("the causal-cd stage's final world")
+        if not self.teacher:
+            raise ConfigError("teacher: set the bidirectional teacher's world folder (the teacher stage's final)")
+        if self.frames < 1 or self.context_frames < 0:
+            raise ConfigError("frames must be >= 1 and context_frames >= 0")
+        self.dmd.validate()
+
+
+@dataclass
+class RolloutConditions:
+    """Per-frame conditions of a rollout, with the events embedded for the student and the teacher."""
+
+    actions: Tensor  # long [B, F]
+    student_events: Tensor  # [B, F, E]
+    teacher_events: Tensor  # [B, F, E]
+
+    def for_student(self, frames: slice = slice(None)) -> Conditions:
+        return Conditions(self.actions[:, frames], self.student_events[:, frames])
+
+    def window(self, frames: slice) -> tuple[Tensor, Tensor]:
+        """(actions, teacher events) of a window of frames, for the scores."""
+        return self.actions[:, frames], self.teacher_events[:, frames]
+
+
+class DMDStage:
+    name = "dmd"
+    role = "few-step causal generator (Self Forcing)"
+
+    def __init__(self, config: DMDConfig, context: DistributedContext):
+        self.config, self.context = config, context
+        self.dataset = open_dataset(config.data)
+        self.world = load_world(config.init, context.device)
+        teacher_world = load_world(config.teacher, context.device)
+        for module in (self.world.autoencoder, self.world.event_encoder, self.world.reward_model,
+                       teacher_world.event_encoder):
+            freeze(module)
+        self.teacher_encoder, self.teacher_tokenizer = teacher_world.event_encoder, teacher_world.tokenizer
+        self.generator = self.world.transformer.train().requires_grad_(True)
+        self.ema = ema_copy(self.generator)
+        self.optimizer = make_adamw(self.generator.parameters(), config)
+        sampling = self.world.config.sampling
+        self.scores = DistributionMatching(teacher_world.transformer, config.dmd, sampling.sigma_shift, context,
+                                           config.grad_clip, config.weight_decay)
+        self.sigmas = step_sigmas(sampling.num_steps, sampling.sigma_shift)
+        self.first_frame_sigmas = step_sigmas(sampling.first_frame_steps, sampling.sigma_shift)
+        self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
+        self.clips = ClipStream(self.dataset, self.clip_frames(), config.batch_size, config.seed, context.rank)
+        self.samples_per_step = config.batch_size
+
+    # ------------------------------------------------------------------ shared by the streaming stages
+
+    def clip_frames(self) -> int:
+        """Frames of real data a step reads (conditions, and the context frames)."""
+        return self.config.context_frames + self.config.frames
+
+    def modules(self):
+        return {"generator": self.generator, "ema": self.ema, "critic": self.scores.critic}
+
+    def optimizers(self):
+        return {"generator": self.optimizer, "critic": self.scores.optimizer}
+
+    def embed_event_ids(self, event_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Dataset event ids `[B, F]` → (student, teacher) event vectors of the same paraphrases."""
+        texts, index = self.vocabulary.sample_texts(event_ids)
+        with torch.no_grad():
+            student = embed_texts(texts, index, self.world.tokenizer, self.world.event_encoder)
+            teacher = embed_texts(texts, index, self.teacher_tokenizer, self.teacher_encoder)
+        return student, teacher
+
+    def real_start(self, step: int) -> tuple[RolloutConditions, CleanFrames | None, Tensor | None]:
+        """Conditions of a real clip, and its first `context_frames` frames as the rollout's start."""
+        clip = self.clips.batch(step)
+        device = self.context.device
+        actions = condition_actions(torch.from_numpy(clip.actions).to(device), self.world.config.no_action)
+        student_events, teacher_events = self.embed_event_ids(torch.from_numpy(clip.events).to(device))
+        conditions = RolloutConditions(actions, student_events, teacher_events)
+        return (conditions, *self.context_start(clip, conditions))
+
+    def context_start(self, clip: Clip, conditions: RolloutConditions) -> tuple[CleanFrames | None, Tensor | None]:
+        """The clip's first `context_frames` frames as pending clean frames (and their latents)."""
+        count = self.config.context_frames
+        if count == 0:
+            return None, None
+        latents = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames[:, :count]))
+        return CleanFrames(latents, conditions.for_student(slice(0, count))), latents
+
+    def draw_exits(self) -> ExitSteps:
+        """One exit step for first frames and one for the others, the same on every rank."""
+        first_steps, steps = len(self.first_frame_sigmas) - 1, len(self.sigmas) - 1
+        first, rest = broadcast_choice(
+            lambda: [int(torch.randint(first_steps, ())), int(torch.randint(steps, ()))], self.context)
+        return ExitSteps(first, rest)
+
+    def generate(self, conditions: Conditions, cache, pending: CleanFrames | None,
+                 exits: ExitSteps, anchor: Anchor | None = None) -> Rollout:
+        noise = gaussian_noise_source(conditions.events)
+        return rollout(self.generator, cache, conditions, self.sigmas, self.first_frame_sigmas, exits, noise,
+                       pending, anchor)
+
+    def update_generator(self, loss: Tensor, step: int) -> float:
+        grad_norm = optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
+        ema_update(self.ema, self.generator, ema_decay_at(self.config.ema_decay, step))
+        return grad_norm
+
+    # ------------------------------------------------------------------ the dmd step
+
+    def train_step(self, step: int) -> dict[str, float]:
+        conditions, pending, context_latents = self.real_start(step)
+        count = self.config.context_frames
+        cache = self.generator.new_cache(self.config.batch_size, device=self.context.device)
+        new = slice(count, None)
+        frames = self.generate(conditions.for_student(new), cache, pending, self.draw_exits()).frames
+        scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)))
+        loss = scored.per_sample_loss.mean()
+        grad_norm = self.update_generator(loss, step)
+        critic_loss = self.scores.train_critic(frames, context_latents, *conditions.window(slice(None)))
+        return {"loss": loss.item(), "critic_loss": critic_loss, "grad_norm": grad_norm,
+                "fake_real_gap": (scored.x0_fake - scored.x0_real).pow(2).mean().item()}
+
+    def finish(self, out_dir: Path, summary: TrainSummary) -> None:
+        self.generator.load_state_dict(self.ema.state_dict())  # ship the EMA generator
+        self.world.metadata["role"] = self.role
+        save_world(self.world, out_dir, summary, frames=self.config.frames)
