@@ -62,6 +62,17 @@ def test_clips_are_deterministic_given_the_seed(tmp_path):
     assert not np.array_equal(first[0], other)
 
 
+def test_skip_lands_where_drawing_would(tmp_path):
+    write_indexed(tmp_path / "ds", [20] * 10, shard_frames=20)
+    dataset = Dataset(tmp_path / "ds")
+    drawn = dataset.clips(4, 2, seed=5, max_cached_frames=40)
+    for _ in range(7):
+        next(drawn)
+    skipped = dataset.clips(4, 2, seed=5, max_cached_frames=40)
+    skipped.skip(7)
+    np.testing.assert_array_equal(next(skipped).rewards, next(drawn).rewards)
+
+
 def test_small_cache_swaps_shards_and_reaches_all_of_them(tmp_path):
     write_indexed(tmp_path / "ds", [20] * 10, shard_frames=20)
     dataset = Dataset(tmp_path / "ds")

@@ -57,7 +57,8 @@ class ClipSampler:
 
     Shards stay in memory up to `max_cached_frames`; when the dataset is larger, the oldest
     resident shard is swapped for the next one of a shuffled order every so many batches, chosen
-    so that each resident frame is drawn about once before its shard leaves.
+    so that each resident frame is drawn about once before its shard leaves. A clip lies inside
+    one shard: an episode that continues into the next shard (long recordings) is sampled as two.
     """
 
     def __init__(
@@ -83,18 +84,30 @@ class ClipSampler:
         return self
 
     def __next__(self) -> Clip:
+        shards, starts = self._draw()
+        return gather_clips(shards, starts, self.num_frames)
+
+    def skip(self, num_batches: int) -> None:
+        """Advance as if `num_batches` batches were drawn, without copying their frames
+        (resuming a training run at the same point of the stream)."""
+        for _ in range(num_batches):
+            self._draw()
+
+    def _draw(self) -> tuple[list[ShardArrays], list[int]]:
+        """The shard and start frame of every clip of the next batch."""
         if self._batches and self._batches % self._swap_every == 0:
             self._swap()
             self._ensure_starts()
         self._batches += 1
         positions = list(self._resident)
         counts = np.array([len(self._resident[p][1]) for p in positions])
-        picks = self._rng.integers(0, counts.sum(), size=self.batch_size)
-        owners = np.searchsorted(np.cumsum(counts), picks, side="right")
-        offsets = picks - (np.cumsum(counts) - counts)[owners]
+        ends = np.cumsum(counts)
+        picks = self._rng.integers(0, ends[-1], size=self.batch_size)
+        owners = np.searchsorted(ends, picks, side="right")
+        offsets = picks - (ends - counts)[owners]
         shards = [self._resident[positions[o]][0] for o in owners]
         starts = [int(self._resident[positions[o]][1][k]) for o, k in zip(owners, offsets)]
-        return gather_clips(shards, starts, self.num_frames)
+        return shards, starts
 
     def _fill(self) -> None:
         """Load shards until the memory budget is used (always at least one)."""
