@@ -56,18 +56,33 @@ def _per_cell(image: np.ndarray) -> np.ndarray:
     return cells.reshape(rows * cols, TILE_PIXELS, TILE_PIXELS, channels)
 
 
-def build_style(size: int, style: int) -> np.ndarray:
-    """uint8 (cells, K, 48): final pixels of every render class on every screen cell."""
+def decode_style(style: int) -> tuple[int, int, int]:
+    """(season, time, weather) of a style index."""
     season, rest = divmod(style, len(TIMES) * len(WEATHERS))
     time, weather = divmod(rest, len(WEATHERS))
+    return season, time, weather
+
+
+def style_is_spatial(style: int) -> bool:
+    """Whether the style's pixels depend on the screen cell (lantern glow, fog); other styles
+    look the same on every cell, so they need (and use) only the table of cell 0."""
+    _, time, weather = decode_style(style)
+    return TIMES[time] == "night" or weather == FOG
+
+
+def build_style(size: int, style: int) -> np.ndarray:
+    """uint8 (cells, K, 48): final pixels of every render class on every screen cell
+    (a single cell for styles that are not spatial)."""
+    season, time, weather = decode_style(style)
+    cells = (size // TILE_PIXELS) ** 2 if style_is_spatial(style) else 1
     colours, emission = _tile_pixels(season, weather)
-    pixels = np.broadcast_to(colours[None], (size * size // TILE_PIXELS**2, *colours.shape))
+    pixels = np.broadcast_to(colours[None], (cells, *colours.shape))
     if weather == FOG:
-        fog = _per_cell(fog_alpha(size, size))[:, None]
+        fog = _per_cell(fog_alpha(size, size))[:cells, None]
         pixels = pixels + (FOG_COLOUR - pixels) * fog
-    lighting = _per_cell(light(time, size, size))[:, None]  # (cells, 1, 4, 4, 3)
+    lighting = _per_cell(light(time, size, size))[:cells, None]  # (cells, 1, 4, 4, 3)
     lit = pixels * (lighting + (1.0 - lighting) * emission[None, ..., None])
-    return np.clip(lit + 0.5, 0, 255).astype(np.uint8).reshape(len(lit), NUM_RENDER_CLASSES, _TILE_BYTES)
+    return np.clip(lit + 0.5, 0, 255).astype(np.uint8).reshape(cells, NUM_RENDER_CLASSES, _TILE_BYTES)
 
 
 class StyleTable:
@@ -80,10 +95,12 @@ class StyleTable:
         self._table = np.zeros((NUM_STYLES, self.cells, NUM_RENDER_CLASSES, _TILE_BYTES), np.uint8)
         self.rows = self._table.reshape(-1, _TILE_BYTES)
         self._built = np.zeros(NUM_STYLES, dtype=bool)
+        self.spatial = np.array([style_is_spatial(style) for style in range(NUM_STYLES)])
 
     def ensure_built(self, styles: np.ndarray) -> None:
         for style in np.unique(styles[~self._built[styles]]):
-            self._table[style] = build_style(self.size, int(style))
+            pixels = build_style(self.size, int(style))
+            self._table[style, :len(pixels)] = pixels
             self._built[style] = True
 
 
@@ -105,8 +122,8 @@ class Renderer:
         self._light = np.stack([light(time, size, size) for time in range(len(TIMES))]).reshape(
             len(TIMES), size * size, 3)
         self._particles = {
-            RAIN: (rain_pixels(size, size), RAIN_COLOUR, RAIN_ALPHA),
-            SNOW: (snow_pixels(size, size), SNOW_COLOUR, SNOW_ALPHA),
+            RAIN: _Particles(rain_pixels(size, size), RAIN_COLOUR, RAIN_ALPHA, self._light),
+            SNOW: _Particles(snow_pixels(size, size), SNOW_COLOUR, SNOW_ALPHA, self._light),
         }
 
     def frames(self, season: np.ndarray, time: np.ndarray, weather: np.ndarray,
@@ -117,7 +134,8 @@ class Renderer:
         """
         styles = style_index(season, time, weather).astype(np.int64)
         self._table.ensure_built(styles)
-        rows = (styles[:, None] * self._table.cells) * NUM_RENDER_CLASSES + self._cell_offsets + render_classes
+        cells = self._cell_offsets * self._table.spatial[styles][:, None]  # cell 0 if not spatial
+        rows = (styles[:, None] * self._table.cells) * NUM_RENDER_CLASSES + cells + render_classes
         batch = len(styles)
         if self._tiles.shape[0] != batch:
             self._tiles = np.empty((batch, self._table.cells, _TILE_BYTES), np.uint8)
@@ -133,12 +151,23 @@ class Renderer:
 
     def _draw_particles(self, frames: np.ndarray, time: np.ndarray, weather: np.ndarray,
                         steps: np.ndarray) -> None:
-        flat = frames.reshape(len(frames), -1, 3)
-        for kind, (pixels, colour, alpha) in self._particles.items():
+        pixels = frames.reshape(-1, 3)
+        area = self.size * self.size
+        for kind, particles in self._particles.items():
             envs = np.flatnonzero(weather == kind)
-            if envs.size == 0:
-                continue
-            where = pixels[steps[envs] % PRECIPITATION_PHASES]  # (n, N) flat pixel indices
-            under = flat[envs[:, None], where].astype(np.float32)
-            particle = colour * self._light[time[envs][:, None], where]  # lit like the scene
-            flat[envs[:, None], where] = (under + (particle - under) * alpha + 0.5).astype(np.uint8)
+            if envs.size:
+                where = particles.pixels[steps[envs] % PRECIPITATION_PHASES]  # (n, N) flat indices
+                targets = (envs[:, None] * area + where).ravel()
+                lit = particles.premultiplied[(time[envs][:, None] * area + where).ravel()]
+                under = pixels[targets].astype(np.uint16)
+                pixels[targets] = ((under * particles.keep + lit + 128) >> 8).astype(np.uint8)
+
+
+class _Particles:
+    """Rain or snow: where the particles are in each phase and their colour, in 8.8 fixed point
+    (`premultiplied` = colour x scene light x alpha x 256, `keep` = (1 - alpha) x 256)."""
+
+    def __init__(self, pixels: np.ndarray, colour: np.ndarray, alpha: float, light: np.ndarray) -> None:
+        self.pixels = pixels
+        self.premultiplied = np.round(colour * light * alpha * 256).astype(np.uint16).reshape(-1, 3)
+        self.keep = np.uint16(round((1.0 - alpha) * 256))

@@ -61,21 +61,34 @@ class MapWindow:
     enemy_phase: np.ndarray    # int64 in [0, 8): the home's shift in the PATROL pattern
 
 
+# Terrain from three binary-coded facts: elevation band (0 water, 1 sand, 2 grass, 3 rock),
+# +4 if a tree grows here, +8 if a path runs here. Trees only grow on grass; paths cross grass,
+# sand and forest but stop at water and rock.
+_ELEVATION_BANDS = (0.33, 0.39, 0.70)
+_TERRAIN_BY_CODE = np.array(
+    [WATER, SAND, GRASS, ROCK,  # plain
+     WATER, SAND, TREE, ROCK,   # tree
+     WATER, PATH, PATH, ROCK,   # path
+     WATER, PATH, PATH, ROCK],  # tree and path
+    dtype=np.uint8,
+)
+
+
 def _terrain(key: np.ndarray, scales: dict[int, NoiseAxes], tile_bytes: np.ndarray) -> np.ndarray:
     elevation = 0.65 * value_noise(key, scales[4], _SALT_ELEVATION_COARSE)
     elevation += 0.35 * value_noise(key, scales[2], _SALT_ELEVATION_FINE)
     moisture = value_noise(key, scales[3], _SALT_MOISTURE)
     path_field = value_noise(key, scales[4], _SALT_PATHS)
 
-    terrain = np.full(elevation.shape, GRASS, dtype=np.uint8)
-    terrain[elevation < 0.39] = SAND
-    terrain[elevation < 0.33] = WATER
-    terrain[elevation > 0.70] = ROCK
-    tree_chance = np.where(moisture > 0.60, 150, 7)
-    terrain[(terrain == GRASS) & (tile_bytes < tree_chance)] = TREE
-    on_path = (np.abs(path_field - 0.5) < 0.022) & (terrain != WATER) & (terrain != ROCK)
-    terrain[on_path] = PATH
-    return terrain
+    code = (elevation >= _ELEVATION_BANDS[0]).view(np.uint8)
+    code += elevation >= _ELEVATION_BANDS[1]
+    code += elevation > _ELEVATION_BANDS[2]
+    # Forests are dense where it is moist, single trees are rare elsewhere.
+    tree_chance = np.where(moisture > 0.60, np.uint8(150), np.uint8(7))
+    code += (tile_bytes < tree_chance).view(np.uint8) << 2
+    path_field -= 0.5
+    code += (np.abs(path_field) < 0.022).view(np.uint8) << 3
+    return _TERRAIN_BY_CODE[code]
 
 
 def map_window(key: np.ndarray, x0: np.ndarray, y0: np.ndarray, height: int, width: int) -> MapWindow:

@@ -1,0 +1,149 @@
+"""Explorer simulation speed: frames per second of `ExplorerBatch` (step + render), DESIGN §9.
+
+    python benchmarks/bench_explorer.py          # -> benchmarks/results/explorer_sim.json
+    python benchmarks/bench_explorer.py --batch-sizes 1 256 --repeats 9
+
+One frame = one world stepping once and rendering its 64x64 frame, the way a data generator or
+an RL loop uses the simulator: random actions, terminated worlds reset in place. Two scenarios:
+`base` (no events) and `events` (every world under random events of every group, re-drawn for
+about 1% of the worlds each step, so night, rain, snow, fog, eruptions and coin showers all show
+up). Each figure is the median of `--repeats` timed runs of at least `--min-frames` frames each,
+after a warm-up run. The B=256 `profile` splits one step into its parts (map generation,
+objects, rendering) to show what limits the speed. Runs in one process (numpy is
+single-threaded here), so on 2 cores a second process would roughly double the total.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig, events
+from worldsim.envs.explorer.noise import seed_to_u32
+from worldsim.envs.explorer.terrain import map_window
+from worldsim.data.atomic import atomic_write_bytes
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SWITCH_SHARE = 0.01
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "load_average_1min_at_start": os.getloadavg()[0],  # other work sharing the cores
+        "torch_version": version("torch"),
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def random_events(rng: np.random.Generator, count: int) -> list[events.EventType]:
+    return [events.EVENT_TYPES[i] for i in rng.integers(0, len(events.EVENT_TYPES), count)]
+
+
+def run(sim: ExplorerBatch, rng: np.random.Generator, steps: int, with_events: bool) -> float:
+    """Seconds for `steps` batched steps + renders (resets and event switches included)."""
+    actions = rng.integers(0, NUM_ACTIONS, (steps, sim.num_envs))
+    switches = rng.random((steps, sim.num_envs)) < SWITCH_SHARE
+    start = time.perf_counter()
+    for step in range(steps):
+        if with_events and switches[step].any():
+            sim.apply_events([event if switch else None for event, switch
+                              in zip(random_events(rng, sim.num_envs), switches[step])])
+        _, terminated = sim.step(actions[step])
+        sim.render()
+        if terminated.any():
+            sim.reset(rng.integers(0, 2**40, sim.num_envs), mask=terminated)
+    return time.perf_counter() - start
+
+
+def measure(batch: int, with_events: bool, repeats: int, min_frames: int, size: int) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    sim = ExplorerBatch(batch, ExplorerConfig(size=size), seed=0)
+    if with_events:
+        for _ in range(len(events.GROUPS) * 2):  # several events of every group at once
+            sim.apply_events(random_events(rng, batch))
+    steps = max(20, -(-min_frames // batch))
+    run(sim, rng, steps, with_events)  # warm-up: style tables, caches
+    seconds = [run(sim, rng, steps, with_events) for _ in range(repeats)]
+    runs = [batch * steps / s for s in seconds]
+    return {"batch_size": batch, "scenario": "events" if with_events else "base",
+            "frames_per_run": batch * steps, "frames_per_s": statistics.median(runs),
+            "frames_per_s_runs": runs}
+
+
+def profile(batch: int, repeats: int, size: int) -> dict[str, float]:
+    """Median milliseconds per batched step of each part, under random events."""
+    rng = np.random.default_rng(1)
+    sim = ExplorerBatch(batch, ExplorerConfig(size=size), seed=0)
+    sim.apply_events(random_events(rng, batch))
+    states = [sim.state(i) for i in range(batch)]
+    side = sim.view + 4  # the view and its margin, as the simulator computes it every step
+    x0 = np.array([state["position"][0] for state in states]) - side // 2
+    y0 = np.array([state["position"][1] for state in states]) - side // 2
+    keys = seed_to_u32(np.array([state["seed"] for state in states]))
+    noop = np.zeros(batch, dtype=np.int64)
+    parts = {
+        "map_window_ms": lambda: map_window(keys, x0, y0, side, side),
+        "step_ms (map + objects + rules)": lambda: sim.step(noop),
+        "render_ms": sim.render,
+    }
+    result = {}
+    for name, call in parts.items():
+        call()
+        timings = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(20):
+                call()
+            timings.append((time.perf_counter() - start) / 20 * 1000)
+        result[name] = statistics.median(timings)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 256, 1024])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--min-frames", type=int, default=20000, help="frames per timed run")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=RESULTS / "explorer_sim.json")
+    args = parser.parse_args()
+
+    result: dict[str, Any] = {"benchmark": "explorer_sim", "machine": machine(),
+                              "settings": {**vars(args), "out": str(args.out)}, "results": []}
+    for with_events in (False, True):
+        for batch in args.batch_sizes:
+            row = measure(batch, with_events, args.repeats, args.min_frames, args.size)
+            result["results"].append(row)
+            print(f"{row['scenario']:>6}  B={batch:<5d} {row['frames_per_s']:>10,.0f} frames/s")
+    result["profile_b256"] = profile(256, args.repeats, args.size)
+    print("profile (B=256):", {k: round(v, 2) for k, v in result["profile_b256"].items()})
+    atomic_write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode())
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
