@@ -127,11 +127,27 @@ def test_interrupted_generation_resumes_to_the_same_content(reference, tmp_path,
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
 
 
-def test_resume_with_other_settings_is_refused(reference, tmp_path):
-    out = tmp_path / "copy"
+def copy_dataset(source: Path, out: Path) -> Path:
     out.mkdir()
-    for path in reference.iterdir():
+    for path in source.iterdir():
         (out / path.name).write_bytes(path.read_bytes())
+    return out
+
+
+def test_resume_regenerates_missing_or_damaged_shards(reference, tmp_path):
+    out = copy_dataset(reference, tmp_path / "copy")
+    (out / "shard-00001.npz").unlink()
+    damaged = bytearray((out / "shard-00003.npz").read_bytes())
+    damaged[100] ^= 1
+    (out / "shard-00003.npz").write_bytes(bytes(damaged))
+    with pytest.warns(UserWarning, match="2 missing or damaged shard"):
+        generate(out, SMALL, progress=False)
+    assert checksums(out) == checksums(reference)
+    Dataset(out, verify=True)
+
+
+def test_resume_with_other_settings_is_refused(reference, tmp_path):
+    out = copy_dataset(reference, tmp_path / "copy")
     other_seed = GenerateConfig(**{**SMALL.__dict__, "seed": 8})
     with pytest.raises(DatasetError, match="generated with seed=7, not 8"):
         generate(out, other_seed, progress=False)

@@ -3,7 +3,8 @@
 Shard i is a pure function of (settings, i) (see explorer_rollout), so the result is the same for
 any worker count and any number of interruptions. Workers write shards atomically; only this
 process rewrites the manifest, after each finished shard. On restart, shards already in the
-manifest are kept, leftovers of a killed writer are deleted and the missing shards are made.
+manifest are kept (after checking their checksums), leftovers of a killed writer are deleted
+and the missing shards are made.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 import queue
 import signal
 import threading
+import warnings
 import traceback
 from contextlib import closing, contextmanager
 from dataclasses import replace
@@ -23,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from tqdm import tqdm
 
-from worldsim.data.atomic import remove_stale_temp_files
+from worldsim.data.atomic import remove_stale_temp_files, sha256_file
 from worldsim.data.explorer_rollout import (
     WORLD,
     GenerateConfig,
@@ -95,7 +97,11 @@ def _start_or_resume(out: Path, config: GenerateConfig, workers: int) -> Manifes
         manifest = load_manifest(out)
         _check_resumable(manifest, config, out)
         remove_stale_temp_files(out)
-        manifest = replace(manifest, generator=settings)
+        intact = tuple(shard for shard in manifest.shards if _is_intact(out, shard))
+        if len(intact) < len(manifest.shards):
+            warnings.warn(f"{out}: {len(manifest.shards) - len(intact)} missing or damaged "
+                          "shard(s) will be generated again", stacklevel=3)
+        manifest = replace(manifest, shards=intact, generator=settings, complete=False)
     else:
         others = [p.name for p in out.iterdir() if p.name != LOCK_NAME]
         if others:
@@ -121,6 +127,12 @@ def _check_resumable(manifest: Manifest, config: GenerateConfig, out: Path) -> N
             )
     if manifest.event_texts != explorer_event_table().texts:
         raise DatasetError(f"{out}: its event text table differs from this worldsim's Explorer events")
+
+
+def _is_intact(out: Path, shard: ShardRecord) -> bool:
+    path = out / shard.file
+    return (path.is_file() and path.stat().st_size == shard.num_bytes
+            and sha256_file(path) == shard.sha256)
 
 
 def _produce(
