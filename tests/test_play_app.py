@@ -115,6 +115,7 @@ def test_number_keys_help_pause_reset_and_quit(game):
     press(pygame.K_p)
     app.tick()
     assert not app.session.help_visible and app.session.paused and len(world.steps) == 1
+    assert app.frames_shown == 2  # the reset frame and one step; paused ticks show no new frame
     press(pygame.K_p)
     press(pygame.K_r)
     app.tick()

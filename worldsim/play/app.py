@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, Iterator, Mapping
 
 import numpy as np
@@ -63,7 +64,13 @@ class PlayApp:
         self.renderer = Renderer(self.surface, self.layout, [world.name for world in session.worlds])
         self.clock = pygame.time.Clock()
         self.running = True
-        self._last_message = ""
+        self.frames_shown = 0  # world frames produced so far (resets included, paused ticks not)
+        self._recording_seconds = 0.0
+        if headless:
+            session.on_message = self._print_message
+            # Nobody watches a headless run live, so its HUD reports the game's own speed: the
+            # time spent encoding the video is hidden from the session's clock.
+            session.clock = lambda: time.perf_counter() - self._recording_seconds
 
     def tick(self, action: int | None = None) -> bool:
         """Handle queued input, advance one frame (unless paused), draw; False once the player quits."""
@@ -76,30 +83,27 @@ class PlayApp:
         self.renderer.draw(self.session)
         pygame.display.flip()
         if stepped:
+            self.frames_shown += 1
             self._feed_sinks()
-        if self.headless:
-            self._print_new_message()
         if not self.headless:
             self.clock.tick(self.fps)  # caps a fast world so it stays playable; 0 = no cap
         return True
 
     def run(self, frames: int | None = None, actions: Iterator[int] | None = None,
             schedule: Mapping[int, str] | None = None) -> None:
-        """Tick until the player quits or `frames` ticks have passed.
+        """Tick until the player quits or `frames` world frames have been shown.
 
         `actions` replaces the keyboard (scripted play): one is drawn for each step, none for a
-        reset; `schedule` maps a tick index to an event text requested just before that tick
-        (tick 0 shows the reset frame, so its event is the session's start event instead).
+        reset; `schedule` maps a frame index to an event text requested just before that frame
+        is made (frame 0 is the reset frame, so its event is the session's start event instead).
         """
         schedule = dict(schedule or {})
-        tick_index = 0
-        while frames is None or tick_index < frames:
-            if tick_index > 0 and tick_index in schedule:
-                self.session.request_event(schedule[tick_index])
+        while frames is None or self.frames_shown < frames:
+            if self.frames_shown > 0 and self.frames_shown in schedule:
+                self.session.request_event(schedule.pop(self.frames_shown))
             action = next(actions) if actions is not None and self.session.will_step else None
             if not self.tick(action):
                 break
-            tick_index += 1
 
     def screenshot(self, path: str) -> None:
         pygame.image.save(self.surface, path)
@@ -109,15 +113,14 @@ class PlayApp:
 
     def _feed_sinks(self) -> None:
         if self.frame_sinks:
+            started = time.perf_counter()
             image = self.window_image()
             for sink in self.frame_sinks:
                 sink(image)
+            self._recording_seconds += time.perf_counter() - started
 
-    def _print_new_message(self) -> None:
-        message = self.session.hud().message
-        if message and message != self._last_message:
-            print(f"play: frame {self.session.total_steps}: {message}")
-        self._last_message = message
+    def _print_message(self, text: str) -> None:
+        print(f"play: frame {self.session.total_steps}: {text}")
 
     def close(self) -> None:
         pygame.display.quit()

@@ -152,6 +152,7 @@ class Renderer:
             y += LINE_HEIGHT - 3
         y += 12
         self.surface.blit(self.title_font.render("Example events", True, TEXT), (x, y))
+        self._text("or press T and type your own", (x + 200, y + 8), DIM, font=self.small_font)
         y += 32
         # Two columns (plain digits, then Shift+digits) keep every example on screen.
         column_width = (width - 3 * PADDING) // 2

@@ -54,7 +54,8 @@ class GameSession:
 
     def __init__(self, worlds: Sequence[World], *, event: str = "", seed: int = 0,
                  listeners: Sequence[SessionListener] = (),
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 on_message: Callable[[str], None] | None = None) -> None:
         if not worlds:
             raise ValueError("GameSession needs at least one world")
         shapes = {world.frame_shape for world in worlds}
@@ -65,6 +66,7 @@ class GameSession:
         self.event = event
         self.listeners = list(listeners)
         self.clock = clock
+        self.on_message = on_message  # also told every message (headless play prints them)
         self.frames: list[np.ndarray] = []
         self.returns = [0.0] * len(self.worlds)
         self.episode = -1
@@ -241,6 +243,8 @@ class GameSession:
     def show_message(self, text: str) -> None:
         self._message = text
         self._message_until = self.clock() + MESSAGE_SECONDS
+        if self.on_message is not None:
+            self.on_message(text)
 
     # ----------------------------------------------------------------------------- display
     def hud(self) -> Hud:
