@@ -2,7 +2,8 @@
 
 The view is centred on the player, so every effect can be computed once per screen pixel:
 
-- light:  a per-pixel colour multiplier for each time of day. Dusk is a warm, dimmer tint; night
+- light:  a per-pixel colour multiplier (plus a `skylight` colour added on top) for each time of
+          day. Dusk is a dimmer, rose-orange sunset cast; night
           is a dark blue with a warm lantern glow around the player, so the player's
           surroundings stay readable while the frame unmistakably looks like night.
 - fog:    a blend towards grey that thickens with distance from the player.
@@ -19,7 +20,8 @@ WEATHERS: tuple[str, ...] = ("clear", "rain", "snow", "fog")
 CLEAR, RAIN, SNOW, FOG = range(len(WEATHERS))
 PRECIPITATION_PHASES = 16
 
-_DUSK_TINT = np.array([1.08, 0.74, 0.56], dtype=np.float32)
+_DUSK_TINT = np.array([0.80, 0.52, 0.50], dtype=np.float32)
+_DUSK_SKYLIGHT = np.array([70.0, 22.0, 30.0], dtype=np.float32)  # warm rose light of the low sun
 _NIGHT_TINT = np.array([0.16, 0.20, 0.40], dtype=np.float32)
 _LANTERN_TINT = np.array([0.80, 0.74, 0.58], dtype=np.float32)
 _LANTERN_RADIUS_TILES = 4.5
@@ -40,6 +42,11 @@ def distance_from_player(height: int, width: int, tile: int = 4) -> np.ndarray:
     ys = np.arange(height, dtype=np.float32)[:, None] + 0.5 - centre_y
     xs = np.arange(width, dtype=np.float32)[None, :] + 0.5 - centre_x
     return np.sqrt(ys * ys + xs * xs) / tile
+
+
+def skylight(time: int) -> np.ndarray:
+    """float32 (3,): light added to every lit pixel at time of day `time` (after `light`)."""
+    return _DUSK_SKYLIGHT if TIMES[time] == "dusk" else np.zeros(3, dtype=np.float32)
 
 
 def light(time: int, height: int, width: int) -> np.ndarray:

@@ -1,11 +1,8 @@
-"""A minimal PNG writer (RGB, 8 bit) so that pictures need no imaging library."""
+"""A minimal PNG encoder (RGB, 8 bit) so that pictures need no imaging library."""
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -24,20 +21,3 @@ def encode_png(image: np.ndarray) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
             + _chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 9)) + _chunk(b"IEND", b""))
-
-
-def write_png(path: str | Path, image: np.ndarray) -> None:
-    """Write `image` as a PNG atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    data = encode_png(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

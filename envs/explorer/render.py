@@ -16,7 +16,8 @@ import numpy as np
 
 from .effects import (
     FOG, FOG_COLOUR, PRECIPITATION_PHASES, RAIN, RAIN_ALPHA, RAIN_COLOUR, RAIN_WETNESS, SNOW,
-    SNOW_ALPHA, SNOW_COLOUR, SNOW_WHITE, TIMES, WEATHERS, fog_alpha, light, rain_pixels, snow_pixels,
+    SNOW_ALPHA, SNOW_COLOUR, SNOW_WHITE, TIMES, WEATHERS, fog_alpha, light, rain_pixels, skylight,
+    snow_pixels,
 )
 from .sprites import OBJECTS, SEASONS, SNOW_COVER, ground_emission, ground_sprites, object_sprites
 from .terrain import NUM_GROUNDS
@@ -81,7 +82,8 @@ def build_style(size: int, style: int) -> np.ndarray:
         fog = _per_cell(fog_alpha(size, size))[:cells, None]
         pixels = pixels + (FOG_COLOUR - pixels) * fog
     lighting = _per_cell(light(time, size, size))[:cells, None]  # (cells, 1, 4, 4, 3)
-    lit = pixels * (lighting + (1.0 - lighting) * emission[None, ..., None])
+    glowing = emission[None, ..., None]
+    lit = pixels * (lighting + (1.0 - lighting) * glowing) + skylight(time) * (1.0 - glowing)
     return np.clip(lit + 0.5, 0, 255).astype(np.uint8).reshape(cells, NUM_RENDER_CLASSES, _TILE_BYTES)
 
 
@@ -119,11 +121,12 @@ class Renderer:
         self._table = style_table(size)
         self._cell_offsets = np.arange(self._table.cells, dtype=np.int64) * NUM_RENDER_CLASSES
         self._tiles = np.empty((0, self._table.cells, _TILE_BYTES), np.uint8)
-        self._light = np.stack([light(time, size, size) for time in range(len(TIMES))]).reshape(
-            len(TIMES), size * size, 3)
+        # Particles are lit like the scene: multiplier and added light per time of day and pixel.
+        lights = np.stack([light(time, size, size) for time in range(len(TIMES))])
+        skylights = np.stack([skylight(time) for time in range(len(TIMES))])[:, None, None, :]
         self._particles = {
-            RAIN: _Particles(rain_pixels(size, size), RAIN_COLOUR, RAIN_ALPHA, self._light),
-            SNOW: _Particles(snow_pixels(size, size), SNOW_COLOUR, SNOW_ALPHA, self._light),
+            RAIN: _Particles(rain_pixels(size, size), RAIN_COLOUR, RAIN_ALPHA, lights, skylights),
+            SNOW: _Particles(snow_pixels(size, size), SNOW_COLOUR, SNOW_ALPHA, lights, skylights),
         }
 
     def frames(self, season: np.ndarray, time: np.ndarray, weather: np.ndarray,
@@ -165,9 +168,11 @@ class Renderer:
 
 class _Particles:
     """Rain or snow: where the particles are in each phase and their colour, in 8.8 fixed point
-    (`premultiplied` = colour x scene light x alpha x 256, `keep` = (1 - alpha) x 256)."""
+    (`premultiplied` = lit colour x alpha x 256 per time of day and pixel, `keep` = (1 - alpha) x 256)."""
 
-    def __init__(self, pixels: np.ndarray, colour: np.ndarray, alpha: float, light: np.ndarray) -> None:
+    def __init__(self, pixels: np.ndarray, colour: np.ndarray, alpha: float, light: np.ndarray,
+                 skylight: np.ndarray) -> None:
         self.pixels = pixels
-        self.premultiplied = np.round(colour * light * alpha * 256).astype(np.uint16).reshape(-1, 3)
+        lit = np.clip(colour * light + skylight, 0, 255)  # (times, H, W, 3)
+        self.premultiplied = np.round(lit * alpha * 256).astype(np.uint16).reshape(-1, 3)
         self.keep = np.uint16(round((1.0 - alpha) * 256))
