@@ -51,11 +51,13 @@ def row_streams(seeds: Tensor, counters: Tensor) -> Tensor:
 def gaussian_noise(seeds: Tensor, counters: Tensor, shape: Sequence[int]) -> Tensor:
     """Standard normal float32 noise [B, *shape]; row i depends only on (seeds[i], counters[i])."""
     numel = math.prod(shape)
+    pairs = (numel + 1) // 2  # Box-Muller turns each pair of uniforms into two normals
     keys = row_streams(seeds, counters)[:, None]
-    index = torch.arange(numel, device=seeds.device, dtype=torch.int64)[None, :] * 2
+    index = torch.arange(pairs, device=seeds.device, dtype=torch.int64)[None, :] * 2
     radius = torch.sqrt(-2.0 * torch.log(_unit_interval(hash32(keys + index))))
     angle = (2.0 * math.pi) * _unit_interval(hash32(keys + index + 1))
-    return (radius * torch.cos(angle)).reshape(len(seeds), *shape)
+    normals = torch.cat((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1)
+    return normals[:, :numel].reshape(len(seeds), *shape)
 
 
 def uniform_noise(seeds: Tensor, counters: Tensor) -> Tensor:

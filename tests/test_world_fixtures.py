@@ -1,0 +1,42 @@
+"""Shared builders for the sampling / world / hub / rollout / bench tests (no tests in here).
+
+Freshly created worlds are AdaLN-zero: the transformer predicts zero velocity whatever it is
+given, so actions and events would not matter. `make_world` therefore nudges every weight with
+small seeded noise, which makes every input count while staying tiny and fast.
+"""
+from __future__ import annotations
+
+import torch
+
+from worldsim.model import WorldConfig
+from worldsim.world import WorldModel
+
+EVENT_TEXTS = ["a sunny meadow", "night falls", "it starts snowing", "enemies appear"]
+
+# Smaller than the tiny preset (16x16 frames, 4 tokens per frame, one block, a 1+2 frame cache):
+# for the long rollouts, where per-step cost decides the test's wall time.
+MICRO = {
+    "image_size": 16,
+    "autoencoder.image_size": 16,
+    "autoencoder.channels": [4, 4, 4],
+    "transformer.latent_size": 4,
+    "reward.latent_size": 4,
+    "transformer.depth": 1,
+    "transformer.window_frames": 2,
+}
+
+
+def activate(world: WorldModel, seed: int = 0, scale: float = 0.05) -> WorldModel:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for network in world.networks.values():
+            for parameter in network.parameters():
+                parameter.add_(torch.randn(parameter.shape, generator=generator) * scale)
+    world.event_cache.clear()
+    return world
+
+
+def make_world(seed: int = 0, overrides: dict | None = None, context_frames=None) -> WorldModel:
+    config = WorldConfig.preset("tiny").with_overrides(overrides or {})
+    world = WorldModel.create(config, EVENT_TEXTS, seed=seed, context_frames=context_frames)
+    return activate(world, seed)
