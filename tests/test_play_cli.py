@@ -49,6 +49,9 @@ def test_actions_file_drives_the_player(tmp_path):
     (["--world", "real", "--headless", "--frames", "3", "--actions", "missing.npy"], "no such file"),
     (["--world", "real", "--actions", "random"], "--actions needs --frames"),
     (["--world", "real", "--headless", "--frames", "0"], "--frames must be positive"),
+    (["--world", "real", "--headless", "--frames", "2", "--screenshot", "no/such/dir/shot.png"],
+     "its folder does not exist"),
+    (["--checkpoint", "x", "--device", "gpu", "--headless", "--frames", "2"], "is not a torch device"),
 ])
 def test_bad_arguments_give_one_clear_line(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -73,3 +76,22 @@ def test_no_display_suggests_headless(monkeypatch, capsys):
     monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
     assert run(["--world", "real", "--frames", "2"]) == 2
     assert "--headless" in capsys.readouterr().err
+
+
+def test_quitting_before_the_first_frame_leaves_no_video(tmp_path, monkeypatch, capsys):
+    import pygame
+
+    from worldsim.play.app import PlayApp
+
+    original_tick = PlayApp.tick
+
+    def quit_first(app, action=None):
+        pygame.event.post(pygame.event.Event(pygame.QUIT))
+        return original_tick(app, action)
+
+    monkeypatch.setattr(PlayApp, "tick", quit_first)
+    argv = ["--world", "real", "--headless", "--frames", "5", "--video", str(tmp_path / "play.gif"),
+            "--screenshot", str(tmp_path / "end.png")]
+    assert run(argv) == 0
+    assert "played 0 frames" in capsys.readouterr().out
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["end.png"]

@@ -1,6 +1,7 @@
 """`--video`: the streaming GIF writer decodes back to the frames it was given; bad requests fail clearly."""
 from __future__ import annotations
 
+import shutil
 import struct
 
 import numpy as np
@@ -114,3 +115,14 @@ def test_unsupported_formats_and_missing_ffmpeg_are_clear_errors(tmp_path, monke
     monkeypatch.setattr("worldsim.play.video.shutil.which", lambda name: None)
     with pytest.raises(ValueError, match="ffmpeg"):
         Mp4Stream(tmp_path / "play.mp4", fps=15)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="MP4 is written through the ffmpeg program")
+def test_mp4_stream_writes_an_mp4_through_ffmpeg(tmp_path):
+    writer = open_video(tmp_path / "play.mp4", fps=15)
+    for shade in range(0, 250, 25):
+        writer.add(np.full((31, 33, 3), shade, np.uint8))  # odd sizes are padded for H.264
+    writer.close()
+    data = (tmp_path / "play.mp4").read_bytes()
+    assert data[4:8] == b"ftyp" and len(data) > 200
+    assert list(tmp_path.iterdir()) == [tmp_path / "play.mp4"]

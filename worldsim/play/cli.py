@@ -97,6 +97,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise PlayError(f"--steps must be at least 1, got {args.steps}")
     if args.compare and args.world == "real":
         raise PlayError("--compare shows the neural world beside the real one; drop --world real")
+    if args.screenshot and not Path(args.screenshot).resolve().parent.is_dir():
+        raise PlayError(f"--screenshot {args.screenshot}: its folder does not exist")
 
 
 def build_worlds(args: argparse.Namespace) -> list[World]:
@@ -123,7 +125,11 @@ def load_world_model(checkpoint: str | None, device: str):
 
     import worldsim
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as error:
+        raise PlayError(f"--device {device!r} is not a torch device ({error}); try cpu or cuda") from error
+    if kind == "cuda" and not torch.cuda.is_available():
         raise PlayError(f"--device {device}: torch {torch.__version__} sees no CUDA device; use --device cpu")
     try:
         return worldsim.load(checkpoint, device=device)
@@ -227,9 +233,12 @@ def _play(args: argparse.Namespace) -> int:
         app.close()
     if recorder is not None:
         recorder.close()
+    if video is not None and video.num_frames == 0:
+        video.discard()  # quit before the first frame: no empty file
+        video = None
     if video is not None:
         video.close()
-    _print_summary(session, recorder, video, args)
+    _print_summary(app, recorder, video, args)
     return 0
 
 
@@ -240,9 +249,10 @@ def _run_until_done(app, frames: int | None, actions: Iterator[int] | None, sche
         print("play: interrupted; saving what was played", file=sys.stderr)
 
 
-def _print_summary(session: GameSession, recorder, video, args: argparse.Namespace) -> None:
+def _print_summary(app, recorder, video, args: argparse.Namespace) -> None:
+    session = app.session
     hud = session.hud()
-    print(f"played {session.total_steps} frames over {session.episode + 1} episode(s); "
+    print(f"played {app.frames_shown} frames over {session.episode + 1} episode(s); "
           f"return this episode {hud.returns[0]:+g}; model {hud.model_ms:.1f} ms/frame")
     if recorder is not None:
         print(f"recorded {recorder.num_frames} frames to {Path(args.record)}")

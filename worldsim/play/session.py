@@ -75,7 +75,6 @@ class GameSession:
         self.paused = False
         self.help_visible = False
         self.text_box: str | None = None
-        self.last_action = NOOP
         self._held_actions: list[int] = []
         self._pending_event: str | None = None
         self._episode_over = False
@@ -98,14 +97,14 @@ class GameSession:
         """
         self.episode += 1
         seed = self.seed + self.episode
-        frames: list[np.ndarray | None] = [None] * len(self.worlds)
+        frames: dict[int, np.ndarray] = {}
         order = sorted(range(len(self.worlds)), key=lambda i: not self.worlds[i].is_ground_truth)
         context = None
         for index in order:
             frames[index] = self.worlds[index].reset(self.event, seed=seed, context=context)
             if self.worlds[index].is_ground_truth and context is None:
                 context = frames[index]
-        self.frames = [frame for frame in frames if frame is not None]
+        self.frames = [frames[index] for index in range(len(self.worlds))]
         self.returns = [0.0] * len(self.worlds)
         self.episode_step = 0
         self._episode_over = False
@@ -123,16 +122,12 @@ class GameSession:
         `action` overrides the held keys (scripted play). An episode that ended is restarted here,
         one tick after the frame that ended it, so that the final frame is seen and recorded.
         """
-        if not self.frames:
-            self.reset()
-            return True
-        if self.paused or self.help_visible:
+        if self.frames and (self.paused or self.help_visible):
             return False
-        if self._episode_over:
+        if not self.frames or self._episode_over:
             self.reset()
-            return True
-        self.last_action = self.current_action() if action is None else action
-        self._step_worlds(self.last_action)
+        else:
+            self._step_worlds(self.current_action() if action is None else action)
         return True
 
     def _step_worlds(self, action: int) -> None:
