@@ -38,7 +38,7 @@ from .render import TILE_PIXELS, Renderer
 from .sprites import COIN_OBJECT, ENEMY_OBJECT, NO_OBJECT, PLAYER_OBJECT, SEASONS
 from .terrain import (
     BASALT, COIN, COIN_THRESHOLDS, ENEMY, ENEMY_THRESHOLDS, LAVA, NUM_GROUNDS, PLAYER, WALKABLE,
-    enemy_homes, map_window, patrol_offsets, start_tiles,
+    MapWindow, enemy_homes, map_window, start_tiles,
 )
 
 ACTIONS: tuple[str, ...] = ("noop", "up", "down", "left", "right")
@@ -66,6 +66,11 @@ if _missing_effects:
 _COIN_SLOTS = 32  # per axis; see the module docstring
 _NO_COIN = np.iinfo(np.int64).min
 _MARGIN = 2  # tiles around the view: enemies one tile outside may step in, their lines need one more
+# What the frame parser should see for each render class (object * NUM_GROUNDS + ground):
+# the object if there is one, else the ground.
+_TILE_CLASS_OF_RENDER_CLASS = np.array(
+    [ground for ground in range(NUM_GROUNDS)]
+    + [tile for tile in (COIN, ENEMY, PLAYER) for _ in range(NUM_GROUNDS)], dtype=np.uint8)
 
 
 def swapped_with_enemy(enemy_env: np.ndarray, enemy_before: np.ndarray, enemy_now: np.ndarray,
@@ -246,16 +251,16 @@ class ExplorerBatch:
         window = map_window(self._keys, x0, y0, side, side)
         self._terrain = window.terrain
         ground = self._ground(window)
-        coins = self._coins(window, x0, y0)
-        enemies_now = self._place_enemies(window, x0, y0)
+        coins = self._coins(window)
+        enemies_now = self._place_enemies(window)
 
         inner = np.s_[:, _MARGIN:_MARGIN + view, _MARGIN:_MARGIN + view]
         objects = np.where(coins[inner], COIN_OBJECT, NO_OBJECT).astype(np.uint8)
         objects[enemies_now[inner]] = ENEMY_OBJECT
         objects[:, view // 2, view // 2] = PLAYER_OBJECT
-        self._render_classes = (objects.astype(np.int64) * NUM_GROUNDS + ground[inner]).reshape(self.num_envs, -1)
-        object_classes = np.array([0, COIN, ENEMY, PLAYER], dtype=np.uint8)
-        self._tile_classes = np.where(objects > 0, object_classes[objects], ground[inner]).astype(np.uint8)
+        render_classes = objects * np.uint8(NUM_GROUNDS) + ground[inner]
+        self._tile_classes = _TILE_CLASS_OF_RENDER_CLASS[render_classes]
+        self._render_classes = render_classes.reshape(self.num_envs, -1).astype(np.int64)
 
         centre = np.s_[:, _MARGIN + view // 2, _MARGIN + view // 2]
         self._lava_at_player = ground[centre] == LAVA
@@ -265,36 +270,32 @@ class ExplorerBatch:
     def _knob(self, name: str) -> np.ndarray:
         return self._knobs[:, KNOBS.index(name)]
 
-    def _ground(self, window) -> np.ndarray:
+    def _ground(self, window: MapWindow) -> np.ndarray:
         large = self._knob("lava_extent")[:, None, None] == 1
         lava_sites = np.where(large, window.lava_field, window.lava_pool)
         hot = self._knob("lava_hot")[:, None, None] == 1
         return np.where(lava_sites, np.where(hot, LAVA, BASALT), window.terrain).astype(np.uint8)
 
-    def _coins(self, window, x0: np.ndarray, y0: np.ndarray) -> np.ndarray:
+    def _coins(self, window: MapWindow) -> np.ndarray:
         thresholds = COIN_THRESHOLDS[self._knob("coins")][:, None, None]
         coins = WALKABLE[window.terrain] & (window.coin_draw < thresholds)
         env, row, col = np.nonzero(coins)
-        x, y = x0[env] + col, y0[env] + row
+        x, y = window.x0[env] + col, window.y0[env] + row
         taken = self._collected[env, _coin_slots(x, y)] == _coin_keys(x, y)
         coins[env[taken], row[taken], col[taken]] = False
         return coins
 
-    def _place_enemies(self, window, x0: np.ndarray, y0: np.ndarray) -> np.ndarray:
+    def _place_enemies(self, window: MapWindow) -> np.ndarray:
         """Record every enemy near the view (now and one step ago); returns occupancy now."""
         homes = enemy_homes(window, ENEMY_THRESHOLDS[self._knob("enemies")])
-        env, row, col = np.nonzero(homes)
-        vertical = window.enemy_vertical[env, row, col]
-        phase = window.enemy_phase[env, row, col]
-        now = patrol_offsets(self._steps[env], phase)
-        before = patrol_offsets(self._steps[env] - 1, phase)
-        self._enemy_env = env
-        self._enemy_x = x0[env] + col + np.where(vertical, 0, now)
-        self._enemy_y = y0[env] + row + np.where(vertical, now, 0)
-        self._enemy_x_before = x0[env] + col + np.where(vertical, 0, before)
-        self._enemy_y_before = y0[env] + row + np.where(vertical, before, 0)
-        occupancy = np.zeros(homes.shape, dtype=bool)
-        occupancy[env, self._enemy_y - y0[env], self._enemy_x - x0[env]] = True
+        row, col = homes.positions(self._steps)
+        row_before, col_before = homes.positions(self._steps - 1)
+        x0, y0 = window.x0[homes.env], window.y0[homes.env]
+        self._enemy_env = homes.env
+        self._enemy_x, self._enemy_y = x0 + col, y0 + row
+        self._enemy_x_before, self._enemy_y_before = x0 + col_before, y0 + row_before
+        occupancy = np.zeros(window.terrain.shape, dtype=bool)
+        occupancy[homes.env, row, col] = True
         return occupancy
 
     def _swapped_with_enemy(self, old_x: np.ndarray, old_y: np.ndarray) -> np.ndarray:

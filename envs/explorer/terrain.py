@@ -50,15 +50,33 @@ _SALT_PATHS, _SALT_LAVA, _SALT_TILE, _SALT_ENEMY = 4, 5, 6, 7
 
 @dataclass
 class MapWindow:
-    """A rectangular piece of the map for each of B worlds; all arrays are (B, height, width)."""
+    """A rectangular piece of the map for each of B worlds; arrays are (B, height, width)."""
 
+    key: np.ndarray            # uint32 (B,): the worlds' hash keys
+    x0: np.ndarray             # int64 (B,): map x of the window's column 0
+    y0: np.ndarray             # int64 (B,): map y of the window's row 0
     terrain: np.ndarray        # uint8 in GRASS..ROCK
     coin_draw: np.ndarray      # uint8; a coin site if below the coin threshold (walkable tiles only)
     lava_pool: np.ndarray      # bool; lava in every lava state except cooled
     lava_field: np.ndarray     # bool; lava during an eruption (includes the pools)
     enemy_draw: np.ndarray     # uint8; an enemy home if below the enemy threshold and the line is free
-    enemy_vertical: np.ndarray  # bool; the home's patrol line is vertical (else horizontal)
-    enemy_phase: np.ndarray    # int64 in [0, 8): the home's shift in the PATROL pattern
+
+
+@dataclass
+class EnemyHomes:
+    """The enemy homes of a window, one entry per enemy (arrays of length N)."""
+
+    env: np.ndarray       # int64: which world
+    row: np.ndarray       # int64: window row of the home
+    col: np.ndarray       # int64: window column of the home
+    vertical: np.ndarray  # bool: the patrol line is vertical (else horizontal)
+    phase: np.ndarray     # int64 in [0, 8): the home's shift in the PATROL pattern
+
+    def positions(self, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window (row, col) of every enemy at its world's step count `steps` (B,)."""
+        offset = PATROL[(steps[self.env] + self.phase) % len(PATROL)]
+        return (self.row + np.where(self.vertical, offset, 0),
+                self.col + np.where(self.vertical, 0, offset))
 
 
 # Terrain from three binary-coded facts: elevation band (0 water, 1 sand, 2 grass, 3 rock),
@@ -109,49 +127,37 @@ def map_window(key: np.ndarray, x0: np.ndarray, y0: np.ndarray, height: int, wid
     lava_noise = value_noise(key, scales[3], _SALT_LAVA)
     lava_field = lava_pool | (lava_ground & (lava_noise > LAVA_ERUPTION_LEVEL))
 
-    enemy_hash = hash_u32(key[:, None, None], xs, ys, _SALT_ENEMY)
-    return MapWindow(
-        terrain=terrain,
-        coin_draw=coin_draw,
-        lava_pool=lava_pool,
-        lava_field=lava_field,
-        enemy_draw=enemy_draw,
-        enemy_vertical=(enemy_hash & np.uint32(1)).astype(bool),
-        enemy_phase=((enemy_hash >> np.uint32(1)) & np.uint32(7)).astype(np.int64),
-    )
+    return MapWindow(key=key, x0=x0, y0=y0, terrain=terrain, coin_draw=coin_draw, lava_pool=lava_pool,
+                     lava_field=lava_field, enemy_draw=enemy_draw)
 
 
-def enemy_homes(window: MapWindow, thresholds: np.ndarray) -> np.ndarray:
-    """bool (B, h, w): tiles that are enemy homes for per-world `thresholds` (B,).
+def enemy_homes(window: MapWindow, thresholds: np.ndarray) -> EnemyHomes:
+    """The enemy homes in `window` for per-world `thresholds` (B,).
 
     A home needs its whole patrol line walkable, so tiles on the window's border (whose
     neighbours are outside the window) are never homes: callers keep a margin of two tiles.
+    Only the few candidate tiles are hashed for their line direction and phase.
     """
     walkable = WALKABLE[window.terrain]
-    line_free = np.zeros_like(walkable)
-    inner = walkable[:, 1:-1, 1:-1]
-    vertical_free = walkable[:, :-2, 1:-1] & walkable[:, 2:, 1:-1]
-    horizontal_free = walkable[:, 1:-1, :-2] & walkable[:, 1:-1, 2:]
-    line_free[:, 1:-1, 1:-1] = inner & np.where(
-        window.enemy_vertical[:, 1:-1, 1:-1], vertical_free, horizontal_free
-    )
-    return line_free & (window.enemy_draw < thresholds[:, None, None])
+    candidates = walkable & (window.enemy_draw < thresholds[:, None, None])
+    env, row, col = np.nonzero(candidates[:, 1:-1, 1:-1])
+    row, col = row + 1, col + 1
+    enemy_hash = hash_u32(window.key[env], window.x0[env] + col, window.y0[env] + row, _SALT_ENEMY)
+    vertical = (enemy_hash & np.uint32(1)).astype(bool)
+    step_row, step_col = vertical.astype(np.int64), (~vertical).astype(np.int64)
+    line_free = (walkable[env, row - step_row, col - step_col]
+                 & walkable[env, row + step_row, col + step_col])
+    phase = ((enemy_hash >> np.uint32(1)) & np.uint32(7)).astype(np.int64)
+    return EnemyHomes(env=env[line_free], row=row[line_free], col=col[line_free],
+                      vertical=vertical[line_free], phase=phase[line_free])
 
 
-def patrol_offsets(steps: np.ndarray, phases: np.ndarray) -> np.ndarray:
-    """Offset of each enemy along its patrol line at step `steps` (arrays broadcast)."""
-    return PATROL[(steps + phases) % len(PATROL)]
-
-
-def _patrol_cells(window: MapWindow, homes: np.ndarray) -> np.ndarray:
+def _patrol_cells(shape: tuple[int, ...], homes: EnemyHomes) -> np.ndarray:
     """bool: every tile some enemy of `homes` can ever stand on (home and both line neighbours)."""
-    vertical = homes & window.enemy_vertical
-    horizontal = homes & ~window.enemy_vertical
-    cells = homes.copy()
-    cells[:, :-1, :] |= vertical[:, 1:, :]
-    cells[:, 1:, :] |= vertical[:, :-1, :]
-    cells[:, :, :-1] |= horizontal[:, :, 1:]
-    cells[:, :, 1:] |= horizontal[:, :, :-1]
+    cells = np.zeros(shape, dtype=bool)
+    step_row, step_col = homes.vertical.astype(np.int64), (~homes.vertical).astype(np.int64)
+    for direction in (-1, 0, 1):
+        cells[homes.env, homes.row + direction * step_row, homes.col + direction * step_col] = True
     return cells
 
 
@@ -169,7 +175,7 @@ def safe_start_mask(window: MapWindow) -> np.ndarray:
     neighbours, never lava, coin or enemy patrol tile at any event level."""
     walkable = WALKABLE[window.terrain]
     max_thresholds = np.full(len(walkable), MAX_ENEMY_THRESHOLD, dtype=np.uint8)
-    patrolled = _patrol_cells(window, enemy_homes(window, max_thresholds))
+    patrolled = _patrol_cells(walkable.shape, enemy_homes(window, max_thresholds))
     return (walkable & (_walkable_neighbours(walkable) >= 2) & ~window.lava_field
             & (window.coin_draw >= MAX_COIN_THRESHOLD) & ~patrolled)
 
