@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from worldsim.envs.explorer.env import ExplorerEnv
 from worldsim.play.session import GameSession
 from worldsim.play.worlds import NeuralWorld, RealExplorer, World
 from worldsim.pretrained import DEFAULT_WORLD
 
-DEFAULT_FPS = 15.0
+# The Explorer's own pace, which its datasets (and so the worlds trained on them) share.
+DEFAULT_FPS = float(ExplorerEnv.metadata["render_fps"])
 DESCRIPTION = (
     "Play a worldsim world live: WASD/arrows move, T types an event, 1-9 trigger example events, "
     "P pauses, R resets, H shows help."
@@ -38,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view.add_argument("--scale", type=int, default=8, help="pixels per world pixel (nearest-neighbour)")
     view.add_argument("--fps", type=float, default=DEFAULT_FPS,
                       help="frame-rate cap (0: as fast as the world runs); a slower model plays at its "
-                           "own pace. Also the video's frame rate (15 when 0)")
+                           "own pace. Also the video's frame rate (the default when 0)")
     output = parser.add_argument_group("output")
     output.add_argument("--record", metavar="DIR", default=None,
                         help="save the session as a dataset (DESIGN §5) in this new folder")
