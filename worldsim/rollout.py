@@ -33,37 +33,28 @@ from worldsim.hub import write_atomic, write_json
 def gif_palette(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A 256-colour palette for `frames` [N,H,W,3] and the palette index of every pixel [N,H,W].
 
-    Exact when the frames use at most 256 colours (rendered game frames usually do); otherwise
-    the 256 most frequent colours on a 5-bit-per-channel grid, each pixel mapped to the nearest.
+    Exact when the frames use at most 256 colours (rendered game frames usually do). Otherwise
+    colours are binned on the finest grid (5, 4, 3 or 2 bits per channel) that has at most 256
+    occupied bins, and each bin is drawn in the mean colour of its pixels: the error per channel
+    stays within one bin width, whatever the image.
     """
-    codes = _rgb_codes(frames, bits=8)
-    colours, inverse = np.unique(codes, return_inverse=True)
-    if len(colours) <= 256:
-        palette = np.zeros((256, 3), np.uint8)
-        palette[: len(colours)] = _codes_to_rgb(colours, bits=8)
-        return palette, inverse.reshape(frames.shape[:3]).astype(np.uint8)
-    coarse = _rgb_codes(frames, bits=5)
-    counts = np.bincount(coarse.ravel(), minlength=1 << 15)
-    present = np.flatnonzero(counts)
-    popular = present[np.argsort(-counts[present], kind="stable")[:256]]
-    palette = _codes_to_rgb(popular, bits=5)
-    present_rgb = _codes_to_rgb(present, bits=5).astype(np.int32)
-    distances = ((present_rgb[:, None, :] - palette[None, :, :].astype(np.int32)) ** 2).sum(-1)
-    lookup = np.zeros(1 << 15, np.uint8)
-    lookup[present] = distances.argmin(1)
-    return palette, lookup[coarse]
+    for bits in (8, 5, 4, 3, 2):
+        codes = _rgb_codes(frames, bits)
+        occupied, indices = np.unique(codes, return_inverse=True)
+        if len(occupied) <= 256:
+            break
+    indices = indices.reshape(frames.shape[:3])
+    counts = np.bincount(indices.ravel(), minlength=len(occupied))[:, None]
+    sums = np.stack([np.bincount(indices.ravel(), weights=frames[..., c].ravel(), minlength=len(occupied))
+                     for c in range(3)], axis=1)  # fmt: skip
+    palette = np.zeros((256, 3), np.uint8)
+    palette[: len(occupied)] = np.round(sums / counts).astype(np.uint8)
+    return palette, indices.astype(np.uint8)
 
 
 def _rgb_codes(frames: np.ndarray, bits: int) -> np.ndarray:
     channels = (frames >> (8 - bits)).astype(np.int64)
     return (channels[..., 0] << (2 * bits)) | (channels[..., 1] << bits) | channels[..., 2]
-
-
-def _codes_to_rgb(codes: np.ndarray, bits: int) -> np.ndarray:
-    mask = (1 << bits) - 1
-    channels = np.stack([(codes >> (2 * bits)) & mask, (codes >> bits) & mask, codes & mask], -1)
-    # Centre of each quantisation bin (exact for bits == 8).
-    return ((channels << (8 - bits)) + ((1 << (8 - bits)) >> 1)).astype(np.uint8)
 
 
 def lzw_encode(indices: bytes, min_code_size: int = 8) -> bytes:

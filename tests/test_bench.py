@@ -1,0 +1,44 @@
+"""`worldsim bench`: the harness runs and reports every figure with the machine (no speed assertions)."""
+from __future__ import annotations
+
+import json
+
+from test_world_fixtures import MICRO, make_world
+
+from worldsim import cli
+from worldsim.bench import BenchSettings, describe_machine, run_bench, summary_ms
+
+
+def test_run_bench_reports_every_figure():
+    world = make_world(seed=0, overrides=MICRO)
+    settings = BenchSettings(batch_sizes=(1, 3), frames=3, repeats=2, min_batched_seconds=0.01)
+    result = run_bench(world, settings, source="micro", profile=True)
+    assert result.fps_batch1 > 0 and len(result.fps_batch1_runs) == 2
+    assert result.first_frame_latency_ms["median"] > 0 and result.first_frame_latency_ms["source"] == "generated"
+    assert len(result.action_to_frame_latency_ms["runs"]) == 3
+    assert [entry["batch_size"] for entry in result.batched] == [1, 3]
+    assert all(entry["env_steps_per_second"] > 0 for entry in result.batched)
+    assert result.profile and {"op", "share", "self_cpu_ms_per_frame"} <= set(result.profile[0])
+    assert result.world["parameters"]["transformer"] > 0
+
+
+def test_machine_description_and_summary():
+    import torch
+
+    machine = describe_machine(torch.device("cpu"))
+    for key in ("date", "cpu_model", "cpu_cores", "torch_version", "device", "device_name"):
+        assert machine[key]
+    summary = summary_ms([0.003, 0.001, 0.002])
+    assert summary["median"] == 2.0 and summary["p90"] == 3.0 and summary["runs"] == [3.0, 1.0, 2.0]
+
+
+def test_bench_command_writes_json(tmp_path, capsys):
+    world_dir = make_world(seed=0, overrides=MICRO).save_pretrained(tmp_path / "world")
+    out = tmp_path / "results" / "bench.json"
+    args = ["bench", "--checkpoint", str(world_dir), "--batch-sizes", "1,2", "--frames", "2", "--repeats", "1"]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["machine"]["device"] == "cpu" and record["fps_batch1"] > 0
+    assert json.loads(capsys.readouterr().out) == record
+    assert cli.main(["bench", "--checkpoint", str(world_dir), "--batch-sizes", "0"]) == 2
+    assert cli.main(["bench", "--preset", "nope"]) == 2

@@ -1,0 +1,201 @@
+"""`worldsim rollout`: the GIF writer (checked by an independent decoder), scripted inputs, the command."""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+
+import numpy as np
+import pytest
+from test_world_fixtures import make_world
+
+from worldsim import cli
+from worldsim.rollout import (
+    gif_bytes,
+    lzw_encode,
+    load_actions,
+    parse_event_schedule,
+    random_actions,
+    run_rollout,
+    save_frames,
+)
+
+# ----------------------------------------------------------------------------------------------
+# An independent GIF reader (written from the GIF89a spec, for checking only)
+
+
+def lzw_decode(data: bytes, min_code_size: int, count: int) -> list[int]:
+    clear_code, end_code = 1 << min_code_size, (1 << min_code_size) + 1
+    bits, total_bits, position = int.from_bytes(data, "little"), 8 * len(data), 0
+    code_size, table, previous, out = min_code_size + 1, [], None, []
+    while position + code_size <= total_bits:
+        code = (bits >> position) & ((1 << code_size) - 1)
+        position += code_size
+        if code == clear_code:
+            table = [[i] for i in range(clear_code)] + [[], []]
+            code_size, previous = min_code_size + 1, None
+            continue
+        if code == end_code:
+            break
+        if previous is None:
+            entry = table[code]
+        else:
+            entry = table[code] if code < len(table) else table[previous] + [table[previous][0]]
+            if len(table) < 4096:
+                table.append(table[previous] + [entry[0]])
+                if len(table) == 1 << code_size and code_size < 12:
+                    code_size += 1
+        out += entry
+        previous = code
+    return out[:count]
+
+
+def decode_gif(data: bytes) -> list[np.ndarray]:
+    assert data[:6] == b"GIF89a" and data[-1:] == b"\x3b"
+    _, _, packed = struct.unpack("<HHB", data[6:11])
+    colours = 2 << (packed & 7)
+    palette = np.frombuffer(data[13 : 13 + 3 * colours], np.uint8).reshape(colours, 3)
+    position, frames = 13 + 3 * colours, []
+    while data[position] != 0x3B:
+        if data[position] == 0x21:  # extension: label, then sub-blocks
+            position += 2
+            while data[position]:
+                position += data[position] + 1
+            position += 1
+            continue
+        assert data[position] == 0x2C
+        _, _, width, height, _ = struct.unpack("<HHHHB", data[position + 1 : position + 10])
+        min_code_size, position = data[position + 10], position + 11
+        payload = bytearray()
+        while data[position]:
+            payload += data[position + 1 : position + 1 + data[position]]
+            position += data[position] + 1
+        position += 1
+        indices = lzw_decode(bytes(payload), min_code_size, width * height)
+        frames.append(palette[np.asarray(indices)].reshape(height, width, 3))
+    return frames
+
+
+# ----------------------------------------------------------------------------------------------
+# GIF
+
+
+def test_gif_with_few_colours_is_lossless():
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (200, 3), dtype=np.uint8)
+    frames = colours[rng.integers(0, 200, (4, 24, 40))]
+    decoded = decode_gif(gif_bytes(frames, fps=10))
+    assert len(decoded) == 4
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, frames))
+
+
+def test_gif_with_many_colours_is_close():
+    gradient = np.linspace(0, 255, 64).astype(np.int16)
+    base = np.stack(np.broadcast_arrays(gradient[:, None], gradient[None, :], 100 + 0 * gradient[:, None]), -1)
+    jitter = np.random.default_rng(1).integers(-1, 2, (2, 64, 64, 3))
+    frames = np.clip(base[None] + jitter, 0, 255).astype(np.uint8)
+    decoded = np.stack(decode_gif(gif_bytes(frames)))
+    # 16 x 16 x 1 occupied 4-bit bins: every pixel within one bin width (16) of the truth.
+    assert np.abs(decoded.astype(int) - frames.astype(int)).max() < 16
+
+
+def test_lzw_handles_full_tables():
+    indices = np.random.default_rng(2).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    assert bytes(lzw_decode(lzw_encode(indices), 8, len(indices))) == indices
+    runs = bytes([7]) * 30_000  # one long run: the table grows by long strings
+    assert bytes(lzw_decode(lzw_encode(runs), 8, len(runs))) == runs
+
+
+def test_save_frames_by_suffix(tmp_path):
+    frames = np.random.default_rng(3).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    save_frames(tmp_path / "clip.gif", frames)
+    assert len(decode_gif((tmp_path / "clip.gif").read_bytes())) == 3
+    save_frames(tmp_path / "pngs", frames)
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]
+    with pytest.raises(ValueError, match="suffix"):
+        save_frames(tmp_path / "clip.avi", frames)
+    with pytest.raises(ValueError, match="uint8"):
+        save_frames(tmp_path / "clip.gif", frames.astype(np.float32))
+    if shutil.which("ffmpeg") is None:
+        with pytest.raises(RuntimeError, match="ffmpeg"):
+            save_frames(tmp_path / "clip.mp4", frames)
+
+
+# ----------------------------------------------------------------------------------------------
+# scripted inputs
+
+
+def test_parse_event_schedule():
+    assert parse_event_schedule("0:a sunny meadow,200:night falls", 300) == {0: "a sunny meadow", 200: "night falls"}
+    assert parse_event_schedule(" 5 : rain, then fog , 9:", 10) == {5: "rain, then fog", 9: ""}
+    assert parse_event_schedule("", 10) == {}
+    for spec, message in [("night falls", "FRAME:TEXT"), ("400:night", "beyond"), ("1:a,1:b", "twice")]:
+        with pytest.raises(ValueError, match=message):
+            parse_event_schedule(spec, 300)
+
+
+def test_random_actions_are_seeded_sticky_and_in_range():
+    actions = random_actions(500, 5, seed=0)
+    assert np.array_equal(actions, random_actions(500, 5, seed=0))
+    assert actions.min() >= 0 and actions.max() <= 4 and len(actions) == 500
+    assert (actions[1:] == actions[:-1]).mean() > 0.5  # held, not redrawn every frame
+
+
+def test_load_actions(tmp_path):
+    np.save(tmp_path / "a.npy", np.array([1, 2, 3, 4]))
+    (tmp_path / "a.json").write_text("[0, 1, 2]")
+    (tmp_path / "a.txt").write_text("4 3,2\n1")
+    assert load_actions(tmp_path / "a.npy", 3, 5).tolist() == [1, 2, 3]
+    assert load_actions(tmp_path / "a.json", 3, 5).tolist() == [0, 1, 2]
+    assert load_actions(tmp_path / "a.txt", 4, 5).tolist() == [4, 3, 2, 1]
+    (tmp_path / "bad.txt").write_text("1 two 3")
+    for path, count, message in [("a.json", 5, "needs 5"), ("bad.txt", 2, "integers"), ("nope.npy", 1, "no such file"),
+                                 ("a.npy", 3, "0..2")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            load_actions(tmp_path / path, count, 3 if path == "a.npy" else 5)
+
+
+# ----------------------------------------------------------------------------------------------
+# the rollout and the command
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_world(seed=0).save_pretrained(tmp_path_factory.mktemp("rollout") / "world")
+
+
+def test_run_rollout_follows_the_schedule(checkpoint):
+    from worldsim.world import WorldModel
+
+    world = WorldModel.from_pretrained(checkpoint)
+    rollout = run_rollout(world, np.array([1, 2, 3, 4]), {0: "a sunny meadow", 2: "night falls"}, seed=1)
+    assert rollout.frames.shape == (5, 64, 64, 3) and rollout.frames.dtype == np.uint8
+    assert rollout.events == ["a sunny meadow", "a sunny meadow", "night falls", "night falls", "night falls"]
+    assert rollout.rewards.shape == rollout.terminated.shape == (4,)
+    again = run_rollout(world, np.array([1, 2, 3, 4]), {0: "a sunny meadow", 2: "night falls"}, seed=1)
+    assert np.array_equal(rollout.frames, again.frames)
+
+
+def test_rollout_command_writes_a_gif_and_a_folder(checkpoint, tmp_path):
+    gif = tmp_path / "run.gif"
+    args = ["rollout", "--checkpoint", str(checkpoint), "--frames", "6", "--events", "0:a sunny meadow,3:night falls"]
+    assert cli.main([*args, "--out", str(gif), "--scale", "2"]) == 0
+    frames = decode_gif(gif.read_bytes())
+    assert len(frames) == 6 and frames[0].shape == (128, 128, 3)
+    folder = tmp_path / "run"
+    assert cli.main([*args, "--out", str(folder), "--actions", "random", "--seed", "3"]) == 0
+    record = json.loads((folder / "rollout.json").read_text())
+    assert len(record["actions"]) == 5 and record["events"][3] == "night falls"
+    assert len(list(folder.glob("frame_*.png"))) == 6
+
+
+def test_rollout_command_reports_bad_input(checkpoint, tmp_path, capsys):
+    base = ["rollout", "--checkpoint", str(checkpoint), "--frames", "4", "--out", str(tmp_path / "x.gif")]
+    assert cli.main([*base, "--events", "9:night falls"]) == 2
+    assert "beyond the last frame" in capsys.readouterr().err
+    assert cli.main([*base, "--events", "1:" + "snow " * 60]) == 2
+    assert "too long" in capsys.readouterr().err
+    assert cli.main([*base, "--actions", str(tmp_path / "missing.txt")]) == 2
+    assert cli.main(["rollout", "--checkpoint", str(tmp_path / "nowhere"), "--out", "x.gif"]) == 2
+    assert "tried" in capsys.readouterr().err
+    assert not (tmp_path / "x.gif").exists()
