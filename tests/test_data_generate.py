@@ -106,8 +106,7 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_interrupted_generation_resumes_to_the_same_content(reference, tmp_path, workers):
+def test_interrupted_generation_resumes_to_the_same_content(reference, tmp_path):
     out = tmp_path / "resumed"
     committed = []
 
@@ -117,11 +116,11 @@ def test_interrupted_generation_resumes_to_the_same_content(reference, tmp_path,
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        generate(out, SMALL, workers=workers, progress=False, on_shard=stop_after_two)
+        generate(out, SMALL, progress=False, on_shard=stop_after_two)
     partial = Dataset(out, verify=True)
     assert not partial.complete and partial.num_shards == 2
     (out / ".shard-00004.npz.tmp-1-deadbeef").write_bytes(b"half a shard")  # a killed writer's leftover
-    generate(out, SMALL, workers=workers, progress=False)
+    generate(out, SMALL, progress=False)
     assert checksums(out) == checksums(reference)
     assert Dataset(out, verify=True).complete
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
@@ -154,16 +153,29 @@ def test_resume_with_other_settings_is_refused(reference, tmp_path):
     assert checksums(out) == checksums(reference)
 
 
+def test_bad_settings_fail_before_anything_is_written(tmp_path, capsys):
+    assert worldsim_main(["data", "generate", "--frames", "10", "--size", "30",
+                          "--out", str(tmp_path / "bad"), "--workers", "2"]) == 2
+    assert "multiple of 4" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="not empty and holds no dataset"):
+        generate(tmp_path / "busy", SMALL, progress=False)
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"]
+
+
 def test_killed_cli_run_resumes(tmp_path):
-    """SIGKILL a real `worldsim data generate` mid-run, then rerun the same command."""
-    def command(out: Path) -> list[str]:
+    """SIGKILL a real two-worker `generate` mid-run, then run it again (the worker count may
+    differ: content does not depend on it)."""
+    def command(out: Path, workers: int) -> list[str]:
         return ["generate", "--world", "explorer", "--frames", "2000", "--seed", "3",
                 "--size", "16", "--shard-frames", "96", "--envs-per-shard", "4", "--quiet",
-                "--workers", "2", "--out", str(out)]
+                "--workers", str(workers), "--out", str(out)]
 
     out = tmp_path / "killed"
     # `python -m worldsim.data` is `worldsim data` without the torch-importing commands: fast start
-    process = subprocess.Popen([sys.executable, "-m", "worldsim.data", *command(out)],
+    process = subprocess.Popen([sys.executable, "-m", "worldsim.data", *command(out, 2)],
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
@@ -174,14 +186,14 @@ def test_killed_cli_run_resumes(tmp_path):
     assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    time.sleep(0.5)  # orphaned workers would keep writing shards; they must exit with the parent
+    time.sleep(0.3)  # orphaned workers would keep writing shards; they must exit with the parent
     files_after_kill = sorted(p.name for p in out.iterdir())
-    time.sleep(0.5)
+    time.sleep(0.3)
     assert sorted(p.name for p in out.iterdir()) == files_after_kill
     killed = Dataset(out, verify=True)
     assert not killed.complete and 0 < len(killed) < 2000
-    assert worldsim_main(["data", *command(out)]) == 0
-    assert worldsim_main(["data", *command(tmp_path / "uninterrupted")]) == 0
+    assert worldsim_main(["data", *command(out, 1)]) == 0
+    assert worldsim_main(["data", *command(tmp_path / "uninterrupted", 1)]) == 0
     assert checksums(out) == checksums(tmp_path / "uninterrupted")
     assert Dataset(out, verify=True).complete
 

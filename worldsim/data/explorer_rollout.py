@@ -79,8 +79,10 @@ def _index_of(texts: list[str], text: str) -> int:
 
 
 def explorer_layout(config: GenerateConfig) -> ShardLayout:
-    from worldsim.envs.explorer import NUM_ACTIONS
+    """The shard layout of `config`; a frame size the Explorer cannot render raises ValueError."""
+    from worldsim.envs.explorer import NUM_ACTIONS, ExplorerConfig
 
+    ExplorerConfig(size=config.size)
     return ShardLayout((config.size, config.size, 3), NUM_ACTIONS, len(explorer_event_table().texts))
 
 

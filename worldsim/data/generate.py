@@ -53,7 +53,9 @@ def generate(
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    explorer_layout(config)  # bad settings fail here, before any folder or worker is made
     out = Path(out)
+    _check_free_or_dataset(out)
     with _exclusive(out):
         manifest = _start_or_resume(out, config, workers)
         manifest = _add_missing_shards(out, config, manifest, workers, progress, on_shard)
@@ -77,6 +79,13 @@ def _add_missing_shards(
             if on_shard is not None:
                 on_shard(record)
     return manifest
+
+
+def _check_free_or_dataset(out: Path) -> None:
+    """Refuse to write into a folder that holds something other than a dataset."""
+    if out.is_dir() and not (out / MANIFEST_NAME).exists():
+        if any(path.name != LOCK_NAME for path in out.iterdir()):
+            raise DatasetError(f"{out} is not empty and holds no dataset; choose a new --out")
 
 
 @contextmanager
@@ -103,9 +112,6 @@ def _start_or_resume(out: Path, config: GenerateConfig, workers: int) -> Manifes
                           "shard(s) will be generated again", stacklevel=3)
         manifest = replace(manifest, shards=intact, generator=settings, complete=False)
     else:
-        others = [p.name for p in out.iterdir() if p.name != LOCK_NAME]
-        if others:
-            raise DatasetError(f"{out} is not empty and holds no dataset; choose a new --out")
         layout = explorer_layout(config)
         manifest = Manifest(world=WORLD, frame_shape=layout.frame_shape,
                             num_actions=layout.num_actions,
