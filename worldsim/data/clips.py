@@ -42,14 +42,14 @@ def clip_starts(episode: np.ndarray, num_frames: int) -> np.ndarray:
 
 def gather_clips(shards: list[ShardArrays], starts: list[int], num_frames: int) -> Clip:
     """Stack `shards[b]` frames `starts[b] .. starts[b]+num_frames-1` into one batch."""
-    window = [slice(start, start + num_frames) for start in starts]
-    return Clip(
-        frames=np.stack([s.frames[w] for s, w in zip(shards, window)]),
-        actions=np.stack([s.actions[w] for s, w in zip(shards, window)]).astype(np.int64),
-        events=np.stack([s.events[w] for s, w in zip(shards, window)]).astype(np.int64),
-        rewards=np.stack([s.rewards[w] for s, w in zip(shards, window)]),
-        terminated=np.stack([s.terminated[w] for s, w in zip(shards, window)]),
-    )
+    windows = [(shard, slice(start, start + num_frames)) for shard, start in zip(shards, starts)]
+
+    def stack(name: str) -> np.ndarray:
+        return np.stack([getattr(shard, name)[window] for shard, window in windows])
+
+    return Clip(frames=stack("frames"), actions=stack("actions").astype(np.int64),
+                events=stack("events").astype(np.int64), rewards=stack("rewards"),
+                terminated=stack("terminated"))
 
 
 class ClipSampler:

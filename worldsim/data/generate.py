@@ -16,8 +16,8 @@ import os
 import queue
 import signal
 import threading
-import warnings
 import traceback
+import warnings
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path

@@ -32,7 +32,8 @@ class PolicyConfig:
         for name in ("hold_frames", "still_frames", "event_every", "episode_frames"):
             value = getattr(self, name)
             if value is not None and not (len(value) == 2 and 1 <= value[0] <= value[1]):
-                raise ValueError(f"PolicyConfig.{name} must be (low, high) with 1 <= low <= high, got {value}")
+                raise ValueError(
+                    f"PolicyConfig.{name} must be (low, high) with 1 <= low <= high, got {value}")
         for name in ("still_prob", "start_event_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"PolicyConfig.{name} must be in [0, 1], got {getattr(self, name)}")

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from worldsim.data.format import ShardArrays
 from worldsim.data.manifest import Manifest, ShardRecord, load_manifest
 from worldsim.data.shards import check_present, read_labels, read_shard
+
+if TYPE_CHECKING:
+    from worldsim.data.clips import ClipSampler
 
 
 class Dataset:
@@ -30,7 +33,7 @@ class Dataset:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """The manifest as a plain dict (version, world, frame_shape, num_actions, event_texts, shards, ...)."""
+        """The manifest as a plain dict (version, world, frame_shape, event_texts, shards, ...)."""
         return self._manifest.to_dict()
 
     @property
