@@ -108,13 +108,11 @@ def gif_header(width: int, height: int) -> bytes:
 def gif_image(frame: np.ndarray, delay_cs: int) -> bytes:
     """Graphic control + image descriptor with a local 256-colour table + LZW data for one frame."""
     height, width = frame.shape[:2]
-    palette, indices = gif_palette(frame[None])
-    table = np.zeros((256, 3), np.uint8)  # the descriptor announces 256 entries; pad short palettes
-    table[: len(palette)] = palette
+    palette, indices = gif_palette(frame[None])  # always 256 entries, as the descriptor says
     data = lzw_encode(indices[0].tobytes())
     blocks = b"".join(bytes([len(data[i:i + 255])]) + data[i:i + 255] for i in range(0, len(data), 255))
     return (b"\x21\xf9\x04\x00" + struct.pack("<H", delay_cs) + b"\x00\x00"
-            + b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0x87) + table.tobytes()
+            + b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0x87) + palette.tobytes()
             + b"\x08" + blocks + b"\x00")
 
 
