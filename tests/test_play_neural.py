@@ -52,8 +52,9 @@ def run(argv: list[str]) -> int:
 def test_keys_and_typed_events_drive_the_neural_world_and_record(world_model, tmp_path):
     world = NeuralWorld(world_model, "tiny", seed=0)
     assert world.example_events == tuple(EVENT_TEXTS[:4])  # canonical Explorer texts it knows
+    assert world.event_vocabulary == tuple(EVENT_TEXTS)  # paraphrases too: recordings keep them
     recorder = SessionRecorder(tmp_path / "rec", world=world.dataset_world, frame_shape=world.frame_shape,
-                               num_actions=world.num_actions, event_texts=EVENT_TEXTS,
+                               num_actions=world.num_actions, event_texts=world.event_vocabulary,
                                label=world.event_label)
     session = GameSession([world], event="a sunny meadow", listeners=[recorder])
     app = PlayApp(session, scale=2, headless=True)

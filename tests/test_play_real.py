@@ -18,7 +18,7 @@ from worldsim.play.worlds import RealExplorer
 def recorded_game(tmp_path):
     world = RealExplorer()
     recorder = SessionRecorder(tmp_path / "rec", world=world.dataset_world, frame_shape=world.frame_shape,
-                               num_actions=world.num_actions, event_texts=world.example_events,
+                               num_actions=world.num_actions, event_texts=world.event_vocabulary,
                                label=world.event_label)
     session = GameSession([world], event="a sunny meadow", seed=3, listeners=[recorder])
     app = PlayApp(session, scale=2, headless=True)

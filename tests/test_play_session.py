@@ -21,6 +21,7 @@ class FakeWorld:
     num_actions = 5
     frame_shape = (8, 8, 3)
     example_events = ("night falls", "it starts snowing")
+    event_vocabulary = example_events
     is_ground_truth = False
     dataset_world = "fake"
 

@@ -190,7 +190,7 @@ def _make_recorder(path: str, worlds: list[World], schedule: dict[int, str], arg
     try:
         return SessionRecorder(
             path, world=primary.dataset_world, frame_shape=primary.frame_shape,
-            num_actions=primary.num_actions, event_texts=[*primary.example_events, *labels],
+            num_actions=primary.num_actions, event_texts=[*primary.event_vocabulary, *labels],
             label=primary.event_label,
             generator={"world": primary.name, "checkpoint": args.checkpoint, "seed": args.seed},
         )

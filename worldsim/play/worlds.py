@@ -26,6 +26,7 @@ class World(Protocol):
     num_actions: int
     frame_shape: tuple[int, int, int]
     example_events: tuple[str, ...]  # offered on the number keys
+    event_vocabulary: tuple[str, ...]  # the event table a recording of this world starts with
     is_ground_truth: bool            # a ground-truth world's first frame seeds the others
     dataset_world: str               # the `world` of a dataset recorded from it
 
@@ -57,6 +58,7 @@ class RealExplorer:
         self.num_actions = NUM_ACTIONS
         self.frame_shape = (size, size, 3)
         self.example_events = tuple(event_type.canonical for event_type in events.EVENT_TYPES)
+        self.event_vocabulary = self.example_events  # recordings store canonical texts (event_label)
 
     def check_event(self, text: str) -> str | None:
         try:
@@ -97,6 +99,7 @@ class NeuralWorld:
         self.num_actions = world_model.config.num_actions
         self.frame_shape = (size, size, 3)
         self.example_events = example_events_for(world_model.event_texts)
+        self.event_vocabulary = tuple(dict.fromkeys(text for text in world_model.event_texts if text))
         self.dataset_world = f"neural:{checkpoint}"
 
     def check_event(self, text: str) -> str | None:
