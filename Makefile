@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 play: $(STAMP)
-	$(PY) play.py $(ARGS)
+	$(PY) play.py --world auto $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
