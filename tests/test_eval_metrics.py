@@ -165,3 +165,11 @@ def test_reactivity_summary():
     assert summary.recognised_share == 0.5
     assert summary.mean_latency == 1.0
     assert math.isnan(metrics.reactivity(np.array([-1]), within=3).mean_latency)
+
+
+def test_best_accuracy_from_keys_picks_the_majority_label_per_key():
+    keys = np.array([[0], [0], [0], [1], [1], [2]])
+    labels = np.array([5, 5, 6, 7, 8, 9])
+    # key 0: 2 of 3 right; key 1: 1 of 2; key 2: 1 of 1.
+    assert metrics.best_accuracy_from_keys(keys, labels) == pytest.approx(4 / 6)
+    assert metrics.best_accuracy_from_keys(np.arange(6), labels) == 1.0

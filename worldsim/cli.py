@@ -12,6 +12,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worldsim.training.cli",
     "worldsim.bench",
     "worldsim.rollout",
+    "worldsim.eval.cli",
 )
 
 

@@ -244,3 +244,20 @@ def reactivity(latencies: np.ndarray, within: int) -> Reactivity:
     in_time = (latencies >= 0) & (latencies <= within)
     mean_latency = float(latencies[in_time].mean()) if in_time.any() else float("nan")
     return Reactivity(recognised_share=float(in_time.mean()), mean_latency=mean_latency, within=within)
+
+
+def best_accuracy_from_keys(keys: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the best possible predictor that sees only `keys` (rows of `[N, K]` integers).
+
+    For each distinct key it predicts the most frequent label among the samples with that key.
+    Used as a visibility ceiling: e.g. with keys = visible enemy counts, no classifier of frames
+    summarised by those counts can beat it.
+    """
+    keys, labels = np.asarray(keys).reshape(len(labels), -1), np.asarray(labels)
+    if len(labels) == 0:
+        raise ValueError("best_accuracy_from_keys: no samples")
+    _, key_ids = np.unique(keys, axis=0, return_inverse=True)
+    _, label_ids = np.unique(labels, return_inverse=True)
+    counts = np.zeros((key_ids.max() + 1, label_ids.max() + 1), dtype=np.int64)
+    np.add.at(counts, (key_ids.ravel(), label_ids.ravel()), 1)
+    return float(counts.max(axis=1).sum() / len(labels))

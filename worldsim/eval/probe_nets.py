@@ -27,8 +27,13 @@ def frames_to_input(frames: np.ndarray | torch.Tensor, device: torch.device | st
     return frames.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def _norm(channels: int) -> nn.GroupNorm:
+    # GroupNorm: the same computation in training and inference, and no running statistics.
+    return nn.GroupNorm(8, channels)
+
+
 def _conv(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2), nn.GELU())
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2), _norm(out_channels), nn.GELU())
 
 
 def _tile_embedding(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -37,8 +42,8 @@ def _tile_embedding(in_channels: int, out_channels: int) -> nn.Sequential:
     Working at tile resolution from the start keeps the probes cheap enough to train on CPU.
     """
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, TILE_PIXELS, stride=TILE_PIXELS), nn.GELU(),
-        nn.Conv2d(out_channels, out_channels, 1), nn.GELU(),
+        nn.Conv2d(in_channels, out_channels, TILE_PIXELS, stride=TILE_PIXELS), _norm(out_channels), nn.GELU(),
+        nn.Conv2d(out_channels, out_channels, 1), _norm(out_channels), nn.GELU(),
     )
 
 
@@ -46,7 +51,8 @@ class _Residual(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, channels, 3, padding=1)
+            nn.Conv2d(channels, channels, 3, padding=1), _norm(channels), nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1), _norm(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,55 @@
+"""`worldsim eval`: measure a checkpoint against the Explorer truth (report.md, metrics.json, PNGs)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from worldsim.eval.suite import SUITES
+from worldsim.pretrained import DEFAULT_WORLD
+
+_EPILOG = """\
+examples:
+  worldsim eval --checkpoint explorer-64 --suite quick --out eval/explorer-64
+  worldsim eval --compare runs/ar-teacher runs/causal-cd runs/dmd runs/stream runs/delta runs/rolling \\
+                --suite full --out eval/ablation
+
+Rows of the ablation table are labelled by each checkpoint's latest training stage (from its
+metadata), else by its folder name. The keys of metrics.json are documented in docs/METRICS.md.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add `worldsim eval` to the `worldsim` command."""
+    parser = subparsers.add_parser(
+        "eval", help="evaluate checkpoints against the Explorer ground truth",
+        description="Replay seeded scenarios in the real Explorer world and in the neural world, then "
+                    "measure fidelity, drift, event reactivity and consistency, controllability and "
+                    "reward/termination with probes trained on real frames.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--checkpoint", default=DEFAULT_WORLD,
+                       help=f"bundled name, folder or Hub repo id (default: {DEFAULT_WORLD})")
+    which.add_argument("--compare", nargs="+", metavar="CHECKPOINT",
+                       help="evaluate several checkpoints on identical seeds and write the ablation table")
+    parser.add_argument("--suite", choices=list(SUITES), default="quick",
+                        help="quick: minutes on a CPU; full: >= 2000-frame drift rollouts, for a GPU; "
+                             "tiny: seconds, a smoke test (default: quick)")
+    parser.add_argument("--out", required=True, help="output folder (created)")
+    parser.add_argument("--probes", default=None, help="probe folder (default: the bundled probes)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto = cuda if available)")
+    parser.add_argument("--seed", type=int, default=None, help="scenario seed (default: the suite's, 0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from worldsim.eval.evaluation import evaluate
+    from worldsim.eval.report import json_ready
+
+    checkpoints = args.compare or [args.checkpoint]
+    document = evaluate(checkpoints, args.suite, args.out, compare=bool(args.compare), probes_folder=args.probes,
+                        device=args.device, seed=args.seed)
+    summary = document.get("ablation_table") or {key: document[key] for key in ("fidelity", "reactivity", "consistency")}
+    print(json.dumps(json_ready(summary), indent=2))
+    print(f"wrote {args.out}/report.md, metrics.json and {len(document['plots'])} plots")
+    return 0

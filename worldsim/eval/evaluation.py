@@ -1,0 +1,98 @@
+"""Evaluate one checkpoint, or compare several on identical scenarios, and write the report.
+
+    from worldsim.eval.evaluation import evaluate
+    evaluate(["explorer-64"], suite="quick", out="eval/")             # one checkpoint
+    evaluate(["runs/dmd", "runs/delta"], suite="quick", out="ablation/", compare=True)
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from worldsim.bench import describe_machine
+from worldsim.eval.probes import BUNDLED_PROBES, Probes
+from worldsim.eval.report import write_comparison, write_single
+from worldsim.eval.suite import SUITES, SuiteConfig, run_suite
+
+# Generator stages of DESIGN §7, in recipe order; the latest one a checkpoint went through names it.
+GENERATOR_STAGES = ("teacher", "ar-teacher", "causal-cd", "dmd", "stream", "delta", "rolling")
+
+
+def checkpoint_label(world: Any, name: str) -> str:
+    """The row label of a checkpoint: its latest generator stage (with the Delta Forcing variant
+    when recorded) from the training history in its metadata, else its folder or repo name."""
+    history = [record for record in world.metadata.get("training", []) if record.get("stage") in GENERATOR_STAGES]
+    if history:
+        latest = history[-1]
+        variant = latest.get("variant")
+        return f"{latest['stage']}-{variant}" if variant else latest["stage"]
+    return Path(str(name).rstrip("/")).name or str(name)
+
+
+def _safe_folder_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label) or "checkpoint"
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """Make repeated labels distinct (two checkpoints of the same stage): dmd, dmd-2, ..."""
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label}-{seen[label]}")
+    return unique
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def suite_config(suite: str | SuiteConfig, seed: int | None = None) -> SuiteConfig:
+    if isinstance(suite, str):
+        if suite not in SUITES:
+            raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
+        suite = SUITES[suite]
+    return suite if seed is None else dataclasses.replace(suite, seed=seed)
+
+
+def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, compare: bool = False,
+             probes_folder: str | Path | None = None, device: str = "auto", seed: int | None = None) -> dict[str, Any]:
+    """Run the suite on each checkpoint and write the report into `out`; returns metrics.json's content."""
+    import worldsim
+
+    if not checkpoints:
+        raise ValueError("no checkpoint to evaluate")
+    if len(checkpoints) > 1 and not compare:
+        raise ValueError("several checkpoints need compare=True (the ablation table)")
+    started = time.time()
+    config = suite_config(suite, seed)
+    torch_device = resolve_device(device)
+    probes = Probes.load(probes_folder, device=torch_device)
+    shared = {
+        "format_version": 1,
+        "suite": dataclasses.asdict(config),
+        "probes": {"folder": str(probes_folder or BUNDLED_PROBES), "held_out": probes.metadata.get("held_out", {}),
+                   "targets": probes.metadata.get("targets", {})},
+        "machine": describe_machine(torch_device),
+    }
+    worlds = [worldsim.load(name, device=str(torch_device)) for name in checkpoints]
+    labels = _unique([checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)])
+    runs = []
+    for name, world, label in zip(checkpoints, worlds, labels):
+        run_started = time.time()
+        result = run_suite(world, probes, config)
+        document = {**shared, "checkpoint": {"path": str(name), "label": label,
+                                             "parameters": sum(world.parameter_counts().values())},
+                    "wall_time_s": round(time.time() - run_started, 1)}
+        runs.append((_safe_folder_name(label), result, document))
+    out = Path(out)
+    if not compare:
+        return write_single(out, runs[0][1], runs[0][2])
+    return write_comparison(out, runs, {**shared, "wall_time_s": round(time.time() - started, 1)})

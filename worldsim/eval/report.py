@@ -1,0 +1,194 @@
+"""Writing an evaluation: `metrics.json` (keys documented in docs/METRICS.md), `report.md` and the PNGs.
+
+One checkpoint → one folder. A comparison → one folder per checkpoint plus, at the top, the
+ablation table, comparison plots and a `metrics.json` holding every checkpoint's metrics.
+Undefined values (NaN, e.g. a precision with nothing predicted) are written as JSON `null`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from worldsim.data.atomic import atomic_write_bytes
+from worldsim.eval.figures import write_figures
+from worldsim.eval.probes import TARGETS
+from worldsim.eval.suite import SuiteResult
+
+METRICS_FORMAT_VERSION = 1
+
+
+def json_ready(value: Any) -> Any:
+    """Recursively turn numpy scalars into Python numbers and NaN/inf into None."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    text = json.dumps(json_ready(document), indent=2, allow_nan=False) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def _percent(value: Any) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f} %"
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The ablation table's columns for one checkpoint."""
+    fidelity, horizons = metrics["fidelity"], list(metrics["fidelity"]["rollout_psnr_db"])
+    row = {"TF PSNR": fidelity["teacher_forced_psnr_db"]}
+    row.update({f"PSNR@{h}": fidelity["rollout_psnr_db"][h] for h in horizons})
+    row.update({
+        "drift FD slope/window": metrics["drift"]["fd_slope_per_window"],
+        "drift tile-TV slope/window": metrics["drift"]["tile_tv_slope_per_window"],
+        "reactivity": metrics["reactivity"]["recognised_share"],
+        "latency (frames)": metrics["reactivity"]["mean_latency_frames"],
+        "consistency drop": metrics["consistency"]["tile_agreement_drop"],
+        "IDM acc.": metrics["controllability"]["inverse_dynamics_accuracy_generated"],
+        "reward P/R": (metrics["reward"]["precision"], metrics["reward"]["recall"]),
+        "termination P/R": (metrics["termination"]["precision"], metrics["termination"]["recall"]),
+    })
+    return row
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " / ".join(_number(v, 2) for v in value)
+    return _number(value, 3 if isinstance(value, float) and abs(value) < 10 else 2)
+
+
+def ablation_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """Markdown table: one row per labelled checkpoint."""
+    columns = list(headline(rows[0][1]))
+    lines = ["| checkpoint | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for label, metrics in rows:
+        values = headline(metrics)
+        lines.append(f"| {label} | " + " | ".join(_cell(values[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _probe_section(probes: dict[str, Any]) -> list[str]:
+    held_out = probes.get("held_out", {})
+    lines = ["## Probes (held-out real frames)", "",
+             f"Probes from `{probes.get('folder')}`, tested on {held_out.get('frames', '?')} frames of unseen maps.", "",
+             "| probe | accuracy | target | met |", "|---|---|---|---|"]
+    for key, target in TARGETS.items():
+        measured = held_out.get(key)
+        met = measured is not None and measured >= target
+        verdict = "yes" if met else f"no ({_percent(target - measured)} short)" if measured is not None else "–"
+        lines.append(f"| {key} | {_percent(measured)} | {_percent(target)} | {verdict} |")
+    by_group = held_out.get("event_accuracy_by_group", {})
+    ceilings = held_out.get("event_visibility_ceiling_by_group", {})
+    if by_group:
+        groups = ", ".join(f"{g} {_percent(v)}" + (f" (visibility ceiling {_percent(ceilings[g])})" if g in ceilings else "")
+                           for g, v in by_group.items())
+        lines += ["", f"Event accuracy by group: {groups}. The target applies to the groups that tint or cover "
+                  "every frame; enemies and lava show only where their sites are in view (see docs/METRICS.md)."]
+    return lines + [""]
+
+
+def _sections(metrics: dict[str, Any]) -> list[str]:
+    fidelity, drift, react = metrics["fidelity"], metrics["drift"], metrics["reactivity"]
+    consistency, control = metrics["consistency"], metrics["controllability"]
+    lines = ["## Fidelity", "",
+             f"{fidelity['rollouts']} rollouts from a true start frame, true actions and events.", "",
+             "| measure | value |", "|---|---|",
+             f"| teacher-forced next-frame PSNR | {_number(fidelity['teacher_forced_psnr_db'], 2)} dB |",
+             f"| teacher-forced next-frame SSIM | {_number(fidelity['teacher_forced_ssim'])} |"]
+    for h, value in fidelity["rollout_psnr_db"].items():
+        lines.append(f"| rollout PSNR / SSIM at horizon {h} | {_number(value, 2)} dB / {_number(fidelity['rollout_ssim'][h])} |")
+    lines += ["", "![horizon](horizon.png)", "", "## Drift", "",
+              f"{drift['rollouts']} rollouts of {drift['frames']} frames with event switches; per {drift['window_frames']}-frame "
+              "window, distances to the real replay's frames (the 'real floor' compares two real replays on different maps).", "",
+              "| measure | model | real floor |", "|---|---|---|"]
+    for key, name in (("fd", "Fréchet distance (probe features), last window"), ("tile_tv", "tile-histogram TV, last window")):
+        lines.append(f"| {name} | {_number(drift[f'{key}_by_window'][-1])} | {_number(drift[f'{key}_real_floor_by_window'][-1])} |")
+        lines.append(f"| {name.split(',')[0]}, slope per window | {_number(drift[f'{key}_slope_per_window'], 4)} | "
+                     f"{_number(drift[f'{key}_real_floor_slope_per_window'], 4)} |")
+    lines += ["", "![drift](drift.png)", "", "## Event reactivity", "",
+              f"{react['switches']} switches to held-out paraphrases; recognised = the event classifier agrees for "
+              f"{react['hold_frames']} frames in a row within {react['within_frames']} frames.", "",
+              "| measure | value |", "|---|---|",
+              f"| recognised within k | {_percent(react['recognised_share'])} |",
+              f"| mean latency (recognised) | {_number(react['mean_latency_frames'], 2)} frames |",
+              f"| recognised, among switches visible in the real frames ({react['visible_switches']}) | "
+              f"{_percent(react['recognised_share_visible'])} |",
+              f"| real frames recognised within k | {_percent(react['truth_recognised_share'])} |", "",
+              "By group: " + ", ".join(f"{g} {_percent(v['recognised_share'])}" for g, v in react["by_group"].items()), "",
+              "## Event consistency", "",
+              "| measure | value |", "|---|---|",
+              f"| tile agreement after a switch | {_percent(consistency['tile_agreement_switch'])} |",
+              f"| tile agreement, same frames without the switch | {_percent(consistency['tile_agreement_no_switch'])} |",
+              f"| drop caused by the switch | {_percent(consistency['tile_agreement_drop'])} |",
+              "", "![switch](switch.png)", "", "## Controllability", "",
+              f"Inverse dynamics on {control['pairs']} frame pairs where the real player moved: "
+              f"{_percent(control['inverse_dynamics_accuracy_generated'])} on generated frames, "
+              f"{_percent(control['inverse_dynamics_accuracy_real'])} on the real ones.", "",
+              "## Reward and termination", "", "| signal | precision | recall | predicted | real |", "|---|---|---|---|---|"]
+    for name in ("reward", "termination"):
+        found = metrics[name]
+        lines.append(f"| {name} (±{found['tolerance_frames']} frame) | {_percent(found['precision'])} | "
+                     f"{_percent(found['recall'])} | {found['predicted']} | {found['actual']} |")
+    return lines + [""]
+
+
+def _header(title: str, document: dict[str, Any]) -> list[str]:
+    machine = document["machine"]
+    return [f"# {title}", "",
+            f"Suite `{document['suite']['name']}` (seed {document['suite']['seed']}), {machine.get('date', '')}, "
+            f"{machine.get('device_name', machine.get('cpu_model', '?'))}, torch {machine.get('torch_version', '?')}, "
+            f"{document['wall_time_s']} s.", ""]
+
+
+def write_single(folder: Path, result: SuiteResult, document: dict[str, Any]) -> dict[str, Any]:
+    """Write one checkpoint's metrics.json, report.md and figures; returns the metrics document."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = write_figures([(document["checkpoint"]["label"], result)], folder, film_strips=True)
+    document = {**document, **result.metrics, "plots": plots}
+    _write_json(folder / "metrics.json", document)
+    strips = [f"![{p}]({p})" for p in plots if p.startswith("filmstrip")]
+    lines = _header(f"worldsim evaluation: {document['checkpoint']['label']}", document)
+    lines += [f"Checkpoint `{document['checkpoint']['path']}`.", ""]
+    lines += _probe_section(document["probes"]) + _sections(document) + ["## Film strips (truth above model)", ""] + strips
+    atomic_write_bytes(folder / "report.md", ("\n".join(lines) + "\n").encode("utf-8"))
+    return document
+
+
+def write_comparison(folder: Path, runs: list[tuple[str, SuiteResult, dict[str, Any]]],
+                     shared: dict[str, Any]) -> dict[str, Any]:
+    """Per-checkpoint folders plus the top-level ablation report; returns the top-level document."""
+    documents = []
+    for label, result, document in runs:
+        documents.append(write_single(folder / label, result, document))
+    plots = write_figures([(label, result) for label, result, _ in runs], folder, film_strips=False)
+    top = {**shared, "checkpoints": documents, "plots": plots,
+           "ablation_table": [{"label": d["checkpoint"]["label"], **headline(d)} for d in documents]}
+    _write_json(folder / "metrics.json", top)
+    lines = _header("worldsim ablation", top)
+    lines += ["Every checkpoint replayed the same seeds, maps, actions and events.", "",
+              ablation_table([(d["checkpoint"]["label"], d) for d in documents]), "",
+              "Columns: teacher-forced next-frame PSNR (dB); rollout PSNR at each horizon (dB); slopes of the drift "
+              "distances per window (0 = no drift); share of switches recognised within k frames and mean latency; "
+              "tile-agreement drop after a switch versus no switch (lower = the map survives); inverse-dynamics "
+              "accuracy on generated frames; reward and termination precision / recall.", "",
+              "Per-checkpoint reports: " + ", ".join(f"[{d['checkpoint']['label']}]({d['checkpoint']['label']}/report.md)"
+                                                     for d in documents), ""]
+    lines += _probe_section(shared["probes"]) + [f"![{p}]({p})" for p in plots]
+    atomic_write_bytes(folder / "report.md", ("\n".join(lines) + "\n").encode("utf-8"))
+    return top

@@ -1,0 +1,341 @@
+"""The evaluation suites: which scenarios to replay and how the metrics of DESIGN §8 come out of them.
+
+    result = run_suite(world, probes, SUITES["quick"])     # result.metrics is metrics.json's body
+
+Four scenario families, all seeded from `SuiteConfig.seed`, so every checkpoint of a comparison
+sees identical maps, actions and events:
+
+- fidelity: short rollouts without switches → teacher-forced next-frame PSNR/SSIM, rollout PSNR/SSIM
+  by horizon, controllability (inverse dynamics on generated frame pairs), reward/termination;
+- switch:   one event switch per rollout plus the matched no-switch control → reactivity (event
+  classifier), consistency (frame parser's tile agreement with the truth), reward/termination;
+- drift:    long rollouts with an event switch every few hundred frames → per-window Fréchet
+  distance of probe features and tile-histogram distance to the truth, and their slopes, next to
+  the same distances between two real replays (the floor that sampling noise alone produces).
+
+Frames where the true player is already dead are left out of frame-by-frame comparisons.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from worldsim.envs.explorer import TILE_CLASSES
+from worldsim.eval import metrics
+from worldsim.eval.explorer_frames import EventClasses
+from worldsim.eval.probes import Probes
+from worldsim.eval.replay import Trajectory, collect, generated_steps, teacher_forced_frames, truth_steps
+from worldsim.eval.scenarios import Scenario, SwitchTargets, drift_scenario, plain_scenario, switch_scenarios
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    name: str
+    seed: int = 0
+    fidelity_rollouts: int = 16
+    horizons: tuple[int, ...] = (1, 8, 32)  # the longest is the fidelity rollout length
+    switch_rollouts: int = 12  # a multiple of 6 gives every event group the same share
+    switch_frame: int = 8
+    frames_after_switch: int = 24
+    reactivity_within: int = 8  # k: a switch counts as recognised within k frames
+    recognition_hold: int = 2  # frames in a row the classifier must agree
+    drift_rollouts: int = 4
+    drift_frames: int = 400
+    drift_window: int = 100
+    drift_switch_every: tuple[int, int] = (150, 300)
+    event_tolerance: int = 1  # ± frames for reward/termination matching
+
+    def __post_init__(self) -> None:
+        if sorted(self.horizons) != list(self.horizons) or self.horizons[0] < 1:
+            raise ValueError(f"horizons must be increasing and >= 1, got {self.horizons}")
+        if self.drift_frames < self.drift_window:
+            raise ValueError(f"drift_frames ({self.drift_frames}) must cover one drift_window ({self.drift_window})")
+
+
+SUITES: dict[str, SuiteConfig] = {
+    # Seconds on a random-init tiny model: for tests and smoke checks.
+    "tiny": SuiteConfig("tiny", fidelity_rollouts=2, horizons=(1, 2, 4), switch_rollouts=6, switch_frame=2,
+                        frames_after_switch=4, reactivity_within=2, recognition_hold=1, drift_rollouts=2,
+                        drift_frames=20, drift_window=10, drift_switch_every=(8, 12)),
+    # Under 10 minutes on 2 CPU cores for the default model.
+    "quick": SuiteConfig("quick"),
+    # The real measurement (≥ 2 000-frame drift rollouts); meant for a GPU.
+    "full": SuiteConfig("full", fidelity_rollouts=256, switch_rollouts=240, frames_after_switch=32,
+                        drift_rollouts=32, drift_frames=2000, drift_switch_every=(200, 400)),
+}
+
+
+@dataclass
+class SuiteResult:
+    metrics: dict[str, Any]  # JSON-ready (NaN where undefined)
+    curves: dict[str, Any] = field(default_factory=dict)  # arrays behind the plots
+    strips: dict[str, tuple[list[np.ndarray], list[str], list[str]]] = field(default_factory=dict)  # film strips
+
+
+@dataclass
+class _Run:
+    """What every metric family needs."""
+
+    world: Any
+    probes: Probes
+    classes: EventClasses
+    config: SuiteConfig
+    size: int
+
+
+def _mean(values: np.ndarray, mask: np.ndarray | None = None) -> float:
+    values = values if mask is None else values[mask]
+    return float(values.mean()) if values.size else float("nan")
+
+
+def _per_frame_mean(table: np.ndarray, mask: np.ndarray) -> list[float]:
+    """Mean over rollouts of a `[N, T]` table, per frame, using only masked entries."""
+    return [_mean(table[:, t], mask[:, t]) for t in range(table.shape[1])]
+
+
+def _replay_pair(run: _Run, scenario: Scenario, seed_offset: int) -> tuple[Trajectory, Trajectory]:
+    truth = collect(truth_steps(scenario, run.size, run.classes))
+    generated = collect(generated_steps(run.world, scenario, truth.frames[:, 0], run.config.seed + seed_offset))
+    return truth, generated
+
+
+def _parse(run: _Run, frames: np.ndarray) -> np.ndarray:
+    """Frame parser over `[N, T, H, W, 3]` → `[N, T, h, w]`."""
+    return run.probes.parse_tiles(frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1, frames.shape[3] // 4)
+
+
+# ---------------------------------------------------------------------------------- fidelity
+def _fidelity(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any], Trajectory, Trajectory]:
+    truth, generated = _replay_pair(run, scenario, seed_offset=1)
+    alive = truth.alive
+    psnr, ssim = metrics.psnr(generated.frames, truth.frames), metrics.ssim(generated.frames, truth.frames)
+    psnr_by_step, ssim_by_step = _per_frame_mean(psnr, alive), _per_frame_mean(ssim, alive)
+    forced = teacher_forced_frames(run.world, truth.frames, scenario.actions, scenario.texts_in_force(), run.config.seed)
+    forced_mask = alive[:, 1:]
+    found = {
+        "rollouts": scenario.num_rollouts,
+        "teacher_forced_psnr_db": _mean(metrics.psnr(forced, truth.frames[:, 1:]), forced_mask),
+        "teacher_forced_ssim": _mean(metrics.ssim(forced, truth.frames[:, 1:]), forced_mask),
+        "rollout_psnr_db": {str(h): psnr_by_step[h] for h in run.config.horizons},
+        "rollout_ssim": {str(h): ssim_by_step[h] for h in run.config.horizons},
+    }
+    curves = {"psnr_by_step": psnr_by_step[1:], "ssim_by_step": ssim_by_step[1:]}
+    return found, curves, truth, generated
+
+
+def _controllability(run: _Run, scenario: Scenario, truth: Trajectory, generated: Trajectory) -> dict[str, Any]:
+    """Inverse dynamics on consecutive frames where the true player moved (and was alive)."""
+    mask = (truth.moved & truth.alive)[:, 1:]
+    commanded = scenario.actions[mask]
+
+    def accuracy(frames: np.ndarray) -> float:
+        before, after = frames[:, :-1][mask], frames[:, 1:][mask]
+        return metrics.masked_accuracy(run.probes.infer_actions(before, after), commanded) if len(commanded) else float("nan")
+
+    return {"pairs": int(mask.sum()), "inverse_dynamics_accuracy_generated": accuracy(generated.frames),
+            "inverse_dynamics_accuracy_real": accuracy(truth.frames)}
+
+
+def _stack_rows(tables: list[np.ndarray]) -> np.ndarray:
+    """Rows of bool tables of different lengths, padded with False (which matches nothing)."""
+    length = max(t.shape[1] for t in tables)
+    return np.concatenate([np.pad(t, ((0, 0), (0, length - t.shape[1]))) for t in tables])
+
+
+def _reward_and_termination(pairs: list[tuple[Trajectory, Trajectory]], tolerance: int) -> dict[str, Any]:
+    """Precision/recall of generated coin rewards and terminations against the truth's, per step."""
+    def flags(select) -> tuple[np.ndarray, np.ndarray]:
+        predicted, actual = [], []
+        for truth, generated in pairs:
+            stepped = truth.alive[:, :-1]  # the step into frame t happened while alive
+            predicted.append(select(generated)[:, 1:] & stepped)
+            actual.append(select(truth)[:, 1:] & stepped)
+        return _stack_rows(predicted), _stack_rows(actual)
+
+    found = {}
+    for name, select in (("reward", lambda tr: tr.rewards > 0.5), ("termination", lambda tr: tr.terminated)):
+        summary = metrics.precision_recall(*flags(select), tolerance=tolerance)
+        found[name] = {**asdict(summary), "tolerance_frames": tolerance}
+    return found
+
+
+# ---------------------------------------------------------------------------------- switches
+def _recognition(run: _Run, frames: np.ndarray, targets: SwitchTargets) -> np.ndarray:
+    """Per rollout and frame, the classifier's class for the rollout's switching group: `[N, T]`."""
+    predicted = run.probes.classify_events(frames.reshape(-1, *frames.shape[2:]))
+    rows = np.arange(len(targets.groups))
+    stacked = np.stack([predicted[g].reshape(frames.shape[:2]) for g in targets.groups], axis=0)
+    return stacked[rows, rows]
+
+
+def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory, targets: SwitchTargets) -> tuple[dict, dict]:
+    config = run.config
+    latency = {}
+    recognised = {}
+    for name, trajectory in (("generated", generated), ("truth", truth)):
+        predicted = _recognition(run, trajectory.frames, targets)
+        starts = np.full(len(targets.classes), targets.frame)
+        latency[name] = metrics.switch_latencies(predicted, targets.classes, starts, hold=config.recognition_hold)
+        recognised[name] = (predicted == targets.classes[:, None])[:, targets.frame :].mean(axis=0).tolist()
+    summary = metrics.reactivity(latency["generated"], config.reactivity_within)
+    visible = (latency["truth"] >= 0) & (latency["truth"] <= config.reactivity_within)
+    groups = np.array(targets.groups)
+    by_group = {}
+    for group in dict.fromkeys(targets.groups):
+        group_summary = metrics.reactivity(latency["generated"][groups == group], config.reactivity_within)
+        by_group[group] = {"switches": int((groups == group).sum()), "recognised_share": group_summary.recognised_share,
+                           "mean_latency_frames": group_summary.mean_latency}
+    found = {
+        "switches": len(targets.classes),
+        "within_frames": config.reactivity_within,
+        "hold_frames": config.recognition_hold,
+        "recognised_share": summary.recognised_share,
+        "mean_latency_frames": summary.mean_latency,
+        "truth_recognised_share": metrics.reactivity(latency["truth"], config.reactivity_within).recognised_share,
+        "recognised_share_visible": _mean((latency["generated"] >= 0) & (latency["generated"] <= config.reactivity_within), visible),
+        "visible_switches": int(visible.sum()),
+        "by_group": by_group,
+    }
+    return found, {"recognised_by_offset": recognised}
+
+
+def _consistency(run: _Run, pairs: dict[str, tuple[Trajectory, Trajectory]], switch_frame: int) -> tuple[dict, dict]:
+    """Tile agreement (frame parser on generated frames vs true tiles) around the switch, with and without it."""
+    found, curves = {}, {}
+    for name, (truth, generated) in pairs.items():
+        agreement = metrics.tile_agreement(_parse(run, generated.frames), truth.tiles)
+        curves[name] = _per_frame_mean(agreement, truth.alive)
+        found[f"tile_agreement_{name}"] = _mean(agreement[:, switch_frame:], truth.alive[:, switch_frame:])
+    found["tile_agreement_drop"] = found["tile_agreement_no_switch"] - found["tile_agreement_switch"]
+    found["frames_after_switch"] = run.config.frames_after_switch
+    return found, {"agreement_by_frame": curves, "switch_frame": switch_frame}
+
+
+# ---------------------------------------------------------------------------------- drift
+@dataclass
+class _WindowBuffer:
+    generated: list[np.ndarray] = field(default_factory=list)
+    truth: list[np.ndarray] = field(default_factory=list)
+    truth_tiles: list[np.ndarray] = field(default_factory=list)
+    other_truth: list[np.ndarray] = field(default_factory=list)
+    other_tiles: list[np.ndarray] = field(default_factory=list)
+
+
+def _window_distances(run: _Run, window: _WindowBuffer) -> dict[str, float]:
+    num_classes = len(TILE_CLASSES)
+    truth = np.concatenate(window.truth)
+    truth_features = run.probes.features(truth)
+    truth_histogram = metrics.class_histogram(np.concatenate(window.truth_tiles), num_classes)
+    generated = np.concatenate(window.generated)
+    other = np.concatenate(window.other_truth)
+    return {
+        "fd": metrics.frechet_distance_features(run.probes.features(generated), truth_features),
+        "fd_real_floor": metrics.frechet_distance_features(run.probes.features(other), truth_features),
+        "tile_tv": metrics.total_variation(metrics.class_histogram(run.probes.parse_tiles(generated), num_classes), truth_histogram),
+        "tile_tv_real_floor": metrics.total_variation(metrics.class_histogram(np.concatenate(window.other_tiles), num_classes),
+                                                      truth_histogram),
+    }
+
+
+def _drift(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any], list[np.ndarray]]:
+    """Streams the long rollouts window by window; the real floor replays the same script on other maps."""
+    config = run.config
+    other_maps = Scenario("drift-other-maps", scenario.seeds + 1, scenario.actions, scenario.switches)
+    truth_replay = truth_steps(scenario, run.size, run.classes, restart_dead=True)
+    other_replay = truth_steps(other_maps, run.size, run.classes, restart_dead=True)
+    first_truth, _ = next(truth_replay), next(other_replay)  # frame 0 is the given context, not generated
+    generated_replay = generated_steps(run.world, scenario, first_truth.frames, config.seed + 3)
+    next(generated_replay)
+    windows, buffer, strip_frames = [], _WindowBuffer(), []
+    for truth, other, generated in zip(truth_replay, other_replay, generated_replay):
+        buffer.truth.append(truth.frames)
+        buffer.truth_tiles.append(truth.tiles)
+        buffer.other_truth.append(other.frames)
+        buffer.other_tiles.append(other.tiles)
+        buffer.generated.append(generated.frames)
+        if truth.t % config.drift_window == 0:
+            windows.append(_window_distances(run, buffer))
+            strip_frames.append(np.stack([truth.frames[0], generated.frames[0]]))
+            buffer = _WindowBuffer()
+    series = {key: [w[key] for w in windows] for key in windows[0]}
+    found = {
+        "rollouts": scenario.num_rollouts,
+        "frames": scenario.num_steps,
+        "window_frames": config.drift_window,
+        **{f"{key}_by_window": values for key, values in series.items()},
+        **{f"{key}_slope_per_window": metrics.slope(np.array(values)) if len(values) > 1 else float("nan")
+           for key, values in series.items()},
+    }
+    return found, series, strip_frames
+
+
+# ---------------------------------------------------------------------------------- film strips
+def _pairs_strip(truth: Trajectory, generated: Trajectory, rows: list[int], columns: list[int],
+                 column_labels: list[str]) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Truth above model for each chosen rollout, at the chosen frames."""
+    images, labels = [], []
+    for row in rows:
+        images += [truth.frames[row, columns], generated.frames[row, columns]]
+        labels += [f"truth {row}", f"model {row}"]
+    return images, labels, column_labels
+
+
+def _powers_of_two_upto(last: int) -> list[int]:
+    return [0] + [2**k for k in range(last.bit_length()) if 2**k <= last]
+
+
+# ---------------------------------------------------------------------------------- the suite
+def _scenario_rng(config: SuiteConfig, family: int) -> np.random.Generator:
+    """Independent streams per family, so resizing one family leaves the others' scripts unchanged."""
+    return np.random.default_rng(np.random.SeedSequence([config.seed, family]))
+
+
+def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
+    """Replay every scenario family in the truth and in `world`, and measure (see module docstring)."""
+    started = time.time()
+    classes = EventClasses(probes.spec.event_groups)
+    run = _Run(world, probes, classes, config, world.config.image_size)
+
+    fidelity_scenario = plain_scenario("fidelity", _scenario_rng(config, 0), config.fidelity_rollouts, config.horizons[-1])
+    fidelity, fidelity_curves, fidelity_truth, fidelity_generated = _fidelity(run, fidelity_scenario)
+    controllability = _controllability(run, fidelity_scenario, fidelity_truth, fidelity_generated)
+
+    switched, control, targets = switch_scenarios(_scenario_rng(config, 1), config.switch_rollouts,
+                                                  config.switch_frame + config.frames_after_switch, config.switch_frame, classes)
+    switch_pair, control_pair = _replay_pair(run, switched, seed_offset=2), _replay_pair(run, control, seed_offset=2)
+    reactivity, reactivity_curves = _reactivity(run, *switch_pair, targets)
+    consistency, consistency_curves = _consistency(run, {"switch": switch_pair, "no_switch": control_pair}, config.switch_frame)
+    detections = _reward_and_termination([(fidelity_truth, fidelity_generated), switch_pair, control_pair],
+                                         config.event_tolerance)
+
+    drift_script = drift_scenario(_scenario_rng(config, 2), config.drift_rollouts, config.drift_frames, config.drift_switch_every)
+    drift, drift_curves, drift_strip = _drift(run, drift_script)
+
+    horizon_columns = _powers_of_two_upto(config.horizons[-1])
+    offsets = [-1] + _powers_of_two_upto(config.frames_after_switch)
+    switch_columns = [config.switch_frame + k for k in offsets if config.switch_frame + k <= switched.num_steps]
+    visible_rows = [row for row, group in enumerate(targets.groups) if group in ("time", "weather", "season")][:3]
+    strips = {
+        "filmstrip_rollout": _pairs_strip(fidelity_truth, fidelity_generated, [0, 1][: config.fidelity_rollouts],
+                                          horizon_columns, [f"t={c}" for c in horizon_columns]),
+        "filmstrip_switch": _pairs_strip(*switch_pair, visible_rows or [0], switch_columns,
+                                         [f"{c - config.switch_frame:+d}" for c in switch_columns]),
+        "filmstrip_drift": ([np.stack([f[0] for f in drift_strip]), np.stack([f[1] for f in drift_strip])],
+                            ["truth 0", "model 0"],
+                            [f"t={config.drift_window * (i + 1)}" for i in range(len(drift_strip))]),
+    }
+    found = {
+        "fidelity": fidelity,
+        "drift": drift,
+        "reactivity": reactivity,
+        "consistency": consistency,
+        "controllability": controllability,
+        **detections,
+        "suite_seconds": round(time.time() - started, 1),
+    }
+    curves = {"fidelity": fidelity_curves, "reactivity": reactivity_curves, "consistency": consistency_curves,
+              "drift": drift_curves, "horizons": list(config.horizons)}
+    return SuiteResult(found, curves, strips)
