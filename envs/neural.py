@@ -50,7 +50,8 @@ def load_world(checkpoint: "str | os.PathLike | WorldModel | None", device: str 
             raise ValueError(f"the world model is on {checkpoint.device} but device={device!r} was asked for")
         return checkpoint
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise TypeError(f"checkpoint must be a name, a folder, a Hub repo id or a WorldModel, got {type(checkpoint).__name__}")
+        raise TypeError(f"checkpoint must be a name, a folder, a Hub repo id or a WorldModel, "
+                        f"got {type(checkpoint).__name__}")
     return WorldModel.from_pretrained(None if checkpoint is None else os.fspath(checkpoint), device=device)
 
 
@@ -311,7 +312,8 @@ class NeuralWorldVectorEnv(VectorEnv):
         if mask is None:
             return np.ones(self.num_envs, dtype=bool)
         if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
-            raise ValueError(f"options['reset_mask'] must be a numpy bool array of shape ({self.num_envs},), got {mask!r}")
+            raise ValueError(f"options['reset_mask'] must be a numpy bool array of shape ({self.num_envs},), "
+                             f"got {mask!r}")
         if not mask.any():
             raise ValueError("options['reset_mask'] must select at least one env")
         if not self.core.started and not mask.all():

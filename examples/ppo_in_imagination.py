@@ -16,10 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import json
-import os
-import platform
 import sys
 import time
 import typing
@@ -33,7 +29,8 @@ import torch
 from torch import nn
 
 import worldsim  # noqa: F401  (registers the worldsim/ environments)
-from worldsim.data.atomic import atomic_write_bytes
+from worldsim.bench import describe_machine
+from worldsim.hub import write_json
 
 
 @dataclass
@@ -107,7 +104,8 @@ def ppo_loss(agent: Agent, batch: dict[str, torch.Tensor], args: Args) -> torch.
     dist = torch.distributions.Categorical(logits=logits)
     ratio = (dist.log_prob(batch["actions"]) - batch["logprobs"]).exp()
     advantages = batch["advantages"]
-    policy_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
+    clipped_ratio = ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)
+    policy_loss = torch.max(-advantages * ratio, -advantages * clipped_ratio).mean()
     value_loss = 0.5 * (values - batch["returns"]).pow(2).mean()
     return policy_loss + args.vf_coef * value_loss - args.ent_coef * dist.entropy().mean()
 
@@ -152,7 +150,8 @@ def train_ppo(envs: gym.vector.VectorEnv, args: Args) -> tuple[Agent, dict[str, 
             obs, restarting = torch.as_tensor(next_obs, device=device), done
         with torch.no_grad():
             _, next_value = agent(obs)
-        advantages = gae(buffers["rewards"], buffers["values"], buffers["dones"], next_value, args.gamma, args.gae_lambda)
+        advantages = gae(buffers["rewards"], buffers["values"], buffers["dones"], next_value,
+                         args.gamma, args.gae_lambda)
         batch = {
             "obs": obs_buffer.flatten(0, 1), "actions": action_buffer.flatten(),
             "logprobs": buffers["logprobs"].flatten(), "advantages": advantages.flatten(),
@@ -221,17 +220,6 @@ def summary(returns: np.ndarray, **extra: Any) -> dict[str, Any]:
             "episodes": len(returns), **extra}
 
 
-def machine(device: str) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    gpu = torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-
-
 def run(args: Args) -> dict[str, Any]:
     start = time.perf_counter()
     eval_seed = args.seed + 1_000_000  # evaluation maps differ from the ones trained on
@@ -249,17 +237,13 @@ def run(args: Args) -> dict[str, Any]:
         real.close()
         results["real_ppo"] = summary(evaluate(agent_policy(agent, args.device), args, eval_seed), **stats)
     return {"args": dataclasses.asdict(args), "results": results, "wall_s": round(time.perf_counter() - start, 2),
-            "machine": machine(args.device)}
-
-
-def write_json(path: str, report: dict[str, Any]) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, json.dumps(report, indent=2).encode())
+            "machine": describe_machine(torch.device(args.device))}
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
     """One --flag per field of Args, typed and defaulted from the dataclass."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     hints = typing.get_type_hints(Args)
     for field in dataclasses.fields(Args):
         flag = "--" + field.name.replace("_", "-")
@@ -279,6 +263,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         steps = result.get("train_steps", 0)
         print(f"{name:>16}: return {result['return_mean']:7.3f} ± {result['return_std']:.3f} "
               f"over {result['episodes']} real episodes (trained {steps} steps)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, report)
     print(f"wrote {args.out}")
     return report

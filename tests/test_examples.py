@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from worldsim.model.config import WorldConfig
 from worldsim.world import WorldModel
@@ -23,6 +24,15 @@ def load_example(name: str):
     return module
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from more threads, and on a busy machine extra threads stall."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def ppo():
     return load_example("ppo_in_imagination")
@@ -36,8 +46,6 @@ def test_ppo_args_come_from_the_dataclass(ppo):
 
 
 def test_gae_stops_at_episode_ends(ppo):
-    import torch
-
     rewards = torch.tensor([[1.0], [1.0], [1.0]])
     values = torch.zeros(3, 1)
     dones = torch.tensor([[0.0], [1.0], [0.0]])
@@ -55,9 +63,9 @@ def test_ppo_in_imagination_runs_end_to_end(ppo, tmp_path):
     report = json.loads(out.read_text())
     assert set(report) == {"args", "results", "wall_s", "machine"}
     assert set(report["results"]) == {"imagination_ppo", "random", "real_ppo"}
-    for name, result in report["results"].items():
+    for result in report["results"].values():
         assert result["episodes"] == 2
         assert math.isfinite(result["return_mean"]) and math.isfinite(result["return_std"])
     assert report["results"]["imagination_ppo"]["train_steps"] == 32
     assert report["results"]["real_ppo"]["train_steps"] == 32
-    assert {"cpu", "cores", "torch", "date"} <= set(report["machine"])
+    assert {"cpu_model", "cpu_cores", "torch_version", "date"} <= set(report["machine"])

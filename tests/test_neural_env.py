@@ -18,6 +18,15 @@ ENV_ID = "worldsim/NeuralExplorer-v0"
 EVENTS = ["a sunny meadow", "night falls", "it starts snowing"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from more threads, and on a busy machine extra threads stall."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def world() -> WorldModel:
     return WorldModel.create(WorldConfig.preset("tiny"), event_texts=EVENTS, seed=0)
@@ -154,7 +163,8 @@ def test_vector_env_matches_sync_vector_env_of_single_envs(checkpoint):
     assert native_info.keys() == sync_info.keys() and native_info["event"].tolist() == sync_info["event"].tolist()
     native_steps, sync_steps = run_actions(native, actions), run_actions(sync, actions)
     ended = np.zeros(3, dtype=bool)
-    for (obs, rew, term, trunc, info), (obs_s, rew_s, term_s, trunc_s, info_s) in zip(native_steps, sync_steps):
+    for native_step, sync_step in zip(native_steps, sync_steps, strict=True):
+        (obs, rew, term, trunc, info), (obs_s, rew_s, term_s, trunc_s, info_s) = native_step, sync_step
         assert obs.dtype == obs_s.dtype and obs.shape == obs_s.shape
         assert rew.dtype == rew_s.dtype and term.dtype == term_s.dtype and trunc.dtype == trunc_s.dtype
         np.testing.assert_allclose(obs, obs_s, atol=2)
@@ -184,7 +194,7 @@ def test_vector_env_seeded_resets_repeat(checkpoint):
     actions = np.random.default_rng(1).integers(5, size=(5, 2))
     first = [envs.reset(seed=7)[0]] + [step[0] for step in run_actions(envs, actions)]
     second = [envs.reset(seed=7)[0]] + [step[0] for step in run_actions(envs, actions)]
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
     other = envs.reset(seed=8)[0]
     assert not np.array_equal(other, first[0])
@@ -238,7 +248,7 @@ def test_vector_env_returns_torch_tensors_on_request(world):
     for step_actions in actions:
         expected = numpy_envs.step(step_actions)
         got = torch_envs.step(torch.as_tensor(step_actions))
-        for value, reference in zip(got[:4], expected[:4]):
+        for value, reference in zip(got[:4], expected[:4], strict=True):
             assert isinstance(value, torch.Tensor)
             np.testing.assert_array_equal(value.numpy(), reference)
 

@@ -92,7 +92,8 @@ class FrameCounterVectorEnv(VectorEnv):
         truncated = np.zeros(self.num_envs, bool)
         info = {"episode_id": self.episodes.copy(), "_episode_id": np.ones(self.num_envs, bool)}
         if self.array_type == "torch":
-            return torch.as_tensor(self._obs()), torch.as_tensor(rewards), torch.as_tensor(terminated), torch.as_tensor(truncated), info
+            arrays = (self._obs(), rewards, terminated, truncated)
+            return (*(torch.as_tensor(array) for array in arrays), info)
         return self._obs(), rewards, terminated, truncated, info
 
     def trigger_event(self, text: str, env_ids=None) -> None:

@@ -1,0 +1,145 @@
+"""Env-steps per second of the neural world: the single env and the batched vector env (DESIGN §9).
+
+    python benchmarks/bench_envs.py                       # CPU -> benchmarks/results/envs_cpu.json
+    python benchmarks/bench_envs.py --device cuda         # GPU -> benchmarks/results/envs_cuda.json
+    python benchmarks/bench_envs.py --batch-sizes 1 16 --repeats 3
+
+The world is a randomly initialised model of the given preset ("small" = the default world's size):
+speed does not depend on the weights. Each figure is the median over `--repeats` timed runs of
+`--steps` env steps (after warm-up steps that fill the kv cache), random actions, episodes that
+truncate every `--max-episode-steps` steps so that autoresets are part of the cost. Vector-env
+observations are numpy arrays on the host, as an RL library would receive them; `--array-type
+torch` keeps them on the device. A batch size whose kv cache and activations would not fit in the
+memory given by `--max-memory-gb` is recorded as skipped, with the estimate.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import worldsim  # noqa: F401  (registers the environments)
+from worldsim.bench import describe_machine, synchronizer
+from worldsim.hub import write_json
+from worldsim.model.config import WorldConfig
+from worldsim.world import WorldModel
+
+RESULTS = Path(__file__).resolve().parent / "results"
+EVENT_TEXTS = ["a sunny meadow", "night falls", "it starts snowing", "enemies appear"]
+
+
+def time_steps(step: Callable[[], None], num_steps: int, sync: Callable[[], None]) -> float:
+    """Seconds for `num_steps` calls of `step()`, the device drained before and after."""
+    sync()
+    start = time.perf_counter()
+    for _ in range(num_steps):
+        step()
+    sync()
+    return time.perf_counter() - start
+
+
+def timed_runs(step: Callable[[], None], args: argparse.Namespace) -> list[float]:
+    sync = synchronizer(torch.device(args.device))
+    time_steps(step, args.warmup, sync)
+    return [time_steps(step, args.steps, sync) for _ in range(args.repeats)]
+
+
+def bench_single(world: WorldModel, args: argparse.Namespace) -> dict[str, Any]:
+    env = gym.make("worldsim/NeuralExplorer-v0", checkpoint=world, device=args.device,
+                   max_episode_steps=args.max_episode_steps)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+
+    def step() -> None:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+
+    seconds = timed_runs(step, args)
+    env.close()
+    return {"env_steps_per_s": args.steps / statistics.median(seconds), "seconds": seconds}
+
+
+def bench_vector(world: WorldModel, num_envs: int, args: argparse.Namespace) -> dict[str, Any]:
+    envs = gym.make_vec("worldsim/NeuralExplorer-v0", num_envs=num_envs, vectorization_mode="vector_entry_point",
+                        checkpoint=world, device=args.device, max_episode_steps=args.max_episode_steps,
+                        array_type=args.array_type)
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+
+    def step() -> None:
+        envs.step(rng.integers(envs.single_action_space.n, size=num_envs))
+
+    seconds = timed_runs(step, args)
+    envs.close()
+    return {"env_steps_per_s": num_envs * args.steps / statistics.median(seconds), "seconds": seconds}
+
+
+def memory_estimate_gb(world: WorldModel, num_envs: int) -> float:
+    """The kv cache of `num_envs` rows, doubled for activations and the frames around it."""
+    cache = world.transformer.new_cache(1, device=world.device, dtype=torch.float32)
+    return 2 * num_envs * cache.nbytes() / 2**30
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    world = WorldModel.create(WorldConfig.preset(args.preset), event_texts=EVENT_TEXTS, seed=0, device=args.device)
+    report: dict[str, Any] = {
+        "benchmark": "env_steps_per_second",
+        "preset": args.preset, "device": args.device, "array_type": args.array_type,
+        "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+        "max_episode_steps": args.max_episode_steps, "machine": describe_machine(torch.device(args.device)),
+        # The machine may be shared: its load says how much of it these figures had.
+        "load_average_1m_before": os.getloadavg()[0],
+        "single_env": bench_single(world, args), "vector_env": {},
+    }
+    print(f"single env: {report['single_env']['env_steps_per_s']:.1f} env-steps/s", flush=True)
+    for num_envs in args.batch_sizes:
+        estimate = memory_estimate_gb(world, num_envs)
+        if estimate > args.max_memory_gb:
+            reason = f"needs about {estimate:.1f} GB > --max-memory-gb {args.max_memory_gb}"
+            result: dict[str, Any] = {"skipped": reason}
+        else:
+            result = bench_vector(world, num_envs, args)
+        report["vector_env"][str(num_envs)] = result
+        print(f"vector env B={num_envs}: {result.get('env_steps_per_s', result.get('skipped'))}", flush=True)
+    report["load_average_1m_after"] = os.getloadavg()[0]
+    return report
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 256, 1024])
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per repeat")
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-episode-steps", type=int, default=200)
+    parser.add_argument("--array-type", choices=["numpy", "torch"], default="numpy")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--max-memory-gb", type=float, default=8.0)
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/envs_<device type>.json")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    report = run(args)
+    out = Path(args.out or RESULTS / f"envs_{torch.device(args.device).type}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, report)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
