@@ -108,11 +108,18 @@ def ema_decay_at(decay: float, step: int) -> float:
 
 def sample_sigma(shape: tuple[int, ...], shift: float, device: torch.device,
                  low: float = 0.0, high: float = 1.0) -> torch.Tensor:
-    """Noise levels uniform in [low, high] before the schedule's shift (the levels sampling uses)."""
+    """Noise levels uniform in [low, high] before the schedule's shift (the levels sampling uses).
+
+    Stratified over the batch: row b of B draws from the b-th of B equal slices of [0, 1), so every
+    batch covers the whole schedule. Each level is still uniform, and the loss of a small batch
+    varies far less from step to step.
+    """
     from worldsim.model import flow
 
-    uniform = low + (high - low) * torch.rand(shape, device=device)
-    return flow.shift_sigma(uniform, shift)
+    batch = shape[0]
+    offset = torch.arange(batch, device=device, dtype=torch.float32).view(batch, *([1] * (len(shape) - 1)))
+    uniform = (offset + torch.rand(shape, device=device)) / batch
+    return flow.shift_sigma(low + (high - low) * uniform, shift)
 
 
 def parameter_count(module: nn.Module) -> int:

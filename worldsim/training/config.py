@@ -172,9 +172,10 @@ def apply_overrides(config: C, overrides: list[str] | tuple[str, ...]) -> C:
     return _build(type(config), data)
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> C:
-    """Defaults of `cls`, then a JSON/TOML file's values, then `key=value` overrides; validated."""
-    config = cls()
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                base: C | None = None) -> C:
+    """Defaults of `cls` (or `base`), then a JSON/TOML file's values, then `key=value` overrides; validated."""
+    config = cls() if base is None else base
     if path is not None:
         path = Path(path)
         if not path.is_file():

@@ -34,12 +34,15 @@ class DMDSettings:
     real_guidance: float = 1.5  # classifier-free guidance of the real score on the event
     critic_lr: float = 1e-4
     critic_steps: int = 2  # critic updates per generator update
+    # Steps at the start that train only the critic: it starts as a copy of the teacher, so until
+    # it has learnt the generator's distribution the DMD gradient is mostly its own lag.
+    critic_warmup: int = 0
 
     def validate(self) -> None:
         if not 0.0 <= self.sigma_min < self.sigma_max <= 1.0:
             raise ConfigError(f"need 0 <= sigma_min < sigma_max <= 1, got {self.sigma_min}, {self.sigma_max}")
-        if self.critic_steps < 1 or self.critic_lr <= 0:
-            raise ConfigError("critic_steps must be >= 1 and critic_lr positive")
+        if self.critic_steps < 1 or self.critic_lr <= 0 or self.critic_warmup < 0:
+            raise ConfigError("critic_steps must be >= 1, critic_lr positive and critic_warmup >= 0")
 
 
 @dataclass
@@ -50,6 +53,10 @@ class ScoredWindow:
     x0_real: Tensor  # [B, F, ...]: the teacher's x0 for the new frames (no grad)
     x0_fake: Tensor  # [B, F, ...]: the critic's
     grad: Tensor  # [B, F, ...]: the DMD gradient g
+
+    def fake_real_gap(self) -> float:
+        """Mean squared distance of the two scores' x0: zero when the generator matches the data."""
+        return (self.x0_fake - self.x0_real).pow(2).mean().item()
 
 
 class DistributionMatching:

@@ -145,10 +145,28 @@ class DMDStage:
         return rollout(self.generator, cache, conditions, self.sigmas, self.first_frame_sigmas, exits, noise,
                        pending, anchor)
 
-    def update_generator(self, loss: Tensor, step: int) -> float:
+    def warming_up(self, step: int) -> bool:
+        """During the critic warm-up the generator stays as it is."""
+        return step < self.config.dmd.critic_warmup
+
+    def update_generator(self, loss: Tensor, step: int) -> dict[str, float]:
+        """One generator step on `loss` (skipped during the critic warm-up); its metrics."""
+        if self.warming_up(step):
+            return {}
         grad_norm = optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
         ema_update(self.ema, self.generator, ema_decay_at(self.config.ema_decay, step))
-        return grad_norm
+        return {"generator_loss": loss.item(), "grad_norm": grad_norm}
+
+    def train_critic(self, frames: Tensor, context_frames: Tensor | None, actions: Tensor,
+                     events: Tensor) -> dict[str, float]:
+        """The critic's updates; its flow-matching loss is the stage's logged `loss`.
+
+        The generator's loss (DMD: ½·mean g²) is a normalised gradient, not an objective whose
+        value should fall; the critic's loss on the generator's current samples is a real
+        objective, and it falls as long as the critic keeps up with the generator — the
+        two-time-scale regime DMD depends on (a rising critic loss means the generator outruns it).
+        """
+        return {"loss": self.scores.train_critic(frames, context_frames, actions, events)}
 
     # ------------------------------------------------------------------ the dmd step
 
@@ -159,11 +177,9 @@ class DMDStage:
         new = slice(count, None)
         frames = self.generate(conditions.for_student(new), cache, pending, self.draw_exits()).frames
         scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)))
-        loss = scored.per_sample_loss.mean()
-        grad_norm = self.update_generator(loss, step)
-        critic_loss = self.scores.train_critic(frames, context_latents, *conditions.window(slice(None)))
-        return {"loss": loss.item(), "critic_loss": critic_loss, "grad_norm": grad_norm,
-                "fake_real_gap": (scored.x0_fake - scored.x0_real).pow(2).mean().item()}
+        metrics = self.update_generator(scored.per_sample_loss.mean(), step)
+        metrics.update(self.train_critic(frames, context_latents, *conditions.window(slice(None))))
+        return {**metrics, "fake_real_gap": scored.fake_real_gap()}
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.generator.load_state_dict(self.ema.state_dict())  # ship the EMA generator

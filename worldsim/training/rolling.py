@@ -74,11 +74,12 @@ class RollingStage(DMDStage):
             scored = self.scores.score(window.x0, overlap, *conditions.window(span))
             scored_windows.append((window.x0, overlap, span, scored))
         loss = torch.stack([scored.per_sample_loss.mean() for *_, scored in scored_windows]).mean()
-        grad_norm = self.update_generator(loss, step)
-        critic_losses = [self.scores.train_critic(x0, overlap, *conditions.window(span))
+        metrics = self.update_generator(loss, step)
+        critic_losses = [self.train_critic(x0, overlap, *conditions.window(span))["loss"]
                          for x0, overlap, span, _ in scored_windows]
-        return {"loss": loss.item(), "critic_loss": sum(critic_losses) / len(critic_losses),
-                "grad_norm": grad_norm, "rolling": 1.0}
+        gaps = [scored.fake_real_gap() for *_, scored in scored_windows]
+        return {**metrics, "loss": sum(critic_losses) / len(critic_losses),
+                "fake_real_gap": sum(gaps) / len(gaps), "rolling": 1.0}
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.generator.load_state_dict(self.ema.state_dict())

@@ -133,9 +133,10 @@ class StreamStage(DMDStage):
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
             scored = self.scores.score(result.frames, overlap, *conditions.window(window))
             loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch)
-            grad_norm = self.update_generator(loss, step)
-            critic_loss = self.scores.train_critic(result.frames, overlap, *conditions.window(window))
-            for key, value in {"loss": loss.item(), "critic_loss": critic_loss, "grad_norm": grad_norm, **metrics}.items():
+            metrics.update(self.update_generator(loss, step))
+            metrics.update(self.train_critic(result.frames, overlap, *conditions.window(window)))
+            metrics["fake_real_gap"] = scored.fake_real_gap()
+            for key, value in metrics.items():
                 totals.setdefault(key, []).append(value)
             recent = result.frames.detach()
             history = recent if history is None else torch.cat([history, recent], dim=1)[:, -self.history_frames():]

@@ -55,7 +55,11 @@ class Stage(Protocol):
         """The optimizers, by name."""
 
     def train_step(self, step: int) -> dict[str, float]:
-        """One optimisation step; returns metrics, at least `loss`."""
+        """One optimisation step; returns its metrics, normally with `loss` (the stage's objective).
+
+        A step may leave `loss` out when it does not optimise the stage's objective (e.g. a
+        critic warm-up); the summary's first/last loss then start at the first step that has one.
+        """
 
     def finish(self, out_dir: Path, summary: "TrainSummary") -> None:
         """Write the stage's result (called on rank 0 after the last step)."""
@@ -113,8 +117,11 @@ def _set_learning_rates(optimizers: dict[str, torch.optim.Optimizer], step: int,
     return factor
 
 
-def _mean_loss(rows: list[dict[str, float]]) -> float:
-    values = [r["loss"] for r in rows if not math.isnan(r.get("loss", math.nan))]
+def _loss_rows(rows: list[dict[str, float]]) -> list[float]:
+    return [r["loss"] for r in rows if not math.isnan(r.get("loss", math.nan))]
+
+
+def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
@@ -150,29 +157,31 @@ def train(stage: Stage, config: TrainConfig, out_dir: Path, context: Distributed
                         tensorboard_dir=tensorboard_dir)
     progress = _progress_bar(config, stage.name, start_step, context)
     pending: dict[str, list[float]] = {}
-    step_time = 0.0
+    step_time, interval_steps = 0.0, 0
     for step in range(start_step, config.steps):
         started = time.perf_counter()
         lr_factor = _set_learning_rates(optimizers, step, config.warmup_steps)
         with autocast(context.device, config.precision):
             metrics = stage.train_step(step)
-        if not math.isfinite(metrics["loss"]):
-            raise FloatingPointError(f"stage {stage.name}: loss is {metrics['loss']} at step {step + 1}")
+        for key, value in metrics.items():
+            if not math.isfinite(value):
+                raise FloatingPointError(f"stage {stage.name}: {key} is {value} at step {step + 1}")
         took = time.perf_counter() - started
         elapsed += took
         step_time += took
+        interval_steps += 1
         for key, value in metrics.items():
             pending.setdefault(key, []).append(float(value))
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
-            count = len(pending["loss"])
-            rate = count * stage.samples_per_step * context.world_size / max(step_time, 1e-9)
-            means = {key: sum(values) / len(values) for key, values in pending.items()}
+            rate = interval_steps * stage.samples_per_step * context.world_size / max(step_time, 1e-9)
+            means = {key: _mean(values) for key, values in pending.items()}
             if log is not None:
                 log.log(done, {**means, "lr_factor": lr_factor, "samples_per_s": rate})
             if progress is not None:
-                progress.set_postfix(loss=f"{means['loss']:.4g}", samples_s=f"{rate:.1f}")
-            pending, step_time = {}, 0.0
+                shown = means.get("loss", next(iter(means.values()), math.nan))
+                progress.set_postfix(loss=f"{shown:.4g}", samples_s=f"{rate:.1f}")
+            pending, step_time, interval_steps = {}, 0.0, 0
         if progress is not None:
             progress.update(1)
         if done % config.checkpoint_every == 0 or done == config.steps:
@@ -197,12 +206,13 @@ def _progress_bar(config: TrainConfig, name: str, start_step: int, context: Dist
 def _finish(stage: Stage, config: TrainConfig, out_dir: Path, context: DistributedContext,
             elapsed: float) -> TrainSummary:
     rows = read_metrics(out_dir / "metrics.csv") if context.is_main else []
-    head = max(1, len(rows) // 5)
+    losses = _loss_rows(rows)
+    head = max(1, len(losses) // 5)
     rates = [r["samples_per_s"] for r in rows if "samples_per_s" in r]
     summary = TrainSummary(
         stage=stage.name, steps=config.steps, wall_time_s=round(elapsed, 3),
         samples_per_s=round(sorted(rates)[len(rates) // 2], 3) if rates else math.nan,
-        first_loss=_mean_loss(rows[:head]), last_loss=_mean_loss(rows[-head:]), out_dir=str(out_dir),
+        first_loss=_mean(losses[:head]), last_loss=_mean(losses[-head:]), out_dir=str(out_dir),
     )
     if context.is_main:
         stage.finish(out_dir / "final", summary)

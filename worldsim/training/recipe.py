@@ -1,0 +1,243 @@
+"""`worldsim train recipe`: the whole chain of DESIGN §7, ending in a Hub-ready world folder.
+
+    autoencoder → teacher → ar-teacher → causal-cd → dmd → stream → delta → rolling → reward
+
+Each stage starts from the previous one's `final/` world (the DMD family also reads the
+bidirectional teacher's) and writes its own; the recipe's result `<out>/world` is the last one
+with a few real start frames (context frames) and the training record for the model card: data,
+per-stage steps, wall time, throughput and first/last loss, hardware and total wall time.
+
+Presets `tiny` (CPU, minutes; 32 px frames), `small` (the default world) and `base` set every
+stage's length and batch; any key can still be changed (`--set teacher.steps=500`). Without
+`--data`, the dataset is generated from the world into `<out>/data` first. With `--resume`,
+finished stages are skipped and an interrupted one continues from its checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldsim.training.ar_teacher import ARTeacherConfig
+from worldsim.training.autoencoder import AutoencoderConfig
+from worldsim.training.causal_cd import CausalCDConfig
+from worldsim.training.checkpoint import atomic_write_json
+from worldsim.training.config import ConfigError, load_config
+from worldsim.training.delta import DeltaConfig
+from worldsim.training.distribution_matching import DMDSettings
+from worldsim.training.dmd import DMDConfig
+from worldsim.training.reward import RewardStageConfig
+from worldsim.training.rolling import RollingConfig
+from worldsim.training.stream import StreamConfig
+from worldsim.training.teacher import TeacherConfig
+
+__all__ = ["RecipeConfig", "RecipeResult", "RECIPE_STAGES", "recipe_preset", "build_recipe_config", "run_recipe"]
+
+# (stage name, RecipeConfig field), in the order they run
+RECIPE_STAGES: tuple[tuple[str, str], ...] = (
+    ("autoencoder", "autoencoder"), ("teacher", "teacher"), ("ar-teacher", "ar_teacher"),
+    ("causal-cd", "causal_cd"), ("dmd", "dmd"), ("stream", "stream"), ("delta", "delta"),
+    ("rolling", "rolling"), ("reward", "reward"),
+)
+# the stage whose final world each stage starts from
+INIT_FROM = {"teacher": "autoencoder", "ar-teacher": "teacher", "causal-cd": "ar-teacher", "dmd": "causal-cd",
+             "stream": "dmd", "delta": "stream", "rolling": "delta", "reward": "rolling"}
+USES_TEACHER = ("dmd", "stream", "delta", "rolling")
+
+
+@dataclass
+class RecipeConfig:
+    """The chain's settings. The recipe sets each stage's data, init, teacher, size, seed, device,
+    precision and progress itself; everything else is the stage's own config."""
+
+    size: str = "tiny"  # tiny | small | base
+    world: str = "explorer"  # world to generate data from when `data` is empty
+    data: str = ""  # an existing dataset folder (empty: generate one into <out>/data)
+    data_frames: int = 4096
+    image_size: int = 32
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    progress: bool = True
+    context_frames: int = 8  # real start frames shipped with the world
+    name: str = ""  # model card title (default: worldsim-<world>-<size>)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    ar_teacher: ARTeacherConfig = field(default_factory=ARTeacherConfig)
+    causal_cd: CausalCDConfig = field(default_factory=CausalCDConfig)
+    dmd: DMDConfig = field(default_factory=DMDConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    delta: DeltaConfig = field(default_factory=DeltaConfig)
+    rolling: RollingConfig = field(default_factory=RollingConfig)
+    reward: RewardStageConfig = field(default_factory=RewardStageConfig)
+
+    def validate(self) -> None:
+        if self.size not in ("tiny", "small", "base"):
+            raise ConfigError(f"size must be tiny, small or base, got {self.size!r}")
+        if self.world != "explorer" and not self.data:
+            raise ConfigError(f"only the explorer world can generate data; pass --data for {self.world!r}")
+        if self.data_frames <= 0 or self.image_size <= 0 or self.context_frames < 0:
+            raise ConfigError("data_frames and image_size must be positive, context_frames >= 0")
+
+
+def _set(config: Any, **values: Any) -> Any:
+    return dataclasses.replace(config, **values)
+
+
+def recipe_preset(size: str) -> RecipeConfig:
+    """Stage lengths and batches for a model size."""
+    if size == "tiny":
+        # minutes on 2 CPU cores: 32 px frames, a few dozen steps per stage. The distribution-
+        # matching stages move the generator slowly and the critic fast, so the critic keeps up.
+        critic = DMDSettings(critic_lr=1e-3, critic_steps=4)
+        stream = dict(frames=2, chunks=3, overlap_frames=1, batch_size=4, steps=10, lr=1e-5, log_every=2, dmd=critic)
+        return RecipeConfig(
+            size="tiny", data_frames=2048, image_size=32, context_frames=4,
+            autoencoder=AutoencoderConfig(steps=100, batch_size=32, lr=2e-3, log_every=10, scale_frames=256,
+                                          eval_frames=128),
+            teacher=TeacherConfig(steps=60, batch_size=8, clip_frames=6, lr=1e-3, warmup_steps=10,
+                                  ema_decay=0.9, log_every=5),
+            ar_teacher=ARTeacherConfig(steps=40, batch_size=8, clip_frames=6, lr=1e-3, warmup_steps=0,
+                                       ema_decay=0.9, log_every=5),
+            causal_cd=CausalCDConfig(steps=30, batch_size=8, clip_frames=6, lr=3e-4, ema_decay=0.9, log_every=3),
+            dmd=DMDConfig(steps=18, batch_size=8, frames=4, lr=1e-5, log_every=3, dmd=critic),
+            stream=StreamConfig(**stream),
+            delta=DeltaConfig(**stream),
+            # rolling windows only: a 10-step run is too short for the critic to fit two rollout kinds
+            rolling=RollingConfig(steps=10, batch_size=4, frames=6, window=3, overlap_frames=1, lr=1e-5,
+                                  log_every=2, plain_prob=0.0, dmd=critic),
+            reward=RewardStageConfig(steps=40, batch_size=32, lr=1e-3, log_every=5),
+        )
+    if size == "small":
+        return RecipeConfig(size="small", data_frames=200_000, image_size=64)
+    if size == "base":
+        config = RecipeConfig(size="base", data_frames=1_000_000, image_size=64)
+        longer = {"teacher": 2, "ar_teacher": 2, "causal_cd": 2, "dmd": 2, "stream": 2, "delta": 2, "rolling": 2}
+        for key, factor in longer.items():
+            stage = getattr(config, key)
+            setattr(config, key, _set(stage, steps=stage.steps * factor))
+        return config
+    raise ConfigError(f"size must be tiny, small or base, got {size!r}")
+
+
+def build_recipe_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RecipeConfig:
+    """The preset named by `size` (default tiny), then the file, then `key=value` overrides."""
+    sizes = [item.partition("=")[2] for item in overrides if item.partition("=")[0] == "size"]
+    if path is not None and not sizes:
+        sizes = [load_config(RecipeConfig, path).size]
+    return load_config(RecipeConfig, path, overrides, base=recipe_preset(sizes[-1] if sizes else "tiny"))
+
+
+@dataclass
+class RecipeResult:
+    world_dir: Path
+    wall_time_s: float
+    stages: list[dict[str, Any]]
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    machine = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+    if torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name(0)
+    return machine
+
+
+def _dataset(config: RecipeConfig, out: Path) -> str:
+    if config.data:
+        return config.data
+    from worldsim.data.explorer_rollout import GenerateConfig
+    from worldsim.data.generate import generate
+
+    folder = out / "data"
+    shard_frames = min(8192, config.data_frames)
+    generate(folder, GenerateConfig(frames=config.data_frames, seed=config.seed, size=config.image_size,
+                                    shard_frames=shard_frames), progress=config.progress)
+    return str(folder)
+
+
+def stage_config(config: RecipeConfig, stage: str, field_name: str, data: str, stages_dir: Path) -> Any:
+    """A stage's config with the recipe's shared settings filled in, validated."""
+    values: dict[str, Any] = dict(data=data, seed=config.seed, device=config.device, precision=config.precision,
+                                  progress=config.progress)
+    if stage == "autoencoder":
+        values["size"] = config.size
+    else:
+        values["init"] = str(stages_dir / INIT_FROM[stage] / "final")
+    if stage in USES_TEACHER:
+        values["teacher"] = str(stages_dir / "teacher" / "final")
+    stage_cfg = _set(getattr(config, field_name), **values)
+    stage_cfg.validate()
+    return stage_cfg
+
+
+def _context_frames(data: str, count: int) -> np.ndarray:
+    """The first frames of the first `count` episodes: real start frames for `Simulator.reset`."""
+    from worldsim.data import Dataset
+
+    dataset = Dataset(data)
+    frames: list[np.ndarray] = []
+    for position in range(dataset.num_shards):
+        shard = dataset.load_shard(position)
+        starts = np.flatnonzero(np.r_[True, shard.episode[1:] != shard.episode[:-1]])
+        frames += [shard.frames[i] for i in starts[: count - len(frames)]]
+        if len(frames) >= count:
+            break
+    return np.stack(frames) if frames else np.zeros((0, *dataset.frame_shape), np.uint8)
+
+
+def run_recipe(config: RecipeConfig, out_dir: str | Path, resume: bool = False) -> RecipeResult:
+    """Run every stage into `<out>/stages/<stage>` and write the world to `<out>/world`."""
+    from worldsim.training.stages import run_stage
+    from worldsim.world import WorldModel
+
+    out = Path(out_dir)
+    stages_dir = out / "stages"
+    if stages_dir.exists() and any(stages_dir.iterdir()) and not resume:
+        raise ConfigError(f"{out} already holds a recipe run; pass --resume to continue it or choose another --out")
+    started = time.perf_counter()
+    data = _dataset(config, out)
+    records = []
+    for stage, field_name in RECIPE_STAGES:
+        stage_out = stages_dir / stage
+        summary_file = stage_out / "summary.json"
+        if not summary_file.is_file():
+            run_stage(stage, stage_config(config, stage, field_name, data, stages_dir), stage_out, resume=resume)
+        records.append(json.loads(summary_file.read_text()))
+    world = WorldModel.from_pretrained(str(stages_dir / RECIPE_STAGES[-1][0] / "final"))
+    world.context_frames = torch.from_numpy(_context_frames(data, config.context_frames))
+    # training time summed over stages (a resumed stage counts its time before the kill too)
+    wall_time = round(sum(record["wall_time_s"] for record in records), 1)
+    from worldsim.data import Dataset
+
+    dataset = Dataset(data)
+    world.metadata.update({
+        "name": config.name or f"worldsim-{config.world}-{config.size}",
+        "recipe": {"size": config.size, "stages": [r["stage"] for r in records], "train_wall_time_s": wall_time,
+                   "this_run_wall_time_s": round(time.perf_counter() - started, 1)},
+        "data": {"world": dataset.world, "frames": len(dataset), "frame_shape": list(dataset.frame_shape),
+                 "generated": not config.data},
+        "hardware": _machine(),
+    })
+    world.metadata.pop("role", None)
+    world_dir = world.save_pretrained(out / "world")
+    atomic_write_json(out / "recipe.json", {"world": str(world_dir), "wall_time_s": wall_time, "stages": records,
+                                            "machine": world.metadata["hardware"]})
+    return RecipeResult(world_dir, wall_time, records)
