@@ -259,11 +259,11 @@ class NeuralWorldVectorEnv(VectorEnv):
         if not self.core.started:
             raise RuntimeError("call reset() before step()")
         restarting = self._autoreset
-        # An event triggered for a restarting env is its new episode's start event.
-        start_texts = [self.core.pending[i] or self.core.default_event for i in range(self.num_envs)]
         frames, rewards, terminated = self.core.step(actions, skip=restarting)
         if restarting.any():
             # Every row was stepped; restarting the ended ones over that step is NEXT_STEP autoreset.
+            # An event triggered for a restarting env (still pending) is its new episode's start event.
+            start_texts = [self.core.default_event if text is None else text for text in self.core.pending]
             frames = self.core.reset(restarting, start_texts, self.np_random)
             restarting_device = torch.from_numpy(restarting).to(rewards.device)
             rewards = rewards.masked_fill(restarting_device, 0.0)

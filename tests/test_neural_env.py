@@ -228,6 +228,15 @@ def test_vector_env_events_per_env(world):
         envs.trigger_event(42)
 
 
+def test_vector_env_event_triggered_at_an_episode_end_starts_the_next_episode(endless_world):
+    envs = NeuralWorldVectorEnv(2, checkpoint=endless_world, event="a sunny meadow", max_episode_steps=1)
+    envs.reset(seed=0)
+    assert envs.step(np.zeros(2, np.int64))[3].all()  # both truncate; the next step restarts them
+    envs.trigger_event("", env_ids=0)
+    info = envs.step(np.zeros(2, np.int64))[4]
+    assert info["event"].tolist() == ["", "a sunny meadow"]
+
+
 def test_vector_env_rejects_bad_actions_without_changing_state(world):
     envs = NeuralWorldVectorEnv(2, checkpoint=world, max_episode_steps=None)
     reference = NeuralWorldVectorEnv(2, checkpoint=world, max_episode_steps=None)
