@@ -8,15 +8,17 @@ an RL loop uses the simulator: random actions, terminated worlds reset in place.
 `base` (no events) and `events` (every world under random events of every group, re-drawn for
 about 1% of the worlds each step, so night, rain, snow, fog, eruptions and coin showers all show
 up). Each figure is the median of `--repeats` timed runs of at least `--min-frames` frames each,
-after a warm-up run. The B=256 `profile` splits one step into its parts (map generation,
-objects, rendering) to show what limits the speed. Runs in one process (numpy is
-single-threaded here), so on 2 cores a second process would roughly double the total.
+after a warm-up run: `frames_per_s` by the wall clock and `frames_per_cpu_s` by this process's CPU
+time (which other work sharing the cores inflates much less; the load average is recorded). The B=256 `profile` splits one step into its parts (map generation,
+objects, rendering) to show what limits the speed. The simulator is single-threaded numpy, so
+one process uses one core; `parallel` runs `--processes` of them side by side (2 cores -> 2).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -63,11 +65,12 @@ def random_events(rng: np.random.Generator, count: int) -> list[events.EventType
     return [events.EVENT_TYPES[i] for i in rng.integers(0, len(events.EVENT_TYPES), count)]
 
 
-def run(sim: ExplorerBatch, rng: np.random.Generator, steps: int, with_events: bool) -> float:
-    """Seconds for `steps` batched steps + renders (resets and event switches included)."""
+def run(sim: ExplorerBatch, rng: np.random.Generator, steps: int, with_events: bool) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) for `steps` batched steps + renders, resets
+    and event switches included."""
     actions = rng.integers(0, NUM_ACTIONS, (steps, sim.num_envs))
     switches = rng.random((steps, sim.num_envs)) < SWITCH_SHARE
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for step in range(steps):
         if with_events and switches[step].any():
             sim.apply_events([event if switch else None for event, switch
@@ -76,7 +79,7 @@ def run(sim: ExplorerBatch, rng: np.random.Generator, steps: int, with_events: b
         sim.render()
         if terminated.any():
             sim.reset(rng.integers(0, 2**40, sim.num_envs), mask=terminated)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def measure(batch: int, with_events: bool, repeats: int, min_frames: int, size: int) -> dict[str, Any]:
@@ -87,15 +90,30 @@ def measure(batch: int, with_events: bool, repeats: int, min_frames: int, size: 
             sim.apply_events(random_events(rng, batch))
     steps = max(20, -(-min_frames // batch))
     run(sim, rng, steps, with_events)  # warm-up: style tables, caches
-    seconds = [run(sim, rng, steps, with_events) for _ in range(repeats)]
-    runs = [batch * steps / s for s in seconds]
+    timings = [run(sim, rng, steps, with_events) for _ in range(repeats)]
+    runs = [batch * steps / wall for wall, _ in timings]
+    cpu_runs = [batch * steps / cpu for _, cpu in timings]
     return {"batch_size": batch, "scenario": "events" if with_events else "base",
             "frames_per_run": batch * steps, "frames_per_s": statistics.median(runs),
-            "frames_per_s_runs": runs}
+            "frames_per_s_runs": runs, "frames_per_cpu_s": statistics.median(cpu_runs),
+            "frames_per_cpu_s_runs": cpu_runs}
+
+
+def _worker_rate(args: tuple[int, int, int, int]) -> float:
+    batch, repeats, min_frames, size = args
+    return measure(batch, True, repeats, min_frames, size)["frames_per_s"]
+
+
+def parallel(batch: int, processes: int, repeats: int, min_frames: int, size: int) -> dict[str, Any]:
+    """Total frames/s of `processes` simulator processes running side by side (one per core)."""
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        rates = pool.map(_worker_rate, [(batch, repeats, min_frames, size)] * processes)
+    return {"batch_size": batch, "scenario": "events", "processes": processes,
+            "frames_per_s_total": sum(rates), "frames_per_s_each": rates}
 
 
 def profile(batch: int, repeats: int, size: int) -> dict[str, float]:
-    """Median milliseconds per batched step of each part, under random events."""
+    """Median CPU milliseconds per batched step of each part, under random events."""
     rng = np.random.default_rng(1)
     sim = ExplorerBatch(batch, ExplorerConfig(size=size), seed=0)
     sim.apply_events(random_events(rng, batch))
@@ -106,19 +124,19 @@ def profile(batch: int, repeats: int, size: int) -> dict[str, float]:
     keys = seed_to_u32(np.array([state["seed"] for state in states]))
     noop = np.zeros(batch, dtype=np.int64)
     parts = {
-        "map_window_ms": lambda: map_window(keys, x0, y0, side, side),
-        "step_ms (map + objects + rules)": lambda: sim.step(noop),
-        "render_ms": sim.render,
+        "map_window_cpu_ms": lambda: map_window(keys, x0, y0, side, side),
+        "step_cpu_ms (map + objects + rules)": lambda: sim.step(noop),
+        "render_cpu_ms": sim.render,
     }
     result = {}
     for name, call in parts.items():
         call()
         timings = []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in range(20):
                 call()
-            timings.append((time.perf_counter() - start) / 20 * 1000)
+            timings.append((time.process_time() - start) / 20 * 1000)
         result[name] = statistics.median(timings)
     return result
 
@@ -129,6 +147,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--min-frames", type=int, default=20000, help="frames per timed run")
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=2, help="also run B=256 in this many processes")
     parser.add_argument("--out", type=Path, default=RESULTS / "explorer_sim.json")
     args = parser.parse_args()
 
@@ -138,7 +157,12 @@ def main() -> None:
         for batch in args.batch_sizes:
             row = measure(batch, with_events, args.repeats, args.min_frames, args.size)
             result["results"].append(row)
-            print(f"{row['scenario']:>6}  B={batch:<5d} {row['frames_per_s']:>10,.0f} frames/s")
+            print(f"{row['scenario']:>6}  B={batch:<5d} {row['frames_per_s']:>10,.0f} frames/s"
+                  f"  ({row['frames_per_cpu_s']:,.0f} per CPU second)")
+    if args.processes > 1:
+        result["parallel"] = parallel(256, args.processes, args.repeats, args.min_frames, args.size)
+        print(f"events  B=256 x {args.processes} processes "
+              f"{result['parallel']['frames_per_s_total']:>10,.0f} frames/s in total")
     result["profile_b256"] = profile(256, args.repeats, args.size)
     print("profile (B=256):", {k: round(v, 2) for k, v in result["profile_b256"].items()})
     atomic_write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode())
