@@ -22,7 +22,7 @@ PRECIPITATION_PHASES = 16
 
 _DUSK_TINT = np.array([0.80, 0.52, 0.50], dtype=np.float32)
 _DUSK_SKYLIGHT = np.array([70.0, 22.0, 30.0], dtype=np.float32)  # warm rose light of the low sun
-_NIGHT_TINT = np.array([0.16, 0.20, 0.40], dtype=np.float32)
+_NIGHT_TINT = np.array([0.20, 0.24, 0.44], dtype=np.float32)
 _LANTERN_TINT = np.array([0.80, 0.74, 0.58], dtype=np.float32)
 _LANTERN_RADIUS_TILES = 4.5
 FOG_COLOUR = np.array([196.0, 200.0, 206.0], dtype=np.float32)
