@@ -50,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from worldsim.training.checkpoint import CheckpointError
     from worldsim.training.config import ConfigError
 
     overrides = list(args.overrides)
@@ -68,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
 
         config = build_config(args.stage, args.config, overrides)
         summary = run_stage(args.stage, config, out_dir, resume=args.resume)
-    except (ConfigError, FileNotFoundError, ValueError) as error:
+    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"worldsim train: error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(summary.__dict__, indent=2))

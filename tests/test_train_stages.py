@@ -1,0 +1,115 @@
+"""Training stages on real (tiny) data and worlds: exact resume, CLI errors (worldsim/training)."""
+import json
+
+import pytest
+import torch
+
+from worldsim.training import stages
+from worldsim.training.common import world_config_for
+from worldsim.training.distributed import DistributedContext
+from worldsim.training.event_conditioning import training_texts_for
+from worldsim.training.trainer import seed_everything, train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread (and a second one only contends on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from worldsim.data.explorer_rollout import GenerateConfig
+    from worldsim.data.generate import generate
+
+    folder = tmp_path_factory.mktemp("data") / "explorer32"
+    generate(folder, GenerateConfig(frames=1024, seed=3, size=32, shard_frames=1024), progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def random_world(tiny_data, tmp_path_factory):
+    """A freshly initialised tiny world for 32 px frames, saved as a folder."""
+    from worldsim.data import Dataset
+    from worldsim.world import WorldModel
+
+    dataset = Dataset(tiny_data)
+    world = WorldModel.create(world_config_for("tiny", 32), training_texts_for(dataset.event_texts, "explorer"), seed=1)
+    return world.save_pretrained(tmp_path_factory.mktemp("worlds") / "random")
+
+
+def _delta_config(tiny_data, random_world, **extra):
+    overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=4", "batch_size=2",
+                 "frames=2", "chunks=2", "overlap_frames=1", "switch_prob=0.5", "checkpoint_every=2", "log_every=1",
+                 "progress=false", "delta.continuity=M3", "lr=1e-3", "dmd.critic_lr=1e-3"]
+    return stages.build_config("delta", None, overrides + [f"{k}={v}" for k, v in extra.items()])
+
+
+def test_killed_delta_stage_resumes_to_identical_weights(tiny_data, random_world, tmp_path):
+    """Rollouts, the critic, the EMA anchor, switch draws and the data stream all resume exactly."""
+    config = _delta_config(tiny_data, random_world)
+    straight = stages.run_stage("delta", config, tmp_path / "straight")
+
+    seed_everything(config.seed)
+    _, stage_class = stages.stage_classes("delta")
+    crashing = stage_class(config, DistributedContext())
+    original = crashing.train_step
+
+    def train_step(step):
+        if step == 3:  # after the checkpoint at step 2
+            raise KeyboardInterrupt("killed")
+        return original(step)
+
+    crashing.train_step = train_step
+    with pytest.raises(KeyboardInterrupt):
+        train(crashing, config, tmp_path / "killed")
+    resumed = stages.run_stage("delta", config, tmp_path / "killed", resume=True)
+
+    from safetensors.torch import load_file
+
+    for name in ("transformer.safetensors", "events.safetensors"):
+        a = load_file(tmp_path / "straight" / "final" / name)
+        b = load_file(tmp_path / "killed" / "final" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    latest = json.loads((tmp_path / "killed" / "checkpoints" / "latest.json").read_text())
+    checkpoint_a = load_file(tmp_path / "straight" / "checkpoints" / f"{latest['name']}.safetensors")
+    checkpoint_b = load_file(tmp_path / "killed" / "checkpoints" / f"{latest['name']}.safetensors")
+    assert all(torch.equal(checkpoint_a[k], checkpoint_b[k]) for k in checkpoint_a)  # critic, EMA, optimizers too
+    assert resumed.first_loss == straight.first_loss and resumed.last_loss == straight.last_loss
+    header = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"delta_d", "delta_w", "loss", "generator_loss", "fake_real_gap"} <= set(header)
+
+
+def test_train_cli_rejects_bad_settings_without_running(tiny_data, random_world, tmp_path, capsys):
+    from worldsim.cli import main
+
+    assert main(["train", "dmd", "--data", str(tiny_data), "--set", f"init={random_world}",
+                 "--set", "teacher=", "--out", str(tmp_path / "x")]) == 2
+    assert "teacher" in capsys.readouterr().err
+    assert main(["train", "delta", "--data", str(tiny_data), "--set", f"init={random_world}", "--set",
+                 f"teacher={random_world}", "--set", "delta.weight=linear",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "delta.weight" in capsys.readouterr().err
+    assert main(["train", "teacher", "--data", str(tiny_data), "--set", "stepz=3"]) == 2
+    assert "stepz" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_cli_runs_a_stage_and_refuses_to_overwrite_it(tiny_data, random_world, tmp_path, capsys):
+    from worldsim.cli import main
+
+    args = ["train", "reward", "--data", str(tiny_data), "--set", f"init={random_world}", "--set", "steps=3",
+            "--set", "batch_size=8", "--set", "progress=false", "--out", str(tmp_path / "reward")]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["stage"] == "reward" and summary["steps"] == 3
+    import worldsim
+
+    world = worldsim.load(str(tmp_path / "reward" / "final"))
+    assert world.metadata["training"][-1]["stage"] == "reward"
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0  # already finished: nothing left to do, the result is rewritten
