@@ -15,8 +15,10 @@ from worldsim.model.rope import apply_rope
 
 def expand_frame_mask(frame_mask: Tensor, tokens_per_frame: int) -> Tensor:
     """``[..., Fq, Fk]`` frame mask → ``[..., Fq*T, Fk*T]`` token mask."""
-    return frame_mask.repeat_interleave(tokens_per_frame, dim=-2).repeat_interleave(
-        tokens_per_frame, dim=-1)
+    *lead, query_frames, key_frames = frame_mask.shape
+    tokens = frame_mask[..., :, None, :, None].expand(*lead, query_frames, tokens_per_frame,
+                                                      key_frames, tokens_per_frame)
+    return tokens.reshape(*lead, query_frames * tokens_per_frame, key_frames * tokens_per_frame)
 
 
 def frame_causal_mask(num_frames: int, device: torch.device | None = None) -> Tensor:
@@ -38,15 +40,26 @@ def teacher_forcing_mask(num_frames: int, device: torch.device | None = None) ->
                       torch.cat((strictly_past, own_frame), dim=1)), dim=0)
 
 
+def mask_to_bias(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """Boolean mask → additive bias (0 where allowed, -inf elsewhere).
+
+    Converting once per forward spares every layer's attention the same conversion.
+    """
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask,
+                                                                                 float("-inf"))
+
+
 class SelfAttention(nn.Module):
     """Multi-head attention with RMS-normalised queries/keys and rotary positions.
 
-    `project` returns keys before any rotation, which is what a cache stores (positions are
-    assigned when attending, DESIGN §6.3); `attend` rotates and attends.
+    `project` rotates the spatial channels only, so its keys are what a cache stores (temporal
+    positions are assigned when attending, DESIGN §6.3); `attend` rotates the temporal channels
+    ``[0, temporal_channels)`` and attends.
     """
 
-    def __init__(self, dim: int, num_heads: int) -> None:
+    def __init__(self, dim: int, num_heads: int, temporal_channels: int) -> None:
         super().__init__()
+        self.temporal_channels = temporal_channels
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.qkv = nn.Linear(dim, 3 * dim)
@@ -55,19 +68,28 @@ class SelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
         self.out = nn.Linear(dim, dim)
 
-    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``[B, L, D]`` → q, k, v each ``[B, H, L, head_dim]``, un-rotated."""
+    def project(self, x: Tensor, spatial_rope: tuple[Tensor, Tensor]
+                ) -> tuple[Tensor, Tensor, Tensor]:
+        """``[B, L, D]`` → q, k, v each ``[B, H, L, head_dim]``; q/k rotated in space only."""
         batch, length, _ = x.shape
-        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        return self.q_norm(query), self.k_norm(key), value
+        query, key, value = self.qkv(x).view(batch, length, 3, self.num_heads,
+                                             self.head_dim).unbind(2)
+        # Norm and spatial rotation in [B, L, H, head_dim] layout, the cos/sin broadcast over H.
+        cos, sin = spatial_rope[0][:, None], spatial_rope[1][:, None]
+        start = self.temporal_channels
+        query = apply_rope(self.q_norm(query), cos, sin, start=start)
+        key = apply_rope(self.k_norm(key), cos, sin, start=start)
+        return query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)
 
     def attend(self, query: Tensor, key: Tensor, value: Tensor,
                query_rope: tuple[Tensor, Tensor], key_rope: tuple[Tensor, Tensor],
-               mask: Tensor | None) -> Tensor:
-        """Rotate q/k by their positions and attend; returns ``[B, Lq, D]``."""
+               bias: Tensor | None) -> Tensor:
+        """Rotate q/k in time by their temporal cos/sin and attend with an additive `bias`
+        (see `mask_to_bias`); returns ``[B, Lq, D]``."""
         query = apply_rope(query, *query_rope)
         key = apply_rope(key, *key_rope)
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+        if bias is not None:
+            bias = bias.to(query.dtype)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
         batch, _, length, _ = out.shape
         return self.out(out.transpose(1, 2).reshape(batch, length, -1))

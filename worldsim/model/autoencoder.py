@@ -43,8 +43,8 @@ def _decoder(config: AutoencoderConfig) -> nn.Sequential:
     for level, width in enumerate(widths):
         layers += [ResidualBlock(width) for _ in range(config.blocks_per_level)]
         if level + 1 < len(widths):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                       nn.Conv2d(width, widths[level + 1], 3, padding=1)]
+            # Sub-pixel upsampling: same FLOPs as upsample + conv, but cheaper on CPU.
+            layers += [nn.Conv2d(width, 4 * widths[level + 1], 3, padding=1), nn.PixelShuffle(2)]
     layers += [nn.SiLU(), nn.Conv2d(widths[-1], 3, 3, padding=1)]
     return nn.Sequential(*layers)
 

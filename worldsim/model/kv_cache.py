@@ -20,7 +20,8 @@ from torch import Tensor
 
 
 class KVCache:
-    """Preallocated per-layer keys/values of shape ``[B, H, sink+window, T, head_dim]``."""
+    """Preallocated keys/values; `keys[l]`/`values[l]` are ``[B, H, sink+window, T, head_dim]``
+    views of one storage tensor, so a frame is written to every layer at once."""
 
     def __init__(self, num_layers: int, batch_size: int, num_heads: int, head_dim: int,
                  tokens_per_frame: int, sink_frames: int = 1, window_frames: int = 16,
@@ -35,11 +36,13 @@ class KVCache:
         self.sink_frames = sink_frames
         self.window_frames = window_frames
         self.tokens_per_frame = tokens_per_frame
-        shape = (batch_size, num_heads, self.capacity, tokens_per_frame, head_dim)
-        # Zeros, not empty: masked-out slots still enter the attention product (with weight 0),
-        # and uninitialised memory could hold NaN.
-        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)]
-        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)]
+        # [B, keys/values, layer, H, slot, T, head_dim]. Zeros, not empty: masked-out slots
+        # still enter the attention product (with weight 0), and uninitialised memory could
+        # hold NaN.
+        self._storage = torch.zeros(batch_size, 2, num_layers, num_heads, self.capacity,
+                                    tokens_per_frame, head_dim, device=device, dtype=dtype)
+        self.keys = list(self._storage[:, 0].unbind(1))
+        self.values = list(self._storage[:, 1].unbind(1))
         self._num_frames = torch.zeros(batch_size, dtype=torch.long, device=device)
 
     @property
@@ -57,7 +60,7 @@ class KVCache:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.keys[0].dtype
+        return self._storage.dtype
 
     @property
     def num_frames(self) -> Tensor:
@@ -70,7 +73,7 @@ class KVCache:
         return self._num_frames.clamp(max=self.capacity)
 
     def nbytes(self) -> int:
-        tensors = [*self.keys, *self.values, self._num_frames]
+        tensors = (self._storage, self._num_frames)
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def layer(self, index: int) -> tuple[Tensor, Tensor]:
@@ -110,14 +113,16 @@ class KVCache:
         if length % self.tokens_per_frame:
             raise ValueError(f"{length} tokens is not a whole number of "
                              f"{self.tokens_per_frame}-token frames")
+        # [B, keys/values, layer, H, k*T, head_dim], the layout of the storage.
+        new = torch.stack((torch.stack(keys, dim=1), torch.stack(values, dim=1)), dim=1)
+        new = new.detach().to(self.dtype)
         rows = torch.arange(self.batch_size, device=self.device)
-        for frame in range(length // self.tokens_per_frame):
+        frames = length // self.tokens_per_frame
+        for frame in range(frames):
             slots = self._write_slots(self._num_frames + frame)
             tokens = slice(frame * self.tokens_per_frame, (frame + 1) * self.tokens_per_frame)
-            for store, new in ((self.keys, keys), (self.values, values)):
-                for layer in range(self.num_layers):
-                    store[layer][rows, :, slots] = new[layer][:, :, tokens].detach().to(self.dtype)
-        self._num_frames += length // self.tokens_per_frame
+            self._storage[rows, :, :, :, slots] = new[:, :, :, :, tokens]
+        self._num_frames += frames
 
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget the history of the rows where `rows` (bool ``[B]``) is True; None = all rows."""
@@ -128,8 +133,7 @@ class KVCache:
                              f"got {rows.dtype} {tuple(rows.shape)}")
         rows = rows.to(self.device)
         self._num_frames.masked_fill_(rows, 0)
-        for tensor in (*self.keys, *self.values):
-            tensor[rows] = 0
+        self._storage[rows] = 0
 
     def _write_slots(self, frame_index: Tensor) -> Tensor:
         """Slot receiving the frame with this per-row index since reset."""

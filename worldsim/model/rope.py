@@ -1,10 +1,15 @@
 """Rotary position embeddings over three axes: time, patch row and patch column.
 
-Each attention head's `head_dim / 2` channel pairs are split into a temporal quarter and two
-spatial parts (rows, columns) of 3/8 each. A pair (x[i], x[i + head_dim/2]) is rotated by
-``position * frequency[i]``. Because a rotation's dot product depends only on the *difference*
-of the positions, attention scores see relative time and relative space; no position table
-exists, so rollouts of any length never overflow one (DESIGN §6.2, §6.3).
+Each attention head's channels are split into a temporal quarter ``[0, head_dim/4)`` and a
+spatial rest, whose pairs are shared between patch rows and patch columns. Within a part of
+width d, the pair (x[i], x[i + d/2]) is rotated by ``position * frequency[i]``. A rotation's dot
+product depends only on the *difference* of the positions, so attention scores see relative
+time and relative space; no position table exists, so rollouts of any length never overflow
+one (DESIGN §6.2, §6.3).
+
+The two parts are applied at different moments: the spatial rotation when keys are projected
+(a token's place in its frame never changes), the temporal one only when attending, because a
+cached frame's temporal position changes as the window slides (see kv_cache.py).
 """
 from __future__ import annotations
 
@@ -19,18 +24,22 @@ def rope_frequencies(num_pairs: int, base: float) -> Tensor:
     return base ** (-torch.arange(num_pairs, dtype=torch.float64) / num_pairs)
 
 
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate channel pairs (x[..., i], x[..., i + d/2]) by the angles whose cos/sin are given.
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor, start: int = 0) -> Tensor:
+    """Rotate the channels ``[start, start + d)`` of `x`, d = 2 * cos.shape[-1], in pairs
+    (x[..., start + i], x[..., start + i + d/2]); the other channels pass through.
 
-    `x` is ``[..., L, d]``; `cos` and `sin` are ``[..., L, d/2]`` and broadcast against it.
+    `x` is ``[..., L, channels]``; `cos` and `sin` are ``[..., L, d/2]`` and broadcast against it.
     """
-    first, second = x.chunk(2, dim=-1)
+    half = cos.shape[-1]
+    first = x[..., start:start + half]
+    second = x[..., start + half:start + 2 * half]
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1)
+    return torch.cat((x[..., :start], first * cos - second * sin, first * sin + second * cos,
+                      x[..., start + 2 * half:]), dim=-1)
 
 
 class RotaryEmbedding(nn.Module):
-    """Angles for tokens given the temporal position of their frame.
+    """cos/sin tables for the spatial and the temporal part of each head.
 
     Tokens of a frame are laid out row-major over the `grid_size`² patch grid, frames one after
     another, exactly as `CausalTransformer` flattens them.
@@ -42,6 +51,7 @@ class RotaryEmbedding(nn.Module):
         temporal_pairs = config.head_dim // 8
         spatial_pairs = (pairs - temporal_pairs) // 2
         self.tokens_per_frame = config.tokens_per_frame
+        self.temporal_channels = 2 * temporal_pairs
         self.register_buffer("temporal_freqs",
                              rope_frequencies(temporal_pairs, config.rope_base).float(),
                              persistent=False)
@@ -49,17 +59,22 @@ class RotaryEmbedding(nn.Module):
                                     indexing="ij")
         spatial_freqs = rope_frequencies(spatial_pairs, config.rope_base)
         spatial_angles = torch.cat((rows.reshape(-1, 1) * spatial_freqs,
-                                    cols.reshape(-1, 1) * spatial_freqs), dim=-1)
-        self.register_buffer("spatial_angles", spatial_angles.float(), persistent=False)
+                                    cols.reshape(-1, 1) * spatial_freqs), dim=-1).float()
+        self.register_buffer("spatial_cos", spatial_angles.cos(), persistent=False)
+        self.register_buffer("spatial_sin", spatial_angles.sin(), persistent=False)
 
-    def forward(self, frame_positions: Tensor) -> tuple[Tensor, Tensor]:
-        """cos, sin of shape ``[B, 1, F*T, head_dim/2]`` for frame positions ``[B, F]``.
+    def spatial(self, num_frames: int) -> tuple[Tensor, Tensor]:
+        """cos, sin ``[F*T, spatial_channels/2]`` for the spatial channels of F frames."""
+        return self.spatial_cos.repeat(num_frames, 1), self.spatial_sin.repeat(num_frames, 1)
+
+    def temporal(self, frame_positions: Tensor) -> tuple[Tensor, Tensor]:
+        """cos, sin ``[B, 1, F*T, temporal_channels/2]`` for frame positions ``[B, F]``.
 
         The singleton dim broadcasts over heads.
         """
         batch, frames = frame_positions.shape
-        temporal = frame_positions.float()[..., None] * self.temporal_freqs  # [B, F, pt]
-        temporal = temporal[:, :, None].expand(-1, -1, self.tokens_per_frame, -1)
-        spatial = self.spatial_angles.expand(batch, frames, -1, -1)  # [B, F, T, ps]
-        angles = torch.cat((temporal, spatial), dim=-1).flatten(1, 2)[:, None]
-        return angles.cos(), angles.sin()
+        angles = frame_positions.float()[..., None] * self.temporal_freqs  # [B, F, pairs]
+        cos, sin = (table[:, :, None].expand(-1, -1, self.tokens_per_frame, -1)
+                    .reshape(batch, 1, frames * self.tokens_per_frame, -1)
+                    for table in (angles.cos(), angles.sin()))
+        return cos, sin

@@ -23,7 +23,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from worldsim.model.attention import (SelfAttention, expand_frame_mask, frame_causal_mask,
-                                      teacher_forcing_mask)
+                                      mask_to_bias, teacher_forcing_mask)
 from worldsim.model.config import TransformerConfig
 from worldsim.model.kv_cache import KVCache
 from worldsim.model.rope import RotaryEmbedding
@@ -50,33 +50,36 @@ class SigmaEmbedding(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block with AdaLN-zero modulation from the per-frame condition."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, temporal_channels: int
+                 ) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
         self.norm_attn = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.attn = SelfAttention(dim, num_heads)
+        self.attn = SelfAttention(dim, num_heads, temporal_channels)
         self.norm_mlp = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"),
                                  nn.Linear(hidden, dim))
         self.modulation = nn.Linear(dim, 6 * dim)
 
-    def forward(self, tokens: Tensor, condition: Tensor, query_rope: Rope, key_rope: Rope,
-                mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None
+    def forward(self, tokens: Tensor, condition: Tensor, spatial_rope: Rope, query_rope: Rope,
+                key_rope: Rope, bias: Tensor | None, past: tuple[Tensor, Tensor] | None = None
                 ) -> tuple[Tensor, Tensor, Tensor]:
         """tokens ``[B, F, T, D]``, condition ``[B, F, D]`` (already SiLU-activated).
 
-        `past` holds cached (un-rotated) keys/values placed before this chunk's. Returns the new
-        tokens and this chunk's un-rotated keys and values ``[B, H, F*T, head_dim]``.
+        `past` holds cached (temporally un-rotated) keys/values placed before this chunk's.
+        `query_rope`/`key_rope` are the temporal cos/sin of the queries and of all keys.
+        Returns the new tokens and this chunk's temporally un-rotated keys and values
+        ``[B, H, F*T, head_dim]``.
         """
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = (
             self.modulation(condition)[:, :, None].chunk(6, dim=-1))
         hidden = self.norm_attn(tokens) * (1 + scale_a) + shift_a
-        query, key, value = self.attn.project(hidden.flatten(1, 2))
+        query, key, value = self.attn.project(hidden.flatten(1, 2), spatial_rope)
         all_keys, all_values = key, value
         if past is not None:
             all_keys = torch.cat((past[0].to(key.dtype), key), dim=2)
             all_values = torch.cat((past[1].to(value.dtype), value), dim=2)
-        attended = self.attn.attend(query, all_keys, all_values, query_rope, key_rope, mask)
+        attended = self.attn.attend(query, all_keys, all_values, query_rope, key_rope, bias)
         tokens = tokens + gate_a * attended.view_as(tokens)
         hidden = self.norm_mlp(tokens) * (1 + scale_m) + shift_m
         tokens = tokens + gate_m * self.mlp(hidden)
@@ -98,8 +101,9 @@ class CausalTransformer(nn.Module):
         # No bias: the zero event vector ("no event") adds nothing to the condition.
         self.event_proj = nn.Linear(config.event_dim, dim, bias=False)
         self.rope = RotaryEmbedding(config)
-        self.blocks = nn.ModuleList(Block(dim, config.num_heads, config.mlp_ratio)
-                                    for _ in range(config.depth))
+        self.blocks = nn.ModuleList(
+            Block(dim, config.num_heads, config.mlp_ratio, self.rope.temporal_channels)
+            for _ in range(config.depth))
         self.final_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Linear(dim, 2 * dim)
         self.final = nn.Linear(dim, config.patch_dim)
@@ -224,13 +228,6 @@ class CausalTransformer(nn.Module):
             raise ValueError(f"events must be [B, F, {config.event_dim}], "
                              f"got {tuple(events.shape)}")
 
-    def _condition(self, sigma: Tensor, actions: Tensor, events: Tensor | None) -> Tensor:
-        """Per-frame condition ``[B, F, D]``."""
-        condition = self.sigma_embed(sigma) + self.action_embed(actions)
-        if events is not None:
-            condition = condition + self.event_proj(events.to(condition.dtype))
-        return condition
-
     def _cached_mask(self, slot_valid: Tensor, frames: int) -> Tensor:
         """``[B, 1, F*T, (capacity+F)*T]``: valid cache slots, then frame-causal in the chunk."""
         tokens = self.config.tokens_per_frame
@@ -240,28 +237,43 @@ class CausalTransformer(nn.Module):
         frame_mask = torch.cat((cache_part, chunk_part), dim=2)
         return expand_frame_mask(frame_mask, tokens)[:, None]
 
+    def _embed(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None
+               ) -> tuple[Tensor, Tensor]:
+        """Patch tokens ``[B, F, T, D]`` and the SiLU-activated condition ``[B, F, D]``."""
+        config = self.config
+        patches = rearrange(latents, "b f c (y p) (x q) -> b f (y x) (c p q)",
+                            p=config.patch_size, q=config.patch_size)
+        condition = self.sigma_embed(sigma) + self.action_embed(actions)
+        if events is not None:
+            condition = condition + self.event_proj(events.to(condition.dtype))
+        return self.patch_embed(patches), nn.functional.silu(condition)
+
+    def _head(self, tokens: Tensor, condition: Tensor) -> Tensor:
+        """Final AdaLN + projection back to velocity latents ``[B, F, C, h, w]``."""
+        config = self.config
+        shift, scale = self.final_modulation(condition)[:, :, None].chunk(2, dim=-1)
+        patches = self.final(self.final_norm(tokens) * (1 + scale) + shift)
+        return rearrange(patches, "b f (y x) (c p q) -> b f c (y p) (x q)",
+                         y=config.grid_size, p=config.patch_size, q=config.patch_size)
+
     def _run(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None,
              positions: Tensor, mask: Tensor | None, cache: KVCache | None = None
              ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Shared body. `positions` ``[B, Fk]`` are the temporal positions of all key frames
-        (cached slots first, if any); the last F of them belong to the input frames."""
-        config = self.config
-        batch, frames = sigma.shape
-        patches = rearrange(latents, "b f c (y p) (x q) -> b f (y x) (c p q)",
-                            p=config.patch_size, q=config.patch_size)
-        tokens = self.patch_embed(patches)
-        condition = nn.functional.silu(self._condition(sigma, actions, events))
-        key_rope = self.rope(positions)
-        query_length = frames * config.tokens_per_frame
+        (cached slots first, if any); the last F of them belong to the input frames.
+        Returns the velocity and every layer's keys/values of the input frames."""
+        frames = sigma.shape[1]
+        tokens, condition = self._embed(latents, sigma, actions, events)
+        bias = None if mask is None else mask_to_bias(mask, tokens.dtype)
+        spatial_rope = self.rope.spatial(frames)
+        key_rope = self.rope.temporal(positions)
+        query_length = frames * self.config.tokens_per_frame
         query_rope = (key_rope[0][:, :, -query_length:], key_rope[1][:, :, -query_length:])
         keys, values = [], []
         for index, block in enumerate(self.blocks):
             past = cache.layer(index) if cache is not None else None
-            tokens, key, value = block(tokens, condition, query_rope, key_rope, mask, past)
+            tokens, key, value = block(tokens, condition, spatial_rope, query_rope, key_rope,
+                                       bias, past)
             keys.append(key)
             values.append(value)
-        shift, scale = self.final_modulation(condition)[:, :, None].chunk(2, dim=-1)
-        patches = self.final(self.final_norm(tokens) * (1 + scale) + shift)
-        velocity = rearrange(patches, "b f (y x) (c p q) -> b f c (y p) (x q)",
-                             y=config.grid_size, p=config.patch_size, q=config.patch_size)
-        return velocity, keys, values
+        return self._head(tokens, condition), keys, values

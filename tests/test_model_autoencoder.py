@@ -1,0 +1,72 @@
+"""Frame autoencoder: shapes, latent scaling, determinism, and that it can learn."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from worldsim.model import FrameAutoencoder, WorldConfig
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks run fastest on one thread; with two on a busy machine, OpenMP's thread
+    synchronisation makes their many small ops crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _autoencoder() -> FrameAutoencoder:
+    torch.manual_seed(0)
+    return FrameAutoencoder(WorldConfig.preset("tiny").autoencoder)
+
+
+def test_shapes_and_determinism():
+    ae = _autoencoder()
+    pixels = torch.rand(2, 3, 64, 64) * 2 - 1
+    latents = ae.encode(pixels)
+    assert latents.shape == (2, 4, 16, 16)
+    assert torch.equal(latents, ae.encode(pixels))
+    assert ae.decode(latents).shape == pixels.shape
+
+
+def test_latent_scale_normalises_and_is_saved():
+    ae = _autoencoder()
+    pixels = torch.rand(8, 3, 64, 64) * 2 - 1
+    raw = ae.encode(pixels)  # scale starts at one
+    scale = ae.fit_latent_scale(pixels)
+    assert torch.allclose(scale, raw.std(dim=(0, 2, 3)))
+    scaled = ae.encode(pixels)
+    assert torch.allclose(scaled.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-4)
+    assert torch.allclose(ae.decode(scaled), ae.decoder(raw), atol=1e-5)
+    assert "latent_scale" in ae.state_dict()
+
+
+def test_learns_to_reconstruct_tile_images():
+    """A few Adam steps on blocky 4x4-tile images cut the error well below the start."""
+    config = dataclasses.replace(WorldConfig.preset("tiny").autoencoder, image_size=16)
+    torch.manual_seed(0)
+    ae = FrameAutoencoder(config)
+    gen = torch.Generator().manual_seed(0)
+    tiles = torch.rand(4, 3, 4, 4, generator=gen) * 2 - 1
+    pixels = tiles.repeat_interleave(4, dim=2).repeat_interleave(4, dim=3)
+    optimiser = torch.optim.Adam(ae.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = (ae.decode(ae.encode(pixels)) - pixels).square().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_rejects_wrong_shapes():
+    ae = _autoencoder()
+    with pytest.raises(ValueError, match="pixels"):
+        ae.encode(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="latents"):
+        ae.decode(torch.zeros(1, 8, 16, 16))

@@ -1,0 +1,70 @@
+"""KVCache bookkeeping on its own: slot order, positions, eviction, row resets."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from worldsim.model import KVCache
+
+
+def _cache(batch=2, sink=1, window=3) -> KVCache:
+    return KVCache(num_layers=1, batch_size=batch, num_heads=1, head_dim=2, tokens_per_frame=1,
+                   sink_frames=sink, window_frames=window)
+
+
+def _append_frame_ids(cache: KVCache, frame_ids: torch.Tensor) -> None:
+    """Append one frame per row whose key holds its id, so slots can be read back."""
+    keys = frame_ids.double().reshape(-1, 1, 1, 1).expand(-1, 1, 1, 2).float()
+    cache.append([keys], [keys])
+
+
+def _held_frames_by_position(cache: KVCache, row: int) -> list[int]:
+    positions, valid = cache.slot_layout()
+    ids = cache.keys[0][row, 0, :, 0, 0]
+    order = positions[row][valid[row]].argsort()
+    return ids[valid[row]][order].long().tolist()
+
+
+def test_positions_follow_sink_then_window_order_through_eviction():
+    cache = _cache(batch=1, sink=1, window=3)
+    for frame in range(8):
+        _append_frame_ids(cache, torch.tensor([frame]))
+        held = _held_frames_by_position(cache, 0)
+        expected = [0] + list(range(max(1, frame - 2), frame + 1))
+        assert held == expected
+        positions, valid = cache.slot_layout()
+        assert sorted(positions[0][valid[0]].tolist()) == list(range(len(expected)))
+    assert cache.num_frames.tolist() == [8] and cache.num_cached.tolist() == [4]
+
+
+def test_reset_rows_independently():
+    cache = _cache(batch=2, sink=1, window=2)
+    for frame in range(4):
+        _append_frame_ids(cache, torch.tensor([frame, 10 + frame]))
+    cache.reset(torch.tensor([False, True]))
+    _append_frame_ids(cache, torch.tensor([4, 20]))
+    assert _held_frames_by_position(cache, 0) == [0, 3, 4]
+    assert _held_frames_by_position(cache, 1) == [20]
+    assert cache.num_frames.tolist() == [5, 1]
+    cache.reset()
+    assert cache.num_frames.tolist() == [0, 0]
+    assert not cache.slot_layout()[1].any()
+
+
+def test_append_detaches_and_memory_is_preallocated():
+    cache = _cache()
+    nbytes = cache.nbytes()
+    keys = torch.ones(2, 1, 1, 2, requires_grad=True)
+    cache.append([keys * 2], [keys * 3])
+    assert not cache.keys[0].requires_grad and not cache.values[0].requires_grad
+    assert cache.nbytes() == nbytes
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="window_frames"):
+        _cache(window=0)
+    cache = _cache()
+    with pytest.raises(ValueError, match="rows"):
+        cache.reset(torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match="layers"):
+        cache.append([], [])
