@@ -35,7 +35,8 @@ def switch_figure(results: Labelled) -> np.ndarray:
         curves = result.curves["consistency"]["agreement_by_frame"]
         frames = np.arange(len(curves["switch"])) - switch_frame
         agreement_series.append(Series(f"{label} switch", frames, curves["switch"]))
-        agreement_series.append(Series(f"{label} no switch", frames, curves["no_switch"]))
+        if len(results) == 1:  # a comparison shows the switch curves only, to stay readable
+            agreement_series.append(Series(f"{label} no switch", frames, curves["no_switch"]))
     agreement = line_plot(agreement_series, "Tile agreement with the truth around event switches",
                           "frames from switch", "agreement", PlotStyle(markers=False, vertical_lines=[0]))
     recognition_series = []

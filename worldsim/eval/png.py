@@ -38,7 +38,7 @@ def encode_png(image: np.ndarray) -> bytes:
         raise ValueError(f"encode_png: expected a non-empty uint8 [H, W, 3] image, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
     header = struct.pack(">IIBBBBB", width, height, 8, _RGB_COLOUR_TYPE, 0, 0, 0)
-    pixels = zlib.compress(_sub_filtered_scanlines(image), level=9)
+    pixels = zlib.compress(_sub_filtered_scanlines(image), level=6)
     return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", pixels) + _chunk(b"IEND", b"")
 
 

@@ -1,0 +1,110 @@
+"""`worldsim eval` end to end on a random-init tiny world: report, documented metrics, figures, ablation."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from worldsim.cli import main
+from worldsim.envs.explorer import events
+from worldsim.eval.evaluation import checkpoint_label
+from worldsim.eval.png import PNG_SIGNATURE
+from worldsim.model import WorldConfig
+from worldsim.world import WorldModel
+
+METRICS_DOC = Path(__file__).resolve().parent.parent / "docs" / "METRICS.md"
+
+
+def _documented_keys(section_title: str) -> list[str]:
+    """Dotted keys from the first column of the table under `section_title` in docs/METRICS.md."""
+    section = METRICS_DOC.read_text().split(section_title, 1)[1].split("\n## ", 1)[0]
+    keys = []
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        tokens = re.findall(r"`([^`]+)`", line.split("|")[1])
+        base = tokens[0]
+        keys.append(base)
+        keys += [base.rsplit(".", 1)[0] + t if t.startswith(".") else t for t in tokens[1:]]
+    return keys
+
+
+def _has_key(document: dict, key: str) -> bool:
+    """Whether `document` holds dotted `key`; a `<name>` part matches every key at that level."""
+    nodes = [document]
+    for part in key.split("."):
+        if part.startswith("<"):
+            nodes = [value for node in nodes for value in node.values()]
+        else:
+            nodes = [node[part] for node in nodes if isinstance(node, dict) and part in node]
+        if not nodes:
+            return False
+    return True
+
+
+def _save_world(folder: Path, stage: str | None = None, variant: str | None = None) -> str:
+    world = WorldModel.create(WorldConfig.preset("tiny"), event_texts=events.training_texts(), seed=0)
+    if stage:
+        world.metadata["training"] = [{"stage": "autoencoder"}, {"stage": stage, **({"variant": variant} if variant else {})},
+                                      {"stage": "reward"}]
+    world.save_pretrained(folder)
+    return str(folder)
+
+
+def _check_pngs(folder: Path, names: list[str]) -> None:
+    assert names
+    for name in names:
+        data = (folder / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+
+
+def test_eval_tiny_suite_writes_report_metrics_and_plots(tmp_path):
+    checkpoint = _save_world(tmp_path / "world")
+    out = tmp_path / "eval"
+    assert main(["eval", "--checkpoint", checkpoint, "--suite", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    missing = [key for key in _documented_keys("## `metrics.json` of one checkpoint") if not _has_key(metrics, key)]
+    assert not missing, f"documented keys missing from metrics.json: {missing}"
+    assert list(metrics["fidelity"]["rollout_psnr_db"]) == ["1", "2", "4"]
+    assert 0 < metrics["fidelity"]["rollout_psnr_db"]["1"] < 100
+    _check_pngs(out, metrics["plots"])
+    assert {"horizon.png", "switch.png", "drift.png", "filmstrip_switch.png"} <= set(metrics["plots"])
+    report = (out / "report.md").read_text()
+    for heading in ("## Probes", "## Fidelity", "## Drift", "## Event reactivity", "## Event consistency",
+                    "## Controllability", "## Reward and termination", "![horizon](horizon.png)"):
+        assert heading in report
+
+
+def test_compare_writes_the_ablation_table_on_identical_scenarios(tmp_path):
+    first = _save_world(tmp_path / "a", stage="dmd")
+    second = _save_world(tmp_path / "b", stage="delta", variant="m1")
+    out = tmp_path / "ablation"
+    assert main(["eval", "--compare", first, second, "--suite", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    top = json.loads((out / "metrics.json").read_text())
+    missing = [key for key in _documented_keys("## `metrics.json` of a comparison") if not _has_key(top, key)]
+    assert not missing
+    assert [row["label"] for row in top["ablation_table"]] == ["dmd", "delta-m1"]
+    # Same weights, same seeds: every measurement must agree exactly (reproducibility).
+    a, b = (top["checkpoints"][i] for i in (0, 1))
+    for family in ("fidelity", "drift", "reactivity", "consistency", "controllability", "reward", "termination"):
+        assert a[family] == b[family]
+    report = (out / "report.md").read_text()
+    assert "| dmd |" in report and "| delta-m1 |" in report
+    assert (out / "dmd" / "report.md").is_file() and (out / "delta-m1" / "metrics.json").is_file()
+    _check_pngs(out, top["plots"])
+
+
+def test_checkpoint_label_prefers_the_latest_generator_stage():
+    class Fake:
+        def __init__(self, metadata):
+            self.metadata = metadata
+
+    history = {"training": [{"stage": "ar-teacher"}, {"stage": "stream"}, {"stage": "reward"}]}
+    assert checkpoint_label(Fake(history), "runs/x") == "stream"
+    assert checkpoint_label(Fake({}), "runs/rolling-long/") == "rolling-long"
+
+
+def test_eval_rejects_an_unknown_suite(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--suite", "huge", "--out", str(tmp_path)])
+    assert "invalid choice" in capsys.readouterr().err
