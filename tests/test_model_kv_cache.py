@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from worldsim.model import KVCache
+from worldsim.model.kv_cache import frame_slot
 
 
 def _cache(batch=2, sink=1, window=3) -> KVCache:
@@ -68,3 +69,24 @@ def test_bad_arguments():
         cache.reset(torch.tensor([1, 0]))
     with pytest.raises(ValueError, match="layers"):
         cache.append([], [])
+
+
+def test_assign_rows_copies_contents_and_frame_counts():
+    target, scratch = _cache(batch=3), _cache(batch=1)
+    for frame in range(5):
+        _append_frame_ids(target, torch.tensor([frame, 10 + frame, 20 + frame]))
+    for frame in range(2):
+        _append_frame_ids(scratch, torch.tensor([30 + frame]))
+    target.assign_rows(torch.tensor([1]), scratch)
+    assert target.num_frames.tolist() == [5, 2, 5]
+    assert _held_frames_by_position(target, 1) == [30, 31]
+    assert _held_frames_by_position(target, 2) == [20, 22, 23, 24]
+    with pytest.raises(ValueError, match="layout"):
+        target.assign_rows(torch.tensor([0]), _cache(batch=1, window=4))
+    with pytest.raises(ValueError, match="rows"):
+        target.assign_rows(torch.tensor([0, 1]), scratch)
+
+
+def test_frame_slot_fills_the_sink_then_cycles_the_ring():
+    slots = frame_slot(torch.arange(9), sink_frames=2, window_frames=3)
+    assert slots.tolist() == [0, 1, 2, 3, 4, 2, 3, 4, 2]

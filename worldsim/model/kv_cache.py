@@ -19,6 +19,13 @@ import torch
 from torch import Tensor
 
 
+def frame_slot(frame_index: Tensor, sink_frames: int, window_frames: int) -> Tensor:
+    """Slot receiving the frame with this per-row index since reset: the sink slots in order,
+    then the ring slot of the oldest window frame."""
+    ring = sink_frames + (frame_index - sink_frames).clamp(min=0) % window_frames
+    return torch.where(frame_index < sink_frames, frame_index, ring)
+
+
 class KVCache:
     """Preallocated keys/values; `keys[l]`/`values[l]` are ``[B, H, sink+window, T, head_dim]``
     views of one storage tensor, so a frame is written to every layer at once."""
@@ -119,10 +126,26 @@ class KVCache:
         rows = torch.arange(self.batch_size, device=self.device)
         frames = length // self.tokens_per_frame
         for frame in range(frames):
-            slots = self._write_slots(self._num_frames + frame)
+            slots = frame_slot(self._num_frames + frame, self.sink_frames, self.window_frames)
             tokens = slice(frame * self.tokens_per_frame, (frame + 1) * self.tokens_per_frame)
             self._storage[rows, :, :, :, slots] = new[:, :, :, :, tokens]
         self._num_frames += frames
+
+    def assign_rows(self, rows: Tensor, source: "KVCache") -> None:
+        """Overwrite the rows `rows` (long indices ``[n]``) with all n rows of `source`,
+        frame counts included (e.g. after re-encoding those rows in a scratch cache)."""
+        layout = (source.num_layers, source.sink_frames, source.window_frames,
+                  source.tokens_per_frame, source._storage.shape[3:])
+        if layout != (self.num_layers, self.sink_frames, self.window_frames,
+                      self.tokens_per_frame, self._storage.shape[3:]):
+            raise ValueError("source cache has a different layout (layers, sink, window, "
+                             "tokens per frame or heads)")
+        if rows.ndim != 1 or rows.dtype != torch.long or len(rows) != source.batch_size:
+            raise ValueError(f"rows must be long indices [{source.batch_size}], "
+                             f"got {rows.dtype} {tuple(rows.shape)}")
+        rows = rows.to(self.device)
+        self._storage[rows] = source._storage.to(self.device, self.dtype)
+        self._num_frames[rows] = source._num_frames.to(self.device)
 
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget the history of the rows where `rows` (bool ``[B]``) is True; None = all rows."""
@@ -134,8 +157,3 @@ class KVCache:
         rows = rows.to(self.device)
         self._num_frames.masked_fill_(rows, 0)
         self._storage[rows] = 0
-
-    def _write_slots(self, frame_index: Tensor) -> Tensor:
-        """Slot receiving the frame with this per-row index since reset."""
-        ring = self.sink_frames + (frame_index - self.sink_frames).clamp(min=0) % self.window_frames
-        return torch.where(frame_index < self.sink_frames, frame_index, ring)
