@@ -89,27 +89,30 @@ def broadcast_choice(draw: Callable[[], float | int | Sequence[float | int]],
                      context: DistributedContext) -> float | int | list:
     """Call `draw()` on rank 0 only and return its value on every rank.
 
-    `draw` returns a number or a flat sequence of numbers (ints stay ints). Other ranks do not
-    call it, so their own random streams are not advanced by a choice they did not make.
+    `draw` returns a number or a flat sequence of numbers; ints stay ints, floats stay floats.
+    Other ranks do not call it, so their own random streams are not advanced by a choice they
+    did not make.
     """
     if not context.distributed:
         return draw()
+    device = _comm_device(context)
     if context.is_main:
         value = draw()
         is_sequence = isinstance(value, (list, tuple))
         numbers = list(value) if is_sequence else [value]
-        is_int = all(isinstance(v, int) and not isinstance(v, bool) for v in numbers)
-        header = torch.tensor([len(numbers), int(is_sequence), int(is_int)], dtype=torch.int64)
+        is_int = [isinstance(v, int) and not isinstance(v, bool) for v in numbers]
+        header = torch.tensor([len(numbers), int(is_sequence)], dtype=torch.int64, device=device)
     else:
-        header = torch.zeros(3, dtype=torch.int64)
-    header = header.to(_comm_device(context))
+        header = torch.zeros(2, dtype=torch.int64, device=device)
     dist.broadcast(header, src=0)
-    length, is_sequence, is_int = (int(v) for v in header.tolist())
-    dtype = torch.int64 if is_int else torch.float64
-    payload = torch.tensor(numbers, dtype=dtype) if context.is_main else torch.zeros(length, dtype=dtype)
-    payload = payload.to(_comm_device(context))
+    length, is_sequence = (int(v) for v in header.tolist())
+    # float64 holds every int a choice needs (|v| < 2**53) exactly; the mask restores the types
+    if context.is_main:
+        payload = torch.tensor([numbers, is_int], dtype=torch.float64, device=device)
+    else:
+        payload = torch.zeros(2, length, dtype=torch.float64, device=device)
     dist.broadcast(payload, src=0)
-    values = payload.tolist()
+    values = [int(v) if flag else float(v) for v, flag in zip(*payload.tolist())]
     return values if is_sequence else values[0]
 
 
