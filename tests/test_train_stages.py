@@ -113,3 +113,22 @@ def test_train_cli_runs_a_stage_and_refuses_to_overwrite_it(tiny_data, random_wo
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0  # already finished: nothing left to do, the result is rewritten
+
+
+def test_shipped_config_files_load(tmp_path):
+    """Every file in configs/ is a valid config of the stage (or recipe) its name starts with."""
+    from pathlib import Path
+
+    from worldsim.training.config import load_config
+    from worldsim.training.recipe import build_recipe_config
+
+    files = sorted((Path(__file__).parent.parent / "configs").glob("*.*"))
+    assert files
+    for path in files:
+        name = path.stem.split("-")[0]
+        if name == "recipe":
+            assert build_recipe_config(path).size in ("tiny", "small", "base")
+        else:
+            config_class, _ = stages.stage_classes(name)
+            config = load_config(config_class, path, [f"data={tmp_path}", "init=x", "teacher=y"])
+            assert config.steps > 0
