@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from worldsim.model.flow import expand_sigma
 from worldsim.training import losses as L
 
 
@@ -17,11 +18,11 @@ def _randn(*shape, seed=0):
 def test_flow_matching_loss_is_zero_for_the_true_velocity_and_recovers_x0():
     x0, noise = _randn(2, 3, 4, 4, 4, seed=1), _randn(2, 3, 4, 4, 4, seed=2)
     sigma = torch.rand(2, 3, generator=torch.Generator().manual_seed(3))
-    x_sigma = (1 - L.expand_like(sigma, x0)) * x0 + L.expand_like(sigma, x0) * noise
+    x_sigma = (1 - expand_sigma(sigma, x0)) * x0 + expand_sigma(sigma, x0) * noise
     v_true = noise - x0
     assert L.flow_matching_loss(v_true, x0, noise).item() == pytest.approx(0.0, abs=1e-12)
     # the target is the velocity that takes x_sigma back to x0
-    torch.testing.assert_close(x_sigma - L.expand_like(sigma, x0) * v_true, x0)
+    torch.testing.assert_close(x_sigma - expand_sigma(sigma, x0) * v_true, x0)
     assert L.flow_matching_loss(torch.zeros_like(x0), x0, noise) > 0.5
 
 
@@ -80,10 +81,10 @@ def _linear_flow(x0_true):
     """Exact velocity and x0 of a flow whose data distribution is the single point x0_true."""
 
     def velocity(x, sigma, conditioned=True):
-        return (x - x0_true) / L.expand_like(sigma, x)
+        return (x - x0_true) / expand_sigma(sigma, x)
 
     def x0_of(x, sigma):
-        return x - L.expand_like(sigma, x) * velocity(x, sigma)
+        return x - expand_sigma(sigma, x) * velocity(x, sigma)
 
     return velocity, x0_of
 
@@ -189,8 +190,8 @@ def test_delta_statistic_measures_disagreement_in_units_of_the_transition():
     assert L.delta_statistic(generator, generator, history).abs().max() == 0
     transition = L.per_sample_norm(generator - history.unsqueeze(1))
     direction = _randn(*generator.shape, seed=9)
-    direction = direction / L.expand_like(L.per_sample_norm(direction), direction)
-    pulled = generator + L.expand_like(2 * transition, direction) * direction
+    direction = direction / expand_sigma(L.per_sample_norm(direction), direction)
+    pulled = generator + expand_sigma(2 * transition, direction) * direction
     d = L.delta_statistic(pulled, generator, history, eps=0.0)
     torch.testing.assert_close(d, torch.full((3,), 2.0))
     # a history given as [B, K, ...] uses its last frame
@@ -230,16 +231,16 @@ def test_projected_target_stays_within_the_radius_and_equals_the_teacher_inside(
     history, generator = _chunk()
     radius = 0.5 * L.per_sample_norm(generator - history.unsqueeze(1))
     direction = _randn(*generator.shape, seed=7)
-    direction = direction / L.expand_like(L.per_sample_norm(direction), direction)
+    direction = direction / expand_sigma(L.per_sample_norm(direction), direction)
 
-    near = generator + L.expand_like(0.5 * radius, direction) * direction
+    near = generator + expand_sigma(0.5 * radius, direction) * direction
     torch.testing.assert_close(L.projected_target(near, generator, history, rho=0.5), near)
 
-    far = generator + L.expand_like(3 * radius, direction) * direction
+    far = generator + expand_sigma(3 * radius, direction) * direction
     projected = L.projected_target(far, generator, history, rho=0.5)
     torch.testing.assert_close(L.per_sample_norm(projected - generator), radius)
     # on the segment toward the teacher
-    torch.testing.assert_close(projected, generator + L.expand_like(radius, direction) * direction)
+    torch.testing.assert_close(projected, generator + expand_sigma(radius, direction) * direction)
 
     x = generator.clone().requires_grad_(True)
     L.projected_target_loss(x, projected).sum().backward()

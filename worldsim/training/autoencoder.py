@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
+from worldsim.data import Dataset
 from worldsim.model import to_pixels
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream
-from worldsim.training.common import StageConfig, open_dataset, save_world, world_config_for
+from worldsim.training.common import StageConfig, save_world, world_config_for
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.event_conditioning import training_texts_for
@@ -50,7 +51,7 @@ class AutoencoderStage:
         from worldsim.world import WorldModel
 
         self.config, self.context = config, context
-        self.dataset = open_dataset(config.data)
+        self.dataset = Dataset(config.data)
         height, width, _ = self.dataset.frame_shape
         if height != width:
             raise ConfigError(f"{config.data}: frames must be square, got {height}x{width}")

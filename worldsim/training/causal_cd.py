@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from worldsim.data import Dataset
 from worldsim.model import flow
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, to_model_batch
-from worldsim.training.common import StageConfig, freeze, load_world, open_dataset, save_world
+from worldsim.training.common import StageConfig, freeze, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
@@ -56,7 +57,7 @@ class CausalCDStage:
 
     def __init__(self, config: CausalCDConfig, context: DistributedContext):
         self.config, self.context = config, context
-        self.dataset = open_dataset(config.data)
+        self.dataset = Dataset(config.data)
         self.world = load_world(config.init, context.device)
         for module in (self.world.autoencoder, self.world.event_encoder, self.world.reward_model):
             freeze(module)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from worldsim.data import Dataset
 from worldsim.model import WorldConfig
 from worldsim.training.config import ConfigError, TrainConfig
 
@@ -25,14 +24,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "StageConfig",
-    "open_dataset",
     "load_world",
     "save_world",
     "world_config_for",
     "freeze",
     "ema_decay_at",
     "sample_sigma",
-    "parameter_count",
 ]
 
 
@@ -54,10 +51,6 @@ class StageConfig(TrainConfig):
     def require_init(self, what: str) -> None:
         if not self.init:
             raise ConfigError(f"init: set the world folder to start from ({what})")
-
-
-def open_dataset(path: str) -> Dataset:
-    return Dataset(path)
 
 
 def load_world(path: str, device: torch.device) -> "WorldModel":
@@ -120,7 +113,3 @@ def sample_sigma(shape: tuple[int, ...], shift: float, device: torch.device,
     offset = torch.arange(batch, device=device, dtype=torch.float32).view(batch, *([1] * (len(shape) - 1)))
     uniform = (offset + torch.rand(shape, device=device)) / batch
     return flow.shift_sigma(low + (high - low) * uniform, shift)
-
-
-def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from worldsim.data import Clip
+from worldsim.data import Clip, Dataset
 from worldsim.sampling.frame_sampler import CleanFrames, Conditions, step_sigmas
 from worldsim.training.batches import ClipStream, condition_actions, encode_latents
-from worldsim.training.common import StageConfig, ema_decay_at, freeze, load_world, open_dataset, save_world
+from worldsim.training.common import StageConfig, ema_decay_at, freeze, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext, broadcast_choice
 from worldsim.training.distribution_matching import DistributionMatching, DMDSettings
@@ -76,7 +76,7 @@ class DMDStage:
 
     def __init__(self, config: DMDConfig, context: DistributedContext):
         self.config, self.context = config, context
-        self.dataset = open_dataset(config.data)
+        self.dataset = Dataset(config.data)
         self.world = load_world(config.init, context.device)
         teacher_world = load_world(config.teacher, context.device)
         for module in (self.world.autoencoder, self.world.event_encoder, self.world.reward_model,

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from worldsim.model.flow import expand_sigma
+
 __all__ = [
-    "expand_like",
     "per_sample_norm",
     "flow_matching_loss",
     "logit_normal_weight",
@@ -48,15 +49,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------
 # shared helpers
-
-
-def expand_like(values: Tensor, like: Tensor) -> Tensor:
-    """Append singleton dimensions so that `values` ([B] or [B, F]) broadcasts against `like`."""
-    if values.dim() > like.dim() or like.shape[: values.dim()] != values.shape:
-        raise ValueError(
-            f"cannot broadcast shape {tuple(values.shape)} over leading dims of {tuple(like.shape)}"
-        )
-    return values.reshape(*values.shape, *([1] * (like.dim() - values.dim())))
 
 
 def per_sample_norm(x: Tensor) -> Tensor:
@@ -187,7 +179,7 @@ def consistency_target(
         v = teacher_velocity(x_t, sigma, True)
         if guidance != 1.0:
             v = guided_velocity(v, teacher_velocity(x_t, sigma, False), guidance)
-        x_next = x_t + expand_like(sigma_next - sigma, x_t) * v
+        x_next = x_t + expand_sigma(sigma_next - sigma, x_t) * v
         return target_x0(x_next, sigma_next).detach()
 
 
@@ -214,7 +206,7 @@ def dmd_gradient(x: Tensor, x0_fake: Tensor, x0_real: Tensor, eps: float = 1e-6)
     """
     with torch.no_grad():
         scale = (x - x0_real).abs().flatten(1).mean(dim=1).clamp_min(eps)
-        return (x0_fake - x0_real) / expand_like(scale, x)
+        return (x0_fake - x0_real) / expand_sigma(scale, x)
 
 
 def dmd_loss(x: Tensor, grad: Tensor) -> Tensor:
@@ -303,7 +295,7 @@ def projected_target(
         step = teacher_x0 - generator_x0
         radius = rho * per_sample_norm(generator_x0 - _broadcast_history(history, generator_x0))
         scale = (radius / per_sample_norm(step).clamp_min(1e-12)).clamp(max=1.0)
-        return generator_x0 + expand_like(scale, step) * step
+        return generator_x0 + expand_sigma(scale, step) * step
 
 
 def projected_target_loss(generator_x0: Tensor, target: Tensor) -> Tensor:

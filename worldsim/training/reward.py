@@ -26,7 +26,7 @@ from worldsim.data import Dataset
 from worldsim.model import reward_to_class
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, encode_latents
-from worldsim.training.common import StageConfig, freeze, load_world, open_dataset, save_world
+from worldsim.training.common import StageConfig, freeze, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
@@ -107,7 +107,7 @@ class RewardStage:
 
     def __init__(self, config: RewardStageConfig, context: DistributedContext):
         self.config, self.context = config, context
-        self.dataset = open_dataset(config.data)
+        self.dataset = Dataset(config.data)
         self.world = load_world(config.init, context.device)
         for module in (self.world.autoencoder, self.world.transformer, self.world.event_encoder):
             freeze(module)

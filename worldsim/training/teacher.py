@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from worldsim.data import Dataset
 from worldsim.model import flow
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, ModelBatch, to_model_batch
-from worldsim.training.common import StageConfig, ema_decay_at, freeze, load_world, open_dataset, sample_sigma, save_world
+from worldsim.training.common import StageConfig, ema_decay_at, freeze, load_world, sample_sigma, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
@@ -58,7 +59,7 @@ class FlowMatchingStage:
 
     def __init__(self, config: FlowMatchingConfig, context: DistributedContext):
         self.config, self.context = config, context
-        self.dataset = open_dataset(config.data)
+        self.dataset = Dataset(config.data)
         self.world = load_world(config.init, context.device)
         freeze(self.world.autoencoder)
         freeze(self.world.reward_model)
