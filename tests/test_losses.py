@@ -318,3 +318,14 @@ def test_reward_loss_prefers_the_true_classes():
     right = L.reward_loss(torch.tensor([[-5.0, -5, 5], [-5, 5, -5]]), torch.tensor([-5.0, 5]), reward_class, done)
     wrong = L.reward_loss(torch.tensor([[5.0, -5, -5], [5, -5, -5]]), torch.tensor([5.0, -5]), reward_class, done)
     assert right < 0.05 < 5 < wrong
+
+
+def test_rolling_levels_match_the_inference_rolling_sampler():
+    """Training rolls windows at the levels `worldsim.sampling.rolling.RollingSampler` runs at."""
+    from worldsim.model import flow
+    from worldsim.sampling.frame_sampler import step_sigmas
+
+    for window, shift in ((3, 1.0), (4, 2.0)):
+        sigma_in, _ = L.rolling_window_sigmas(window)
+        inference_levels = step_sigmas(window, shift)[:-1]  # newest (1.0) first
+        torch.testing.assert_close(flow.shift_sigma(sigma_in, shift).flip(0), torch.tensor(inference_levels))
