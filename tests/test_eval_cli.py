@@ -108,3 +108,13 @@ def test_eval_rejects_an_unknown_suite(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--suite", "huge", "--out", str(tmp_path)])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_json_ready_writes_nan_as_null_and_numpy_as_numbers():
+    import numpy as np
+
+    from worldsim.eval.report import json_ready
+
+    document = json_ready({"a": float("nan"), "b": np.float32(1.5), "c": [np.int64(2), (np.inf,)], 3: np.bool_(True)})
+    assert document == {"a": None, "b": 1.5, "c": [2, [None]], "3": True}
+    json.dumps(document, allow_nan=False)

@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Train the evaluation probes on real Explorer frames and save them.")
     parser.add_argument("--out", required=True, help="folder for probes.safetensors and probes.json")
     for field in dataclasses.fields(ProbeTrainingConfig):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
+        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
+                            help=f"(default: {field.default})")
     args = parser.parse_args(argv)
     config = ProbeTrainingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ProbeTrainingConfig)})
     _, metadata = train_probes(config, out=args.out)
