@@ -56,11 +56,12 @@ def test_an_event_switch_changes_the_following_frames(world):
     sim = world.simulator(batch_size=2, seed=0)
     sim.reset(event="a sunny meadow")
     sim.step([1, 1])
-    frames, _, _ = sim.step([2, 2], events=["night falls", None])
+    sim.step([2, 2], events=["night falls", None])
     assert sim.events == ["night falls", "a sunny meadow"]
+    frames = [sim.step([3, 3])[0], sim.step([4, 4])[0]]
     for row, switched in ((0, True), (1, False)):
-        lone, _ = play(world, seed=row, num_steps=2, actions=[[1], [2]])
-        differences = (frames[row].int() - lone[0, -1].int()).abs()
+        lone, _ = play(world, seed=row, num_steps=4, actions=[[1], [2], [3], [4]])
+        differences = (torch.stack(frames)[:, row].int() - lone[0, -2:].int()).abs()
         assert (differences.max() > 1) == switched
 
 
@@ -255,6 +256,42 @@ def test_recache_on_switch(world):
     assert not torch.equal(switch_plain[0], switch_recached[0])
     assert torch.equal(switch_plain[1], switch_recached[1])
     assert torch.equal(next_plain[1], next_recached[1])
+
+
+# ----------------------------------------------------------------------------------------------
+# the rolling sampler
+
+
+def test_rolling_with_one_level_is_the_frame_sampler(world):
+    frame, _ = play(world, batch=2, num_steps=3, steps=1)
+    rolling, _ = play(world, batch=2, num_steps=3, steps=1, sampler="rolling")
+    assert torch.equal(frame, rolling)
+
+
+def test_rolling_actions_show_one_window_later(world):
+    def last_two(final_action):
+        frames, _ = play(world, num_steps=5, sampler="rolling", actions=[[1], [2], [3], [final_action], [0]])
+        return frames[0, -2], frames[0, -1]
+
+    (before_a, after_a), (before_b, after_b) = last_two(1), last_two(4)
+    assert torch.equal(before_a, before_b)  # with 2 levels, the action of step 4 is in flight at step 4...
+    assert not torch.equal(after_a, after_b)  # ...and shows at step 5
+
+
+def test_rolling_resets_and_memory(world):
+    sim = world.simulator(batch_size=2, seed=0, sampler="rolling")
+    sim.reset(event="a sunny meadow")
+    sim.step([1, 2])
+    start_bytes = sim.nbytes()
+    frames = sim.reset(event="night falls", rows=torch.tensor([True, False]))
+    assert sim.cache.num_frames.tolist() == [0, 1]
+    for _ in range(sim.cache.capacity + 2):
+        frames, reward, _ = sim.step([3, 4])
+    assert sim.nbytes() == start_bytes and torch.isfinite(reward).all() and frames.shape == (2, 64, 64, 3)
+    with pytest.raises(ValueError, match="sampler"):
+        world.simulator(sampler="diagonal")
+    with pytest.raises(ValueError, match="re-cache"):
+        world.simulator(sampler="rolling", recache_on_switch=True)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Freshly created worlds are AdaLN-zero: the transformer predicts zero velocity whatever it is
 given, so actions and events would not matter. `make_world` therefore nudges every weight with
-small seeded noise, which makes every input count while staying tiny and fast.
+seeded noise (more for the transformer, so that conditions visibly steer the frames, less for the
+other networks, whose outputs would otherwise saturate).
 """
 from __future__ import annotations
 
@@ -26,12 +27,13 @@ MICRO = {
 }
 
 
-def activate(world: WorldModel, seed: int = 0, scale: float = 0.05) -> WorldModel:
+def activate(world: WorldModel, seed: int = 0, scale: float = 0.05, transformer_scale: float = 0.15) -> WorldModel:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for network in world.networks.values():
+        for name, network in world.networks.items():
             for parameter in network.parameters():
-                parameter.add_(torch.randn(parameter.shape, generator=generator) * scale)
+                noise = torch.randn(parameter.shape, generator=generator)
+                parameter.add_(noise * (transformer_scale if name == "transformer" else scale))
     world.event_cache.clear()
     return world
 

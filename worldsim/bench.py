@@ -44,7 +44,14 @@ class BenchSettings:
     repeats: int = 5
     min_batched_seconds: float = 1.0  # each batched run lasts at least this long
     steps: int | None = None  # denoising steps (default: the world's config)
+    sampler: str = "frame"  # or "rolling"
+    compile: bool | None = None  # None: on CUDA only
     seed: int = 0
+
+    def simulator(self, world: "WorldModel", batch_size: int):
+        return world.simulator(
+            batch_size=batch_size, seed=self.seed, steps=self.steps, sampler=self.sampler, compile=self.compile
+        )
 
 
 @dataclass
@@ -129,7 +136,7 @@ def summary_ms(seconds: Sequence[float]) -> dict[str, Any]:
 
 def _steady_simulator(world: "WorldModel", batch_size: int, settings: BenchSettings):
     """A simulator past reset with its cache window full (the steady state of long play)."""
-    sim = world.simulator(batch_size=batch_size, seed=settings.seed, steps=settings.steps)
+    sim = settings.simulator(world, batch_size)
     sim.reset(event=BENCH_EVENT)
     actions = [0] * batch_size
     for _ in range(sim.cache.capacity + 2):
@@ -138,7 +145,7 @@ def _steady_simulator(world: "WorldModel", batch_size: int, settings: BenchSetti
 
 
 def measure_batch1(world: "WorldModel", settings: BenchSettings, result: BenchResult, sync) -> None:
-    sim = world.simulator(batch_size=1, seed=settings.seed, steps=settings.steps)
+    sim = settings.simulator(world, 1)
     resets = [time_call(lambda: sim.reset(event=BENCH_EVENT).cpu(), sync) for _ in range(settings.repeats)]
     result.first_frame_latency_ms = summary_ms(resets)
     result.first_frame_latency_ms["source"] = "context frame" if len(world.context_frames) else "generated"
@@ -214,6 +221,8 @@ def run_bench(world: "WorldModel", settings: BenchSettings, source: str, profile
     measure_batched(world, settings, result, sync)
     if profile:
         measure_profile(world, settings, result)
+    result.world["compiled"] = world.compiled
+    result.world["bf16"] = device.type == "cuda"
     return result
 
 
@@ -235,6 +244,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, default=60, help="frames per timed batch-1 run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default: the config's)")
+    parser.add_argument("--sampler", choices=("frame", "rolling"), default="frame")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="torch.compile the hot paths (auto: on CUDA only)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--profile", action="store_true", help="add the slowest operators of batch-1 stepping")
     parser.add_argument("--out", default=None, help="write the JSON here as well as to stdout")
@@ -266,7 +278,11 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         print(f"worldsim bench: error: {error}", file=sys.stderr)
         return 2
-    settings = BenchSettings(batch_sizes=batch_sizes, frames=args.frames, repeats=args.repeats, steps=args.steps)
+    compile_choice = {"auto": None, "on": True, "off": False}[args.compile]
+    settings = BenchSettings(
+        batch_sizes=batch_sizes, frames=args.frames, repeats=args.repeats, steps=args.steps,
+        sampler=args.sampler, compile=compile_choice,
+    )  # fmt: skip
     result = run_bench(world, settings, source, profile=args.profile)
     record = asdict(result)
     print(json.dumps(record, indent=2))

@@ -62,6 +62,7 @@ class WorldModel:
         self.metadata = dict(metadata or {})
         # Event vectors per distinct string; clear it after changing the event encoder's weights.
         self.event_cache = EventEmbeddingCache(tokenizer, event_encoder)
+        self._compiled = False
 
     # ------------------------------------------------------------------------------ building
 
@@ -97,6 +98,22 @@ class WorldModel:
         self.event_cache.clear()
         return self
 
+    @property
+    def compiled(self) -> bool:
+        return self._compiled
+
+    def compile(self) -> "WorldModel":
+        """torch.compile the per-frame hot paths in place: transformer blocks and the decoder.
+
+        Weights and state_dict keys are unchanged; calling it again does nothing.
+        """
+        if not self._compiled:
+            for block in self.transformer.blocks:
+                block.compile()
+            self.autoencoder.decoder.compile()
+            self._compiled = True
+        return self
+
     def parameter_counts(self) -> dict[str, int]:
         return {name: sum(p.numel() for p in network.parameters()) for name, network in self.networks.items()}
 
@@ -112,9 +129,19 @@ class WorldModel:
         seed: int | Sequence[int] = 0,
         steps: int | Sequence[float] | None = None,
         recache_on_switch: bool | None = None,
+        sampler: str = "frame",
+        compile: bool | None = None,
     ) -> Simulator:
-        """A Simulator of `batch_size` envs; `steps` overrides the config's step count (or sigma list)."""
-        return Simulator(self, batch_size, seed=seed, steps=steps, recache_on_switch=recache_on_switch)
+        """A Simulator of `batch_size` envs (see worldsim.sampling.simulator for the options).
+
+        `steps` overrides the config's step count (or gives a sigma list); `sampler` is "frame"
+        or "rolling"; `recache_on_switch` overrides `config.sampling.recache_on_switch`;
+        `compile` (None = on CUDA only) compiles the world's hot paths first.
+        """
+        return Simulator(
+            self, batch_size, seed=seed, steps=steps, recache_on_switch=recache_on_switch, sampler=sampler,
+            compile=compile,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------ files
 

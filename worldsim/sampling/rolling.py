@@ -68,6 +68,33 @@ class RollingSampler:
         self.levels.append(0)
         return self._pass()
 
+    def restart(self, rows: Tensor, start: CleanFrames, conditions: Conditions, noise: NoiseSource) -> None:
+        """Restart `rows` (bool [B]) of a steady window from the clean frame `start` ([n, 1, ...]).
+
+        `start` becomes their pending frame, and their W-1 frames in flight become copies of it
+        noised to the levels W-1 .. 1 (`noise` draws for these rows only) under `conditions`
+        ([n, W-1]): the window is full again at once, as if nothing had moved yet. The first
+        restart must cover every row.
+        """
+        levels = list(range(self.window - 1, 0, -1))
+        copies = start.latents.expand(-1, len(levels), -1, -1, -1)
+        if levels:
+            sigma = copies.new_tensor([self.sigmas[level] for level in levels]).expand(len(copies), -1)
+            copies = flow.add_noise(copies, noise(copies.shape[1:]), sigma)
+        if self.pending is None:
+            self.pending, self.levels = start, levels
+            self.latents, self.conditions = (copies, conditions) if levels else (None, None)
+            return
+        if self.levels != levels:
+            raise RuntimeError(f"restart needs a steady window (levels {levels}), have {self.levels}")
+        self.pending.latents[rows] = start.latents
+        self.pending.conditions.actions[rows] = start.conditions.actions
+        self.pending.conditions.events[rows] = start.conditions.events
+        if levels:
+            self.latents[rows] = copies
+            self.conditions.actions[rows] = conditions.actions
+            self.conditions.events[rows] = conditions.events
+
     def flush(self) -> list[Tensor]:
         """Run passes without admitting frames until nothing is in flight; returns the emitted frames."""
         emitted = []

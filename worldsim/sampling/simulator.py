@@ -16,7 +16,15 @@ Reward alignment: after a step, the reward model sees the last K latents (ending
 and the action that led to it, and predicts that step's reward (classes -1/0/+1) and termination —
 the dataset's `rewards[i]`, `terminated[i]` for the step after frame i.
 
-Devices: plain fp32 on CPU; bf16 autocast and a bf16 cache on CUDA. Sampling runs under
+Samplers: "frame" (default) generates each frame with the few-step sampler after its action;
+"rolling" keeps W = steps frames in flight at staggered noise levels and runs one pass per step
+(see rolling.py): the frame returned by a step is the oldest in flight, so an action shows W-1
+steps later. After a reset the frames in flight are noised copies of the start frame under
+action 0 (noop), so the window is full from the first step.
+
+Devices: plain fp32 on CPU; bf16 autocast and a bf16 cache on CUDA, where the transformer blocks and
+the decoder are also compiled (`compile=None` means: on CUDA only; `WorldModel.compile`), with
+dynamo falling back to eager code if compilation fails. Sampling runs under
 `torch.inference_mode`, but event embeddings are computed outside it, so the world's embedding cache
 never holds inference tensors that a trainer could trip over.
 """
@@ -35,9 +43,12 @@ from worldsim.sampling import inputs
 from worldsim.sampling.frame_sampler import CleanFrames, Conditions, sample_frames, step_sigmas
 from worldsim.sampling.noise import RowNoise, seeds_for_batch
 from worldsim.sampling.recache import FrameHistory, recache_rows
+from worldsim.sampling.rolling import RollingSampler
 
 if TYPE_CHECKING:
     from worldsim.world import WorldModel
+
+SAMPLERS = ("frame", "rolling")
 
 
 class Simulator:
@@ -50,17 +61,26 @@ class Simulator:
         seed: int | Sequence[int] = 0,
         steps: int | Sequence[float] | None = None,
         recache_on_switch: bool | None = None,
+        sampler: str = "frame",
+        compile: bool | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         sampling = world.config.sampling
         self.world = world
         self.batch_size = batch_size
         self.sigmas = step_sigmas(sampling.num_steps if steps is None else steps, sampling.sigma_shift)
         self.first_frame_sigmas = step_sigmas(sampling.first_frame_steps, sampling.sigma_shift)
         recache = sampling.recache_on_switch if recache_on_switch is None else recache_on_switch
+        if recache and sampler == "rolling":
+            raise ValueError("re-cache on switch is implemented for the frame sampler only")
         self.device = world.device
         self._use_bf16 = self.device.type == "cuda"
+        self._compiled = self.device.type == "cuda" if compile is None else compile
+        if self._compiled:
+            world.compile()
         seeds = seeds_for_batch(seed, batch_size)
         net = world.transformer
         latent_shape = (net.config.latent_channels, net.config.latent_size, net.config.latent_size)
@@ -70,6 +90,9 @@ class Simulator:
             self._cache = net.new_cache(batch_size, device=self.device, dtype=cache_dtype)
             self._history = FrameHistory(self._cache, latent_shape, net.config.event_dim) if recache else None
             self._event_vectors = torch.zeros(batch_size, world.config.events.dim, device=self.device)
+            self._rolling = None
+            if sampler == "rolling":
+                self._rolling = RollingSampler(net, self._cache, self.sigmas, self._noise)
         self._event_texts: list[str] = [""] * batch_size
         self._pending: CleanFrames | None = None  # the last frame of every env, not yet cached
         self._recent: Tensor | None = None  # [B, K, C, h, w] latents for the reward model
@@ -101,6 +124,9 @@ class Simulator:
             tensors += [self._pending.latents, conditions.actions, conditions.events, self._recent, self._frames]
         if self._history is not None:
             tensors += [self._history.latents, self._history.actions, self._history.events]
+        if self._rolling is not None and self._rolling.latents is not None:
+            in_flight = self._rolling.conditions
+            tensors += [self._rolling.latents, in_flight.actions, in_flight.events]
         return self._cache.nbytes() + sum(t.numel() * t.element_size() for t in tensors)
 
     # ------------------------------------------------------------------------------- actions
@@ -154,7 +180,7 @@ class Simulator:
         action_values = inputs.check_actions(actions, batch, world.config.num_actions)
         new_texts = inputs.check_step_events(events, batch, world.tokenizer.num_tokens, world.tokenizer.max_tokens)
         switched = [row for row, text in enumerate(new_texts) if text is not None and text != self._event_texts[row]]
-        vectors = world.encode_events([new_texts[row] for row in switched]).to(self.device)
+        vectors = world.encode_events([new_texts[row] for row in switched]).to(self.device) if switched else None
         with self._inference():
             if switched:
                 self._switch_events(torch.tensor(switched, device=self.device), vectors)
@@ -170,10 +196,15 @@ class Simulator:
         if self._history is not None:
             self._history.record(self._cache.num_frames, pending)
         conditions = Conditions(actions[:, None], self._event_vectors[:, None].clone())
-        latents = sample_frames(world.transformer, self._cache, conditions, self.sigmas, self._noise, pending)
-        self._pending = CleanFrames(latents, conditions)
+        if self._rolling is None:
+            latents = sample_frames(world.transformer, self._cache, conditions, self.sigmas, self._noise, pending)
+            self._pending = CleanFrames(latents, conditions)
+        else:
+            latents = self._rolling.push(conditions)
+            self._pending = self._rolling.pending
         self._recent = torch.cat((self._recent[:, 1:], latents), dim=1)
-        reward_logits, done_logit = world.reward_model(self._recent, actions)
+        led_to_frame = self._pending.conditions.actions[:, 0]
+        reward_logits, done_logit = world.reward_model(self._recent, led_to_frame)
         self._frames = self._decode(latents[:, 0])
         reward = class_to_reward(reward_logits.argmax(dim=-1)).float()
         return self._frames.clone(), reward, done_logit > 0
@@ -205,18 +236,25 @@ class Simulator:
 
     def _start_rows(self, rows: Tensor, latents: Tensor, vectors: Tensor) -> None:
         """Make `latents` the first (pending, uncached) frame of the reset rows."""
-        context_frames = self.world.config.reward.context_frames
+        world = self.world
         frames = self._decode(latents)
+        no_action = torch.full((len(latents), 1), world.config.no_action, device=self.device)
+        start = CleanFrames(latents[:, None].clone(), Conditions(no_action, vectors[:, None].clone()))
+        recent = latents[:, None].repeat(1, world.config.reward.context_frames, 1, 1, 1)
+        if self._rolling is not None:
+            in_flight = self._rolling.window - 1
+            noop = torch.zeros(len(latents), in_flight, dtype=torch.long, device=self.device)
+            waiting = Conditions(noop, vectors[:, None].expand(-1, in_flight, -1).clone())
+            self._rolling.restart(rows, start, waiting, lambda shape: self._noise(shape, rows))
+            start = self._rolling.pending
         if self._pending is None:  # the very first reset covers every row
-            no_action = torch.full((self.batch_size, 1), self.world.config.no_action, device=self.device)
-            self._pending = CleanFrames(latents[:, None].clone(), Conditions(no_action, vectors[:, None].clone()))
-            self._recent = latents[:, None].repeat(1, context_frames, 1, 1, 1)
-            self._frames = frames
+            self._pending, self._recent, self._frames = start, recent, frames
         else:
-            self._pending.latents[rows] = latents[:, None]
-            self._pending.conditions.actions[rows] = self.world.config.no_action
-            self._pending.conditions.events[rows] = vectors[:, None]
-            self._recent[rows] = latents[:, None]
+            if self._rolling is None:
+                self._pending.latents[rows] = start.latents
+                self._pending.conditions.actions[rows] = start.conditions.actions
+                self._pending.conditions.events[rows] = start.conditions.events
+            self._recent[rows] = recent
             self._frames[rows] = frames
         self._event_vectors[rows] = vectors
 
@@ -233,4 +271,6 @@ class Simulator:
             stack.enter_context(torch.inference_mode())
             if self._use_bf16:
                 stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
+            if self._compiled:
+                stack.enter_context(torch._dynamo.config.patch(suppress_errors=True))
             yield
