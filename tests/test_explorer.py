@@ -230,6 +230,9 @@ def test_map_windows_agree_wherever_they_overlap():
     np.testing.assert_array_equal(small.terrain[0], big.terrain[0, 5:17, 7:16])
     np.testing.assert_array_equal(small.terrain[1], big.terrain[1, 4:16, 17:26])
     np.testing.assert_array_equal(small.coin_draw[1], big.coin_draw[1, 4:16, 17:26])
+    square = map_window(key, np.array([-35, 10**9 + 2]), np.array([-21, -(10**9)]), 16, 16)
+    np.testing.assert_array_equal(square.terrain[0], big.terrain[0, 4:20, 5:21])
+    np.testing.assert_array_equal(square.lava_field[1], big.lava_field[1, :16, 2:18])
     assert len(np.unique(big.terrain)) >= 4
 
 

@@ -38,7 +38,7 @@ from .render import TILE_PIXELS, Renderer
 from .sprites import COIN_OBJECT, ENEMY_OBJECT, NO_OBJECT, PLAYER_OBJECT, SEASONS
 from .terrain import (
     BASALT, COIN, COIN_THRESHOLDS, ENEMY, ENEMY_THRESHOLDS, LAVA, NUM_GROUNDS, PLAYER, WALKABLE,
-    MapWindow, enemy_homes, map_window, start_tiles,
+    EnemyHomes, MapWindow, enemy_homes, map_window, start_tiles,
 )
 
 ACTIONS: tuple[str, ...] = ("noop", "up", "down", "left", "right")
@@ -66,6 +66,9 @@ if _missing_effects:
 _COIN_SLOTS = 32  # per axis; see the module docstring
 _NO_COIN = np.iinfo(np.int64).min
 _MARGIN = 2  # tiles around the view: enemies one tile outside may step in, their lines need one more
+# The rules look at the tiles within _NEAR of the player: the move target, the enemies that can
+# reach the new tile (homes up to two tiles away) and their patrol lines (one tile further).
+_NEAR = 3
 # What the frame parser should see for each render class (object * NUM_GROUNDS + ground):
 # the object if there is one, else the ground.
 _TILE_CLASS_OF_RENDER_CLASS = np.array(
@@ -128,6 +131,7 @@ class ExplorerBatch:
         self._collected = np.full((self.num_envs, _COIN_SLOTS * _COIN_SLOTS), _NO_COIN, np.int64)
         self._knobs = np.zeros((self.num_envs, len(KNOBS)), np.int64)
         self._active = np.full((self.num_envs, len(GROUPS)), -1, np.int64)
+        self._view: _View | None = None
         self.reset(int(seed) + np.arange(self.num_envs, dtype=np.int64))
 
     # ----------------------------------------------------------------------------------- input
@@ -169,7 +173,7 @@ class ExplorerBatch:
         self._collected[rows] = _NO_COIN
         self._knobs[rows] = [_BASE_KNOBS[knob] for knob in KNOBS]
         self._active[rows] = -1
-        self._observe()
+        self._view = None
 
     def apply_events(self, event_types: Sequence[EventType | None]) -> None:
         """Put event_types[i] in force in world i; None leaves that world unchanged."""
@@ -186,24 +190,33 @@ class ExplorerBatch:
             for knob, value in EVENT_EFFECTS[event.name].items():
                 self._knobs[row, KNOBS.index(knob)] = value
             self._active[row, GROUPS.index(event.group)] = EVENT_TYPES.index(event)
-        self._observe()
+        self._view = None
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Advance every world one step; returns (rewards float32 (B,), terminated bool (B,))."""
+        """Advance every world one step; returns (rewards float32 (B,), terminated bool (B,)).
+
+        The rules only need the player's neighbourhood (see _Surroundings); the visible view is
+        computed later, when a frame, the tile classes or a state is asked for.
+        """
         actions = self._check_actions(actions)
         alive = ~self._terminated
         moves = MOVES[actions] * alive[:, None]
-        centre = _MARGIN + self.view // 2
-        target_terrain = self._terrain[np.arange(self.num_envs), centre + moves[:, 1], centre + moves[:, 0]]
-        moves[~WALKABLE[target_terrain]] = 0
-        old_x, old_y = self._x.copy(), self._y.copy()
+        near = map_window(self._keys, self._x - _NEAR, self._y - _NEAR, 2 * _NEAR + 1, 2 * _NEAR + 1)
+        worlds = np.arange(self.num_envs)
+        moves[~WALKABLE[near.terrain[worlds, _NEAR + moves[:, 1], _NEAR + moves[:, 0]]]] = 0
+        old_position = np.stack([self._x, self._y], 1)
         self._x += moves[:, 0]
         self._y += moves[:, 1]
         self._steps += alive
-        self._observe()
+        self._view = None
 
-        died = alive & (self._lava_at_player | self._enemy_at_player | self._swapped_with_enemy(old_x, old_y))
-        collects = alive & ~died & self._coin_at_player
+        layers = self._layers(near)
+        row, col = _NEAR + moves[:, 1], _NEAR + moves[:, 0]
+        met_enemy = layers.enemy_now[worlds, row, col] | swapped_with_enemy(
+            layers.enemies.env, layers.enemy_xy_before, layers.enemy_xy, old_position,
+            np.stack([self._x, self._y], 1))
+        died = alive & ((layers.ground[worlds, row, col] == LAVA) | met_enemy)
+        collects = alive & ~died & layers.coins[worlds, row, col]
         self._collect_coins(np.flatnonzero(collects))
         self._terminated |= died
         rewards = collects.astype(np.float32) - died.astype(np.float32)
@@ -211,13 +224,14 @@ class ExplorerBatch:
 
     def render(self) -> np.ndarray:
         """uint8 (B, size, size, 3) frames of the current state (a fresh array)."""
+        view = self._visible()
         knob = {name: self._knobs[:, KNOBS.index(name)] for name in ("season", "time", "weather")}
         return self._renderer.frames(knob["season"], knob["time"], knob["weather"],
-                                     self._render_classes, self._steps)
+                                     view.render_classes, self._steps)
 
     def tile_classes(self) -> np.ndarray:
         """uint8 (B, view, view): the true class (index into TILE_CLASSES) of every visible tile."""
-        return self._tile_classes.copy()
+        return self._visible().tile_classes.copy()
 
     @property
     def terminated(self) -> np.ndarray:
@@ -227,9 +241,7 @@ class ExplorerBatch:
         """The true state of world i: position, step, events by group, coins, visible enemies, tiles."""
         if not 0 <= i < self.num_envs:
             raise IndexError(f"world index {i} out of range for {self.num_envs} worlds")
-        left, top = self._x[i] - self.view // 2, self._y[i] - self.view // 2
-        enemies = ((self._enemy_env == i) & (self._enemy_x >= left) & (self._enemy_x < left + self.view)
-                   & (self._enemy_y >= top) & (self._enemy_y < top + self.view))
+        view = self._visible()
         return {
             "seed": int(self._seeds[i]),
             "position": (int(self._x[i]), int(self._y[i])),
@@ -238,76 +250,91 @@ class ExplorerBatch:
             "coins_collected": int(self._coins_collected[i]),
             "events": {group: (EVENT_TYPES[index].name if index >= 0 else None)
                        for group, index in zip(GROUPS, self._active[i])},
-            "enemies": [(int(x), int(y)) for x, y in zip(self._enemy_x[enemies], self._enemy_y[enemies])],
-            "tile_classes": self._tile_classes[i].copy(),
+            "enemies": [(int(x), int(y)) for x, y in view.enemies[view.enemy_env == i]],
+            "tile_classes": view.tile_classes[i].copy(),
         }
 
     # -------------------------------------------------------------------------------- internals
-    def _observe(self) -> None:
-        """Recompute the visible world (plus margin) of every env from its position and knobs."""
-        view, side = self.view, self.view + 2 * _MARGIN
-        x0 = self._x - view // 2 - _MARGIN
-        y0 = self._y - view // 2 - _MARGIN
-        window = map_window(self._keys, x0, y0, side, side)
-        self._terrain = window.terrain
-        ground = self._ground(window)
-        coins = self._coins(window)
-        enemies_now = self._place_enemies(window)
+    def _visible(self) -> "_View":
+        """The visible world of every env, recomputed only after something changed it."""
+        if self._view is None:
+            self._view = self._compute_view()
+        return self._view
 
+    def _compute_view(self) -> "_View":
+        view = self.view
+        side = view + 2 * _MARGIN
+        window = map_window(self._keys, self._x - view // 2 - _MARGIN, self._y - view // 2 - _MARGIN,
+                            side, side)
+        layers = self._layers(window)
         inner = np.s_[:, _MARGIN:_MARGIN + view, _MARGIN:_MARGIN + view]
-        objects = np.where(coins[inner], COIN_OBJECT, NO_OBJECT).astype(np.uint8)
-        objects[enemies_now[inner]] = ENEMY_OBJECT
+        objects = np.where(layers.coins[inner], COIN_OBJECT, NO_OBJECT).astype(np.uint8)
+        objects[layers.enemy_now[inner]] = ENEMY_OBJECT
         objects[:, view // 2, view // 2] = PLAYER_OBJECT
-        render_classes = objects * np.uint8(NUM_GROUNDS) + ground[inner]
-        self._tile_classes = _TILE_CLASS_OF_RENDER_CLASS[render_classes]
-        self._render_classes = render_classes.reshape(self.num_envs, -1).astype(np.int64)
-
-        centre = np.s_[:, _MARGIN + view // 2, _MARGIN + view // 2]
-        self._lava_at_player = ground[centre] == LAVA
-        self._coin_at_player = coins[centre]
-        self._enemy_at_player = enemies_now[centre]
+        render_classes = objects * np.uint8(NUM_GROUNDS) + layers.ground[inner]
+        shown = ((layers.enemy_xy >= window_origin(window, layers.enemies.env, _MARGIN))
+                 & (layers.enemy_xy < window_origin(window, layers.enemies.env, _MARGIN) + view)).all(1)
+        return _View(
+            render_classes=render_classes.reshape(self.num_envs, -1).astype(np.int64),
+            tile_classes=_TILE_CLASS_OF_RENDER_CLASS[render_classes],
+            enemy_env=layers.enemies.env[shown],
+            enemies=layers.enemy_xy[shown],
+        )
 
     def _knob(self, name: str) -> np.ndarray:
         return self._knobs[:, KNOBS.index(name)]
 
-    def _ground(self, window: MapWindow) -> np.ndarray:
+    def _layers(self, window: MapWindow) -> "_Layers":
+        """What `window` shows under each world's knobs at its current step."""
         large = self._knob("lava_extent")[:, None, None] == 1
         lava_sites = np.where(large, window.lava_field, window.lava_pool)
         hot = self._knob("lava_hot")[:, None, None] == 1
-        return np.where(lava_sites, np.where(hot, LAVA, BASALT), window.terrain).astype(np.uint8)
+        ground = np.where(lava_sites, np.where(hot, LAVA, BASALT), window.terrain).astype(np.uint8)
 
-    def _coins(self, window: MapWindow) -> np.ndarray:
-        thresholds = COIN_THRESHOLDS[self._knob("coins")][:, None, None]
-        coins = WALKABLE[window.terrain] & (window.coin_draw < thresholds)
+        coins = WALKABLE[window.terrain] & (window.coin_draw < COIN_THRESHOLDS[self._knob("coins")][:, None, None])
         env, row, col = np.nonzero(coins)
         x, y = window.x0[env] + col, window.y0[env] + row
         taken = self._collected[env, _coin_slots(x, y)] == _coin_keys(x, y)
         coins[env[taken], row[taken], col[taken]] = False
-        return coins
 
-    def _place_enemies(self, window: MapWindow) -> np.ndarray:
-        """Record every enemy near the view (now and one step ago); returns occupancy now."""
         homes = enemy_homes(window, ENEMY_THRESHOLDS[self._knob("enemies")])
+        origin = window_origin(window, homes.env, 0)
         row, col = homes.positions(self._steps)
         row_before, col_before = homes.positions(self._steps - 1)
-        x0, y0 = window.x0[homes.env], window.y0[homes.env]
-        self._enemy_env = homes.env
-        self._enemy_x, self._enemy_y = x0 + col, y0 + row
-        self._enemy_x_before, self._enemy_y_before = x0 + col_before, y0 + row_before
-        occupancy = np.zeros(window.terrain.shape, dtype=bool)
-        occupancy[homes.env, row, col] = True
-        return occupancy
-
-    def _swapped_with_enemy(self, old_x: np.ndarray, old_y: np.ndarray) -> np.ndarray:
-        return swapped_with_enemy(
-            self._enemy_env,
-            np.stack([self._enemy_x_before, self._enemy_y_before], 1),
-            np.stack([self._enemy_x, self._enemy_y], 1),
-            np.stack([old_x, old_y], 1),
-            np.stack([self._x, self._y], 1),
-        )
+        enemy_now = np.zeros(window.terrain.shape, dtype=bool)
+        enemy_now[homes.env, row, col] = True
+        return _Layers(ground=ground, coins=coins, enemy_now=enemy_now, enemies=homes,
+                       enemy_xy=origin + np.stack([col, row], 1),
+                       enemy_xy_before=origin + np.stack([col_before, row_before], 1))
 
     def _collect_coins(self, rows: np.ndarray) -> None:
         x, y = self._x[rows], self._y[rows]
         self._collected[rows, _coin_slots(x, y)] = _coin_keys(x, y)
         self._coins_collected[rows] += 1
+
+
+def window_origin(window: MapWindow, env: np.ndarray, inset: int) -> np.ndarray:
+    """(N, 2) map (x, y) of tile (inset, inset) of `window` in worlds `env`."""
+    return np.stack([window.x0[env], window.y0[env]], 1) + inset
+
+
+@dataclass
+class _Layers:
+    """A MapWindow as the worlds' knobs and step counts show it; arrays (B, h, w) except enemies."""
+
+    ground: np.ndarray           # uint8 ground class (terrain, or lava/basalt over it)
+    coins: np.ndarray            # bool: an uncollected coin lies here
+    enemy_now: np.ndarray        # bool: an enemy stands here
+    enemies: EnemyHomes          # every enemy whose home is in the window
+    enemy_xy: np.ndarray         # int64 (N, 2): map (x, y) of each enemy now
+    enemy_xy_before: np.ndarray  # int64 (N, 2): ... and one step ago
+
+
+@dataclass
+class _View:
+    """What the player sees: derived from the state, recomputed lazily after each change."""
+
+    render_classes: np.ndarray  # int64 (B, view * view)
+    tile_classes: np.ndarray    # uint8 (B, view, view)
+    enemy_env: np.ndarray       # int64 (N,): world of each visible enemy
+    enemies: np.ndarray         # int64 (N, 2): map (x, y) of each visible enemy

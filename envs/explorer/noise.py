@@ -67,8 +67,12 @@ def _axis(origin: np.ndarray, length: int, log2_scale: int) -> tuple[np.ndarray,
 
 def noise_axes(x0: np.ndarray, y0: np.ndarray, height: int, width: int, log2_scale: int) -> NoiseAxes:
     """The lattice layout of scale 2**log2_scale over windows at (x0, y0) of height x width."""
-    lattice_x, along_x = _axis(x0, width, log2_scale)
-    lattice_y, along_y = _axis(y0, height, log2_scale)
+    if height == width:  # square windows (the usual case): both axes in one pass
+        lattice, along = _axis(np.concatenate([x0, y0]), width, log2_scale)
+        (lattice_x, lattice_y), (along_x, along_y) = np.split(lattice, 2), np.split(along, 2)
+    else:
+        lattice_x, along_x = _axis(x0, width, log2_scale)
+        lattice_y, along_y = _axis(y0, height, log2_scale)
     return NoiseAxes(lattice_x, lattice_y, along_x, along_y.transpose(0, 2, 1))
 
 
