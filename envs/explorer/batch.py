@@ -195,8 +195,8 @@ class ExplorerBatch:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Advance every world one step; returns (rewards float32 (B,), terminated bool (B,)).
 
-        The rules only need the player's neighbourhood (see _Surroundings); the visible view is
-        computed later, when a frame, the tile classes or a state is asked for.
+        The rules only read the tiles within _NEAR of the player; the visible view is computed
+        later, once, when a frame, the tile classes or a state is asked for.
         """
         actions = self._check_actions(actions)
         alive = ~self._terminated
@@ -255,13 +255,13 @@ class ExplorerBatch:
         }
 
     # -------------------------------------------------------------------------------- internals
-    def _visible(self) -> "_View":
+    def _visible(self) -> _View:
         """The visible world of every env, recomputed only after something changed it."""
         if self._view is None:
             self._view = self._compute_view()
         return self._view
 
-    def _compute_view(self) -> "_View":
+    def _compute_view(self) -> _View:
         view = self.view
         side = view + 2 * _MARGIN
         window = map_window(self._keys, self._x - view // 2 - _MARGIN, self._y - view // 2 - _MARGIN,
@@ -272,8 +272,8 @@ class ExplorerBatch:
         objects[layers.enemy_now[inner]] = ENEMY_OBJECT
         objects[:, view // 2, view // 2] = PLAYER_OBJECT
         render_classes = objects * np.uint8(NUM_GROUNDS) + layers.ground[inner]
-        shown = ((layers.enemy_xy >= window_origin(window, layers.enemies.env, _MARGIN))
-                 & (layers.enemy_xy < window_origin(window, layers.enemies.env, _MARGIN) + view)).all(1)
+        top_left = window_origin(window, layers.enemies.env, _MARGIN)
+        shown = ((layers.enemy_xy >= top_left) & (layers.enemy_xy < top_left + view)).all(1)
         return _View(
             render_classes=render_classes.reshape(self.num_envs, -1).astype(np.int64),
             tile_classes=_TILE_CLASS_OF_RENDER_CLASS[render_classes],
@@ -284,28 +284,32 @@ class ExplorerBatch:
     def _knob(self, name: str) -> np.ndarray:
         return self._knobs[:, KNOBS.index(name)]
 
-    def _layers(self, window: MapWindow) -> "_Layers":
+    def _layers(self, window: MapWindow) -> _Layers:
         """What `window` shows under each world's knobs at its current step."""
-        large = self._knob("lava_extent")[:, None, None] == 1
-        lava_sites = np.where(large, window.lava_field, window.lava_pool)
-        hot = self._knob("lava_hot")[:, None, None] == 1
-        ground = np.where(lava_sites, np.where(hot, LAVA, BASALT), window.terrain).astype(np.uint8)
-
-        coins = WALKABLE[window.terrain] & (window.coin_draw < COIN_THRESHOLDS[self._knob("coins")][:, None, None])
-        env, row, col = np.nonzero(coins)
-        x, y = window.x0[env] + col, window.y0[env] + row
-        taken = self._collected[env, _coin_slots(x, y)] == _coin_keys(x, y)
-        coins[env[taken], row[taken], col[taken]] = False
-
         homes = enemy_homes(window, ENEMY_THRESHOLDS[self._knob("enemies")])
         origin = window_origin(window, homes.env, 0)
         row, col = homes.positions(self._steps)
         row_before, col_before = homes.positions(self._steps - 1)
         enemy_now = np.zeros(window.terrain.shape, dtype=bool)
         enemy_now[homes.env, row, col] = True
-        return _Layers(ground=ground, coins=coins, enemy_now=enemy_now, enemies=homes,
-                       enemy_xy=origin + np.stack([col, row], 1),
+        return _Layers(ground=self._ground(window), coins=self._coins(window), enemy_now=enemy_now,
+                       enemies=homes, enemy_xy=origin + np.stack([col, row], 1),
                        enemy_xy_before=origin + np.stack([col_before, row_before], 1))
+
+    def _ground(self, window: MapWindow) -> np.ndarray:
+        large = self._knob("lava_extent")[:, None, None] == 1
+        lava_sites = np.where(large, window.lava_field, window.lava_pool)
+        hot = self._knob("lava_hot")[:, None, None] == 1
+        return np.where(lava_sites, np.where(hot, LAVA, BASALT), window.terrain).astype(np.uint8)
+
+    def _coins(self, window: MapWindow) -> np.ndarray:
+        thresholds = COIN_THRESHOLDS[self._knob("coins")][:, None, None]
+        coins = WALKABLE[window.terrain] & (window.coin_draw < thresholds)
+        env, row, col = np.nonzero(coins)
+        x, y = window.x0[env] + col, window.y0[env] + row
+        taken = self._collected[env, _coin_slots(x, y)] == _coin_keys(x, y)
+        coins[env[taken], row[taken], col[taken]] = False
+        return coins
 
     def _collect_coins(self, rows: np.ndarray) -> None:
         x, y = self._x[rows], self._y[rows]
