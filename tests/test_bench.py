@@ -18,7 +18,10 @@ def test_run_bench_reports_every_figure():
     assert len(result.action_to_frame_latency_ms["runs"]) == 3
     assert [entry["batch_size"] for entry in result.batched] == [1, 3]
     assert all(entry["env_steps_per_second"] > 0 for entry in result.batched)
-    assert result.profile and {"op", "share", "self_cpu_ms_per_frame"} <= set(result.profile[0])
+    stages = {entry["stage"]: entry for entry in result.profile if "stage" in entry}
+    assert {"worldsim.step (total)", "worldsim.transformer_pass", "worldsim.decode", "worldsim.noise"} <= set(stages)
+    assert stages["worldsim.transformer_pass"]["calls_per_frame"] == 3  # window full: a commit pass + 2 steps
+    assert any("op" in entry and entry["share"] > 0 for entry in result.profile)
     assert result.world["parameters"]["transformer"] > 0
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+from torch.profiler import record_function
 
 from worldsim.model.frames import to_frames, to_pixels
 from worldsim.model.reward import class_to_reward
@@ -204,7 +205,8 @@ class Simulator:
             self._pending = self._rolling.pending
         self._recent = torch.cat((self._recent[:, 1:], latents), dim=1)
         led_to_frame = self._pending.conditions.actions[:, 0]
-        reward_logits, done_logit = world.reward_model(self._recent, led_to_frame)
+        with record_function("worldsim.reward"):  # labels for `worldsim bench --profile`
+            reward_logits, done_logit = world.reward_model(self._recent, led_to_frame)
         self._frames = self._decode(latents[:, 0])
         reward = class_to_reward(reward_logits.argmax(dim=-1)).float()
         return self._frames.clone(), reward, done_logit > 0
@@ -259,7 +261,8 @@ class Simulator:
         self._event_vectors[rows] = vectors
 
     def _decode(self, latents: Tensor) -> Tensor:
-        return to_frames(self.world.autoencoder.decode(latents))
+        with record_function("worldsim.decode"):
+            return to_frames(self.world.autoencoder.decode(latents))
 
     def _require_reset(self) -> None:
         if self._pending is None:
