@@ -293,7 +293,7 @@ def test_ten_thousand_frame_rollout_keeps_memory_and_positions_bounded():
     gen = torch.Generator().manual_seed(0)
     latents = torch.randn(1, 1, config.latent_channels, 4, 4, generator=gen)
     sigma, action = torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.long)
-    with torch.no_grad():
+    with torch.inference_mode():
         for frame in range(10_000):
             out = net.forward_cached(latents, sigma, action, None, cache, commit=1)
             latents = out.tanh()  # feed the output back, as a rollout does

@@ -65,7 +65,8 @@ class RotaryEmbedding(nn.Module):
 
     def spatial(self, num_frames: int) -> tuple[Tensor, Tensor]:
         """cos, sin ``[F*T, spatial_channels/2]`` for the spatial channels of F frames."""
-        return self.spatial_cos.repeat(num_frames, 1), self.spatial_sin.repeat(num_frames, 1)
+        return tuple(table.expand(num_frames, -1, -1).reshape(-1, table.shape[-1])
+                     for table in (self.spatial_cos, self.spatial_sin))
 
     def temporal(self, frame_positions: Tensor) -> tuple[Tensor, Tensor]:
         """cos, sin ``[B, 1, F*T, temporal_channels/2]`` for frame positions ``[B, F]``.
