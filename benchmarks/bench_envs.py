@@ -4,13 +4,16 @@
     python benchmarks/bench_envs.py --device cuda         # GPU -> benchmarks/results/envs_cuda.json
     python benchmarks/bench_envs.py --batch-sizes 1 16 --repeats 3
 
-The world is a randomly initialised model of the given preset ("small" = the default world's size):
-speed does not depend on the weights. Each figure is the median over `--repeats` timed runs of
-`--steps` env steps (after warm-up steps that fill the kv cache), random actions, episodes that
-truncate every `--max-episode-steps` steps so that autoresets are part of the cost. Vector-env
-observations are numpy arrays on the host, as an RL library would receive them; `--array-type
-torch` keeps them on the device. A batch size whose kv cache and activations would not fit in the
-memory given by `--max-memory-gb` is recorded as skipped, with the estimate.
+The world is a randomly initialised model of the given preset ("small" = the default world's size)
+with a few start frames, as a trained checkpoint ships them. Speed does not depend on the weights,
+except through episode ends: a random reward model ends most episodes at once, so the benchmark
+world never terminates and episodes end by truncation after `--max-episode-steps`, as in a trained
+world. Each figure is the median over `--repeats` timed runs of `--steps` env steps (after
+`--warmup` steps) with random actions, in env-steps per wall second and per CPU second of this
+process (on a shared machine the wall figure also measures the other tenants). Vector-env
+observations are numpy arrays on the host, as an RL library receives them; `--array-type torch`
+keeps them on the device. A batch size whose kv cache and activations would not fit in
+`--max-memory-gb` is recorded as skipped, with the estimate.
 """
 from __future__ import annotations
 
@@ -37,20 +40,29 @@ RESULTS = Path(__file__).resolve().parent / "results"
 EVENT_TEXTS = ["a sunny meadow", "night falls", "it starts snowing", "enemies appear"]
 
 
-def time_steps(step: Callable[[], None], num_steps: int, sync: Callable[[], None]) -> float:
-    """Seconds for `num_steps` calls of `step()`, the device drained before and after."""
+def time_steps(step: Callable[[], None], num_steps: int, sync: Callable[[], None]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) for `num_steps` calls of `step()`, device drained."""
     sync()
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(num_steps):
         step()
     sync()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def timed_runs(step: Callable[[], None], args: argparse.Namespace) -> list[float]:
+def measure(step: Callable[[], None], env_steps_per_call: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Median env-steps per wall second (and per CPU second: on a shared machine the wall figure
+    also measures the other tenants) over `args.repeats` runs after `args.warmup` steps."""
     sync = synchronizer(torch.device(args.device))
     time_steps(step, args.warmup, sync)
-    return [time_steps(step, args.steps, sync) for _ in range(args.repeats)]
+    runs = [time_steps(step, args.steps, sync) for _ in range(args.repeats)]
+    env_steps = env_steps_per_call * args.steps
+    return {
+        "env_steps_per_s": env_steps / statistics.median(wall for wall, _ in runs),
+        "env_steps_per_cpu_s": env_steps / statistics.median(cpu for _, cpu in runs),
+        "wall_seconds": [round(wall, 4) for wall, _ in runs],
+        "cpu_seconds": [round(cpu, 4) for _, cpu in runs],
+    }
 
 
 def bench_single(world: WorldModel, args: argparse.Namespace) -> dict[str, Any]:
@@ -64,9 +76,9 @@ def bench_single(world: WorldModel, args: argparse.Namespace) -> dict[str, Any]:
         if terminated or truncated:
             env.reset()
 
-    seconds = timed_runs(step, args)
+    result = measure(step, 1, args)
     env.close()
-    return {"env_steps_per_s": args.steps / statistics.median(seconds), "seconds": seconds}
+    return result
 
 
 def bench_vector(world: WorldModel, num_envs: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -79,9 +91,30 @@ def bench_vector(world: WorldModel, num_envs: int, args: argparse.Namespace) -> 
     def step() -> None:
         envs.step(rng.integers(envs.single_action_space.n, size=num_envs))
 
-    seconds = timed_runs(step, args)
+    result = measure(step, num_envs, args)
     envs.close()
-    return {"env_steps_per_s": num_envs * args.steps / statistics.median(seconds), "seconds": seconds}
+    return result
+
+
+class NoTerminations(torch.nn.Module):
+    """The world's reward model with its termination logit forced below zero."""
+
+    def __init__(self, reward_model: torch.nn.Module) -> None:
+        super().__init__()
+        self.reward_model = reward_model
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        reward_logits, done_logit = self.reward_model(latents, actions)
+        return reward_logits, torch.full_like(done_logit, -1.0)
+
+
+def benchmark_world(preset: str, device: str) -> WorldModel:
+    config = WorldConfig.preset(preset)
+    size = config.image_size
+    start_frames = np.random.default_rng(0).integers(0, 256, size=(8, size, size, 3), dtype=np.uint8)
+    world = WorldModel.create(config, event_texts=EVENT_TEXTS, seed=0, device=device, context_frames=start_frames)
+    world.reward_model = NoTerminations(world.reward_model)
+    return world
 
 
 def memory_estimate_gb(world: WorldModel, num_envs: int) -> float:
@@ -92,7 +125,7 @@ def memory_estimate_gb(world: WorldModel, num_envs: int) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    world = WorldModel.create(WorldConfig.preset(args.preset), event_texts=EVENT_TEXTS, seed=0, device=args.device)
+    world = benchmark_world(args.preset, args.device)
     report: dict[str, Any] = {
         "benchmark": "env_steps_per_second",
         "preset": args.preset, "device": args.device, "array_type": args.array_type,
