@@ -1,7 +1,8 @@
 """Training throughput per stage (samples/s) on this machine, and the tiny recipe's stage timings.
 
     python benchmarks/bench_train.py                       # tiny stages, 32 px; writes train_cpu.json
-    python benchmarks/bench_train.py --size small --image-size 64 --steps 3 --out benchmarks/results/train_cpu_small.json
+    python benchmarks/bench_train.py --size small --image-size 64 --steps 1 --repeats 2 --batch-size 2 \
+        --stages autoencoder,teacher,ar-teacher,causal-cd,dmd,reward --out benchmarks/results/train_cpu_small.json
     python benchmarks/bench_train.py --recipe              # also time `worldsim train recipe --size tiny`
 
 Each stage is built exactly as `worldsim train` builds it (the recipe preset's batch sizes and
@@ -65,9 +66,12 @@ def make_inputs(folder: Path, size: str, image_size: int) -> tuple[str, str]:
     return str(data), str(world)
 
 
-def bench_stage(stage: str, field_name: str, recipe, data: str, world: str, steps: int, repeats: int) -> dict:
+def bench_stage(stage: str, field_name: str, recipe, data: str, world: str, steps: int, repeats: int,
+                batch_size: int | None) -> dict:
     config_class, stage_class = stage_classes(stage)
     values = dict(data=data, progress=False, device="cpu")
+    if batch_size is not None:
+        values["batch_size"] = batch_size
     values.update(size=recipe.size) if stage == "autoencoder" else values.update(init=world)
     if stage in USES_TEACHER:
         values["teacher"] = world
@@ -95,18 +99,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (tiny models are fastest on 1)")
+    parser.add_argument("--batch-size", type=int, help="override every stage's batch size")
+    parser.add_argument("--stages", help="comma-separated stages to time (default: all)")
     parser.add_argument("--recipe", action="store_true", help="also run the tiny recipe and record stage timings")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_cpu.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recipe = build_recipe_config(None, [f"size={args.size}", f"image_size={args.image_size}", "progress=false"])
+    chosen = args.stages.split(",") if args.stages else [stage for stage, _ in RECIPE_STAGES]
     result = {"benchmark": "train", "machine": machine(),
-              "settings": {"size": args.size, "image_size": args.image_size, "device": "cpu"}, "stages": {}}
+              "settings": {"size": args.size, "image_size": args.image_size, "device": "cpu",
+                           "batch_size_override": args.batch_size}, "stages": {}}
     with tempfile.TemporaryDirectory() as tmp:
         data, world = make_inputs(Path(tmp), args.size, args.image_size)
         for stage, field_name in RECIPE_STAGES:
-            result["stages"][stage] = bench_stage(stage, field_name, recipe, data, world, args.steps, args.repeats)
+            if stage not in chosen:
+                continue
+            result["stages"][stage] = bench_stage(stage, field_name, recipe, data, world, args.steps, args.repeats,
+                                                  args.batch_size)
             print(stage, result["stages"][stage], flush=True)
+            atomic_write_json(Path(args.out), result)  # keep what is measured if a later stage is cut short
         if args.recipe:
             tiny = build_recipe_config(None, ["size=tiny", "progress=false"])
             run = run_recipe(tiny, Path(tmp) / "recipe")

@@ -132,3 +132,15 @@ def test_shipped_config_files_load(tmp_path):
             config_class, _ = stages.stage_classes(name)
             config = load_config(config_class, path, [f"data={tmp_path}", "init=x", "teacher=y"])
             assert config.steps > 0
+
+
+def test_train_help_lists_every_stage(capsys):
+    from worldsim.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for stage in [*stages.STAGES, "recipe"]:
+        assert stage in text
+    assert "--resume" in text and "--set" in text
