@@ -29,6 +29,7 @@ def _register_envs() -> None:
     register(
         id="worldsim/NeuralExplorer-v0",
         entry_point="worldsim.envs.neural:NeuralWorldEnv",
+        max_episode_steps=1000,
         vector_entry_point="worldsim.envs.neural:NeuralWorldVectorEnv",
     )
 
