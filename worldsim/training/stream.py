@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from worldsim.sampling.frame_sampler import CleanFrames
+from worldsim.training.batches import condition_actions
 from worldsim.training.common import save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext, broadcast_choice
@@ -97,6 +98,8 @@ class StreamStage(DMDStage):
         switch_frames = [context_count + k * config.frames for k in switch_chunks]
         event_ids = switched_event_ids(start_ids, total, switch_frames, len(self.dataset.event_texts))
         actions = sticky_actions(config.batch_size, total, self.world.config.num_actions, config.max_hold, device)
+        real_actions = condition_actions(torch.from_numpy(clip.actions).to(device), self.world.config.no_action)
+        actions[:, :context_count] = real_actions[:, :context_count]  # the context frames keep their real actions
         actions[:, 0] = self.world.config.no_action
         student_events, teacher_events = self.embed_event_ids(event_ids)
         conditions = RolloutConditions(actions, student_events, teacher_events)
