@@ -104,7 +104,7 @@ class ToyStage:
         ema_update(self.ema, self.model, 0.9)
         return {"loss": loss.item()}
 
-    def finish(self, out_dir: Path):
+    def finish(self, out_dir: Path, summary):
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "done").write_text("ok")
 
