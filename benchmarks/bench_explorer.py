@@ -9,8 +9,8 @@ an RL loop uses the simulator: random actions, terminated worlds reset in place.
 about 1% of the worlds each step, so night, rain, snow, fog, eruptions and coin showers all show
 up). Each figure is the median of `--repeats` timed runs of at least `--min-frames` frames each,
 after a warm-up run: `frames_per_s` by the wall clock and `frames_per_cpu_s` by this process's CPU
-time (which other work sharing the cores inflates much less; the load average is recorded). The B=256 `profile` splits one step into its parts (map generation,
-objects, rendering) to show what limits the speed. The simulator is single-threaded numpy, so
+time (which other work sharing the cores inflates much less; the load average is recorded). The B=256 `profile` splits a step into the rules, the view (map generation
+and objects of the visible tiles) and the frames (rendering) to show what limits the speed. The simulator is single-threaded numpy, so
 one process uses one core; `parallel` runs `--processes` of them side by side (2 cores -> 2).
 """
 from __future__ import annotations
@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 
 from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig, events
-from worldsim.envs.explorer.noise import seed_to_u32
-from worldsim.envs.explorer.terrain import map_window
 from worldsim.data.atomic import atomic_write_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -113,23 +111,23 @@ def parallel(batch: int, processes: int, repeats: int, min_frames: int, size: in
 
 
 def profile(batch: int, repeats: int, size: int) -> dict[str, float]:
-    """Median CPU milliseconds per batched step of each part, under random events."""
+    """Median CPU milliseconds per batched step of each stage, under random events.
+
+    A step applies the rules on the player's 7x7 neighbourhood; the view (map window of the
+    visible tiles plus margin, coins, enemies, classes) is computed once when first asked for;
+    then the frames are one table gather. Stages are timed cumulatively and differenced.
+    """
     rng = np.random.default_rng(1)
     sim = ExplorerBatch(batch, ExplorerConfig(size=size), seed=0)
     sim.apply_events(random_events(rng, batch))
-    states = [sim.state(i) for i in range(batch)]
-    side = sim.view + 4  # the view and its margin, as the simulator computes it every step
-    x0 = np.array([state["position"][0] for state in states]) - side // 2
-    y0 = np.array([state["position"][1] for state in states]) - side // 2
-    keys = seed_to_u32(np.array([state["seed"] for state in states]))
     noop = np.zeros(batch, dtype=np.int64)
-    parts = {
-        "map_window_cpu_ms": lambda: map_window(keys, x0, y0, side, side),
-        "step_cpu_ms (map + objects + rules)": lambda: sim.step(noop),
-        "render_cpu_ms": sim.render,
+    stages = {
+        "step": lambda: sim.step(noop),
+        "step + view": lambda: (sim.step(noop), sim.tile_classes()),
+        "step + view + frames": lambda: (sim.step(noop), sim.render()),
     }
-    result = {}
-    for name, call in parts.items():
+    cumulative = {}
+    for name, call in stages.items():
         call()
         timings = []
         for _ in range(repeats):
@@ -137,8 +135,13 @@ def profile(batch: int, repeats: int, size: int) -> dict[str, float]:
             for _ in range(20):
                 call()
             timings.append((time.process_time() - start) / 20 * 1000)
-        result[name] = statistics.median(timings)
-    return result
+        cumulative[name] = statistics.median(timings)
+    return {
+        "rules_cpu_ms": cumulative["step"],
+        "view_cpu_ms": cumulative["step + view"] - cumulative["step"],
+        "frames_cpu_ms": cumulative["step + view + frames"] - cumulative["step + view"],
+        "total_cpu_ms": cumulative["step + view + frames"],
+    }
 
 
 def main() -> None:

@@ -69,7 +69,8 @@ def noise_axes(x0: np.ndarray, y0: np.ndarray, height: int, width: int, log2_sca
     """The lattice layout of scale 2**log2_scale over windows at (x0, y0) of height x width."""
     if height == width:  # square windows (the usual case): both axes in one pass
         lattice, along = _axis(np.concatenate([x0, y0]), width, log2_scale)
-        (lattice_x, lattice_y), (along_x, along_y) = np.split(lattice, 2), np.split(along, 2)
+        worlds = len(x0)
+        lattice_x, lattice_y, along_x, along_y = lattice[:worlds], lattice[worlds:], along[:worlds], along[worlds:]
     else:
         lattice_x, along_x = _axis(x0, width, log2_scale)
         lattice_y, along_y = _axis(y0, height, log2_scale)
