@@ -9,9 +9,11 @@ an RL loop uses the simulator: random actions, terminated worlds reset in place.
 about 1% of the worlds each step, so night, rain, snow, fog, eruptions and coin showers all show
 up). Each figure is the median of `--repeats` timed runs of at least `--min-frames` frames each,
 after a warm-up run: `frames_per_s` by the wall clock and `frames_per_cpu_s` by this process's CPU
-time (which other work sharing the cores inflates much less; the load average is recorded). The B=256 `profile` splits a step into the rules, the view (map generation
-and objects of the visible tiles) and the frames (rendering) to show what limits the speed. The simulator is single-threaded numpy, so
-one process uses one core; `parallel` runs `--processes` of them side by side (2 cores -> 2).
+time (which other work sharing the cores inflates much less; the load average is recorded).
+The B=256 `profile` splits a step into the rules, the view (map generation and objects of the
+visible tiles) and the frames (rendering) to show what limits the speed. The simulator is
+single-threaded numpy, so one process uses one core; `parallel` runs `--processes` of them side
+by side (2 cores -> 2).
 """
 from __future__ import annotations
 

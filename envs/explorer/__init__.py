@@ -8,4 +8,6 @@ from .batch import ACTIONS, NUM_ACTIONS, ExplorerBatch, ExplorerConfig
 from .env import ExplorerEnv
 from .terrain import TILE_CLASSES
 
-__all__ = ["ACTIONS", "NUM_ACTIONS", "TILE_CLASSES", "ExplorerBatch", "ExplorerConfig", "ExplorerEnv", "events"]
+__all__ = [
+    "ACTIONS", "NUM_ACTIONS", "TILE_CLASSES", "ExplorerBatch", "ExplorerConfig", "ExplorerEnv", "events",
+]

@@ -70,7 +70,8 @@ def noise_axes(x0: np.ndarray, y0: np.ndarray, height: int, width: int, log2_sca
     if height == width:  # square windows (the usual case): both axes in one pass
         lattice, along = _axis(np.concatenate([x0, y0]), width, log2_scale)
         worlds = len(x0)
-        lattice_x, lattice_y, along_x, along_y = lattice[:worlds], lattice[worlds:], along[:worlds], along[worlds:]
+        lattice_x, lattice_y = lattice[:worlds], lattice[worlds:]
+        along_x, along_y = along[:worlds], along[worlds:]
     else:
         lattice_x, along_x = _axis(x0, width, log2_scale)
         lattice_y, along_y = _axis(y0, height, log2_scale)
