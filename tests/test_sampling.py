@@ -18,7 +18,8 @@ from worldsim.sampling.frame_sampler import (
     step_sigmas,
 )
 from worldsim.sampling.noise import RowNoise, gaussian_noise, hash32, seeds_for_batch
-from worldsim.sampling.recache import FrameHistory, cache_slot, recache_rows
+from worldsim.model.kv_cache import frame_slot
+from worldsim.sampling.recache import FrameHistory, recache_rows
 from worldsim.sampling.rolling import RollingSampler
 
 
@@ -271,14 +272,14 @@ def test_check_rows_context_and_seed():
 # re-cache on switch
 
 
-def test_cache_slot_mirrors_the_kv_cache_layout(world):
+def test_frame_slot_is_where_the_kv_cache_writes(world):
     net = world.transformer
     cache = net.new_cache(1, sink_frames=1, window_frames=3)
     for index in range(10):
         commit(net, cache, random_clean(world, 1, seed=index))
         positions, valid = cache.slot_layout()
         newest_slot = int(positions[0].masked_fill(~valid[0], -1).argmax())
-        assert newest_slot == int(cache_slot(torch.tensor(index), 1, 3))
+        assert newest_slot == int(frame_slot(torch.tensor(index), 1, 3))
 
 
 def test_recache_rebuilds_only_the_switched_rows(world):

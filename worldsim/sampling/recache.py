@@ -10,18 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from worldsim.model.kv_cache import KVCache
+from worldsim.model.kv_cache import KVCache, frame_slot
 from worldsim.model.transformer import CausalTransformer
 from worldsim.sampling.frame_sampler import CleanFrames
-
-
-def cache_slot(frame_index: Tensor, sink_frames: int, window_frames: int) -> Tensor:
-    """The cache slot that the frame with this per-row index (since reset) is written to.
-
-    Mirrors KVCache's layout (sink slots first, then a ring); tests check the two agree.
-    """
-    ring = sink_frames + (frame_index - sink_frames).clamp(min=0) % window_frames
-    return torch.where(frame_index < sink_frames, frame_index, ring)
 
 
 class FrameHistory:
@@ -38,7 +29,7 @@ class FrameHistory:
         """Store `clean` as the frames about to be committed after `frame_counts` [B] frames."""
         rows = torch.arange(len(frame_counts), device=frame_counts.device)
         for offset in range(clean.num_frames):
-            slots = cache_slot(frame_counts + offset, self.sink_frames, self.window_frames)
+            slots = frame_slot(frame_counts + offset, self.sink_frames, self.window_frames)
             self.latents[rows, slots] = clean.latents[:, offset].float()
             self.actions[rows, slots] = clean.conditions.actions[:, offset]
             self.events[rows, slots] = clean.conditions.events[:, offset].float()
@@ -63,19 +54,8 @@ def recache_rows(
         )
         sigma = latents.new_zeros(len(group), count)
         net.forward_cached(latents, sigma, actions, frame_events, scratch, commit=count)
-        _copy_rows(scratch, cache, group)
+        cache.assign_rows(group, scratch)
         # A fresh cache fills slots 0..count-1 in order, so the history is rewritten the same way.
         history.latents[group, :count] = latents
         history.actions[group, :count] = actions
         history.events[group, :count] = frame_events.float()
-
-
-def _copy_rows(source: KVCache, target: KVCache, rows: Tensor) -> None:
-    """Overwrite `rows` of `target` with the rows of `source` (same sink/window layout).
-
-    KVCache has no public row-assignment API yet, so this writes its tensors directly.
-    """
-    for layer in range(target.num_layers):
-        target.keys[layer][rows] = source.keys[layer]
-        target.values[layer][rows] = source.values[layer]
-    target._num_frames[rows] = source.num_frames

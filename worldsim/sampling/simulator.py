@@ -39,6 +39,7 @@ from torch import Tensor
 from torch.profiler import record_function
 
 from worldsim.model.frames import to_frames, to_pixels
+from worldsim.model.kv_cache import KVCache
 from worldsim.model.reward import class_to_reward
 from worldsim.sampling import inputs
 from worldsim.sampling.frame_sampler import CleanFrames, Conditions, sample_frames, step_sigmas
@@ -113,7 +114,7 @@ class Simulator:
         return self._frames.clone()
 
     @property
-    def cache(self):
+    def cache(self) -> KVCache:
         """The KV cache (read it, do not write it)."""
         return self._cache
 
