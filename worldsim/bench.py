@@ -96,6 +96,8 @@ def describe_machine(device: "torch.device") -> dict[str, Any]:
         "worldsim_version": __version__,
         "device": str(device),
         "device_name": cpu_model(),
+        # Other work on the machine while measuring (shared CI or dev boxes): read the figures with it.
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
     if device.type == "cuda":
         machine["device_name"] = torch.cuda.get_device_name(device)
