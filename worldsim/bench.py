@@ -233,6 +233,8 @@ def run_bench(world: "WorldModel", settings: BenchSettings, source: str, profile
     measure_batched(world, settings, result, sync)
     if profile:
         measure_profile(world, settings, result)
+    if hasattr(os, "getloadavg"):
+        result.machine["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     result.world["compiled"] = world.compiled
     result.world["bf16"] = device.type == "cuda"
     return result
