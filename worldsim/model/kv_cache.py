@@ -4,11 +4,12 @@ Per layer and batch row, the cache holds `sink_frames` slots for the first frame
 after a reset (never evicted) and `window_frames` ring slots for the most recent frames. All
 memory is allocated once, so 100 000 frames of rollout use the same bytes as 100.
 
-Keys are stored un-rotated. When attending, each valid slot gets a temporal position from its
-order in the cache — sink frames 0..S-1, then the window oldest to newest — and the frames being
-generated follow. Positions therefore never exceed sink + window + chunk frames; relative
-distances inside the window equal true frame distances, while the sink sits just before the
-window (as in StreamingLLM / Rolling Forcing).
+Keys are stored temporally un-rotated (their spatial rotation, fixed for a token's place in the
+frame, is applied at projection; see rope.py). When attending, each valid slot gets a temporal
+position from its order in the cache — sink frames 0..S-1, then the window oldest to newest —
+and the frames being generated follow. Positions therefore never exceed sink + window + chunk
+frames; distances inside the window equal true frame distances, while the sink sits just
+before the window (as in StreamingLLM / Rolling Forcing).
 
 Rows are independent: each has its own frame count, so one row can be reset (vector-env
 autoreset) while the others keep their history. Only detached tensors are written.
