@@ -32,20 +32,11 @@ from typing import Any
 import numpy as np
 
 from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig, events
+from worldsim.bench import cpu_model
 from worldsim.data.atomic import atomic_write_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SWITCH_SHARE = 0.01
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict[str, Any]:
