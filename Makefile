@@ -23,8 +23,10 @@ play: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
+# Until a trained default world ships, the demo trains the tiny chain (a few CPU minutes) and films it.
 demo: $(STAMP)
-	$(PY) -m worldsim.cli rollout --frames 300 --actions random --events "0:a sunny meadow,150:night falls" --out demo.gif
+	$(PY) -m worldsim.cli train recipe --size tiny --out runs/demo-tiny
+	$(PY) -m worldsim.cli rollout --checkpoint runs/demo-tiny/world --frames 120 --actions random --events "0:a sunny meadow,60:night falls" --out runs/demo-tiny/demo.gif
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

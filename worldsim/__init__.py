@@ -25,7 +25,7 @@ def _register_envs() -> None:
 
     if "worldsim/Explorer-v0" in registry:
         return
-    register(id="worldsim/Explorer-v0", entry_point="worldsim.envs.explorer:ExplorerEnv")
+    register(id="worldsim/Explorer-v0", entry_point="worldsim.envs.explorer:ExplorerEnv", max_episode_steps=1000)
     register(
         id="worldsim/NeuralExplorer-v0",
         entry_point="worldsim.envs.neural:NeuralWorldEnv",
