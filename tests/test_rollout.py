@@ -183,7 +183,7 @@ def test_rollout_command_writes_a_gif_and_a_folder(checkpoint, tmp_path):
     frames = decode_gif(gif.read_bytes())
     assert len(frames) == 6 and frames[0].shape == (128, 128, 3)
     folder = tmp_path / "run"
-    assert cli.main([*args, "--out", str(folder), "--actions", "random", "--seed", "3"]) == 0
+    assert cli.main([*args, "--out", str(folder), "--actions", "random", "--seed", "3", "--sampler", "rolling"]) == 0
     record = json.loads((folder / "rollout.json").read_text())
     assert len(record["actions"]) == 5 and record["events"][3] == "night falls"
     assert len(list(folder.glob("frame_*.png"))) == 6

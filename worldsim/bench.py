@@ -4,7 +4,8 @@
     worldsim bench --checkpoint explorer-64 --device cuda --batch-sizes 1,16,256,1024
 
 Figures (every one the median of `--repeats` runs, each run listed too):
-- `fps_batch1`: steady frames per second of one env, decoding included, with the window full;
+- `fps_batch1`: steady frames per second of one env, decoding included, with the window full
+  (and `cpu_ms_per_frame_batch1`, the process CPU time per frame: load-independent with 1 thread);
 - `first_frame_latency_ms`: a reset at batch 1 until its frame is on the host;
 - `action_to_frame_latency_ms`: one `step` at batch 1 until its frame is on the host (median, p90);
 - `batched`: frames (env steps) per second of a B-env simulator for each B.
@@ -61,6 +62,7 @@ class BenchResult:
     settings: dict[str, Any]
     fps_batch1: float = 0.0
     fps_batch1_runs: list[float] = field(default_factory=list)
+    cpu_ms_per_frame_batch1: float = 0.0
     first_frame_latency_ms: dict[str, Any] = field(default_factory=dict)
     action_to_frame_latency_ms: dict[str, Any] = field(default_factory=dict)
     batched: list[dict[str, Any]] = field(default_factory=list)
@@ -154,12 +156,17 @@ def measure_batch1(world: "WorldModel", settings: BenchSettings, result: BenchRe
     sim, actions = _steady_simulator(world, 1, settings)
     steps = [time_call(lambda: sim.step(actions)[0].cpu(), sync) for _ in range(settings.frames)]
     result.action_to_frame_latency_ms = summary_ms(steps)
-    runs = []
+    runs, cpu_seconds = [], []
     for _ in range(settings.repeats):
+        cpu_start = time.process_time()
         seconds = time_call(lambda: [sim.step(actions) for _ in range(settings.frames)], sync)
+        cpu_seconds.append((time.process_time() - cpu_start) / settings.frames)
         runs.append(settings.frames / seconds)
     result.fps_batch1_runs = [round(fps, 2) for fps in runs]
     result.fps_batch1 = statistics.median(runs)
+    # CPU time the process used per frame (all its threads): with one thread, 1000 / this is
+    # the frame rate the code reaches on a core of its own, whatever else the machine runs.
+    result.cpu_ms_per_frame_batch1 = 1000 * statistics.median(cpu_seconds)
 
 
 def measure_batched(world: "WorldModel", settings: BenchSettings, result: BenchResult, sync) -> None:

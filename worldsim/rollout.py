@@ -244,9 +244,11 @@ class Rollout:
     terminated: np.ndarray  # bool [N-1]
 
 
-def run_rollout(world, actions: np.ndarray, schedule: dict[int, str], seed: int = 0, steps: int | None = None) -> Rollout:
+def run_rollout(
+    world, actions: np.ndarray, schedule: dict[int, str], seed: int = 0, steps: int | None = None, sampler: str = "frame"
+) -> Rollout:
     """Play one env: reset under schedule[0] (if any), then one step per action."""
-    sim = world.simulator(batch_size=1, seed=seed, steps=steps)
+    sim = world.simulator(batch_size=1, seed=seed, steps=steps, sampler=sampler)
     event = schedule.get(0, "")
     frames = [sim.reset(event=event)[0].cpu().numpy()]
     events, rewards, terminated = [event], [], []
@@ -295,6 +297,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="run.gif, run.mp4 (needs ffmpeg) or a folder for PNGs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default: the config's)")
+    parser.add_argument("--sampler", choices=("frame", "rolling"), default="frame",
+                        help="rolling: frames in flight at staggered noise levels (actions show later)")  # fmt: skip
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--scale", type=int, default=1, help="integer upscaling of the saved frames")
@@ -326,7 +330,7 @@ def _run(args: argparse.Namespace) -> None:
         actions = random_actions(count, num_actions, args.seed)
     else:
         actions = load_actions(args.actions, count, num_actions)
-    rollout = run_rollout(world, actions, schedule, seed=args.seed, steps=args.steps)
+    rollout = run_rollout(world, actions, schedule, seed=args.seed, steps=args.steps, sampler=args.sampler)
     out = Path(args.out)
     _write_rollout(out, rollout, args.fps, args.scale)
     print(f"wrote {len(rollout.frames)} frames to {out}", file=sys.stderr)
