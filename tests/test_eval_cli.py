@@ -45,8 +45,8 @@ def _has_key(document: dict, key: str) -> bool:
 def _save_world(folder: Path, stage: str | None = None, variant: str | None = None) -> str:
     world = WorldModel.create(WorldConfig.preset("tiny"), event_texts=events.training_texts(), seed=0)
     if stage:
-        world.metadata["training"] = [{"stage": "autoencoder"}, {"stage": stage, **({"variant": variant} if variant else {})},
-                                      {"stage": "reward"}]
+        record = {"stage": stage, **({"variant": variant} if variant else {})}
+        world.metadata["training"] = [{"stage": "autoencoder"}, record, {"stage": "reward"}]
     world.save_pretrained(folder)
     return str(folder)
 

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     checkpoints = args.compare or [args.checkpoint]
     document = evaluate(checkpoints, args.suite, args.out, compare=bool(args.compare), probes_folder=args.probes,
                         device=args.device, seed=args.seed)
-    summary = document.get("ablation_table") or {key: document[key] for key in ("fidelity", "reactivity", "consistency")}
+    families = ("fidelity", "reactivity", "consistency")
+    summary = document.get("ablation_table") or {key: document[key] for key in families}
     print(json.dumps(json_ready(summary), indent=2))
     print(f"wrote {args.out}/report.md, metrics.json and {len(document['plots'])} plots")
     return 0

@@ -33,7 +33,8 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 
 def _conv(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2), _norm(out_channels), nn.GELU())
+    convolution = nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2)
+    return nn.Sequential(convolution, _norm(out_channels), nn.GELU())
 
 
 def _tile_embedding(in_channels: int, out_channels: int) -> nn.Sequential:

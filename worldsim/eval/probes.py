@@ -100,12 +100,14 @@ class Probes(nn.Module):
 
     def infer_actions(self, frames_before: np.ndarray, frames_after: np.ndarray) -> np.ndarray:
         """Most likely action between consecutive frames: `int64 [N]`."""
-        chunks = self._chunked(lambda a, b: self.inverse_dynamics(a, b).argmax(dim=1).cpu(), frames_before, frames_after)
+        chunks = self._chunked(lambda a, b: self.inverse_dynamics(a, b).argmax(dim=1).cpu(),
+                               frames_before, frames_after)
         return torch.cat(chunks).numpy()
 
     def features(self, frames: np.ndarray) -> np.ndarray:
         """Fréchet features: the parser's and classifier's pooled penultimate features, `float64 [N, D]`."""
-        chunks = self._chunked(lambda p: torch.cat([self.parser.features(p), self.classifier.features(p)], 1).cpu(), frames)
+        chunks = self._chunked(lambda p: torch.cat([self.parser.features(p), self.classifier.features(p)], 1).cpu(),
+                               frames)
         return torch.cat(chunks).double().numpy()
 
     # ------------------------------------------------------------------------------ files
@@ -113,7 +115,8 @@ class Probes(nn.Module):
         """Write `probes.safetensors` (float16) and `probes.json` atomically into `folder`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tensors = {name: value.detach().to("cpu", torch.float16).contiguous() for name, value in self.state_dict().items()}
+        tensors = {name: value.detach().to("cpu", torch.float16).contiguous()
+                   for name, value in self.state_dict().items()}
         atomic_write_bytes(folder / WEIGHTS_FILE, save_safetensors(tensors))
         document = {"format_version": FORMAT_VERSION, "spec": self.spec.to_dict(), **metadata}
         atomic_write_bytes(folder / METADATA_FILE, (json.dumps(document, indent=2) + "\n").encode())
@@ -137,7 +140,8 @@ class Probes(nn.Module):
             raise ProbeError(f"{weights}: missing tensors {missing}, unexpected tensors {unexpected}")
         for name, value in tensors.items():
             if value.shape != expected[name].shape:
-                raise ProbeError(f"{weights}: tensor {name} has shape {tuple(value.shape)}, expected {tuple(expected[name].shape)}")
+                raise ProbeError(f"{weights}: tensor {name} has shape {tuple(value.shape)}, "
+                                 f"expected {tuple(expected[name].shape)}")
         probes.load_state_dict({name: value.float() for name, value in tensors.items()})
         probes.metadata = document
         return probes.to(device).eval()
@@ -277,7 +281,8 @@ def target_gaps(held_out: dict[str, Any]) -> dict[str, dict[str, float | bool]]:
                   "shortfall": max(0.0, target - held_out[key])} for key, target in TARGETS.items()}
 
 
-def train_probes(config: ProbeTrainingConfig, out: str | Path | None = None, progress: bool = True) -> tuple[Probes, dict[str, Any]]:
+def train_probes(config: ProbeTrainingConfig, out: str | Path | None = None,
+                 progress: bool = True) -> tuple[Probes, dict[str, Any]]:
     """Train the probes on fresh real frames, test them on held-out maps, save to `out` if given.
 
     The held-out figures are measured on the float16-rounded weights, i.e. exactly what is saved.

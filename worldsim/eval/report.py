@@ -86,66 +86,93 @@ def ablation_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 def _probe_section(probes: dict[str, Any]) -> list[str]:
     held_out = probes.get("held_out", {})
     lines = ["## Probes (held-out real frames)", "",
-             f"Probes from `{probes.get('folder')}`, tested on {held_out.get('frames', '?')} frames of unseen maps.", "",
-             "| probe | accuracy | target | met |", "|---|---|---|---|"]
+             f"Probes from `{probes.get('folder')}`, tested on {held_out.get('frames', '?')} frames of unseen maps.",
+             "", "| probe | accuracy | target | met |", "|---|---|---|---|"]
     for key, target in TARGETS.items():
         measured = held_out.get(key)
-        met = measured is not None and measured >= target
-        verdict = "yes" if met else f"no ({_percent(target - measured)} short)" if measured is not None else "–"
+        if measured is None:
+            verdict = "–"
+        else:
+            verdict = "yes" if measured >= target else f"no ({_percent(target - measured)} short)"
         lines.append(f"| {key} | {_percent(measured)} | {_percent(target)} | {verdict} |")
     by_group = held_out.get("event_accuracy_by_group", {})
     ceilings = held_out.get("event_visibility_ceiling_by_group", {})
     if by_group:
-        groups = ", ".join(f"{g} {_percent(v)}" + (f" (visibility ceiling {_percent(ceilings[g])})" if g in ceilings else "")
-                           for g, v in by_group.items())
+        groups = ", ".join(
+            f"{g} {_percent(v)}" + (f" (visibility ceiling {_percent(ceilings[g])})" if g in ceilings else "")
+            for g, v in by_group.items())
         lines += ["", f"Event accuracy by group: {groups}. The target applies to the groups that tint or cover "
                   "every frame; enemies and lava show only where their sites are in view (see docs/METRICS.md)."]
     return lines + [""]
 
 
-def _sections(metrics: dict[str, Any]) -> list[str]:
-    fidelity, drift, react = metrics["fidelity"], metrics["drift"], metrics["reactivity"]
-    consistency, control = metrics["consistency"], metrics["controllability"]
-    lines = ["## Fidelity", "",
-             f"{fidelity['rollouts']} rollouts from a true start frame, true actions and events.", "",
-             "| measure | value |", "|---|---|",
-             f"| teacher-forced next-frame PSNR | {_number(fidelity['teacher_forced_psnr_db'], 2)} dB |",
-             f"| teacher-forced next-frame SSIM | {_number(fidelity['teacher_forced_ssim'])} |"]
-    for h, value in fidelity["rollout_psnr_db"].items():
-        lines.append(f"| rollout PSNR / SSIM at horizon {h} | {_number(value, 2)} dB / {_number(fidelity['rollout_ssim'][h])} |")
-    lines += ["", "![horizon](horizon.png)", "", "## Drift", "",
-              f"{drift['rollouts']} rollouts of {drift['frames']} frames with event switches; per {drift['window_frames']}-frame "
-              "window, distances to the real replay's frames (the 'real floor' compares two real replays on different maps).", "",
-              "| measure | model | real floor |", "|---|---|---|"]
-    for key, name in (("fd", "Fréchet distance (probe features), last window"), ("tile_tv", "tile-histogram TV, last window")):
-        lines.append(f"| {name} | {_number(drift[f'{key}_by_window'][-1])} | {_number(drift[f'{key}_real_floor_by_window'][-1])} |")
-        lines.append(f"| {name.split(',')[0]}, slope per window | {_number(drift[f'{key}_slope_per_window'], 4)} | "
+def _table(rows: list[tuple[str, str]], header: tuple[str, str] = ("measure", "value")) -> list[str]:
+    return [f"| {header[0]} | {header[1]} |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows), ""]
+
+
+def _fidelity_section(fidelity: dict[str, Any]) -> list[str]:
+    rows = [("teacher-forced next-frame PSNR", f"{_number(fidelity['teacher_forced_psnr_db'], 2)} dB"),
+            ("teacher-forced next-frame SSIM", _number(fidelity["teacher_forced_ssim"]))]
+    rows += [(f"rollout PSNR / SSIM at horizon {h}", f"{_number(psnr, 2)} dB / {_number(fidelity['rollout_ssim'][h])}")
+             for h, psnr in fidelity["rollout_psnr_db"].items()]
+    return ["## Fidelity", "", f"{fidelity['rollouts']} rollouts from a true start frame, true actions and events "
+            f"({fidelity['teacher_forced_rollouts']} of them also teacher-forced).", "",
+            *_table(rows), "![horizon](horizon.png)", ""]
+
+
+def _drift_section(drift: dict[str, Any]) -> list[str]:
+    lines = ["## Drift", "",
+             f"{drift['rollouts']} rollouts of {drift['frames']} frames with event switches. Per "
+             f"{drift['window_frames']}-frame window: distances to the real replay's frames; the real floor is the "
+             "same distance between two real replays on different maps.", "",
+             "| measure | model | real floor |", "|---|---|---|"]
+    for key, name in (("fd", "Fréchet distance (probe features)"), ("tile_tv", "tile-histogram TV")):
+        model, floor = drift[f"{key}_by_window"][-1], drift[f"{key}_real_floor_by_window"][-1]
+        lines.append(f"| {name}, last window | {_number(model)} | {_number(floor)} |")
+        lines.append(f"| {name}, slope per window | {_number(drift[f'{key}_slope_per_window'], 4)} | "
                      f"{_number(drift[f'{key}_real_floor_slope_per_window'], 4)} |")
-    lines += ["", "![drift](drift.png)", "", "## Event reactivity", "",
-              f"{react['switches']} switches to held-out paraphrases; recognised = the event classifier agrees for "
-              f"{react['hold_frames']} frames in a row within {react['within_frames']} frames.", "",
-              "| measure | value |", "|---|---|",
-              f"| recognised within k | {_percent(react['recognised_share'])} |",
-              f"| mean latency (recognised) | {_number(react['mean_latency_frames'], 2)} frames |",
-              f"| recognised, among switches visible in the real frames ({react['visible_switches']}) | "
-              f"{_percent(react['recognised_share_visible'])} |",
-              f"| real frames recognised within k | {_percent(react['truth_recognised_share'])} |", "",
-              "By group: " + ", ".join(f"{g} {_percent(v['recognised_share'])}" for g, v in react["by_group"].items()), "",
-              "## Event consistency", "",
-              "| measure | value |", "|---|---|",
-              f"| tile agreement after a switch | {_percent(consistency['tile_agreement_switch'])} |",
-              f"| tile agreement, same frames without the switch | {_percent(consistency['tile_agreement_no_switch'])} |",
-              f"| drop caused by the switch | {_percent(consistency['tile_agreement_drop'])} |",
-              "", "![switch](switch.png)", "", "## Controllability", "",
-              f"Inverse dynamics on {control['pairs']} frame pairs where the real player moved: "
-              f"{_percent(control['inverse_dynamics_accuracy_generated'])} on generated frames, "
-              f"{_percent(control['inverse_dynamics_accuracy_real'])} on the real ones.", "",
-              "## Reward and termination", "", "| signal | precision | recall | predicted | real |", "|---|---|---|---|---|"]
+    return lines + ["", "![drift](drift.png)", ""]
+
+
+def _reactivity_section(react: dict[str, Any]) -> list[str]:
+    rows = [("recognised within k", _percent(react["recognised_share"])),
+            ("mean latency (recognised)", f"{_number(react['mean_latency_frames'], 2)} frames"),
+            (f"recognised, among the {react['visible_switches']} switches the classifier sees in real frames",
+             _percent(react["recognised_share_visible"])),
+            ("real frames recognised within k", _percent(react["truth_recognised_share"]))]
+    by_group = ", ".join(f"{g} {_percent(v['recognised_share'])}" for g, v in react["by_group"].items())
+    return ["## Event reactivity", "",
+            f"{react['switches']} switches to held-out paraphrases; recognised = the event classifier agrees for "
+            f"{react['hold_frames']} frames in a row within k = {react['within_frames']} frames.", "",
+            *_table(rows), f"By group: {by_group}", ""]
+
+
+def _consistency_section(consistency: dict[str, Any]) -> list[str]:
+    rows = [("tile agreement after a switch", _percent(consistency["tile_agreement_switch"])),
+            ("tile agreement, same frames without the switch", _percent(consistency["tile_agreement_no_switch"])),
+            ("drop caused by the switch", _percent(consistency["tile_agreement_drop"]))]
+    return ["## Event consistency", "", *_table(rows), "![switch](switch.png)", ""]
+
+
+def _control_and_rewards_section(metrics: dict[str, Any]) -> list[str]:
+    control = metrics["controllability"]
+    lines = ["## Controllability", "",
+             f"Inverse dynamics on {control['pairs']} frame pairs where the real player moved: "
+             f"{_percent(control['inverse_dynamics_accuracy_generated'])} on generated frames, "
+             f"{_percent(control['inverse_dynamics_accuracy_real'])} on the real ones.", "",
+             "## Reward and termination", "",
+             "| signal | precision | recall | predicted | real |", "|---|---|---|---|---|"]
     for name in ("reward", "termination"):
         found = metrics[name]
         lines.append(f"| {name} (±{found['tolerance_frames']} frame) | {_percent(found['precision'])} | "
                      f"{_percent(found['recall'])} | {found['predicted']} | {found['actual']} |")
     return lines + [""]
+
+
+def _sections(metrics: dict[str, Any]) -> list[str]:
+    return (_fidelity_section(metrics["fidelity"]) + _drift_section(metrics["drift"])
+            + _reactivity_section(metrics["reactivity"]) + _consistency_section(metrics["consistency"])
+            + _control_and_rewards_section(metrics))
 
 
 def _header(title: str, document: dict[str, Any]) -> list[str]:
@@ -165,7 +192,8 @@ def write_single(folder: Path, result: SuiteResult, document: dict[str, Any]) ->
     strips = [f"![{p}]({p})" for p in plots if p.startswith("filmstrip")]
     lines = _header(f"worldsim evaluation: {document['checkpoint']['label']}", document)
     lines += [f"Checkpoint `{document['checkpoint']['path']}`.", ""]
-    lines += _probe_section(document["probes"]) + _sections(document) + ["## Film strips (truth above model)", ""] + strips
+    lines += _probe_section(document["probes"]) + _sections(document)
+    lines += ["## Film strips (truth above model)", "", *strips]
     atomic_write_bytes(folder / "report.md", ("\n".join(lines) + "\n").encode("utf-8"))
     return document
 
@@ -173,22 +201,21 @@ def write_single(folder: Path, result: SuiteResult, document: dict[str, Any]) ->
 def write_comparison(folder: Path, runs: list[tuple[str, SuiteResult, dict[str, Any]]],
                      shared: dict[str, Any]) -> dict[str, Any]:
     """Per-checkpoint folders plus the top-level ablation report; returns the top-level document."""
-    documents = []
-    for label, result, document in runs:
-        documents.append(write_single(folder / label, result, document))
-    plots = write_figures([(label, result) for label, result, _ in runs], folder, film_strips=False)
+    documents = [write_single(folder / subfolder, result, document) for subfolder, result, document in runs]
+    labels = [d["checkpoint"]["label"] for d in documents]
+    plots = write_figures([(label, result) for label, (_, result, _) in zip(labels, runs)], folder, film_strips=False)
     top = {**shared, "checkpoints": documents, "plots": plots,
            "ablation_table": [{"label": d["checkpoint"]["label"], **headline(d)} for d in documents]}
     _write_json(folder / "metrics.json", top)
     lines = _header("worldsim ablation", top)
     lines += ["Every checkpoint replayed the same seeds, maps, actions and events.", "",
-              ablation_table([(d["checkpoint"]["label"], d) for d in documents]), "",
+              ablation_table(list(zip(labels, documents))), "",
               "Columns: teacher-forced next-frame PSNR (dB); rollout PSNR at each horizon (dB); slopes of the drift "
               "distances per window (0 = no drift); share of switches recognised within k frames and mean latency; "
               "tile-agreement drop after a switch versus no switch (lower = the map survives); inverse-dynamics "
               "accuracy on generated frames; reward and termination precision / recall.", "",
-              "Per-checkpoint reports: " + ", ".join(f"[{d['checkpoint']['label']}]({d['checkpoint']['label']}/report.md)"
-                                                     for d in documents), ""]
+              "Per-checkpoint reports: " + ", ".join(f"[{label}]({subfolder}/report.md)"
+                                                     for (subfolder, _, _), label in zip(runs, labels)), ""]
     lines += _probe_section(shared["probes"]) + [f"![{p}]({p})" for p in plots]
     atomic_write_bytes(folder / "report.md", ("\n".join(lines) + "\n").encode("utf-8"))
     return top

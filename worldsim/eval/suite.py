@@ -35,6 +35,7 @@ class SuiteConfig:
     name: str
     seed: int = 0
     fidelity_rollouts: int = 16
+    teacher_forced_rollouts: int = 8  # the first fidelity rollouts are also replayed teacher-forced
     horizons: tuple[int, ...] = (1, 8, 32)  # the longest is the fidelity rollout length
     switch_rollouts: int = 12  # a multiple of 6 gives every event group the same share
     switch_frame: int = 8
@@ -50,20 +51,24 @@ class SuiteConfig:
     def __post_init__(self) -> None:
         if sorted(self.horizons) != list(self.horizons) or self.horizons[0] < 1:
             raise ValueError(f"horizons must be increasing and >= 1, got {self.horizons}")
+        if not 0 < self.teacher_forced_rollouts <= self.fidelity_rollouts:
+            raise ValueError(f"teacher_forced_rollouts must be in 1..fidelity_rollouts ({self.fidelity_rollouts})")
         if self.drift_frames < self.drift_window:
             raise ValueError(f"drift_frames ({self.drift_frames}) must cover one drift_window ({self.drift_window})")
 
 
 SUITES: dict[str, SuiteConfig] = {
     # Seconds on a random-init tiny model: for tests and smoke checks.
-    "tiny": SuiteConfig("tiny", fidelity_rollouts=2, horizons=(1, 2, 4), switch_rollouts=6, switch_frame=2,
-                        frames_after_switch=4, reactivity_within=2, recognition_hold=1, drift_rollouts=2,
-                        drift_frames=20, drift_window=10, drift_switch_every=(8, 12)),
-    # Under 10 minutes on 2 CPU cores for the default model.
-    "quick": SuiteConfig("quick"),
-    # The real measurement (≥ 2 000-frame drift rollouts); meant for a GPU.
-    "full": SuiteConfig("full", fidelity_rollouts=256, switch_rollouts=240, frames_after_switch=32,
-                        drift_rollouts=32, drift_frames=2000, drift_switch_every=(200, 400)),
+    "tiny": SuiteConfig("tiny", fidelity_rollouts=2, teacher_forced_rollouts=1, horizons=(1, 2, 4),
+                        switch_rollouts=6, switch_frame=2, frames_after_switch=4, reactivity_within=2,
+                        recognition_hold=1, drift_rollouts=2, drift_frames=20, drift_window=10,
+                        drift_switch_every=(8, 12)),
+    # About 1 400 generated frames: under 10 minutes on 2 CPU cores for the default model.
+    "quick": SuiteConfig("quick", fidelity_rollouts=8, teacher_forced_rollouts=4, switch_rollouts=12, switch_frame=4,
+                         frames_after_switch=12, drift_rollouts=2, drift_frames=300, drift_switch_every=(100, 200)),
+    # The real measurement (≥ 2 000-frame drift rollouts, ~170 000 generated frames); meant for a GPU.
+    "full": SuiteConfig("full", fidelity_rollouts=256, teacher_forced_rollouts=64, switch_rollouts=240,
+                        frames_after_switch=32, drift_rollouts=32, drift_frames=2000, drift_switch_every=(200, 400)),
 }
 
 
@@ -103,7 +108,8 @@ def _replay_pair(run: _Run, scenario: Scenario, seed_offset: int) -> tuple[Traje
 
 def _parse(run: _Run, frames: np.ndarray) -> np.ndarray:
     """Frame parser over `[N, T, H, W, 3]` → `[N, T, h, w]`."""
-    return run.probes.parse_tiles(frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1, frames.shape[3] // 4)
+    tiles = run.probes.parse_tiles(frames.reshape(-1, *frames.shape[2:]))
+    return tiles.reshape(*frames.shape[:2], *tiles.shape[1:])
 
 
 # ---------------------------------------------------------------------------------- fidelity
@@ -112,12 +118,15 @@ def _fidelity(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, 
     alive = truth.alive
     psnr, ssim = metrics.psnr(generated.frames, truth.frames), metrics.ssim(generated.frames, truth.frames)
     psnr_by_step, ssim_by_step = _per_frame_mean(psnr, alive), _per_frame_mean(ssim, alive)
-    forced = teacher_forced_frames(run.world, truth.frames, scenario.actions, scenario.texts_in_force(), run.config.seed)
-    forced_mask = alive[:, 1:]
+    rows = run.config.teacher_forced_rollouts
+    forced = teacher_forced_frames(run.world, truth.frames[:rows], scenario.actions[:rows],
+                                   scenario.texts_in_force()[:rows], run.config.seed)
+    forced_truth, forced_mask = truth.frames[:rows, 1:], alive[:rows, 1:]
     found = {
         "rollouts": scenario.num_rollouts,
-        "teacher_forced_psnr_db": _mean(metrics.psnr(forced, truth.frames[:, 1:]), forced_mask),
-        "teacher_forced_ssim": _mean(metrics.ssim(forced, truth.frames[:, 1:]), forced_mask),
+        "teacher_forced_rollouts": rows,
+        "teacher_forced_psnr_db": _mean(metrics.psnr(forced, forced_truth), forced_mask),
+        "teacher_forced_ssim": _mean(metrics.ssim(forced, forced_truth), forced_mask),
         "rollout_psnr_db": {str(h): psnr_by_step[h] for h in run.config.horizons},
         "rollout_ssim": {str(h): ssim_by_step[h] for h in run.config.horizons},
     }
@@ -131,8 +140,10 @@ def _controllability(run: _Run, scenario: Scenario, truth: Trajectory, generated
     commanded = scenario.actions[mask]
 
     def accuracy(frames: np.ndarray) -> float:
-        before, after = frames[:, :-1][mask], frames[:, 1:][mask]
-        return metrics.masked_accuracy(run.probes.infer_actions(before, after), commanded) if len(commanded) else float("nan")
+        if not len(commanded):
+            return float("nan")
+        inferred = run.probes.infer_actions(frames[:, :-1][mask], frames[:, 1:][mask])
+        return metrics.masked_accuracy(inferred, commanded)
 
     return {"pairs": int(mask.sum()), "inverse_dynamics_accuracy_generated": accuracy(generated.frames),
             "inverse_dynamics_accuracy_real": accuracy(truth.frames)}
@@ -181,6 +192,7 @@ def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory, targets: Sw
         recognised[name] = (predicted == targets.classes[:, None])[:, targets.frame :].mean(axis=0).tolist()
     summary = metrics.reactivity(latency["generated"], config.reactivity_within)
     visible = (latency["truth"] >= 0) & (latency["truth"] <= config.reactivity_within)
+    in_time = (latency["generated"] >= 0) & (latency["generated"] <= config.reactivity_within)
     groups = np.array(targets.groups)
     by_group = {}
     for group in dict.fromkeys(targets.groups):
@@ -194,7 +206,7 @@ def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory, targets: Sw
         "recognised_share": summary.recognised_share,
         "mean_latency_frames": summary.mean_latency,
         "truth_recognised_share": metrics.reactivity(latency["truth"], config.reactivity_within).recognised_share,
-        "recognised_share_visible": _mean((latency["generated"] >= 0) & (latency["generated"] <= config.reactivity_within), visible),
+        "recognised_share_visible": _mean(in_time, visible),
         "visible_switches": int(visible.sum()),
         "by_group": by_group,
     }
@@ -230,12 +242,13 @@ def _window_distances(run: _Run, window: _WindowBuffer) -> dict[str, float]:
     truth_histogram = metrics.class_histogram(np.concatenate(window.truth_tiles), num_classes)
     generated = np.concatenate(window.generated)
     other = np.concatenate(window.other_truth)
+    generated_histogram = metrics.class_histogram(run.probes.parse_tiles(generated), num_classes)
+    other_histogram = metrics.class_histogram(np.concatenate(window.other_tiles), num_classes)
     return {
         "fd": metrics.frechet_distance_features(run.probes.features(generated), truth_features),
         "fd_real_floor": metrics.frechet_distance_features(run.probes.features(other), truth_features),
-        "tile_tv": metrics.total_variation(metrics.class_histogram(run.probes.parse_tiles(generated), num_classes), truth_histogram),
-        "tile_tv_real_floor": metrics.total_variation(metrics.class_histogram(np.concatenate(window.other_tiles), num_classes),
-                                                      truth_histogram),
+        "tile_tv": metrics.total_variation(generated_histogram, truth_histogram),
+        "tile_tv_real_floor": metrics.total_variation(other_histogram, truth_histogram),
     }
 
 
@@ -292,47 +305,51 @@ def _scenario_rng(config: SuiteConfig, family: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([config.seed, family]))
 
 
-def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
-    """Replay every scenario family in the truth and in `world`, and measure (see module docstring)."""
-    classes = EventClasses(probes.spec.event_groups)
-    run = _Run(world, probes, classes, config, world.config.image_size)
-
-    fidelity_scenario = plain_scenario("fidelity", _scenario_rng(config, 0), config.fidelity_rollouts, config.horizons[-1])
-    fidelity, fidelity_curves, fidelity_truth, fidelity_generated = _fidelity(run, fidelity_scenario)
-    controllability = _controllability(run, fidelity_scenario, fidelity_truth, fidelity_generated)
-
-    switched, control, targets = switch_scenarios(_scenario_rng(config, 1), config.switch_rollouts,
-                                                  config.switch_frame + config.frames_after_switch, config.switch_frame, classes)
-    switch_pair, control_pair = _replay_pair(run, switched, seed_offset=2), _replay_pair(run, control, seed_offset=2)
-    reactivity, reactivity_curves = _reactivity(run, *switch_pair, targets)
-    consistency, consistency_curves = _consistency(run, {"switch": switch_pair, "no_switch": control_pair}, config.switch_frame)
-    detections = _reward_and_termination([(fidelity_truth, fidelity_generated), switch_pair, control_pair],
-                                         config.event_tolerance)
-
-    drift_script = drift_scenario(_scenario_rng(config, 2), config.drift_rollouts, config.drift_frames, config.drift_switch_every)
-    drift, drift_curves, drift_strip = _drift(run, drift_script)
-
+def _film_strips(config: SuiteConfig, fidelity_pair: tuple[Trajectory, Trajectory],
+                 switch_pair: tuple[Trajectory, Trajectory], targets: SwitchTargets,
+                 drift_strip: list[np.ndarray]) -> dict[str, tuple[list[np.ndarray], list[str], list[str]]]:
     horizon_columns = _powers_of_two_upto(config.horizons[-1])
+    last_frame = config.switch_frame + config.frames_after_switch
     offsets = [-1] + _powers_of_two_upto(config.frames_after_switch)
-    switch_columns = [config.switch_frame + k for k in offsets if config.switch_frame + k <= switched.num_steps]
-    visible_rows = [row for row, group in enumerate(targets.groups) if group in ("time", "weather", "season")][:3]
-    strips = {
-        "filmstrip_rollout": _pairs_strip(fidelity_truth, fidelity_generated, [0, 1][: config.fidelity_rollouts],
+    switch_columns = [config.switch_frame + k for k in offsets if config.switch_frame + k <= last_frame]
+    # Time, weather and season change the whole frame, so their switches read best in a strip.
+    frame_wide_rows = [row for row, group in enumerate(targets.groups) if group in ("time", "weather", "season")][:3]
+    return {
+        "filmstrip_rollout": _pairs_strip(*fidelity_pair, list(range(min(2, config.fidelity_rollouts))),
                                           horizon_columns, [f"t={c}" for c in horizon_columns]),
-        "filmstrip_switch": _pairs_strip(*switch_pair, visible_rows or [0], switch_columns,
+        "filmstrip_switch": _pairs_strip(*switch_pair, frame_wide_rows or [0], switch_columns,
                                          [f"{c - config.switch_frame:+d}" for c in switch_columns]),
         "filmstrip_drift": ([np.stack([f[0] for f in drift_strip]), np.stack([f[1] for f in drift_strip])],
                             ["truth 0", "model 0"],
                             [f"t={config.drift_window * (i + 1)}" for i in range(len(drift_strip))]),
     }
-    found = {
-        "fidelity": fidelity,
-        "drift": drift,
-        "reactivity": reactivity,
-        "consistency": consistency,
-        "controllability": controllability,
-        **detections,
-    }
+
+
+def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
+    """Replay every scenario family in the truth and in `world`, and measure (see module docstring)."""
+    classes = EventClasses(probes.spec.event_groups)
+    run = _Run(world, probes, classes, config, world.config.image_size)
+
+    fidelity_script = plain_scenario("fidelity", _scenario_rng(config, 0), config.fidelity_rollouts,
+                                     config.horizons[-1])
+    fidelity, fidelity_curves, *fidelity_pair = _fidelity(run, fidelity_script)
+    controllability = _controllability(run, fidelity_script, *fidelity_pair)
+
+    switched, control, targets = switch_scenarios(_scenario_rng(config, 1), config.switch_rollouts,
+                                                  config.switch_frame + config.frames_after_switch,
+                                                  config.switch_frame, classes)
+    switch_pair, control_pair = _replay_pair(run, switched, seed_offset=2), _replay_pair(run, control, seed_offset=2)
+    reactivity, reactivity_curves = _reactivity(run, *switch_pair, targets)
+    consistency, consistency_curves = _consistency(run, {"switch": switch_pair, "no_switch": control_pair},
+                                                   config.switch_frame)
+    detections = _reward_and_termination([tuple(fidelity_pair), switch_pair, control_pair], config.event_tolerance)
+
+    drift_script = drift_scenario(_scenario_rng(config, 2), config.drift_rollouts, config.drift_frames,
+                                  config.drift_switch_every)
+    drift, drift_curves, drift_strip = _drift(run, drift_script)
+
+    found = {"fidelity": fidelity, "drift": drift, "reactivity": reactivity, "consistency": consistency,
+             "controllability": controllability, **detections}
     curves = {"fidelity": fidelity_curves, "reactivity": reactivity_curves, "consistency": consistency_curves,
               "drift": drift_curves, "horizons": list(config.horizons)}
-    return SuiteResult(found, curves, strips)
+    return SuiteResult(found, curves, _film_strips(config, tuple(fidelity_pair), switch_pair, targets, drift_strip))
