@@ -118,3 +118,11 @@ def test_json_ready_writes_nan_as_null_and_numpy_as_numbers():
     document = json_ready({"a": float("nan"), "b": np.float32(1.5), "c": [np.int64(2), (np.inf,)], 3: np.bool_(True)})
     assert document == {"a": None, "b": 1.5, "c": [2, [None]], "3": True}
     json.dumps(document, allow_nan=False)
+
+
+def test_repeated_labels_are_told_apart_by_folder():
+    from worldsim.eval.evaluation import distinct_labels
+
+    labels = distinct_labels(["delta", "delta", "dmd", "x", "x"],
+                             ["runs/delta-m1/final", "runs/delta-m2/final", "runs/dmd", "a/x", "b/x"])
+    assert labels == ["delta (delta-m1)", "delta (delta-m2)", "dmd", "x (x)", "x (x) #2"]

@@ -94,3 +94,9 @@ def test_stack_keeps_every_image():
     assert vertical.shape == (11, 6, 3)
     assert (vertical[:4, :6] == (1, 2, 3)).all() and (vertical[6:, :3] == (4, 5, 6)).all()
     assert plots.stack([a, b], vertical=False, gap=0).shape == (5, 9, 3)
+
+
+def test_tick_labels_tell_neighbours_apart():
+    assert plots.tick_labels([12.78, 12.8, 12.82]) == ["12.78", "12.80", "12.82"]
+    assert plots.tick_labels([0.0, 50.0, 100.0]) == ["0", "50", "100"]
+    assert plots.tick_labels([0.0, 0.5, 1.0]) == ["0.0", "0.5", "1.0"]

@@ -23,6 +23,12 @@ from worldsim.eval.suite import SUITES, SuiteConfig, run_suite
 GENERATOR_STAGES = ("teacher", "ar-teacher", "causal-cd", "dmd", "stream", "delta", "rolling")
 
 
+def _folder_name(name: str) -> str:
+    """`runs/delta-m2/final` → `delta-m2`: stage runs keep their weights in a `final` subfolder."""
+    path = Path(str(name).rstrip("/"))
+    return (path.parent.name if path.name == "final" else path.name) or str(name)
+
+
 def checkpoint_label(world: Any, name: str) -> str:
     """The row label of a checkpoint: its latest generator stage (with the Delta Forcing variant
     when recorded) from the training history in its metadata, else its folder or repo name."""
@@ -31,20 +37,23 @@ def checkpoint_label(world: Any, name: str) -> str:
         latest = history[-1]
         variant = latest.get("variant")
         return f"{latest['stage']}-{variant}" if variant else latest["stage"]
-    return Path(str(name).rstrip("/")).name or str(name)
+    return _folder_name(name)
 
 
 def _safe_folder_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label) or "checkpoint"
 
 
-def _unique(labels: list[str]) -> list[str]:
-    """Make repeated labels distinct (two checkpoints of the same stage): dmd, dmd-2, ..."""
+def distinct_labels(labels: list[str], names: list[str]) -> list[str]:
+    """Labels that several checkpoints share (two delta runs without a recorded variant) get the
+    checkpoint's folder name appended; any still equal get a counter."""
+    repeated = {label for label in labels if labels.count(label) > 1}
+    labels = [f"{label} ({_folder_name(name)})" if label in repeated else label for label, name in zip(labels, names)]
     seen: dict[str, int] = {}
     unique = []
     for label in labels:
         seen[label] = seen.get(label, 0) + 1
-        unique.append(label if seen[label] == 1 else f"{label}-{seen[label]}")
+        unique.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
     return unique
 
 
@@ -83,7 +92,8 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
         "machine": describe_machine(torch_device),
     }
     worlds = [worldsim.load(name, device=str(torch_device)) for name in checkpoints]
-    labels = _unique([checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)])
+    labels = distinct_labels([checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)],
+                             [str(name) for name in checkpoints])
     runs = []
     for name, world, label in zip(checkpoints, worlds, labels):
         run_started = time.time()

@@ -74,12 +74,16 @@ def nice_ticks(low: float, high: float, max_ticks: int = 6) -> list[float]:
     return [first + i * step for i in range(count)]
 
 
-def format_tick(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-2:
-        return f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
-    return f"{value:.3g}"
+def tick_labels(ticks: list[float]) -> list[str]:
+    """Labels for evenly spaced ticks, with just enough decimals to tell neighbours apart."""
+    if len(ticks) < 2:
+        return [f"{t:.3g}" for t in ticks]
+    step = abs(ticks[1] - ticks[0])
+    largest = max(abs(t) for t in ticks)
+    if largest >= 1e5 or step < 1e-4:
+        return [f"{t:.2e}".replace("e+0", "e").replace("e-0", "e-") for t in ticks]
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return [f"{t:.{decimals}f}" for t in ticks]
 
 
 @dataclass
@@ -147,15 +151,14 @@ def _x_ticks(all_x: np.ndarray, log2_x: bool) -> list[float]:
 
 
 def _draw_axes(image: np.ndarray, axes: _Axes, x_ticks: list[float], y_ticks: list[float]) -> None:
-    for y in y_ticks:
+    for y, label in zip(y_ticks, tick_labels(y_ticks)):
         row = round(axes.py(y))
         draw_line(image, (axes.left, row), (axes.right, row), GRID)
-        label = format_tick(y)
         draw_text(image, label, axes.left - 4 - text_width(label), row - GLYPH_HEIGHT // 2, AXIS)
-    for x in x_ticks:
+    x_labels = tick_labels(x_ticks) if not axes.log2_x else [f"{x:g}" for x in x_ticks]
+    for x, label in zip(x_ticks, x_labels):
         column = round(axes.px(x))
         draw_line(image, (column, axes.top), (column, axes.bottom), GRID)
-        label = format_tick(x)
         draw_text(image, label, column - text_width(label) // 2, axes.bottom + 5, AXIS)
     draw_line(image, (axes.left, axes.top), (axes.left, axes.bottom), AXIS)
     draw_line(image, (axes.left, axes.bottom), (axes.right, axes.bottom), AXIS)
@@ -196,7 +199,7 @@ def line_plot(series: list[Series], title: str, x_label: str, y_label: str,
     legend_width = max(text_width(s.label) for s in series) + 28
     y_range = _value_range(all_y[finite])
     y_ticks = nice_ticks(*y_range)
-    tick_width = max(text_width(format_tick(t)) for t in y_ticks)
+    tick_width = max(text_width(label) for label in tick_labels(y_ticks))
     x_values = np.log2(all_x) if style.log2_x else all_x
     axes = _Axes(
         left=tick_width + 22, right=style.width - legend_width - 10, top=24, bottom=style.height - 34,

@@ -45,8 +45,8 @@ def _number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _percent(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f} %"
+def _percent(value: Any, digits: int = 1) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.{digits}f} %"
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -93,8 +93,8 @@ def _probe_section(probes: dict[str, Any]) -> list[str]:
         if measured is None:
             verdict = "–"
         else:
-            verdict = "yes" if measured >= target else f"no ({_percent(target - measured)} short)"
-        lines.append(f"| {key} | {_percent(measured)} | {_percent(target)} | {verdict} |")
+            verdict = "yes" if measured >= target else f"no ({_percent(target - measured, 2)} short)"
+        lines.append(f"| {key} | {_percent(measured, 2)} | {_percent(target)} | {verdict} |")
     by_group = held_out.get("event_accuracy_by_group", {})
     ceilings = held_out.get("event_visibility_ceiling_by_group", {})
     if by_group:
