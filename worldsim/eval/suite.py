@@ -106,6 +106,11 @@ def _replay_pair(run: _Run, scenario: Scenario, seed_offset: int) -> tuple[Traje
     return truth, generated
 
 
+def _per_rollout(metric, generated: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """A per-frame metric over `[N, T, H, W, 3]`, one rollout at a time to bound SSIM's float64 temporaries."""
+    return np.stack([metric(g, t) for g, t in zip(generated, truth)])
+
+
 def _parse(run: _Run, frames: np.ndarray) -> np.ndarray:
     """Frame parser over `[N, T, H, W, 3]` → `[N, T, h, w]`."""
     tiles = run.probes.parse_tiles(frames.reshape(-1, *frames.shape[2:]))
@@ -116,7 +121,8 @@ def _parse(run: _Run, frames: np.ndarray) -> np.ndarray:
 def _fidelity(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any], Trajectory, Trajectory]:
     truth, generated = _replay_pair(run, scenario, seed_offset=1)
     alive = truth.alive
-    psnr, ssim = metrics.psnr(generated.frames, truth.frames), metrics.ssim(generated.frames, truth.frames)
+    psnr = _per_rollout(metrics.psnr, generated.frames, truth.frames)
+    ssim = _per_rollout(metrics.ssim, generated.frames, truth.frames)
     psnr_by_step, ssim_by_step = _per_frame_mean(psnr, alive), _per_frame_mean(ssim, alive)
     rows = run.config.teacher_forced_rollouts
     forced = teacher_forced_frames(run.world, truth.frames[:rows], scenario.actions[:rows],
@@ -125,8 +131,8 @@ def _fidelity(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, 
     found = {
         "rollouts": scenario.num_rollouts,
         "teacher_forced_rollouts": rows,
-        "teacher_forced_psnr_db": _mean(metrics.psnr(forced, forced_truth), forced_mask),
-        "teacher_forced_ssim": _mean(metrics.ssim(forced, forced_truth), forced_mask),
+        "teacher_forced_psnr_db": _mean(_per_rollout(metrics.psnr, forced, forced_truth), forced_mask),
+        "teacher_forced_ssim": _mean(_per_rollout(metrics.ssim, forced, forced_truth), forced_mask),
         "rollout_psnr_db": {str(h): psnr_by_step[h] for h in run.config.horizons},
         "rollout_ssim": {str(h): ssim_by_step[h] for h in run.config.horizons},
     }
@@ -176,9 +182,7 @@ def _reward_and_termination(pairs: list[tuple[Trajectory, Trajectory]], toleranc
 def _recognition(run: _Run, frames: np.ndarray, targets: SwitchTargets) -> np.ndarray:
     """Per rollout and frame, the classifier's class for the rollout's switching group: `[N, T]`."""
     predicted = run.probes.classify_events(frames.reshape(-1, *frames.shape[2:]))
-    rows = np.arange(len(targets.groups))
-    stacked = np.stack([predicted[g].reshape(frames.shape[:2]) for g in targets.groups], axis=0)
-    return stacked[rows, rows]
+    return np.stack([predicted[group].reshape(frames.shape[:2])[row] for row, group in enumerate(targets.groups)])
 
 
 def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory, targets: SwitchTargets) -> tuple[dict, dict]:
