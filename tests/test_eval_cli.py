@@ -126,3 +126,10 @@ def test_repeated_labels_are_told_apart_by_folder():
     labels = distinct_labels(["delta", "delta", "dmd", "x", "x"],
                              ["runs/delta-m1/final", "runs/delta-m2/final", "runs/dmd", "a/x", "b/x"])
     assert labels == ["delta (delta-m1)", "delta (delta-m2)", "dmd", "x (x)", "x (x) #2"]
+
+
+def test_eval_reports_a_missing_checkpoint_without_a_traceback(tmp_path, capsys):
+    assert main(["eval", "--checkpoint", str(tmp_path / "nowhere"), "--suite", "tiny", "--out", str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("worldsim eval: error:") and "nowhere" in error
+    assert not (tmp_path / "o").exists()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from worldsim.eval.suite import SUITES
 from worldsim.pretrained import DEFAULT_WORLD
@@ -47,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
     from worldsim.eval.report import json_ready
 
     checkpoints = args.compare or [args.checkpoint]
-    document = evaluate(checkpoints, args.suite, args.out, compare=bool(args.compare), probes_folder=args.probes,
-                        device=args.device, seed=args.seed)
+    try:
+        document = evaluate(checkpoints, args.suite, args.out, compare=bool(args.compare), probes_folder=args.probes,
+                            device=args.device, seed=args.seed)
+    except (ValueError, FileNotFoundError) as error:  # unknown checkpoint, bad probes or config: say what, no trace
+        print(f"worldsim eval: error: {error}", file=sys.stderr)
+        return 2
     families = ("fidelity", "reactivity", "consistency")
     summary = document.get("ablation_table") or {key: document[key] for key in families}
     print(json.dumps(json_ready(summary), indent=2))
