@@ -8,7 +8,7 @@ import pytest
 from worldsim.cli import main
 from worldsim.envs.explorer import events
 from worldsim.eval.evaluation import checkpoint_label
-from worldsim.eval.png import PNG_SIGNATURE
+from worldsim.imaging.png import PNG_SIGNATURE
 from worldsim.model import WorldConfig
 from worldsim.world import WorldModel
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.eval.png import encode_png
+from worldsim.imaging.png import encode_png
 from worldsim.hub import write_atomic, write_json
 
 # ----------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ import numpy as np
 
 from .batch import ExplorerBatch, ExplorerConfig
 from .events import EVENT_TYPES, GROUPS, event_by_name, events_in_group
-from .font import GLYPH_HEIGHT, draw_text, text_mask
-from .png import encode_png
+from worldsim.imaging.font import GLYPH_HEIGHT, draw_text, text_mask
+from worldsim.imaging.png import write_png
 
 DEFAULT_OUT = Path("docs/img/explorer_events.png")
 DEFAULT_SEED = 156
@@ -78,8 +78,6 @@ def _centred(image: np.ndarray, text: str, x: int, width: int, y: int, colour, s
 
 
 def main(argv: list[str] | None = None) -> None:
-    from worldsim.data.atomic import atomic_write_bytes
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--scale", type=int, default=3, help="pixels per frame pixel")
@@ -87,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     image = compose(event_frames(args.seed), args.scale, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, encode_png(image))
+    write_png(args.out, image)
     print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]})")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from worldsim.eval.plots import PlotStyle, Series, film_strip, line_plot, stack
-from worldsim.eval.png import write_png
+from worldsim.imaging.png import write_png
 from worldsim.eval.suite import SuiteResult
 
 Labelled = list[tuple[str, SuiteResult]]

@@ -1,6 +1,6 @@
 """Raster plots as `uint8 [H, W, 3]` images: line plots and film strips (no plotting dependency).
 
-Drawing works directly on numpy images; `worldsim.eval.png.write_png` saves them. Text uses the
+Drawing works directly on numpy images; `worldsim.imaging.png.write_png` saves them. Text uses the
 bitmap font of `worldsim.eval.font`, so labels are upper case.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from worldsim.eval.font import GLYPH_HEIGHT, text_mask, text_width
+from worldsim.imaging.font import GLYPH_HEIGHT, text_mask, text_width
 
 Colour = tuple[int, int, int]
 WHITE: Colour = (255, 255, 255)

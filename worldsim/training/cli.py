@@ -17,9 +17,11 @@ stages (DESIGN §7), each starting from the previous stage's <out>/final world:
   rolling       Rolling Forcing: rolling windows with an attention sink
   reward        reward/termination model
   recipe        the whole chain; writes a Hub-ready world folder
+  probes        the evaluation probes, trained on real Explorer frames (no --data needed)
 
 examples:
   worldsim train recipe --size tiny --out runs/tiny
+  worldsim train probes --set parser_steps=3000 --out runs/probes
   worldsim train teacher --data data/explorer --set init=runs/ae/final --set steps=2000 --out runs/teacher
   torchrun --nproc_per_node 8 -m worldsim.cli train dmd --config configs/dmd.toml --resume
 
@@ -36,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "checkpoints, CSV log, progress bar; bf16 and torchrun DDP on CUDA).",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("stage", choices=[*STAGES, "recipe"], metavar="STAGE", help="stage to run (see below)")
+    parser.add_argument("stage", choices=[*STAGES, "recipe", "probes"], metavar="STAGE", help="stage to run (see below)")
     parser.add_argument("--config", help="config file (.json or .toml) with any of the stage's keys")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key (dotted for nested keys); repeatable")
@@ -65,6 +67,8 @@ def _run(args: argparse.Namespace) -> int:
             result = run_recipe(build_recipe_config(args.config, overrides), out_dir, resume=args.resume)
             print(json.dumps({"world": str(result.world_dir), "wall_time_s": result.wall_time_s}, indent=2))
             return 0
+        if args.stage == "probes":
+            return _train_probes(args.config, overrides, out_dir)
         from worldsim.training.stages import build_config, run_stage
 
         config = build_config(args.stage, args.config, overrides)
@@ -74,3 +78,14 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(summary.__dict__, indent=2))
     return 0
+
+
+def _train_probes(config_path: str | None, overrides: list[str], out_dir: str) -> int:
+    """The probes live with the evaluation (worldsim.eval.probes); they share the config handling."""
+    from worldsim.eval.probes import ProbeTrainingConfig, train_probes
+    from worldsim.training.config import load_config
+
+    _, metadata = train_probes(load_config(ProbeTrainingConfig, config_path, overrides), out=out_dir)
+    print(json.dumps({"held_out": metadata["held_out"], "targets": metadata["targets"]}, indent=2))
+    return 0
+

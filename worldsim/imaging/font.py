@@ -54,6 +54,7 @@ _GLYPH_ROWS: dict[str, str] = {
     "+": "..... ..#.. ..#.. ##### ..#.. ..#.. .....",
     ":": "..... .##.. .##.. ..... .##.. .##.. .....",
     "/": "..... ....# ...#. ..#.. .#... #.... .....",
+    "'": "..#.. ..#.. .#... ..... ..... ..... .....",
     "(": "...#. ..#.. .#... .#... .#... ..#.. ...#.",
     ")": ".#... ..#.. ...#. ...#. ...#. ..#.. .#...",
     "%": "##... ##..# ...#. ..#.. .#... #..## ...##",
@@ -83,3 +84,11 @@ def text_mask(text: str, scale: int = 1) -> np.ndarray:
 def text_width(text: str, scale: int = 1) -> int:
     """Width in pixels of `text_mask(text, scale)`."""
     return ADVANCE * len(text) * scale
+
+
+def draw_text(image: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int],
+              scale: int = 1) -> None:
+    """Paint `text` onto a uint8 `[H, W, 3]` image with its top-left corner at (x, y)."""
+    mask = text_mask(text, scale)
+    height, width = mask.shape
+    image[y:y + height, x:x + width][mask] = colour
