@@ -5,7 +5,7 @@
 
 Output by suffix: `.gif` (written here, no extra dependency: global 256-colour palette + LZW),
 `.mp4` (piped to the `ffmpeg` program when it is on PATH), anything else is a folder of PNG
-frames (worldsim.eval.png) plus `rollout.json` (actions, events, rewards, terminations).
+frames (worldsim.imaging.png) plus `rollout.json` (actions, events, rewards, terminations).
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.imaging.png import encode_png
 from worldsim.hub import write_atomic, write_json
+from worldsim.imaging.png import encode_png
 
 # ----------------------------------------------------------------------------------------------
 # Animated GIF (pure numpy + an LZW coder) and the output dispatch
