@@ -32,7 +32,7 @@ import torch
 
 import worldsim  # noqa: F401  (registers the environments)
 from worldsim.bench import describe_machine, synchronizer
-from worldsim.hub import write_json
+from worldsim.data.atomic import atomic_write_json
 from worldsim.model.config import WorldConfig
 from worldsim.world import WorldModel
 
@@ -170,7 +170,7 @@ def main(argv: list[str]) -> None:
     report = run(args)
     out = Path(args.out or RESULTS / f"envs_{torch.device(args.device).type}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, report)
+    atomic_write_json(out, report)
     print(f"wrote {out}")
 
 

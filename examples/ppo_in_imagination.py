@@ -30,7 +30,7 @@ from torch import nn
 
 import worldsim  # noqa: F401  (registers the worldsim/ environments)
 from worldsim.bench import describe_machine
-from worldsim.hub import write_json
+from worldsim.data.atomic import atomic_write_json
 
 
 @dataclass
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{name:>16}: return {result['return_mean']:7.3f} ± {result['return_std']:.3f} "
               f"over {result['episodes']} real episodes (trained {steps} steps)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out, report)
+    atomic_write_json(args.out, report)
     print(f"wrote {args.out}")
     return report
 

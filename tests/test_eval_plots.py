@@ -1,6 +1,4 @@
 """Raster plots drawn on numpy images."""
-import struct
-import zlib
 
 import numpy as np
 import pytest

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worldsim import __version__
-from worldsim.hub import write_json
+from worldsim.data.atomic import atomic_write_json
 
 if TYPE_CHECKING:
     import torch
@@ -309,5 +309,5 @@ def main(args: argparse.Namespace) -> int:
     print(json.dumps(record, indent=2))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, record)
+        atomic_write_json(args.out, record)
     return 0

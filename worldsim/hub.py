@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worldsim import __version__
+from worldsim.data.atomic import atomic_write_bytes
 from worldsim.pretrained import BUNDLED_WORLDS, DEFAULT_WORLD, bundled_folder
 
 if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
@@ -67,25 +67,6 @@ class CheckpointNotFoundError(FileNotFoundError):
 # Atomic files
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the complete new one."""
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
-
-
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -105,7 +86,7 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -
 
     # clone(): safetensors refuses tensors that share storage (tied weights, views).
     plain = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in tensors.items()}
-    write_atomic(path, save(plain, metadata={"format": "pt", "worldsim_version": __version__}))
+    atomic_write_bytes(path, save(plain, metadata={"format": "pt", "worldsim_version": __version__}))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.hub import write_atomic, write_json
+from worldsim.data.atomic import atomic_write_bytes, atomic_write_json
 from worldsim.imaging.png import encode_png
 
 # ----------------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def save_frames(out: str | os.PathLike, frames: np.ndarray, fps: float = 15.0) -
     frames = _check_frames(frames)
     suffix = out.suffix.lower()
     if suffix == ".gif":
-        write_atomic(out, gif_bytes(frames, fps))
+        atomic_write_bytes(out, gif_bytes(frames, fps))
     elif suffix == ".mp4":
         _write_mp4(out, frames, fps)
     elif suffix:
@@ -148,7 +148,7 @@ def save_frames(out: str | os.PathLike, frames: np.ndarray, fps: float = 15.0) -
     else:
         out.mkdir(parents=True, exist_ok=True)
         for index, frame in enumerate(frames):
-            write_atomic(out / f"frame_{index:06d}.png", encode_png(frame))
+            atomic_write_bytes(out / f"frame_{index:06d}.png", encode_png(frame))
     return out
 
 
@@ -276,7 +276,7 @@ def _write_rollout(out: Path, rollout: Rollout, fps: float, scale: int) -> None:
             "rewards": rollout.rewards.tolist(),
             "terminated": rollout.terminated.tolist(),
         }
-        write_json(out / "rollout.json", record)
+        atomic_write_json(out / "rollout.json", record)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from worldsim import hub
+from worldsim.data.atomic import atomic_write_bytes, atomic_write_json
 from worldsim.model import (
     CausalTransformer,
     ConfigError,
@@ -152,11 +153,11 @@ class WorldModel:
         for name, network in self.networks.items():
             hub.save_tensors(folder / hub.MODULE_FILES[name], network.state_dict())
         hub.save_tensors(folder / hub.CONTEXT_FILE, {"frames": self.context_frames})
-        hub.write_json(folder / hub.TOKENIZER_FILE, self.tokenizer.to_dict())
+        atomic_write_json(folder / hub.TOKENIZER_FILE, self.tokenizer.to_dict())
         checkpoint = hub.CheckpointConfig(self.config.to_dict(), self.event_texts, self.metadata)
         card = hub.model_card(checkpoint, self.parameter_counts(), len(self.context_frames), repo_id)
-        hub.write_atomic(folder / hub.CARD_FILE, card.encode("utf-8"))
-        hub.write_json(folder / hub.CONFIG_FILE, checkpoint.to_dict())
+        atomic_write_bytes(folder / hub.CARD_FILE, card.encode("utf-8"))
+        atomic_write_json(folder / hub.CONFIG_FILE, checkpoint.to_dict())
         return folder
 
     @classmethod

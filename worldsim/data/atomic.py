@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 TEMP_MARKER = ".tmp-"
 _HASH_CHUNK = 1 << 20
@@ -40,6 +41,11 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path) as handle:
         handle.write(data)
+
+
+def atomic_write_json(path: str | os.PathLike, document: Any) -> None:
+    """`document` as indented UTF-8 JSON (keys in insertion order), written atomically."""
+    atomic_write_bytes(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
 
 
 def _fsync_directory(directory: Path) -> None:

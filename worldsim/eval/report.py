@@ -6,12 +6,11 @@ Undefined values (NaN, e.g. a precision with nothing predicted) are written as J
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-from worldsim.data.atomic import atomic_write_bytes
+from worldsim.data.atomic import atomic_write_bytes, atomic_write_json
 from worldsim.eval.figures import write_figures
 from worldsim.eval.probes import TARGETS
 from worldsim.eval.suite import SuiteResult
@@ -33,8 +32,7 @@ def json_ready(value: Any) -> Any:
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
-    text = json.dumps(json_ready(document), indent=2, allow_nan=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_json(path, json_ready(document))  # NaN/inf become null: metrics.json stays strict JSON
 
 
 def _number(value: Any, digits: int = 3) -> str:

@@ -25,7 +25,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from worldsim.data.atomic import atomic_write_bytes
+from worldsim.data.atomic import atomic_write_bytes, atomic_write_json
 
 __all__ = [
     "CheckpointError",
@@ -43,10 +43,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete or does not fit the run resuming from it."""
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _step_name(step: int) -> str:
