@@ -24,15 +24,6 @@ def load_example(name: str):
     return module
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from more threads, and on a busy machine extra threads stall."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def ppo():
     return load_example("ppo_in_imagination")

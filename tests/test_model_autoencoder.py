@@ -9,16 +9,6 @@ import torch
 from worldsim.model import FrameAutoencoder, WorldConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread; with two on a busy machine, OpenMP's thread
-    synchronisation makes their many small ops crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _autoencoder() -> FrameAutoencoder:
     torch.manual_seed(0)
     return FrameAutoencoder(WorldConfig.preset("tiny").autoencoder)

@@ -13,16 +13,6 @@ from worldsim.model.rope import apply_rope
 TOLERANCE = dict(rtol=0, atol=1e-9)  # float64 networks: differences are rounding only
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread; with two on a busy machine, OpenMP's thread
-    synchronisation makes their many small ops crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_net(**overrides) -> CausalTransformer:
     """A tiny float64 network with random weights everywhere.
 

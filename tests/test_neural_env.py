@@ -18,15 +18,6 @@ ENV_ID = "worldsim/NeuralExplorer-v0"
 EVENTS = ["a sunny meadow", "night falls", "it starts snowing"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from more threads, and on a busy machine extra threads stall."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def world() -> WorldModel:
     return WorldModel.create(WorldConfig.preset("tiny"), event_texts=EVENTS, seed=0)

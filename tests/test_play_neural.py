@@ -20,16 +20,6 @@ from worldsim.world import WorldModel
 EVENT_TEXTS = [event.canonical for event in events.EVENT_TYPES[:4]] + ["it is night", "a sunny meadow"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Tiny models gain nothing from a second thread, and on a busy 2-core machine two OpenMP
-    # threads contending for one core make every step dozens of times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def world_model():
     world_model = WorldModel.create(WorldConfig.preset("tiny"), event_texts=EVENT_TEXTS, seed=0)

@@ -8,15 +8,6 @@ import worldsim
 from worldsim.training.recipe import RECIPE_STAGES, build_recipe_config, run_recipe
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread (and a second one only contends on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_tiny_recipe_trains_every_stage_and_writes_a_loadable_world(tmp_path, capsys):
     from worldsim.cli import main

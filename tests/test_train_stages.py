@@ -11,15 +11,6 @@ from worldsim.training.event_conditioning import training_texts_for
 from worldsim.training.trainer import seed_everything, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread (and a second one only contends on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     from worldsim.data.explorer_rollout import GenerateConfig
