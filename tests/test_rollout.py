@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import pytest
+from gif_reader import lzw_decode, read_gif
 from test_world_fixtures import make_world
 
 from worldsim import cli
@@ -21,62 +22,6 @@ from worldsim.rollout import (
 )
 
 # ----------------------------------------------------------------------------------------------
-# An independent GIF reader (written from the GIF89a spec, for checking only)
-
-
-def lzw_decode(data: bytes, min_code_size: int, count: int) -> list[int]:
-    clear_code, end_code = 1 << min_code_size, (1 << min_code_size) + 1
-    bits, total_bits, position = int.from_bytes(data, "little"), 8 * len(data), 0
-    code_size, table, previous, out = min_code_size + 1, [], None, []
-    while position + code_size <= total_bits:
-        code = (bits >> position) & ((1 << code_size) - 1)
-        position += code_size
-        if code == clear_code:
-            table = [[i] for i in range(clear_code)] + [[], []]
-            code_size, previous = min_code_size + 1, None
-            continue
-        if code == end_code:
-            break
-        if previous is None:
-            entry = table[code]
-        else:
-            entry = table[code] if code < len(table) else table[previous] + [table[previous][0]]
-            if len(table) < 4096:
-                table.append(table[previous] + [entry[0]])
-                if len(table) == 1 << code_size and code_size < 12:
-                    code_size += 1
-        out += entry
-        previous = code
-    return out[:count]
-
-
-def decode_gif(data: bytes) -> list[np.ndarray]:
-    assert data[:6] == b"GIF89a" and data[-1:] == b"\x3b"
-    _, _, packed = struct.unpack("<HHB", data[6:11])
-    colours = 2 << (packed & 7)
-    palette = np.frombuffer(data[13 : 13 + 3 * colours], np.uint8).reshape(colours, 3)
-    position, frames = 13 + 3 * colours, []
-    while data[position] != 0x3B:
-        if data[position] == 0x21:  # extension: label, then sub-blocks
-            position += 2
-            while data[position]:
-                position += data[position] + 1
-            position += 1
-            continue
-        assert data[position] == 0x2C
-        _, _, width, height, _ = struct.unpack("<HHHHB", data[position + 1 : position + 10])
-        min_code_size, position = data[position + 10], position + 11
-        payload = bytearray()
-        while data[position]:
-            payload += data[position + 1 : position + 1 + data[position]]
-            position += data[position] + 1
-        position += 1
-        indices = lzw_decode(bytes(payload), min_code_size, width * height)
-        frames.append(palette[np.asarray(indices)].reshape(height, width, 3))
-    return frames
-
-
-# ----------------------------------------------------------------------------------------------
 # GIF
 
 
@@ -84,7 +29,7 @@ def test_gif_with_few_colours_is_lossless():
     rng = np.random.default_rng(0)
     colours = rng.integers(0, 256, (200, 3), dtype=np.uint8)
     frames = colours[rng.integers(0, 200, (4, 24, 40))]
-    decoded = decode_gif(gif_bytes(frames, fps=10))
+    decoded, _, _ = read_gif(gif_bytes(frames, fps=10))
     assert len(decoded) == 4
     assert all(np.array_equal(a, b) for a, b in zip(decoded, frames))
 
@@ -94,22 +39,22 @@ def test_gif_with_many_colours_is_close():
     base = np.stack(np.broadcast_arrays(gradient[:, None], gradient[None, :], 100 + 0 * gradient[:, None]), -1)
     jitter = np.random.default_rng(1).integers(-1, 2, (2, 64, 64, 3))
     frames = np.clip(base[None] + jitter, 0, 255).astype(np.uint8)
-    decoded = np.stack(decode_gif(gif_bytes(frames)))
+    decoded = np.stack(read_gif(gif_bytes(frames))[0])
     # 16 x 16 x 1 occupied 4-bit bins: every pixel within one bin width (16) of the truth.
     assert np.abs(decoded.astype(int) - frames.astype(int)).max() < 16
 
 
 def test_lzw_handles_full_tables():
     indices = np.random.default_rng(2).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
-    assert bytes(lzw_decode(lzw_encode(indices), 8, len(indices))) == indices
+    assert bytes(lzw_decode(lzw_encode(indices), 8)) == indices
     runs = bytes([7]) * 30_000  # one long run: the table grows by long strings
-    assert bytes(lzw_decode(lzw_encode(runs), 8, len(runs))) == runs
+    assert bytes(lzw_decode(lzw_encode(runs), 8)) == runs
 
 
 def test_save_frames_by_suffix(tmp_path):
     frames = np.random.default_rng(3).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
     save_frames(tmp_path / "clip.gif", frames)
-    assert len(decode_gif((tmp_path / "clip.gif").read_bytes())) == 3
+    assert len(read_gif((tmp_path / "clip.gif").read_bytes())[0]) == 3
     save_frames(tmp_path / "pngs", frames)
     assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]
     with pytest.raises(ValueError, match="suffix"):
@@ -180,7 +125,7 @@ def test_rollout_command_writes_a_gif_and_a_folder(checkpoint, tmp_path):
     gif = tmp_path / "run.gif"
     args = ["rollout", "--checkpoint", str(checkpoint), "--frames", "6", "--events", "0:a sunny meadow,3:night falls"]
     assert cli.main([*args, "--out", str(gif), "--scale", "2"]) == 0
-    frames = decode_gif(gif.read_bytes())
+    frames, _, _ = read_gif(gif.read_bytes())
     assert len(frames) == 6 and frames[0].shape == (128, 128, 3)
     folder = tmp_path / "run"
     assert cli.main([*args, "--out", str(folder), "--actions", "random", "--seed", "3", "--sampler", "rolling"]) == 0
