@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_play_video import read_gif
+from gif_reader import read_gif
 from worldsim.data import Dataset
 from worldsim.play.cli import build_parser, play
 
@@ -20,7 +20,7 @@ def test_headless_run_writes_video_and_dataset(tmp_path, capsys):
     assert run(argv) == 0
     out = capsys.readouterr().out
     assert "wrote 12 frames" in out and "recorded" in out
-    frames, _, _ = read_gif(tmp_path / "play.gif")
+    frames, _, _ = read_gif((tmp_path / "play.gif").read_bytes())
     assert len(frames) == 12 and frames[0].shape[1] >= 64
     assert not np.array_equal(frames[3], frames[9])  # night fell in between
     dataset = Dataset(tmp_path / "rec", verify=True)

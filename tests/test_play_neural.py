@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from test_play_app import press, release, type_text
-from test_play_video import read_gif
+from gif_reader import read_gif
 from worldsim.data import Dataset
 from worldsim.envs.explorer import events
 from worldsim.model import WorldConfig
@@ -80,14 +80,14 @@ def test_cli_plays_a_checkpoint_folder_with_video(checkpoint, tmp_path, capsys):
             "--events", "0:day breaks,2:night falls", "--steps", "1", "--video", str(tmp_path / "play.gif")]
     assert run(argv) == 0
     assert "played" in capsys.readouterr().out
-    assert len(read_gif(tmp_path / "play.gif")[0]) == 4
+    assert len(read_gif((tmp_path / "play.gif").read_bytes())[0]) == 4
 
 
 def test_compare_shows_the_real_explorer_beside_the_neural_world(checkpoint, tmp_path):
     argv = ["--checkpoint", checkpoint, "--compare", "--headless", "--frames", "3", "--scale", "2",
             "--events", "0:night falls", "--video", str(tmp_path / "compare.gif")]
     assert run(argv) == 0
-    frames, _, _ = read_gif(tmp_path / "compare.gif")
+    frames, _, _ = read_gif((tmp_path / "compare.gif").read_bytes())
     assert frames[0].shape[1] >= 2 * 64 * 2  # two panels side by side
 
 

@@ -12,9 +12,10 @@ bad call raises ValueError and leaves the simulator exactly as it was.
 Randomness is per row (`RowNoise`): an int seed s gives rows s, s+1, ..., so `simulator(B, seed=s)`
 row i equals `simulator(1, seed=s+i)` driven with the same actions and events.
 
-Reward alignment: after a step, the reward model sees the last K latents (ending with the new frame)
-and the action that led to it, and predicts that step's reward (classes -1/0/+1) and termination —
-the dataset's `rewards[i]`, `terminated[i]` for the step after frame i.
+Reward alignment: a step's reward (classes -1/0/+1) and termination come from the last K latents
+ending with the frame the action was taken from, plus that action — the dataset's `rewards[i]`,
+`terminated[i]` for the step after frame i, exactly as the reward stage trains (a terminal step's
+next frame is never stored, so a window ending with the new frame could not learn termination).
 
 Samplers: "frame" (default) generates each frame with the few-step sampler after its action;
 "rolling" keeps W = steps frames in flight at staggered noise levels and runs one pass per step
@@ -204,10 +205,12 @@ class Simulator:
         else:
             latents = self._rolling.push(conditions)
             self._pending = self._rolling.pending
-        self._recent = torch.cat((self._recent[:, 1:], latents), dim=1)
         led_to_frame = self._pending.conditions.actions[:, 0]
+        # As trained (training/reward.py): the K latents ending with the frame the action was taken
+        # from, so the window is advanced only after the reward model has seen it.
         with record_function("worldsim.reward"):  # labels for `worldsim bench --profile`
             reward_logits, done_logit = world.reward_model(self._recent, led_to_frame)
+        self._recent = torch.cat((self._recent[:, 1:], latents), dim=1)
         self._frames = self._decode(latents[:, 0])
         reward = class_to_reward(reward_logits.argmax(dim=-1)).float()
         return self._frames.clone(), reward, done_logit > 0
