@@ -8,18 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from worldsim.cli import run_command
 from worldsim.data.cli import DESCRIPTION, add_subcommands
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worldsim.data", description=DESCRIPTION)
     add_subcommands(parser)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
