@@ -34,6 +34,7 @@ import worldsim  # noqa: F401  (registers the environments)
 from worldsim.bench import describe_machine, synchronizer
 from worldsim.data.atomic import atomic_write_json
 from worldsim.model.config import WorldConfig
+from worldsim.model.reward import NeverTerminates
 from worldsim.world import WorldModel
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -96,24 +97,12 @@ def bench_vector(world: WorldModel, num_envs: int, args: argparse.Namespace) -> 
     return result
 
 
-class NoTerminations(torch.nn.Module):
-    """The world's reward model with its termination logit forced below zero."""
-
-    def __init__(self, reward_model: torch.nn.Module) -> None:
-        super().__init__()
-        self.reward_model = reward_model
-
-    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        reward_logits, done_logit = self.reward_model(latents, actions)
-        return reward_logits, torch.full_like(done_logit, -1.0)
-
-
 def benchmark_world(preset: str, device: str) -> WorldModel:
     config = WorldConfig.preset(preset)
     size = config.image_size
     start_frames = np.random.default_rng(0).integers(0, 256, size=(8, size, size, 3), dtype=np.uint8)
     world = WorldModel.create(config, event_texts=EVENT_TEXTS, seed=0, device=device, context_frames=start_frames)
-    world.reward_model = NoTerminations(world.reward_model)
+    world.reward_model = NeverTerminates(world.reward_model)
     return world
 
 

@@ -12,6 +12,7 @@ import worldsim  # noqa: F401  (registers the environments)
 from worldsim.envs.neural import NeuralWorldEnv, NeuralWorldVectorEnv
 from worldsim.envs.wrappers import ScheduledEvents, to_sb3
 from worldsim.model.config import WorldConfig
+from worldsim.model.reward import NeverTerminates
 from worldsim.world import WorldModel
 
 ENV_ID = "worldsim/NeuralExplorer-v0"
@@ -21,18 +22,6 @@ EVENTS = ["a sunny meadow", "night falls", "it starts snowing"]
 @pytest.fixture(scope="module")
 def world() -> WorldModel:
     return WorldModel.create(WorldConfig.preset("tiny"), event_texts=EVENTS, seed=0)
-
-
-class NeverTerminates(torch.nn.Module):
-    """A reward model that keeps the wrapped one's rewards but never ends an episode."""
-
-    def __init__(self, reward_model: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner = reward_model
-
-    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        reward_logits, done_logit = self.inner(latents, actions)
-        return reward_logits, torch.full_like(done_logit, -1.0)
 
 
 @pytest.fixture(scope="module")

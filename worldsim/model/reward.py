@@ -63,3 +63,19 @@ class RewardModel(nn.Module):
         hidden = self.project(self.features(latents.flatten(1, 2))) + self.action_embed(actions)
         logits = self.head(hidden)
         return logits[:, :-1], logits[:, -1]
+
+
+class NeverTerminates(nn.Module):
+    """A reward model's rewards with every episode end removed: a world in steady state.
+
+    Benchmarks and long-rollout tests use it so that a random-weights reward model, which may end
+    most episodes at once, does not turn every step into a reset.
+    """
+
+    def __init__(self, reward_model: nn.Module) -> None:
+        super().__init__()
+        self.inner = reward_model
+
+    def forward(self, latents: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        reward_logits, done_logit = self.inner(latents, actions)
+        return reward_logits, torch.full_like(done_logit, -1.0)
