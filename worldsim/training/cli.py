@@ -7,7 +7,7 @@ import sys
 
 _EPILOG = """\
 stages (DESIGN §7), each starting from the previous stage's <out>/final world:
-  autoencoder   frame autoencoder (creates the world; --size tiny|small|base)
+  autoencoder   frame autoencoder (creates the world; --size tiny|compact|small|base)
   teacher       bidirectional clip model (real score for DMD)
   ar-teacher    teacher-forcing autoregressive model (teacher of causal-cd)
   causal-cd     Causal Forcing++ consistency distillation (few-step causal student)
@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--data", help="dataset folder (same as --set data=DIR)")
     parser.add_argument("--out", help="output folder (default: runs/STAGE)")
-    parser.add_argument("--size", choices=["tiny", "small", "base"],
+    parser.add_argument("--size", choices=["tiny", "compact", "small", "base"],
                         help="model size (autoencoder and recipe; same as --set size=...)")
     parser.add_argument("--world", choices=["explorer"], help="recipe: world to generate data from when --data is not given")
     parser.set_defaults(func=_run)

@@ -7,7 +7,8 @@ bidirectional teacher's) and writes its own; the recipe's result `<out>/world` i
 with a few real start frames (context frames) and the training record for the model card: data,
 per-stage steps, wall time, throughput and first/last loss, hardware and total wall time.
 
-Presets `tiny` (CPU, minutes; 32 px frames), `small` (the default world) and `base` set every
+Presets `tiny` (CPU, minutes; 32 px frames), `compact` (the shipped default, trained on 2 CPU
+cores), `small` (the default size on a GPU) and `base` set every
 stage's length and batch; any key can still be changed (`--set teacher.steps=500`). Without
 `--data`, the dataset is generated from the world into `<out>/data` first. With `--resume`,
 finished stages are skipped and an interrupted one continues from its checkpoint.
@@ -52,6 +53,7 @@ RECIPE_STAGES: tuple[tuple[str, str], ...] = (
 INIT_FROM = {"teacher": "autoencoder", "ar-teacher": "teacher", "causal-cd": "ar-teacher", "dmd": "causal-cd",
              "stream": "dmd", "delta": "stream", "rolling": "delta", "reward": "rolling"}
 USES_TEACHER = ("dmd", "stream", "delta", "rolling")
+RECIPE_SIZES = ("tiny", "compact", "small", "base")
 
 
 @dataclass
@@ -59,7 +61,7 @@ class RecipeConfig:
     """The chain's settings. The recipe sets each stage's data, init, teacher, size, seed, device,
     precision and progress itself; everything else is the stage's own config."""
 
-    size: str = "tiny"  # tiny | small | base
+    size: str = "tiny"  # tiny | compact | small | base
     world: str = "explorer"  # world to generate data from when `data` is empty
     data: str = ""  # an existing dataset folder (empty: generate one into <out>/data)
     data_frames: int = 4096
@@ -81,8 +83,8 @@ class RecipeConfig:
     reward: RewardStageConfig = field(default_factory=RewardStageConfig)
 
     def validate(self) -> None:
-        if self.size not in ("tiny", "small", "base"):
-            raise ConfigError(f"size must be tiny, small or base, got {self.size!r}")
+        if self.size not in RECIPE_SIZES:
+            raise ConfigError(f"size must be one of {', '.join(RECIPE_SIZES)}, got {self.size!r}")
         if self.world != "explorer" and not self.data:
             raise ConfigError(f"only the explorer world can generate data; pass --data for {self.world!r}")
         if self.data_frames <= 0 or self.image_size <= 0 or self.context_frames < 0:
@@ -117,6 +119,26 @@ def recipe_preset(size: str) -> RecipeConfig:
                                   log_every=2, plain_prob=0.0, dmd=critic),
             reward=RewardStageConfig(steps=40, batch_size=32, lr=1e-3, log_every=5),
         )
+    if size == "compact":
+        # The shipped default world, trained on 2 CPU cores in about 70 minutes: 8-frame
+        # clips, small batches, and the DMD family only long enough to move the few-step student.
+        critic = DMDSettings(critic_lr=2e-4, critic_steps=2)
+        stream = dict(frames=4, chunks=6, overlap_frames=2, batch_size=2, steps=60, lr=1e-5, log_every=5, dmd=critic)
+        return RecipeConfig(
+            size="compact", data_frames=200_000, image_size=64, context_frames=8,
+            autoencoder=AutoencoderConfig(size="compact", steps=1200, batch_size=32, lr=1e-3, log_every=50),
+            teacher=TeacherConfig(steps=1500, batch_size=8, clip_frames=8, lr=5e-4, warmup_steps=100,
+                                  ema_decay=0.995, log_every=25),
+            ar_teacher=ARTeacherConfig(steps=800, batch_size=8, clip_frames=8, lr=3e-4, warmup_steps=0,
+                                       ema_decay=0.995, log_every=25),
+            causal_cd=CausalCDConfig(steps=300, batch_size=8, clip_frames=8, lr=1e-4, ema_decay=0.99, log_every=10),
+            dmd=DMDConfig(steps=150, batch_size=4, frames=8, lr=1e-5, log_every=5, dmd=critic),
+            stream=StreamConfig(**stream),
+            delta=DeltaConfig(**stream),
+            rolling=RollingConfig(steps=60, batch_size=2, frames=12, window=4, overlap_frames=2, lr=1e-5,
+                                  log_every=5, dmd=critic),
+            reward=RewardStageConfig(steps=400, batch_size=64, lr=1e-3, log_every=25),
+        )
     if size == "small":
         return RecipeConfig(size="small", data_frames=200_000, image_size=64)
     if size == "base":
@@ -126,7 +148,7 @@ def recipe_preset(size: str) -> RecipeConfig:
             stage = getattr(config, key)
             setattr(config, key, _set(stage, steps=stage.steps * factor))
         return config
-    raise ConfigError(f"size must be tiny, small or base, got {size!r}")
+    raise ConfigError(f"size must be one of {', '.join(RECIPE_SIZES)}, got {size!r}")
 
 
 def build_recipe_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RecipeConfig:
