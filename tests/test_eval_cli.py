@@ -4,6 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from worldsim.cli import main
 from worldsim.envs.explorer import events
@@ -133,3 +135,32 @@ def test_eval_reports_a_missing_checkpoint_without_a_traceback(tmp_path, capsys)
     error = capsys.readouterr().err
     assert error.startswith("worldsim eval: error:") and "nowhere" in error
     assert not (tmp_path / "o").exists()
+
+
+def _weights(folder: str) -> dict:
+    return {f"{path.name}/{name}": tensor for path in Path(folder).glob("*.safetensors")
+            for name, tensor in load_file(path).items()}
+
+
+def test_update_card_stores_the_measures_in_the_checkpoint_and_keeps_its_weights(tmp_path):
+    checkpoint = _save_world(tmp_path / "world")
+    weights_before = _weights(checkpoint)
+    out = tmp_path / "eval"
+    args = ["eval", "--checkpoint", checkpoint, "--suite", "tiny", "--out", str(out), "--device", "cpu"]
+    assert main(args + ["--update-card"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    stored = json.loads((Path(checkpoint) / "config.json").read_text())["metadata"]["evaluation"]
+    assert stored["suite"] == "tiny" and stored["wall_time_s"] == metrics["wall_time_s"]
+    assert stored["measures"]["TF PSNR"] == f"{metrics['fidelity']['teacher_forced_psnr_db']:.2f}"
+    card = (Path(checkpoint) / "README.md").read_text()
+    assert "## Measured against the Explorer truth" in card and f"| PSNR@4 | {stored['measures']['PSNR@4']} |" in card
+    after = _weights(checkpoint)
+    assert after.keys() == weights_before.keys()
+    assert all(torch.equal(after[name], weights_before[name]) for name in after)
+
+
+def test_update_card_refuses_anything_but_one_local_folder(tmp_path, capsys):
+    out = str(tmp_path / "eval")
+    assert main(["eval", "--checkpoint", "explorer-64", "--suite", "tiny", "--out", out, "--update-card"]) == 2
+    assert "one local checkpoint folder" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()

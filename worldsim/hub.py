@@ -331,7 +331,10 @@ def model_card(
     lines += _world_summary(world, num_context_frames)
     if config.event_texts:
         lines += ["", "## Events it knows", ""] + [f"- {text}" for text in config.event_texts]
-    training = {key: value for key, value in config.metadata.items() if key != "name"}
+    evaluation = config.metadata.get("evaluation")
+    if evaluation:
+        lines += ["", *_evaluation_section(evaluation)]
+    training = {key: value for key, value in config.metadata.items() if key not in ("name", "evaluation")}
     lines += ["", "## Training", ""]
     if training:
         lines += ["```json", json.dumps(training, indent=2, sort_keys=True), "```"]
@@ -347,6 +350,16 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _evaluation_section(evaluation: Mapping[str, Any]) -> list[str]:
+    """The measured-fidelity table `worldsim eval --update-card` stored in the metadata."""
+    lines = ["## Measured against the Explorer truth", "",
+             f"`worldsim eval --suite {evaluation['suite']}` (seed {evaluation['seed']}), {evaluation['date']}, "
+             f"{evaluation['machine']}, {evaluation['wall_time_s']} s. Columns are defined in worldsim's "
+             "docs/METRICS.md (TF = teacher-forced next frame; PSNR@h = frame h of a free rollout).", "",
+             "| measure | value |", "|---|---|"]
+    return lines + [f"| {name} | {value} |" for name, value in evaluation["measures"].items()]
 
 
 def _world_summary(world: Mapping[str, Any], num_context_frames: int) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from worldsim.eval.suite import SUITES
 from worldsim.pretrained import DEFAULT_WORLD
@@ -40,6 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--probes", default=None, help="probe folder (default: the bundled probes)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto = cuda if available)")
     parser.add_argument("--seed", type=int, default=None, help="scenario seed (default: the suite's, 0)")
+    parser.add_argument("--update-card", action="store_true",
+                        help="store the headline measures in the checkpoint folder's metadata and model card "
+                             "(one local checkpoint folder; its weights are not touched)")
     parser.set_defaults(func=run)
 
 
@@ -48,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from worldsim.eval.report import json_ready
 
     checkpoints = args.compare or [args.checkpoint]
+    if args.update_card and (args.compare or not (Path(args.checkpoint) / "config.json").is_file()):
+        print("worldsim eval: error: --update-card needs one local checkpoint folder (not --compare, "
+              f"not a bundled name or Hub id); got {' '.join(checkpoints)}", file=sys.stderr)
+        return 2
     try:
         document = evaluate(checkpoints, args.suite, args.out, compare=bool(args.compare), probes_folder=args.probes,
                             device=args.device, seed=args.seed)
@@ -58,4 +66,17 @@ def run(args: argparse.Namespace) -> int:
     summary = document.get("ablation_table") or {key: document[key] for key in families}
     print(json.dumps(json_ready(summary), indent=2))
     print(f"wrote {args.out}/report.md, metrics.json and {len(document['plots'])} plots")
+    if args.update_card:
+        _update_card(Path(args.checkpoint), document)
+        print(f"stored the measures in {args.checkpoint}/config.json and README.md")
     return 0
+
+
+def _update_card(folder: Path, document: dict) -> None:
+    """Re-save the checkpoint with the evaluation in its metadata (each file is written atomically)."""
+    from worldsim.eval.report import card_evaluation
+    from worldsim.world import WorldModel
+
+    world = WorldModel.from_pretrained(str(folder))
+    world.metadata["evaluation"] = card_evaluation(document)
+    world.save_pretrained(folder)

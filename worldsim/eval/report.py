@@ -65,6 +65,18 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def card_evaluation(document: dict[str, Any]) -> dict[str, Any]:
+    """What a model card states about one checkpoint's evaluation: the suite, the machine and the
+    ablation table's columns as printed cells (so the card needs no formatting code of its own)."""
+    machine = document["machine"]
+    return {
+        "suite": document["suite"]["name"], "seed": document["suite"]["seed"],
+        "date": machine.get("date", ""), "wall_time_s": document["wall_time_s"],
+        "machine": machine.get("device_name", machine.get("cpu_model", "?")),
+        "measures": {column: _cell(value) for column, value in headline(document).items()},
+    }
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, tuple):
         return " / ".join(_number(v, 2) for v in value)
