@@ -15,7 +15,7 @@ DEFAULT_WORLD = "explorer-64"
 
 # name -> how the weights are produced (shown when the folder is still empty).
 BUNDLED_WORLDS: dict[str, str] = {
-    "explorer-64": "worldsim train recipe --world explorer --size small",
+    "explorer-64": "worldsim train recipe --world explorer --size compact",
 }
 
 
