@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from worldsim.model import KVCache
-from worldsim.model.kv_cache import frame_slot
+from worldsim.model.kv_cache import (
+    attention_groups,
+    chunk_layout,
+    evicted_by_commit,
+    frame_slot,
+    fused_commit_is_exact,
+)
 
 
 def _cache(batch=2, sink=1, window=3) -> KVCache:
@@ -90,3 +96,46 @@ def test_assign_rows_copies_contents_and_frame_counts():
 def test_frame_slot_fills_the_sink_then_cycles_the_ring():
     slots = frame_slot(torch.arange(9), sink_frames=2, window_frames=3)
     assert slots.tolist() == [0, 1, 2, 3, 4, 2, 3, 4, 2]
+
+
+def test_chunk_layout_of_a_fused_commit_that_evicts():
+    """Sink 1, window 3, frames 0..4 held (0 | 2 3 4): a pass over [clean 5 ; noisy 6] that
+    commits frame 5. Keys: sink copy, slots (0, 4, 2, 3 by ring order), chunk (5, 6)."""
+    positions, visible = chunk_layout(torch.tensor([5]), 1, 3, frames=2, commit=1)
+    # Slot 1 holds frame 4 (the ring wrapped once), slots 2, 3 hold frames 2, 3.
+    assert positions[0].tolist() == [1, 0, 3, 1, 2, 4, 5]
+    # Clean frame 5 sees the cache as it is; noisy frame 6 the cache after the commit: frame 2
+    # evicted and the sink one position later, so every distance matches a separate pass
+    # (noisy 6 at position 4 there, sink at 0, frames 3 4 5 at 1 2 3).
+    assert visible[0].int().tolist() == [[0, 1, 1, 1, 1, 1, 0],
+                                         [1, 0, 1, 0, 1, 1, 1]]
+
+
+def test_chunk_layout_without_a_split_commit_is_the_cache_then_causal_chunk():
+    for commit in (0, 2):
+        positions, visible = chunk_layout(torch.tensor([2]), 1, 3, frames=2, commit=commit)
+        assert positions[0].tolist() == [0, 1, 0, 0, 2, 3]
+        assert visible[0].int().tolist() == [[1, 1, 0, 0, 1, 0], [1, 1, 0, 0, 1, 1]]
+
+
+@pytest.mark.parametrize("sink, window, frames, commit", [(1, 3, 2, 1), (2, 2, 3, 1), (0, 3, 2, 1),
+                                                         (1, 3, 4, 2), (1, 2, 4, 3), (1, 3, 3, 0)])
+def test_attention_groups_hold_everything_visible(sink, window, frames, commit):
+    for held in range(3 * (sink + window)):
+        num_frames = torch.tensor([held])
+        if not fused_commit_is_exact(num_frames, sink, window, commit):
+            continue
+        _, visible = chunk_layout(num_frames, sink, window, frames, commit)
+        outside = visible.clone()
+        for queries, keys in attention_groups(sink, window, frames, commit):
+            outside[:, queries, keys] = False
+        assert not outside.any(), held
+
+
+def test_evicted_by_commit_and_when_a_fused_commit_is_exact():
+    counts = torch.tensor([0, 1, 3, 4, 9])
+    assert evicted_by_commit(counts, 1, 3, 1).tolist() == [0, 0, 0, 1, 1]
+    assert evicted_by_commit(counts, 1, 3, 2).tolist() == [0, 0, 1, 2, 2]
+    assert fused_commit_is_exact(torch.tensor([1]), 2, 1, 2)  # fills the sink, no eviction
+    assert not fused_commit_is_exact(torch.tensor([1]), 2, 1, 3)  # fills the sink and evicts
+    assert fused_commit_is_exact(torch.tensor([2]), 2, 1, 3)  # sink already full

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from worldsim.model import CausalTransformer, WorldConfig
-from worldsim.model.attention import frame_causal_mask, teacher_forcing_mask
+from worldsim.model.attention import AttentionGroup, frame_causal_mask, teacher_forcing_mask
 from worldsim.model.rope import apply_rope
 
 TOLERANCE = dict(rtol=0, atol=1e-9)  # float64 networks: differences are rounding only
+ALL_KEYS = [AttentionGroup(slice(0, None), slice(0, None), None)]
 
 
 def make_net(**overrides) -> CausalTransformer:
@@ -181,6 +182,55 @@ def test_fused_reencode_and_denoise_matches_full_forward():
     assert torch.allclose(second[:, 0], full[:, 3], **TOLERANCE)
 
 
+@pytest.mark.parametrize("sink, window, commit", [(1, 3, 1), (2, 2, 1), (0, 3, 1), (1, 3, 2),
+                                                  (1, 2, 3)])
+def test_fused_commit_equals_separate_commit_through_evictions(sink, window, commit):
+    """A pass over ``[committed ; later]`` with commit=P equals committing the P frames in their
+    own pass, then running the later frames, for every fill level of the window — the rows start
+    at different fill levels, so each row evicts (or not) on its own."""
+    net = make_net(depth=3)
+    later = 2
+    fused, separate = (net.new_cache(2, sink_frames=sink, window_frames=window) for _ in range(2))
+    for cache in (fused, separate):  # row 1 starts one frame ahead
+        net.forward_cached(*make_clip(net, batch=2, frames=1, seed=99), cache, commit=1)
+        cache.reset(torch.tensor([True, False]))
+    for step in range(3 * (sink + window)):
+        clean = make_clip(net, batch=2, frames=commit, seed=2 * step)
+        noisy = make_clip(net, batch=2, frames=later, seed=2 * step + 1)
+        both = tuple(torch.cat(pair, dim=1) for pair in zip(clean, noisy))
+        out = net.forward_cached(*both, fused, commit=commit)
+        net.forward_cached(*clean, separate, commit=commit)
+        expected = net.forward_cached(*noisy, separate)
+        assert torch.allclose(out[:, commit:], expected, **TOLERANCE), f"step {step}"
+        assert fused.num_frames.tolist() == separate.num_frames.tolist()
+        for layer in range(3):
+            assert torch.allclose(fused.keys[layer], separate.keys[layer], **TOLERANCE)
+            assert torch.allclose(fused.values[layer], separate.values[layer], **TOLERANCE)
+
+
+@pytest.mark.parametrize("frames, commit", [(3, 1), (2, 2), (2, 0)])
+def test_skipping_the_committed_output_changes_nothing_else(frames, commit):
+    net = make_net(depth=2)
+    full, skipped = (net.new_cache(2, sink_frames=1, window_frames=2) for _ in range(2))
+    for step in range(5):  # through evictions
+        clip = make_clip(net, batch=2, frames=frames, seed=step)
+        everything = net.forward_cached(*clip, full, commit=commit)
+        later = net.forward_cached(*clip, skipped, commit=commit, return_committed=False)
+        assert later.shape[1] == frames - commit
+        assert torch.allclose(later, everything[:, commit:], **TOLERANCE)
+        for layer in range(2):
+            assert torch.allclose(skipped.keys[layer], full.keys[layer], **TOLERANCE)
+            assert torch.allclose(skipped.values[layer], full.values[layer], **TOLERANCE)
+
+
+def test_a_split_commit_that_fills_the_sink_and_evicts_is_refused():
+    net = make_net()
+    cache = net.new_cache(1, sink_frames=2, window_frames=1)
+    net.forward_cached(*make_clip(net, batch=1, frames=1), cache, commit=1)
+    with pytest.raises(ValueError, match="sink"):
+        net.forward_cached(*make_clip(net, batch=1, frames=4), cache, commit=3)
+
+
 def test_depth_one_after_eviction_equals_forward_over_cache_contents():
     """Literal check of §6.3: once frames are evicted, the new frame's output equals a full
     causal forward over [sink frames ; window frames ; new frame] at positions 0, 1, 2, ..."""
@@ -209,16 +259,16 @@ def sink_window_reference(net: CausalTransformer, clip, sink: int, window: int) 
         every_frame = net.rope.temporal(torch.arange(frames).expand(batch, frames))
         # A block's keys/values depend only on its input tokens, not on what they attend to.
         _, keys, values = block(tokens, condition, net.rope.spatial(frames), every_frame,
-                                every_frame, None)
+                                every_frame, ALL_KEYS)
         outputs = []
         for frame in range(frames):
             held = list(range(min(frame, sink))) + list(range(max(sink, frame - window), frame))
             token_index = [f * tokens_per_frame + t for f in held for t in range(tokens_per_frame)]
             key_rope = net.rope.temporal(torch.arange(len(held) + 1).expand(batch, -1))
             query_rope = (key_rope[0][:, :, -tokens_per_frame:], key_rope[1][:, :, -tokens_per_frame:])
-            past = (keys[:, :, token_index], values[:, :, token_index])
+            past = ((keys[:, :, token_index],), (values[:, :, token_index],))
             out, _, _ = block(tokens[:, frame:frame + 1], condition[:, frame:frame + 1],
-                              net.rope.spatial(1), query_rope, key_rope, None, past)
+                              net.rope.spatial(1), query_rope, key_rope, ALL_KEYS, past)
             outputs.append(out)
         tokens = torch.cat(outputs, dim=1)
     return net._head(tokens, condition)

@@ -8,6 +8,7 @@ from test_world_fixtures import make_world
 
 from worldsim.model import flow
 from worldsim.sampling import inputs
+from worldsim.sampling import frame_sampler
 from worldsim.sampling.frame_sampler import (
     CleanFrames,
     Conditions,
@@ -98,22 +99,86 @@ def test_fused_commit_equals_a_separate_commit_pass(world):
         assert torch.allclose(fused_cache.keys[layer], separate_cache.keys[layer], atol=1e-5)
 
 
-def test_a_full_window_commits_in_its_own_pass(world):
+def test_a_full_window_fuses_its_commit_exactly(world):
     net = world.transformer
-    cache = net.new_cache(1)
+    cache, reference = net.new_cache(1), net.new_cache(1)
     for index in range(cache.capacity):
-        commit(net, cache, random_clean(world, batch=1, seed=index))
-    assert not fused_commit_is_exact(cache, 1)
-    reference = net.new_cache(1)
-    for index in range(cache.capacity):
-        commit(net, reference, random_clean(world, batch=1, seed=index))
+        for target in (cache, reference):
+            commit(net, target, random_clean(world, batch=1, seed=index))
+    assert fused_commit_is_exact(cache, 1)
     pending, sigmas = random_clean(world, 1, seed=99), step_sigmas(2, 2.0)
     with torch.no_grad():
         sampled = sample_frames(net, cache, conditions(world, 1), sigmas, RowNoise([7]), pending)
         commit(net, reference, pending)
         expected = sample_frames(net, reference, conditions(world, 1), sigmas, RowNoise([7]))
-    assert torch.equal(sampled, expected)
+    assert torch.allclose(sampled, expected, atol=1e-5)
     assert cache.num_frames.item() == cache.capacity + 1
+
+
+def test_a_commit_that_fills_the_sink_and_evicts_runs_on_its_own(world):
+    cache = world.transformer.new_cache(1, sink_frames=2, window_frames=1)
+    assert not fused_commit_is_exact(cache, 4)  # frames 0, 1 fill the sink, 3 evicts 2
+    assert fused_commit_is_exact(cache, 3)
+
+
+@pytest.fixture
+def unfused(monkeypatch):
+    """Make every sampler commit pending frames in their own pass, the reference of fusing."""
+    monkeypatch.setattr(frame_sampler, "fused_commit_is_exact", lambda cache, num_commit: False)
+
+
+def long_rollout(world, sample_chunk, pending_frames: int) -> torch.Tensor:
+    """Frames from `sample_chunk(cache, conditions, pending) -> latents`, fed back as pending, over
+    enough frames to evict from the window several times; row 1 restarts midway, so the rows
+    fill and evict out of step."""
+    net = world.transformer
+    cache = net.new_cache(2)
+    pending = random_clean(world, 2, frames=pending_frames)
+    frames = []
+    with torch.no_grad():
+        for index in range(3 * cache.capacity):
+            if index == cache.capacity:
+                cache.reset(torch.tensor([False, True]))
+            chunk_conditions = conditions(world, 2, frames=pending_frames, action=index % 5)
+            latents = sample_chunk(cache, chunk_conditions, pending)
+            pending = CleanFrames(latents, chunk_conditions)
+            frames.append(latents)
+    assert (cache.num_frames > cache.capacity).all()
+    return torch.cat(frames, dim=1)
+
+
+def frame_rollout(world, pending_frames: int = 1) -> torch.Tensor:
+    noise = RowNoise([3, 4])
+    return long_rollout(
+        world,
+        lambda cache, chunk, pending: sample_frames(world.transformer, cache, chunk, step_sigmas(2, 2.0), noise, pending),
+        pending_frames,
+    )
+
+
+def rolling_rollout(world) -> torch.Tensor:
+    sampler = None
+
+    def push(cache, chunk, pending):
+        nonlocal sampler
+        if sampler is None:
+            sampler = RollingSampler(world.transformer, cache, step_sigmas(3, 2.0), RowNoise([3, 4]), pending)
+        emitted = sampler.push(chunk)
+        return torch.zeros_like(pending.latents) if emitted is None else emitted
+
+    return long_rollout(world, push, pending_frames=1)
+
+
+@pytest.mark.parametrize(
+    "rollout", [frame_rollout, lambda world: frame_rollout(world, pending_frames=2), rolling_rollout],
+    ids=["frame", "chunk", "rolling"],
+)
+def test_fused_sampling_equals_separate_commits_through_evictions(world, rollout, request):
+    fused = rollout(world)
+    request.getfixturevalue("unfused")
+    separate = rollout(world)
+    assert torch.allclose(fused, separate, atol=1e-4)
+    assert not torch.allclose(fused[0], fused[1], atol=1e-2)  # the rows really differ
 
 
 # ----------------------------------------------------------------------------------------------

@@ -85,24 +85,34 @@ def test_step_outputs(world):
 
 
 def test_a_batch_equals_its_members_run_alone(world):
-    batch = 3
-    actions = [[0, 1, 2], [3, 4, 0], [1, 1, 1], [2, 0, 4]]
+    """Over enough steps to evict from the cache window, with row 1 restarted midway, so the
+    rows fill and evict out of step (each row's fused commit must use its own layout)."""
+    batch, restart_at, restart_seed = 3, 6, 20
+    actions = np.random.default_rng(0).integers(0, 5, size=(3 * world.config.transformer.window_frames, batch))
     events_at_step_2 = ["night falls", None, "enemies appear"]
+    start_events = ["a sunny meadow", "it starts snowing", None]
     sim = world.simulator(batch_size=batch, seed=10)
-    together = [sim.reset(event=["a sunny meadow", "it starts snowing", None])]
+    together = [sim.reset(event=start_events)]
     for index, step_actions in enumerate(actions):
+        if index == restart_at:
+            rows = torch.tensor([False, True, False])
+            together.append(sim.reset(event="enemies appear", rows=rows, seed=[0, restart_seed, 0]))
         together.append(sim.step(step_actions, events=events_at_step_2 if index == 2 else None)[0])
     together = torch.stack(together, dim=1).int()
-    for row, start_event in enumerate(["a sunny meadow", "it starts snowing", None]):
+    for row, start_event in enumerate(start_events):
         alone_sim = world.simulator(batch_size=1, seed=10 + row)
         alone = [alone_sim.reset(event=start_event)]
         for index, step_actions in enumerate(actions):
+            if index == restart_at:
+                restarted = row == 1
+                alone.append(alone_sim.reset(event="enemies appear", seed=restart_seed) if restarted else alone_sim.frames)
             events = [events_at_step_2[row]] if index == 2 else None
             alone.append(alone_sim.step([step_actions[row]], events=events)[0])
         alone = torch.stack(alone, dim=1).int()
         # Batched matrix products may round differently from single-row ones: allow one level.
         assert (together[row] - alone[0]).abs().max() <= 1
         assert (together[row] != alone[0]).float().mean() < 0.01
+    assert sim.cache.num_frames.tolist() == [len(actions), len(actions) - restart_at, len(actions)]
 
 
 def test_steps_override(world):

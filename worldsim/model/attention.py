@@ -6,11 +6,13 @@ a frame, DESIGN §6.2).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldsim.model.rope import apply_rope
+from worldsim.model.rope import apply_rope_
 
 
 def expand_frame_mask(frame_mask: Tensor, tokens_per_frame: int) -> Tensor:
@@ -49,6 +51,15 @@ def mask_to_bias(mask: Tensor, dtype: torch.dtype) -> Tensor:
                                                                                  float("-inf"))
 
 
+class AttentionGroup(NamedTuple):
+    """Queries `queries` attend to keys `keys` (token slices) with an additive `bias` (None: all
+    of them). Splitting a pass into groups spares attending to keys a mask would hide."""
+
+    queries: slice
+    keys: slice
+    bias: Tensor | None
+
+
 class SelfAttention(nn.Module):
     """Multi-head attention with RMS-normalised queries/keys and rotary positions.
 
@@ -77,19 +88,22 @@ class SelfAttention(nn.Module):
         # Norm and spatial rotation in [B, L, H, head_dim] layout, the cos/sin broadcast over H.
         cos, sin = spatial_rope[0][:, None], spatial_rope[1][:, None]
         start = self.temporal_channels
-        query = apply_rope(self.q_norm(query), cos, sin, start=start)
-        key = apply_rope(self.k_norm(key), cos, sin, start=start)
+        query = apply_rope_(self.q_norm(query), cos, sin, start=start)
+        key = apply_rope_(self.k_norm(key), cos, sin, start=start)
         return query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)
 
     def attend(self, query: Tensor, key: Tensor, value: Tensor,
                query_rope: tuple[Tensor, Tensor], key_rope: tuple[Tensor, Tensor],
-               bias: Tensor | None) -> Tensor:
-        """Rotate q/k in time by their temporal cos/sin and attend with an additive `bias`
-        (see `mask_to_bias`); returns ``[B, Lq, D]``."""
-        query = apply_rope(query, *query_rope)
-        key = apply_rope(key, *key_rope)
-        if bias is not None:
-            bias = bias.to(query.dtype)
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
+               groups: list[AttentionGroup]) -> Tensor:
+        """Rotate q/k in time by their temporal cos/sin — in place: the callers pass tensors
+        made for this call — and attend per group (biases from `mask_to_bias`); returns
+        ``[B, Lq, D]`` for the groups' queries, in group order."""
+        query = apply_rope_(query, *query_rope)
+        key = apply_rope_(key, *key_rope)
+        outs = [F.scaled_dot_product_attention(
+                    query[:, :, group.queries], key[:, :, group.keys], value[:, :, group.keys],
+                    attn_mask=None if group.bias is None else group.bias.to(query.dtype))
+                for group in groups]
+        out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
         batch, _, length, _ = out.shape
         return self.out(out.transpose(1, 2).reshape(batch, length, -1))

@@ -9,7 +9,9 @@ frame, is applied at projection; see rope.py). When attending, each valid slot g
 position from its order in the cache — sink frames 0..S-1, then the window oldest to newest —
 and the frames being generated follow. Positions therefore never exceed sink + window + chunk
 frames; distances inside the window equal true frame distances, while the sink sits just
-before the window (as in StreamingLLM / Rolling Forcing).
+before the window (as in StreamingLLM / Rolling Forcing). A pass that commits some of its frames
+and runs later ones lays its keys out with `chunk_layout`, so that the later frames already see
+the cache as it will be after the commit (what a sampler's fused re-encode needs).
 
 Rows are independent: each has its own frame count, so one row can be reset (vector-env
 autoreset) while the others keep their history. Only detached tensors are written.
@@ -25,6 +27,101 @@ def frame_slot(frame_index: Tensor, sink_frames: int, window_frames: int) -> Ten
     then the ring slot of the oldest window frame."""
     ring = sink_frames + (frame_index - sink_frames).clamp(min=0) % window_frames
     return torch.where(frame_index < sink_frames, frame_index, ring)
+
+
+def slot_layout(num_frames: Tensor, sink_frames: int, window_frames: int) -> tuple[Tensor, Tensor]:
+    """Temporal position (long ``[B, sink+window]``) and validity (bool) of every slot of rows
+    that hold `num_frames` ``[B]`` frames since reset: the sink 0..S-1, then the window oldest
+    to newest. Invalid slots get position 0; they are masked out of attention."""
+    sink, window = sink_frames, window_frames
+    frames = num_frames[:, None]
+    sink_slots = torch.arange(sink, device=num_frames.device)
+    sink_valid = sink_slots < frames
+    in_window = (frames - sink).clamp(min=0, max=window)  # frames held by the ring
+    next_ring_slot = (frames - sink).clamp(min=0) % window
+    ring_slots = torch.arange(window, device=num_frames.device)
+    age = (next_ring_slot - 1 - ring_slots) % window  # 0 = newest
+    ring_valid = age < in_window
+    ring_positions = sink + in_window - 1 - age
+    valid = torch.cat((sink_valid, ring_valid), dim=1)
+    positions = torch.cat((sink_slots.expand_as(sink_valid), ring_positions), dim=1)
+    return torch.where(valid, positions, torch.zeros_like(positions)), valid
+
+
+def evicted_by_commit(num_frames: Tensor, sink_frames: int, window_frames: int,
+                      commit: int) -> Tensor:
+    """long ``[B]``: window frames that committing `commit` more frames pushes out of each row.
+
+    Frames after the sink get positions from the oldest window frame on, so this is also how far
+    the window's positions slide relative to the sink's."""
+    def first_window_frame(frames: Tensor) -> Tensor:
+        return (frames - window_frames).clamp(min=sink_frames)
+
+    return first_window_frame(num_frames + commit) - first_window_frame(num_frames)
+
+
+def fused_commit_is_exact(num_frames: Tensor, sink_frames: int, window_frames: int,
+                          commit: int) -> bool:
+    """Whether a chunk can commit its first `commit` frames in the pass that runs its later
+    frames (see `chunk_layout`): yes unless a row fills its sink and evicts in the same commit,
+    which would turn chunk frames into sink frames whose positions slide."""
+    fits = num_frames + commit <= sink_frames + window_frames
+    return bool(((num_frames >= sink_frames) | fits).all())
+
+
+def repeats_sink(frames: int, commit: int) -> bool:
+    """Whether `chunk_layout` lists the sink slots twice: when a pass has committed frames and
+    later ones."""
+    return 0 < commit < frames
+
+
+def chunk_layout(num_frames: Tensor, sink_frames: int, window_frames: int, frames: int,
+                 commit: int) -> tuple[Tensor, Tensor]:
+    """Key frames of a pass over `frames` new frames whose first `commit` frames are committed:
+    their temporal positions (long ``[B, K]``) and which of them each new frame sees
+    (bool ``[B, frames, K]``).
+
+    Keys are — only when `repeats_sink` — a second copy of the sink slots, then the cache slots,
+    then the chunk. Committed frames (and every frame when nothing or everything is committed)
+    see the valid slots and the chunk frame-causally: the cache as it is. Later frames see the
+    cache as it will be after the commit, so that one pass equals a commit pass followed by a
+    pass over the later frames: the window frames (and committed frames) the commit evicts are
+    hidden, and since the positions of the frames after the sink slide by the evicted count
+    relative to the sink's, they see the sink through its copy, placed that much later.
+    Requires `fused_commit_is_exact`.
+    """
+    sink, capacity = sink_frames, sink_frames + window_frames
+    batch, device = num_frames.shape[0], num_frames.device
+    slot_positions, slot_valid = slot_layout(num_frames, sink_frames, window_frames)
+    chunk = torch.arange(frames, device=device)
+    positions = torch.cat((slot_positions, num_frames.clamp(max=capacity)[:, None] + chunk), dim=1)
+    causal = (chunk[:, None] >= chunk[None, :]).expand(batch, frames, frames)
+    visible = torch.cat((slot_valid[:, None, :].expand(batch, frames, capacity), causal), dim=2)
+    if not repeats_sink(frames, commit):
+        return positions, visible
+    if not fused_commit_is_exact(num_frames, sink_frames, window_frames, commit):
+        raise ValueError("a row fills its sink and evicts in one commit; commit separately")
+    shift = evicted_by_commit(num_frames, sink_frames, window_frames, commit)[:, None]
+    # Hidden from later frames: the sink slots (seen through the copy) and the `shift` oldest
+    # frames after the sink (chunk frames that become sink frames have positions below `sink`).
+    hidden = (positions >= sink) & (positions < sink + shift)
+    hidden[:, :sink] = True
+    later = (chunk >= commit)[None, :, None]
+    sees_copy = later & slot_valid[:, None, :sink]
+    return (torch.cat((torch.arange(sink, device=device) + shift, positions), dim=1),
+            torch.cat((sees_copy, visible & ~(later & hidden[:, None])), dim=2))
+
+
+def attention_groups(sink_frames: int, window_frames: int, frames: int, commit: int
+                     ) -> list[tuple[slice, slice]]:
+    """(query frames, key frames) blocks of a `chunk_layout` outside which nothing is visible,
+    so attention can run per block instead of over all keys with a mask: a split pass runs its
+    committed frames over the cache slots and themselves, its later frames over everything."""
+    capacity = sink_frames + window_frames
+    if not repeats_sink(frames, commit):
+        return [(slice(0, frames), slice(0, capacity + frames))]
+    return [(slice(0, commit), slice(sink_frames, sink_frames + capacity + commit)),
+            (slice(commit, frames), slice(0, sink_frames + capacity + frames))]
 
 
 class KVCache:
@@ -84,29 +181,26 @@ class KVCache:
         tensors = (self._storage, self._num_frames)
         return sum(t.numel() * t.element_size() for t in tensors)
 
-    def layer(self, index: int) -> tuple[Tensor, Tensor]:
-        """Un-rotated keys and values of one layer as ``[B, H, capacity*T, head_dim]`` views."""
-        keys, values = self.keys[index], self.values[index]
-        return keys.flatten(2, 3), values.flatten(2, 3)
+    def layer(self, index: int, repeat_sink: bool = False
+              ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        """Un-rotated keys and values of one layer in the key-frame order of `chunk_layout`:
+        with `repeat_sink` the sink slots' ``[B, H, sink*T, head_dim]``, then all slots'
+        ``[B, H, capacity*T, head_dim]`` (views). Parts rather than one tensor, so that the
+        attention concatenates them with the chunk's keys in a single copy."""
+        keys, values = self.keys[index].flatten(2, 3), self.values[index].flatten(2, 3)
+        if not repeat_sink:
+            return (keys,), (values,)
+        sink_tokens = self.sink_frames * self.tokens_per_frame
+        return (keys[:, :, :sink_tokens], keys), (values[:, :, :sink_tokens], values)
+
+    def chunk_layout(self, frames: int, commit: int) -> tuple[Tensor, Tensor]:
+        """`chunk_layout` of these rows (positions ``[B, K]``, visibility ``[B, frames, K]``)."""
+        return chunk_layout(self._num_frames, self.sink_frames, self.window_frames, frames, commit)
 
     def slot_layout(self) -> tuple[Tensor, Tensor]:
-        """Temporal position (long ``[B, capacity]``) and validity (bool) of every slot.
-
-        Invalid slots get position 0; they are masked out of attention.
-        """
-        sink, window = self.sink_frames, self.window_frames
-        frames = self._num_frames[:, None]
-        sink_slots = torch.arange(sink, device=self.device)
-        sink_valid = sink_slots < frames
-        in_window = (frames - sink).clamp(min=0, max=window)  # frames held by the ring
-        next_ring_slot = (frames - sink).clamp(min=0) % window
-        ring_slots = torch.arange(window, device=self.device)
-        age = (next_ring_slot - 1 - ring_slots) % window  # 0 = newest
-        ring_valid = age < in_window
-        ring_positions = sink + in_window - 1 - age
-        valid = torch.cat((sink_valid, ring_valid), dim=1)
-        positions = torch.cat((sink_slots.expand_as(sink_valid), ring_positions), dim=1)
-        return torch.where(valid, positions, torch.zeros_like(positions)), valid
+        """Temporal position (long ``[B, capacity]``) and validity (bool) of every slot
+        (see `slot_layout`)."""
+        return slot_layout(self._num_frames, self.sink_frames, self.window_frames)
 
     def append(self, keys: list[Tensor], values: list[Tensor]) -> None:
         """Write frames, oldest first, into every row: per layer ``[B, H, k*T, head_dim]``.

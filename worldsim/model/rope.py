@@ -30,12 +30,24 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor, start: int = 0) -> Tensor:
 
     `x` is ``[..., L, channels]``; `cos` and `sin` are ``[..., L, d/2]`` and broadcast against it.
     """
+    return apply_rope_(x.clone(), cos, sin, start)
+
+
+def apply_rope_(x: Tensor, cos: Tensor, sin: Tensor, start: int = 0) -> Tensor:
+    """`apply_rope` in place (the same floating-point operations); returns `x`.
+
+    For tensors nothing else reads: rotating in place spares copying the channels the rotation
+    leaves alone (three quarters of them for the temporal part), which every attention pass
+    would otherwise do for all cached keys. `cos`/`sin` must broadcast to `x`'s shape.
+    """
     half = cos.shape[-1]
     first = x[..., start:start + half]
     second = x[..., start + half:start + 2 * half]
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat((x[..., :start], first * cos - second * sin, first * sin + second * cos,
-                      x[..., start + 2 * half:]), dim=-1)
+    first_sin, second_sin = first * sin, second * sin
+    first.mul_(cos).sub_(second_sin)
+    second.mul_(cos).add_(first_sin)
+    return x
 
 
 class RotaryEmbedding(nn.Module):

@@ -22,13 +22,30 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from worldsim.model.attention import (SelfAttention, expand_frame_mask, frame_causal_mask,
-                                      mask_to_bias, teacher_forcing_mask)
+from worldsim.model.attention import (
+    AttentionGroup,
+    SelfAttention,
+    expand_frame_mask,
+    frame_causal_mask,
+    mask_to_bias,
+    teacher_forcing_mask,
+)
 from worldsim.model.config import TransformerConfig
-from worldsim.model.kv_cache import KVCache
+from worldsim.model.kv_cache import KVCache, attention_groups, repeats_sink
 from worldsim.model.rope import RotaryEmbedding
 
 Rope = tuple[Tensor, Tensor]
+MaskedGroup = tuple[slice, slice, Tensor | None]  # query tokens, key tokens, boolean mask
+
+
+def token_slice(frames: slice, tokens_per_frame: int) -> slice:
+    """The tokens of a slice of frames."""
+    return slice(frames.start * tokens_per_frame, frames.stop * tokens_per_frame)
+
+
+def whole(mask: Tensor | None) -> list[MaskedGroup]:
+    """One attention group: every query over every key."""
+    return [(slice(0, None), slice(0, None), mask)]
 
 
 class SigmaEmbedding(nn.Module):
@@ -62,27 +79,31 @@ class Block(nn.Module):
         self.modulation = nn.Linear(dim, 6 * dim)
 
     def forward(self, tokens: Tensor, condition: Tensor, spatial_rope: Rope, query_rope: Rope,
-                key_rope: Rope, bias: Tensor | None, past: tuple[Tensor, Tensor] | None = None
-                ) -> tuple[Tensor, Tensor, Tensor]:
+                key_rope: Rope, groups: list[AttentionGroup],
+                past: tuple[tuple[Tensor, ...], tuple[Tensor, ...]] = ((), ()),
+                keep_from: int = 0) -> tuple[Tensor, Tensor, Tensor]:
         """tokens ``[B, F, T, D]``, condition ``[B, F, D]`` (already SiLU-activated).
 
-        `past` holds cached (temporally un-rotated) keys/values placed before this chunk's.
-        `query_rope`/`key_rope` are the temporal cos/sin of the queries and of all keys.
-        Returns the new tokens and this chunk's temporally un-rotated keys and values
-        ``[B, H, F*T, head_dim]``.
+        `past` holds parts of cached (temporally un-rotated) keys and of values, placed before
+        this chunk's. `query_rope`/`key_rope` are the temporal cos/sin of the queries and of all
+        keys; `groups` (token slices of those) must cover the queries of frames `keep_from`..F-1
+        in order. Returns the new tokens of those frames only — the earlier frames' keys and
+        values are all a caller may still need of them — and this chunk's temporally
+        un-rotated keys and values ``[B, H, F*T, head_dim]``.
         """
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = (
             self.modulation(condition)[:, :, None].chunk(6, dim=-1))
         hidden = self.norm_attn(tokens) * (1 + scale_a) + shift_a
         query, key, value = self.attn.project(hidden.flatten(1, 2), spatial_rope)
-        all_keys, all_values = key, value
-        if past is not None:
-            all_keys = torch.cat((past[0].to(key.dtype), key), dim=2)
-            all_values = torch.cat((past[1].to(value.dtype), value), dim=2)
-        attended = self.attn.attend(query, all_keys, all_values, query_rope, key_rope, bias)
-        tokens = tokens + gate_a * attended.view_as(tokens)
-        hidden = self.norm_mlp(tokens) * (1 + scale_m) + shift_m
-        tokens = tokens + gate_m * self.mlp(hidden)
+        tokens = tokens[:, keep_from:]
+        if not tokens.shape[1]:
+            return tokens, key, value
+        all_keys = torch.cat((*(part.to(key.dtype) for part in past[0]), key), dim=2)
+        all_values = torch.cat((*(part.to(value.dtype) for part in past[1]), value), dim=2)
+        attended = self.attn.attend(query, all_keys, all_values, query_rope, key_rope, groups)
+        tokens = tokens + gate_a[:, keep_from:] * attended.view_as(tokens)
+        hidden = self.norm_mlp(tokens) * (1 + scale_m[:, keep_from:]) + shift_m[:, keep_from:]
+        tokens = tokens + gate_m[:, keep_from:] * self.mlp(hidden)
         return tokens, key, value
 
 
@@ -135,7 +156,7 @@ class CausalTransformer(nn.Module):
         if mode == "causal":
             mask = expand_frame_mask(frame_causal_mask(frames, latents.device),
                                      self.config.tokens_per_frame)
-        velocity, _, _ = self._run(latents, sigma, actions, events, positions, mask)
+        velocity, _, _ = self._run(latents, sigma, actions, events, positions, whole(mask))
         return velocity
 
     def forward_teacher_forcing(self, clean: Tensor, noisy: Tensor, sigma: Tensor,
@@ -160,7 +181,7 @@ class CausalTransformer(nn.Module):
         velocity, _, _ = self._run(torch.cat((clean, noisy), dim=1),
                                    torch.cat((clean_sigma, sigma), dim=1),
                                    torch.cat((actions, actions), dim=1), both_events,
-                                   positions, mask)
+                                   positions, whole(mask))
         return velocity[:, frames:]
 
     def new_cache(self, batch_size: int, device: torch.device | str | None = None,
@@ -179,13 +200,20 @@ class CausalTransformer(nn.Module):
         )
 
     def forward_cached(self, latents: Tensor, sigma: Tensor, actions: Tensor,
-                       events: Tensor | None, cache: KVCache, commit: int = 0) -> Tensor:
+                       events: Tensor | None, cache: KVCache, commit: int = 0,
+                       return_committed: bool = True) -> Tensor:
         """Velocity for F new frames that follow the cached ones.
 
-        The chunk attends to every valid cached frame and frame-causally to itself. Afterwards
-        the keys/values of its first `commit` frames (detached) are appended to `cache`: with
-        ``[clean frame f ; noisy frame f+1]`` and commit=1 a sampler re-encodes frame f and takes
-        the first denoising step of frame f+1 in one pass.
+        The chunk attends to the valid cached frames and frame-causally to itself. Afterwards
+        the keys/values of its first `commit` frames (detached) are appended to `cache`. Frames
+        after the committed ones already see the cache as it will be after that commit (evicted
+        window frames hidden, positions as they will be; `kv_cache.chunk_layout`), so with
+        ``[clean frame f ; noisy frame f+1]`` and commit=1 a sampler re-encodes frame f and
+        takes the first denoising step of frame f+1 in one pass that equals the two passes.
+        Such a split commit raises ValueError where `kv_cache.fused_commit_is_exact` is False.
+        With `return_committed=False` only the later frames' velocity ``[B, F-commit, ..]`` is
+        returned, and the work only the committed frames' velocity needs is skipped: their
+        queries, attention and MLP in the last block, and the head.
         """
         self._check_inputs(latents, sigma, actions, events)
         batch, frames = sigma.shape
@@ -197,12 +225,17 @@ class CausalTransformer(nn.Module):
                              f"the network makes {self.config.tokens_per_frame}")
         if not 0 <= commit <= frames:
             raise ValueError(f"commit must be in [0, {frames}], got {commit}")
-        slot_positions, slot_valid = cache.slot_layout()
-        new_positions = cache.num_cached[:, None] + torch.arange(frames, device=cache.device)
-        positions = torch.cat((slot_positions, new_positions), dim=1).to(latents.device)
-        mask = self._cached_mask(slot_valid.to(latents.device), frames)
-        velocity, keys, values = self._run(latents, sigma, actions, events, positions, mask,
-                                           cache=cache)
+        positions, visible = cache.chunk_layout(frames, commit)
+        visible = visible.to(latents.device)
+        tokens = self.config.tokens_per_frame
+        masks = [(token_slice(queries, tokens), token_slice(keys, tokens),
+                  expand_frame_mask(visible[:, queries, keys], tokens)[:, None])
+                 for queries, keys in attention_groups(cache.sink_frames, cache.window_frames,
+                                                       frames, commit)]
+        velocity, keys, values = self._run(latents, sigma, actions, events,
+                                           positions.to(latents.device), masks, cache=cache,
+                                           repeat_sink=repeats_sink(frames, commit),
+                                           keep_from=0 if return_committed else commit)
         if commit:
             committed = commit * self.config.tokens_per_frame
             cache.append([key[:, :, :committed] for key in keys],
@@ -228,15 +261,6 @@ class CausalTransformer(nn.Module):
             raise ValueError(f"events must be [B, F, {config.event_dim}], "
                              f"got {tuple(events.shape)}")
 
-    def _cached_mask(self, slot_valid: Tensor, frames: int) -> Tensor:
-        """``[B, 1, F*T, (capacity+F)*T]``: valid cache slots, then frame-causal in the chunk."""
-        tokens = self.config.tokens_per_frame
-        batch, capacity = slot_valid.shape
-        cache_part = slot_valid[:, None, :].expand(batch, frames, capacity)
-        chunk_part = frame_causal_mask(frames, slot_valid.device).expand(batch, frames, frames)
-        frame_mask = torch.cat((cache_part, chunk_part), dim=2)
-        return expand_frame_mask(frame_mask, tokens)[:, None]
-
     def _embed(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None
                ) -> tuple[Tensor, Tensor]:
         """Patch tokens ``[B, F, T, D]`` and the SiLU-activated condition ``[B, F, D]``."""
@@ -257,23 +281,34 @@ class CausalTransformer(nn.Module):
                          y=config.grid_size, p=config.patch_size, q=config.patch_size)
 
     def _run(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None,
-             positions: Tensor, mask: Tensor | None, cache: KVCache | None = None
+             positions: Tensor, masks: list[MaskedGroup], cache: KVCache | None = None,
+             repeat_sink: bool = False, keep_from: int = 0
              ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Shared body. `positions` ``[B, Fk]`` are the temporal positions of all key frames
-        (cached slots first, if any); the last F of them belong to the input frames.
-        Returns the velocity and every layer's keys/values of the input frames."""
+        (cached ones first, if any, as `cache.layer(.., repeat_sink)` lists them); the last F
+        of them belong to the input frames. `masks`: the attention groups, token slices with a
+        boolean mask (None: all keys), whose queries split at frame `keep_from`.
+        Returns the velocity of frames `keep_from`.. and every layer's keys/values of the input
+        frames."""
         frames = sigma.shape[1]
         tokens, condition = self._embed(latents, sigma, actions, events)
-        bias = None if mask is None else mask_to_bias(mask, tokens.dtype)
+        groups = [AttentionGroup(queries, keys,
+                                 None if mask is None else mask_to_bias(mask, tokens.dtype))
+                  for queries, keys, mask in masks]
+        # The last block only computes the outputs of the frames from `keep_from` on.
+        kept_groups = [group for group in groups
+                       if group.queries.start >= keep_from * self.config.tokens_per_frame]
         spatial_rope = self.rope.spatial(frames)
         key_rope = self.rope.temporal(positions)
         query_length = frames * self.config.tokens_per_frame
         query_rope = (key_rope[0][:, :, -query_length:], key_rope[1][:, :, -query_length:])
         keys, values = [], []
         for index, block in enumerate(self.blocks):
-            past = cache.layer(index) if cache is not None else None
+            past = cache.layer(index, repeat_sink) if cache is not None else ((), ())
+            last = index == len(self.blocks) - 1
             tokens, key, value = block(tokens, condition, spatial_rope, query_rope, key_rope,
-                                       bias, past)
+                                       kept_groups if last else groups, past,
+                                       keep_from if last else 0)
             keys.append(key)
             values.append(value)
-        return self._head(tokens, condition), keys, values
+        return self._head(tokens, condition[:, keep_from:]), keys, values

@@ -10,10 +10,11 @@ way, so inference sees the inputs training saw.
 The cache holds only clean frames. A generated frame is kept *pending* (its latents and
 conditions) and written to the cache by a pass at sigma 0 — the clean re-encode. That pass is
 fused with the first denoising step of the next frame (one forward over ``[clean f ; noisy f+1]``
-with ``commit=1``) whenever this is exact: the chunk is frame-causal, the clean frame is at
-sigma 0, and as long as no row's commit evicts a window frame, frame f+1 sees exactly the cache
-it would see after a separate commit. Once a row's window is full, a separate commit pass runs
-first (the fused pass would let frame f+1 see the frame about to be evicted).
+with ``commit=1``): the chunk is frame-causal, the clean frame is at sigma 0, and the later
+frames of the pass see the cache as it will be after the commit — the window frame it evicts
+hidden, the sink seen through a copy at the position it will have (`kv_cache.chunk_layout`) —
+so frame f+1 sees exactly what it would see after a separate commit. Only a commit that fills a
+row's sink and evicts at once (several pending frames) runs as its own pass first.
 
 Every function takes a `noise` callable, ``noise(shape) -> [B, *shape]``, so the Simulator can
 use per-row counter noise and trainers `torch.randn` with their own generator.
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.profiler import record_function
 
-from worldsim.model import flow
+from worldsim.model import flow, kv_cache
 from worldsim.model.kv_cache import KVCache
 from worldsim.model.transformer import CausalTransformer
 
@@ -90,12 +91,9 @@ def denoise_step(x: Tensor, sigma: float, sigma_next: float, velocity: Tensor, n
 
 
 def fused_commit_is_exact(cache: KVCache, num_commit: int) -> bool:
-    """Whether committing `num_commit` frames in the same pass as new frames equals committing first.
-
-    True while no row would evict a window frame; then the new frames see the same frames, at the
-    same positions, as after a separate commit.
-    """
-    return bool((cache.num_frames + num_commit <= cache.capacity).all())
+    """Whether committing `num_commit` frames in the same pass as new frames equals committing
+    first (see `kv_cache.fused_commit_is_exact`; always true for one frame)."""
+    return kv_cache.fused_commit_is_exact(cache.num_frames, cache.sink_frames, cache.window_frames, num_commit)
 
 
 def commit(net: CausalTransformer, cache: KVCache, clean: CleanFrames) -> None:
@@ -103,7 +101,13 @@ def commit(net: CausalTransformer, cache: KVCache, clean: CleanFrames) -> None:
     sigma = clean.latents.new_zeros(clean.latents.shape[:2])
     with record_function("worldsim.transformer_pass"):  # a label for `worldsim bench --profile`
         net.forward_cached(
-            clean.latents, sigma, clean.conditions.actions, clean.conditions.events, cache, commit=clean.num_frames
+            clean.latents,
+            sigma,
+            clean.conditions.actions,
+            clean.conditions.events,
+            cache,
+            commit=clean.num_frames,
+            return_committed=False,
         )
 
 
@@ -126,14 +130,18 @@ def predict_velocity(
     if pending is None:
         with record_function("worldsim.transformer_pass"):
             return net.forward_cached(x, sigma, conditions.actions, conditions.events, cache)
-    committed = pending.num_frames
-    levels = torch.cat((sigma.new_zeros(sigma.shape[0], committed), sigma), dim=1)
+    levels = torch.cat((sigma.new_zeros(sigma.shape[0], pending.num_frames), sigma), dim=1)
     both = pending.conditions.cat(conditions)
     with record_function("worldsim.transformer_pass"):
-        velocity = net.forward_cached(
-            torch.cat((pending.latents, x), dim=1), levels, both.actions, both.events, cache, commit=committed
+        return net.forward_cached(
+            torch.cat((pending.latents, x), dim=1),
+            levels,
+            both.actions,
+            both.events,
+            cache,
+            commit=pending.num_frames,
+            return_committed=False,
         )
-    return velocity[:, committed:]
 
 
 def sample_frames(

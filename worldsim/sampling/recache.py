@@ -53,7 +53,7 @@ def recache_rows(
             len(group), sink_frames=cache.sink_frames, window_frames=cache.window_frames, dtype=cache.dtype
         )
         sigma = latents.new_zeros(len(group), count)
-        net.forward_cached(latents, sigma, actions, frame_events, scratch, commit=count)
+        net.forward_cached(latents, sigma, actions, frame_events, scratch, commit=count, return_committed=False)
         cache.assign_rows(group, scratch)
         # A fresh cache fills slots 0..count-1 in order, so the history is rewritten the same way.
         history.latents[group, :count] = latents
