@@ -120,7 +120,7 @@ def recipe_preset(size: str) -> RecipeConfig:
             reward=RewardStageConfig(steps=40, batch_size=32, lr=1e-3, log_every=5),
         )
     if size == "compact":
-        # The shipped default world, trained on 2 CPU cores in about 90 minutes: 8-frame
+        # The shipped default world, trained on 2 CPU cores in about 80 minutes: 8-frame
         # clips, small batches, and the DMD family only long enough to move the few-step student.
         critic = DMDSettings(critic_lr=2e-4, critic_steps=2)
         stream = dict(frames=4, chunks=6, overlap_frames=2, batch_size=2, steps=60, lr=1e-5, log_every=5, dmd=critic)
@@ -129,9 +129,9 @@ def recipe_preset(size: str) -> RecipeConfig:
             autoencoder=AutoencoderConfig(size="compact", steps=1200, batch_size=32, lr=1e-3, log_every=50),
             teacher=TeacherConfig(steps=2000, batch_size=8, clip_frames=8, lr=5e-4, warmup_steps=100,
                                   ema_decay=0.995, log_every=25),
-            ar_teacher=ARTeacherConfig(steps=1100, batch_size=8, clip_frames=8, lr=3e-4, warmup_steps=0,
+            ar_teacher=ARTeacherConfig(steps=800, batch_size=8, clip_frames=8, lr=3e-4, warmup_steps=0,
                                        ema_decay=0.995, log_every=25),
-            causal_cd=CausalCDConfig(steps=400, batch_size=8, clip_frames=8, lr=1e-4, ema_decay=0.99, log_every=10),
+            causal_cd=CausalCDConfig(steps=300, batch_size=8, clip_frames=8, lr=1e-4, ema_decay=0.99, log_every=10),
             dmd=DMDConfig(steps=150, batch_size=4, frames=8, lr=1e-5, log_every=5, dmd=critic),
             stream=StreamConfig(**stream),
             delta=DeltaConfig(**stream),
