@@ -83,13 +83,16 @@ class SelfAttention(nn.Module):
                 ) -> tuple[Tensor, Tensor, Tensor]:
         """``[B, L, D]`` → q, k, v each ``[B, H, L, head_dim]``; q/k rotated in space only."""
         batch, length, _ = x.shape
-        query, key, value = self.qkv(x).view(batch, length, 3, self.num_heads,
-                                             self.head_dim).unbind(2)
-        # Norm and spatial rotation in [B, L, H, head_dim] layout, the cos/sin broadcast over H.
-        cos, sin = spatial_rope[0][:, None], spatial_rope[1][:, None]
-        start = self.temporal_channels
-        query = apply_rope_(self.q_norm(query), cos, sin, start=start)
-        key = apply_rope_(self.k_norm(key), cos, sin, start=start)
+        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim)
+        # q and k are normalised (each with its own weight; both norms use eps 1e-6) and rotated
+        # in space together, in [B, L, 2, H, head_dim] layout with cos/sin broadcast over (2, H):
+        # half the small operations, which dominate at batch 1.
+        weight = torch.stack((self.q_norm.weight, self.k_norm.weight))[:, None]
+        query_key = F.rms_norm(qkv[:, :, :2], (self.head_dim,), eps=self.q_norm.eps) * weight
+        cos, sin = spatial_rope[0][:, None, None], spatial_rope[1][:, None, None]
+        apply_rope_(query_key, cos, sin, start=self.temporal_channels)
+        # Indexing, not unbind: autograd lets `attend` rotate a single view in place.
+        query, key, value = query_key[:, :, 0], query_key[:, :, 1], qkv[:, :, 2]
         return query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)
 
     def attend(self, query: Tensor, key: Tensor, value: Tensor,

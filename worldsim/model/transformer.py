@@ -35,16 +35,17 @@ from worldsim.model.kv_cache import KVCache, attention_groups, repeats_sink
 from worldsim.model.rope import RotaryEmbedding
 
 Rope = tuple[Tensor, Tensor]
-MaskedGroup = tuple[slice, slice, Tensor | None]  # query tokens, key tokens, boolean mask
+MaskedGroup = tuple[slice, slice, Tensor | None]  # query frames, key frames, frame mask
 
 
 def token_slice(frames: slice, tokens_per_frame: int) -> slice:
-    """The tokens of a slice of frames."""
-    return slice(frames.start * tokens_per_frame, frames.stop * tokens_per_frame)
+    """The tokens of a slice of frames (stop None: to the end)."""
+    stop = None if frames.stop is None else frames.stop * tokens_per_frame
+    return slice(frames.start * tokens_per_frame, stop)
 
 
 def whole(mask: Tensor | None) -> list[MaskedGroup]:
-    """One attention group: every query over every key."""
+    """One attention group: every query frame over every key frame."""
     return [(slice(0, None), slice(0, None), mask)]
 
 
@@ -93,7 +94,7 @@ class Block(nn.Module):
         """
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = (
             self.modulation(condition)[:, :, None].chunk(6, dim=-1))
-        hidden = self.norm_attn(tokens) * (1 + scale_a) + shift_a
+        hidden = torch.addcmul(shift_a, self.norm_attn(tokens), 1 + scale_a)
         query, key, value = self.attn.project(hidden.flatten(1, 2), spatial_rope)
         tokens = tokens[:, keep_from:]
         if not tokens.shape[1]:
@@ -101,9 +102,10 @@ class Block(nn.Module):
         all_keys = torch.cat((*(part.to(key.dtype) for part in past[0]), key), dim=2)
         all_values = torch.cat((*(part.to(value.dtype) for part in past[1]), value), dim=2)
         attended = self.attn.attend(query, all_keys, all_values, query_rope, key_rope, groups)
-        tokens = tokens + gate_a[:, keep_from:] * attended.view_as(tokens)
-        hidden = self.norm_mlp(tokens) * (1 + scale_m[:, keep_from:]) + shift_m[:, keep_from:]
-        tokens = tokens + gate_m[:, keep_from:] * self.mlp(hidden)
+        tokens = torch.addcmul(tokens, gate_a[:, keep_from:], attended.view_as(tokens))
+        hidden = torch.addcmul(shift_m[:, keep_from:], self.norm_mlp(tokens),
+                               1 + scale_m[:, keep_from:])
+        tokens = torch.addcmul(tokens, gate_m[:, keep_from:], self.mlp(hidden))
         return tokens, key, value
 
 
@@ -154,8 +156,7 @@ class CausalTransformer(nn.Module):
         positions = torch.arange(frames, device=latents.device).expand(batch, frames)
         mask = None
         if mode == "causal":
-            mask = expand_frame_mask(frame_causal_mask(frames, latents.device),
-                                     self.config.tokens_per_frame)
+            mask = frame_causal_mask(frames, latents.device)
         velocity, _, _ = self._run(latents, sigma, actions, events, positions, whole(mask))
         return velocity
 
@@ -175,8 +176,7 @@ class CausalTransformer(nn.Module):
         if clean_sigma is None:
             clean_sigma = torch.zeros_like(sigma)
         positions = torch.arange(frames, device=noisy.device).expand(batch, frames).repeat(1, 2)
-        mask = expand_frame_mask(teacher_forcing_mask(frames, noisy.device),
-                                 self.config.tokens_per_frame)
+        mask = teacher_forcing_mask(frames, noisy.device)
         both_events = None if events is None else torch.cat((events, events), dim=1)
         velocity, _, _ = self._run(torch.cat((clean, noisy), dim=1),
                                    torch.cat((clean_sigma, sigma), dim=1),
@@ -226,10 +226,8 @@ class CausalTransformer(nn.Module):
         if not 0 <= commit <= frames:
             raise ValueError(f"commit must be in [0, {frames}], got {commit}")
         positions, visible = cache.chunk_layout(frames, commit)
-        visible = visible.to(latents.device)
-        tokens = self.config.tokens_per_frame
-        masks = [(token_slice(queries, tokens), token_slice(keys, tokens),
-                  expand_frame_mask(visible[:, queries, keys], tokens)[:, None])
+        visible = visible.to(latents.device)[:, None]  # [B, 1 (heads), F, K]
+        masks = [(queries, keys, visible[..., queries, keys])
                  for queries, keys in attention_groups(cache.sink_frames, cache.window_frames,
                                                        frames, commit)]
         velocity, keys, values = self._run(latents, sigma, actions, events,
@@ -286,18 +284,20 @@ class CausalTransformer(nn.Module):
              ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Shared body. `positions` ``[B, Fk]`` are the temporal positions of all key frames
         (cached ones first, if any, as `cache.layer(.., repeat_sink)` lists them); the last F
-        of them belong to the input frames. `masks`: the attention groups, token slices with a
-        boolean mask (None: all keys), whose queries split at frame `keep_from`.
+        of them belong to the input frames. `masks`: the attention groups, frame slices with a
+        boolean frame mask (None: all keys), whose queries split at frame `keep_from`.
         Returns the velocity of frames `keep_from`.. and every layer's keys/values of the input
         frames."""
         frames = sigma.shape[1]
         tokens, condition = self._embed(latents, sigma, actions, events)
-        groups = [AttentionGroup(queries, keys,
-                                 None if mask is None else mask_to_bias(mask, tokens.dtype))
+        per_frame = self.config.tokens_per_frame
+        # Bias built per frame, then expanded: a quarter of the work of masking per token.
+        groups = [AttentionGroup(token_slice(queries, per_frame), token_slice(keys, per_frame),
+                                 None if mask is None
+                                 else expand_frame_mask(mask_to_bias(mask, tokens.dtype), per_frame))
                   for queries, keys, mask in masks]
         # The last block only computes the outputs of the frames from `keep_from` on.
-        kept_groups = [group for group in groups
-                       if group.queries.start >= keep_from * self.config.tokens_per_frame]
+        kept_groups = [group for group in groups if group.queries.start >= keep_from * per_frame]
         spatial_rope = self.rope.spatial(frames)
         key_rope = self.rope.temporal(positions)
         query_length = frames * self.config.tokens_per_frame
