@@ -72,6 +72,8 @@ def test_killed_delta_stage_resumes_to_identical_weights(tiny_data, random_world
     assert resumed.first_loss == straight.first_loss and resumed.last_loss == straight.last_loss
     header = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"delta_d", "delta_w", "loss", "generator_loss", "fake_real_gap"} <= set(header)
+    record = json.loads((tmp_path / "killed" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert record["stage"] == "delta" and record["variant"] == "M3-clip" and record["rho"] == 0.5
 
 
 def test_train_cli_rejects_bad_settings_without_running(tiny_data, random_world, tmp_path, capsys):

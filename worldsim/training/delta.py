@@ -19,6 +19,7 @@ The maths is in `losses` (`delta_statistic`, `trust_region_weight`, `projected_t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -110,3 +111,11 @@ class DeltaStage(StreamStage):
         if chunks_since_switch == 0:
             metrics.update(delta_d_at_switch=d.mean().item(), delta_w_at_switch=w.mean().item())
         return loss, metrics
+
+    def record(self) -> dict[str, Any]:
+        """The stream record plus the variant: the ablation table labels its row with it."""
+        settings = self.settings
+        variant = f"{settings.continuity}-{settings.weight}"
+        if settings.apply_to == "after_switch":
+            variant += f"-first{settings.after_switch_chunks}"
+        return {**super().record(), "variant": variant, "rho": settings.rho, "lam": settings.lam}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -149,7 +150,11 @@ class StreamStage(DMDStage):
         """Clean frames kept from earlier chunks (for the overlap and the continuity terms)."""
         return max(self.config.overlap_frames, self.config.frames, 1)
 
+    def record(self) -> dict[str, Any]:
+        """What this stage adds to the world's training record."""
+        return {"chunks": self.config.chunks, "chunk_frames": self.config.frames}
+
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.generator.load_state_dict(self.ema.state_dict())
         self.world.metadata["role"] = self.role
-        save_world(self.world, out_dir, summary, chunks=self.config.chunks, chunk_frames=self.config.frames)
+        save_world(self.world, out_dir, summary, **self.record())
