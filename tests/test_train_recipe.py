@@ -43,3 +43,16 @@ def test_tiny_recipe_trains_every_stage_and_writes_a_loadable_world(tmp_path, ca
 
     with pytest.raises(ValueError, match="--resume"):
         run_recipe(config, tmp_path / "run")
+
+    # shipping an earlier generator stage: its transformer and event encoder, the reward stage's reward model
+    shipped = run_recipe(build_recipe_config(None, ["size=tiny", "progress=false", "ship_generator=dmd"]),
+                         tmp_path / "run", resume=True)
+    chosen, dmd = worldsim.load(str(shipped.world_dir)), worldsim.load(str(tmp_path / "run" / "stages" / "dmd" / "final"))
+    assert chosen.metadata["recipe"]["generator_stage"] == "dmd"
+    for module in ("transformer", "event_encoder"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(chosen, module).state_dict().values(),
+                                                      getattr(dmd, module).state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(chosen.reward_model.state_dict().values(),
+                                                  world.reward_model.state_dict().values()))
+    with pytest.raises(ValueError, match="ship_generator"):
+        build_recipe_config(None, ["size=tiny", "ship_generator=teacher"])

@@ -54,6 +54,7 @@ INIT_FROM = {"teacher": "autoencoder", "ar-teacher": "teacher", "causal-cd": "ar
              "stream": "dmd", "delta": "stream", "rolling": "delta", "reward": "rolling"}
 USES_TEACHER = ("dmd", "stream", "delta", "rolling")
 RECIPE_SIZES = ("tiny", "compact", "small", "base")
+GENERATOR_STAGES = ("ar-teacher", "causal-cd", "dmd", "stream", "delta", "rolling")
 
 
 @dataclass
@@ -72,6 +73,9 @@ class RecipeConfig:
     progress: bool = True
     context_frames: int = 8  # real start frames shipped with the world
     name: str = ""  # model card title (default: worldsim-<world>-<size>)
+    # The generator stage whose transformer and event encoder the world ships (empty: the last one,
+    # rolling). Lets the §8 evaluation pick the stage when a later one measured worse.
+    ship_generator: str = ""
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     ar_teacher: ARTeacherConfig = field(default_factory=ARTeacherConfig)
@@ -87,6 +91,8 @@ class RecipeConfig:
             raise ConfigError(f"size must be one of {', '.join(RECIPE_SIZES)}, got {self.size!r}")
         if self.world != "explorer" and not self.data:
             raise ConfigError(f"only the explorer world can generate data; pass --data for {self.world!r}")
+        if self.ship_generator and self.ship_generator not in GENERATOR_STAGES:
+            raise ConfigError(f"ship_generator must be one of {', '.join(GENERATOR_STAGES)}, got {self.ship_generator!r}")
         if self.data_frames <= 0 or self.image_size <= 0 or self.context_frames < 0:
             raise ConfigError("data_frames and image_size must be positive, context_frames >= 0")
 
@@ -225,6 +231,14 @@ def _context_frames(data: str, count: int) -> np.ndarray:
     return np.stack(frames) if frames else np.zeros((0, *dataset.frame_shape), np.uint8)
 
 
+def _take_generator(world: Any, source: Any) -> None:
+    """Put `source`'s transformer and event encoder into `world` (same config and tokenizer: one chain)."""
+    if source.config.to_dict() != world.config.to_dict():
+        raise ConfigError("the chosen generator stage's world has another config than the recipe's result")
+    world.transformer.load_state_dict(source.transformer.state_dict())
+    world.event_encoder.load_state_dict(source.event_encoder.state_dict())
+
+
 def run_recipe(config: RecipeConfig, out_dir: str | Path, resume: bool = False) -> RecipeResult:
     """Run every stage into `<out>/stages/<stage>` and write the world to `<out>/world`."""
     from worldsim.training.stages import run_stage
@@ -244,6 +258,9 @@ def run_recipe(config: RecipeConfig, out_dir: str | Path, resume: bool = False) 
             run_stage(stage, stage_config(config, stage, field_name, data, stages_dir), stage_out, resume=resume)
         records.append(json.loads(summary_file.read_text()))
     world = WorldModel.from_pretrained(str(stages_dir / RECIPE_STAGES[-1][0] / "final"))
+    generator_stage = config.ship_generator or GENERATOR_STAGES[-1]
+    if config.ship_generator:
+        _take_generator(world, WorldModel.from_pretrained(str(stages_dir / generator_stage / "final")))
     world.context_frames = torch.from_numpy(_context_frames(data, config.context_frames))
     # training time summed over stages (a resumed stage counts its time before the kill too)
     wall_time = round(sum(record["wall_time_s"] for record in records), 1)
@@ -252,7 +269,8 @@ def run_recipe(config: RecipeConfig, out_dir: str | Path, resume: bool = False) 
     dataset = Dataset(data)
     world.metadata.update({
         "name": config.name or f"worldsim-{config.world}-{config.size}",
-        "recipe": {"size": config.size, "stages": [r["stage"] for r in records], "train_wall_time_s": wall_time,
+        "recipe": {"size": config.size, "stages": [r["stage"] for r in records], "generator_stage": generator_stage,
+                   "train_wall_time_s": wall_time,
                    "this_run_wall_time_s": round(time.perf_counter() - started, 1)},
         "data": {"world": dataset.world, "frames": len(dataset), "frame_shape": list(dataset.frame_shape),
                  "generated": not config.data},
