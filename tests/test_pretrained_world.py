@@ -1,0 +1,45 @@
+"""The bundled default world `explorer-64`: present, loadable by name, small files, a model card
+that states its training and its measured fidelity, and frames that come out of it."""
+import json
+
+import torch
+
+import worldsim
+from worldsim.pretrained import DEFAULT_WORLD, bundled_folder
+from worldsim.training.recipe import RECIPE_STAGES
+
+MAX_FILE_BYTES = 16 * 2**20
+
+
+def test_the_default_world_ships_with_files_under_16_mib():
+    folder = bundled_folder(DEFAULT_WORLD)
+    files = sorted(path.name for path in folder.iterdir() if path.is_file())
+    assert {"config.json", "tokenizer.json", "README.md", "transformer.safetensors"} <= set(files)
+    assert all((folder / name).stat().st_size < MAX_FILE_BYTES for name in files)
+    assert not any(name.endswith((".pt", ".pth", ".bin", ".pkl")) for name in files)
+
+
+def test_its_metadata_records_every_recipe_stage_and_the_measured_fidelity():
+    metadata = json.loads((bundled_folder(DEFAULT_WORLD) / "config.json").read_text())["metadata"]
+    assert [record["stage"] for record in metadata["training"]] == [name for name, _ in RECIPE_STAGES]
+    assert all(record["steps"] > 0 and record["wall_time_s"] > 0 for record in metadata["training"])
+    assert metadata["data"]["world"] == "explorer" and metadata["data"]["frames"] > 0
+    assert metadata["hardware"]["cores"] > 0
+    measures = metadata["evaluation"]["measures"]
+    assert metadata["evaluation"]["suite"] in ("quick", "full")
+    assert 10 < float(measures["TF PSNR"]) < 60 and 5 < float(measures["PSNR@32"]) < 60
+    card = (bundled_folder(DEFAULT_WORLD) / "README.md").read_text()
+    assert "## Measured against the Explorer truth" in card and "## Training" in card
+
+
+def test_load_with_no_name_gives_the_bundled_world_and_it_plays():
+    world = worldsim.load()
+    assert world.config.image_size == 64 and len(world.context_frames) > 0
+    sim = world.simulator(batch_size=2, seed=0)
+    first = sim.reset(event="a sunny meadow")
+    frames, reward, terminated = sim.step(torch.tensor([1, 3]))
+    assert first.shape == frames.shape == (2, 64, 64, 3) and first.dtype == torch.uint8
+    assert reward.shape == terminated.shape == (2,)
+    # a trained world keeps the scene: the next frame is close to the start frame, not noise
+    change = (frames.float() - first.float()).abs().mean().item()
+    assert change < 40, f"mean pixel change of {change:.1f} after one step"
