@@ -23,10 +23,9 @@ play: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
-# Until a trained default world ships, the demo trains the tiny chain (a few CPU minutes) and films it.
+# The bundled world, 200 frames of random play with two events, filmed into demo.gif.
 demo: $(STAMP)
-	$(PY) -m worldsim.cli train recipe --size tiny --out runs/demo-tiny
-	$(PY) -m worldsim.cli rollout --checkpoint runs/demo-tiny/world --frames 120 --actions random --events "0:a sunny meadow,60:night falls" --out runs/demo-tiny/demo.gif
+	$(PY) -m worldsim.cli rollout --checkpoint explorer-64 --frames 200 --actions random --events "0:a sunny meadow,100:night falls" --scale 3 --out demo.gif
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

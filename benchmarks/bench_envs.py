@@ -4,7 +4,7 @@
     python benchmarks/bench_envs.py --device cuda         # GPU -> benchmarks/results/envs_cuda.json
     python benchmarks/bench_envs.py --batch-sizes 1 16 --repeats 3
 
-The world is a randomly initialised model of the given preset ("small" = the default world's size)
+The world is a randomly initialised model of the given preset ("compact" = the bundled world's size)
 with a few start frames, as a trained checkpoint ships them. Speed does not depend on the weights,
 except through episode ends: a random reward model ends most episodes at once, so the benchmark
 world never terminates and episodes end by truncation after `--max-episode-steps`, as in a trained
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--preset", default="small")
+    parser.add_argument("--preset", default="compact", help="model size (compact: the bundled explorer-64's)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 256, 1024])
     parser.add_argument("--steps", type=int, default=8, help="timed steps per repeat")
     parser.add_argument("--warmup", type=int, default=4)

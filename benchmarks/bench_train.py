@@ -93,7 +93,7 @@ def bench_stage(stage: str, field_name: str, recipe, data: str, world: str, step
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    parser.add_argument("--size", default="tiny", choices=["tiny", "compact", "small", "base"])
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per repeat")
     parser.add_argument("--repeats", type=int, default=3)

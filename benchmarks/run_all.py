@@ -22,9 +22,9 @@ def commands(device: str) -> list[list[str]]:
     return [
         [python, str(BENCHMARKS / "bench_explorer.py")],
         [python, str(BENCHMARKS / "bench_datagen.py")],
-        [python, "-m", "worldsim.cli", "bench", "--preset", "small", "--device", device,
+        [python, "-m", "worldsim.cli", "bench", "--checkpoint", "explorer-64", "--device", device,
          "--out", str(RESULTS / f"bench_{suffix}.json")],
-        [python, str(BENCHMARKS / "bench_envs.py"), "--device", device],
+        [python, str(BENCHMARKS / "bench_envs.py"), "--device", device, "--preset", "compact"],
         [python, str(BENCHMARKS / "bench_train.py")],
     ]
 

@@ -20,7 +20,7 @@ def test_run_bench_reports_every_figure():
     assert all(entry["env_steps_per_second"] > 0 for entry in result.batched)
     stages = {entry["stage"]: entry for entry in result.profile if "stage" in entry}
     assert {"worldsim.step (total)", "worldsim.transformer_pass", "worldsim.decode", "worldsim.noise"} <= set(stages)
-    assert stages["worldsim.transformer_pass"]["calls_per_frame"] == 3  # window full: a commit pass + 2 steps
+    assert stages["worldsim.transformer_pass"]["calls_per_frame"] == 2  # window full: commit fused with the first step
     assert any("op" in entry and entry["share"] > 0 for entry in result.profile)
     assert result.world["parameters"]["transformer"] > 0
 

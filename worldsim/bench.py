@@ -1,6 +1,6 @@
 """`worldsim bench`: speed figures of a world (DESIGN §9), as JSON with the machine described.
 
-    worldsim bench --preset small --device cpu --out benchmarks/results/bench_cpu.json
+    worldsim bench --checkpoint explorer-64 --device cpu --out benchmarks/results/bench_cpu.json
     worldsim bench --checkpoint explorer-64 --device cuda --batch-sizes 1,16,256,1024
 
 Figures (every one the median of `--repeats` runs, each run listed too):
@@ -259,7 +259,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", default=None, help="bundled name, local folder or Hub repo id")
-    source.add_argument("--preset", default=None, help="random weights of a preset size: tiny, small, base")
+    source.add_argument("--preset", default=None, help="random weights of a preset size: tiny, compact, small, base")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--batch-sizes", default=None, help="comma-separated, default 1,4,16,64 (cpu) / 1,16,256,1024 (cuda)")
     parser.add_argument("--frames", type=int, default=60, help="frames per timed batch-1 run")
