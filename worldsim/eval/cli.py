@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from worldsim.eval.suite import SUITES
+from worldsim.eval.suite_config import SUITES
 from worldsim.pretrained import DEFAULT_WORLD
 
 _EPILOG = """\

@@ -28,48 +28,9 @@ from worldsim.eval.explorer_frames import EventClasses
 from worldsim.eval.probes import Probes
 from worldsim.eval.replay import Trajectory, collect, generated_steps, teacher_forced_frames, truth_steps
 from worldsim.eval.scenarios import Scenario, SwitchTargets, drift_scenario, plain_scenario, switch_scenarios
+from worldsim.eval.suite_config import SUITES, SuiteConfig
 
-
-@dataclass(frozen=True)
-class SuiteConfig:
-    name: str
-    seed: int = 0
-    fidelity_rollouts: int = 16
-    teacher_forced_rollouts: int = 8  # the first fidelity rollouts are also replayed teacher-forced
-    horizons: tuple[int, ...] = (1, 8, 32)  # the longest is the fidelity rollout length
-    switch_rollouts: int = 12  # a multiple of 6 gives every event group the same share
-    switch_frame: int = 8
-    frames_after_switch: int = 24
-    reactivity_within: int = 8  # k: a switch counts as recognised within k frames
-    recognition_hold: int = 2  # frames in a row the classifier must agree
-    drift_rollouts: int = 4
-    drift_frames: int = 400
-    drift_window: int = 100
-    drift_switch_every: tuple[int, int] = (150, 300)
-    event_tolerance: int = 1  # ± frames for reward/termination matching
-
-    def __post_init__(self) -> None:
-        if sorted(self.horizons) != list(self.horizons) or self.horizons[0] < 1:
-            raise ValueError(f"horizons must be increasing and >= 1, got {self.horizons}")
-        if not 0 < self.teacher_forced_rollouts <= self.fidelity_rollouts:
-            raise ValueError(f"teacher_forced_rollouts must be in 1..fidelity_rollouts ({self.fidelity_rollouts})")
-        if self.drift_frames < self.drift_window:
-            raise ValueError(f"drift_frames ({self.drift_frames}) must cover one drift_window ({self.drift_window})")
-
-
-SUITES: dict[str, SuiteConfig] = {
-    # Seconds on a random-init tiny model: for tests and smoke checks.
-    "tiny": SuiteConfig("tiny", fidelity_rollouts=2, teacher_forced_rollouts=1, horizons=(1, 2, 4),
-                        switch_rollouts=6, switch_frame=2, frames_after_switch=4, reactivity_within=2,
-                        recognition_hold=1, drift_rollouts=2, drift_frames=20, drift_window=10,
-                        drift_switch_every=(8, 12)),
-    # About 1 400 generated frames: under 10 minutes on 2 CPU cores for the default model.
-    "quick": SuiteConfig("quick", fidelity_rollouts=8, teacher_forced_rollouts=4, switch_rollouts=12, switch_frame=4,
-                         frames_after_switch=12, drift_rollouts=2, drift_frames=300, drift_switch_every=(100, 200)),
-    # The real measurement (≥ 2 000-frame drift rollouts, ~170 000 generated frames); meant for a GPU.
-    "full": SuiteConfig("full", fidelity_rollouts=256, teacher_forced_rollouts=64, switch_rollouts=240,
-                        frames_after_switch=32, drift_rollouts=32, drift_frames=2000, drift_switch_every=(200, 400)),
-}
+__all__ = ["SUITES", "SuiteConfig", "SuiteResult", "run_suite"]
 
 
 @dataclass

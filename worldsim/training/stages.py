@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worldsim.training.config import load_config
-from worldsim.training.distributed import init_distributed
-from worldsim.training.trainer import TrainSummary, seed_everything, train
+
+if TYPE_CHECKING:
+    from worldsim.training.trainer import TrainSummary
 
 __all__ = ["STAGES", "stage_classes", "build_config", "run_stage"]
 
@@ -39,8 +40,12 @@ def build_config(name: str, path: str | Path | None = None, overrides: list[str]
     return load_config(config_class, path, overrides)
 
 
-def run_stage(name: str, config: Any, out_dir: str | Path, resume: bool = False) -> TrainSummary:
+def run_stage(name: str, config: Any, out_dir: str | Path, resume: bool = False) -> "TrainSummary":
     """Seed, build and train one stage into `out_dir` (its result is `out_dir/final`)."""
+    # imported here so that `worldsim --help` (which lists STAGES) does not import torch
+    from worldsim.training.distributed import init_distributed
+    from worldsim.training.trainer import seed_everything, train
+
     _, stage_class = stage_classes(name)
     context = init_distributed(config.device)
     seed_everything(config.seed, context.rank)
