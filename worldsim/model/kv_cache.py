@@ -65,6 +65,10 @@ def fused_commit_is_exact(num_frames: Tensor, sink_frames: int, window_frames: i
     """Whether a chunk can commit its first `commit` frames in the pass that runs its later
     frames (see `chunk_layout`): yes unless a row fills its sink and evicts in the same commit,
     which would turn chunk frames into sink frames whose positions slide."""
+    if commit <= window_frames + 1:
+        # A row still filling its sink holds at most sink - 1 frames, so such a commit cannot
+        # evict: decided without looking at the rows (no tensor work, no device sync per frame).
+        return True
     fits = num_frames + commit <= sink_frames + window_frames
     return bool(((num_frames >= sink_frames) | fits).all())
 
