@@ -126,7 +126,7 @@ def recipe_preset(size: str) -> RecipeConfig:
             reward=RewardStageConfig(steps=40, batch_size=32, lr=1e-3, log_every=5),
         )
     if size == "compact":
-        # The shipped default world, trained on 2 CPU cores in about 80 minutes: 8-frame
+        # The shipped default world, trained on 2 CPU cores in about 90 minutes: 8-frame
         # clips, small batches, and the DMD family only long enough to move the few-step student.
         critic = DMDSettings(critic_lr=2e-4, critic_steps=2)
         stream = dict(frames=4, chunks=6, overlap_frames=2, batch_size=2, steps=60, lr=1e-5, log_every=5, dmd=critic)
