@@ -1,7 +1,8 @@
 """Dataclass configs for training stages: strict loading from JSON/TOML and `--set key=value` overrides.
 
 Every stage config is a dataclass deriving from `TrainConfig`. A config file (JSON, or TOML read
-with the standard library) may set any subset of its fields; nested dataclass fields are nested
+with the standard library's `tomllib`; on Python 3.10 with its backport `tomli`, a dependency
+there) may set any subset of its fields; nested dataclass fields are nested
 tables / objects, and overrides address them with dotted keys (`--set model.depth=4`). Unknown
 keys and values of the wrong type are rejected with an error naming the key, before anything runs.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -17,6 +18,17 @@ from pathlib import Path
 from typing import Any, TypeVar, Union
 
 __all__ = ["ConfigError", "TrainConfig", "load_config", "apply_overrides", "config_to_dict"]
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: `tomli` is tomllib's backport (a dependency there)
+    try:
+        import tomli as tomllib
+    except ImportError:  # JSON configs still work; a TOML one is a clear error
+        tomllib = None
+_DECODE_ERRORS: tuple[type[Exception], ...] = (json.JSONDecodeError,) + (
+    (tomllib.TOMLDecodeError,) if tomllib is not None else ()
+)
 
 C = TypeVar("C")
 
@@ -180,6 +192,9 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
+        if path.suffix == ".toml" and tomllib is None:
+            raise ConfigError(f"config file {path}: reading TOML on Python 3.10 needs the tomli package "
+                              "(pip install tomli), or give the config as .json")
         try:
             if path.suffix == ".toml":
                 data = tomllib.loads(path.read_text())
@@ -187,7 +202,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
                 data = json.loads(path.read_text())
             else:
                 raise ConfigError(f"config file {path} must end in .json or .toml")
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        except _DECODE_ERRORS as error:
             raise ConfigError(f"config file {path} is not valid: {error}") from None
         merged = dataclasses.asdict(config)
         _merge(merged, data)
