@@ -5,10 +5,12 @@
 - `VectorFrameStack` stacks the last N frames of a vector env, handling NEXT_STEP autoreset
   (Gymnasium's `FrameStackObservation` already does this for a single env).
 - `to_sb3(venv)` exposes a Gymnasium `VectorEnv` with NEXT_STEP autoreset as a Stable-Baselines3
-  `VecEnv` (optional extra `sb3`); its logic lives in `SB3VecEnvAdapter`, which needs no SB3.
+  `VecEnv` (optional extra `sb3`) that reports episode statistics as SB3's `VecMonitor` does;
+  its logic lives in `SB3VecEnvAdapter`, which needs no SB3.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +25,7 @@ __all__ = [
     "ScheduledEvents",
     "VectorScheduledEvents",
     "VectorFrameStack",
+    "EpisodeStatistics",
     "SB3VecEnvAdapter",
     "to_sb3",
     "validate_schedule",
@@ -161,13 +164,39 @@ class VectorFrameStack(VectorWrapper):
         return _copy(self._stack), rewards, terminated, truncated, info
 
 
+class EpisodeStatistics:
+    """Each env's episode return and length, reported at the episode's end as SB3's `VecMonitor` does:
+    `info["episode"] = {"r": return, "l": length, "t": seconds since these statistics started}`."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.returns = np.zeros(num_envs, dtype=np.float64)
+        self.lengths = np.zeros(num_envs, dtype=np.int64)
+        self.started = time.time()
+
+    def restart(self, rows: np.ndarray) -> None:
+        """Start counting new episodes in `rows` (a bool mask)."""
+        self.returns[rows] = 0.0
+        self.lengths[rows] = 0
+
+    def record(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        """Count one step of every env; add `info["episode"]` for the envs whose episode ended."""
+        self.returns += rewards
+        self.lengths += 1
+        for i in np.flatnonzero(dones):
+            infos[i]["episode"] = {"r": float(self.returns[i]), "l": int(self.lengths[i]),
+                                   "t": round(time.time() - self.started, 6)}
+        self.restart(dones)
+
+
 class SB3VecEnvAdapter:
     """The logic of a Stable-Baselines3 `VecEnv` over a Gymnasium NEXT_STEP `VectorEnv`.
 
     SB3 resets a finished env within the step that ends it, returns the new reset frame and keeps
     the last frame in `info["terminal_observation"]`; this adapter does that with the vector env's
-    partial reset (`reset(options={"reset_mask": done})`). Use `to_sb3(venv)`, which adds SB3's
-    `VecEnv` base class (seed, set_options, render) on top; this class itself needs no SB3.
+    partial reset (`reset(options={"reset_mask": done})`). At each episode end it adds SB3's
+    `info["episode"]` statistics (`EpisodeStatistics`), so SB3 logs `ep_rew_mean` / `ep_len_mean`
+    without a `VecMonitor`. Use `to_sb3(venv)`, which adds SB3's `VecEnv` base class (seed,
+    set_options, render) on top; this class itself needs no SB3.
     """
 
     def __init__(self, venv: VectorEnv) -> None:
@@ -182,10 +211,12 @@ class SB3VecEnvAdapter:
         self._seeds: list[int | None] = [None] * self.num_envs
         self._options: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         self._actions: np.ndarray | None = None
+        self.episode_statistics = EpisodeStatistics(self.num_envs)
 
     def reset(self) -> np.ndarray:
         # The batched env has one random generator: the first env's seed and options drive it.
         obs, self.reset_infos = self.venv.reset(seed=self._seeds[0], options=dict(self._options[0]))
+        self.episode_statistics.restart(np.ones(self.num_envs, dtype=bool))
         self._seeds = [None] * self.num_envs
         self._options = [{} for _ in range(self.num_envs)]
         if not isinstance(obs, np.ndarray):
@@ -201,6 +232,7 @@ class SB3VecEnvAdapter:
         obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
         self._actions = None
         dones = np.logical_or(terminated, truncated)
+        self.episode_statistics.record(np.asarray(rewards, dtype=np.float64), dones, infos)
         for i, info in enumerate(infos):
             info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             if dones[i]:
@@ -244,6 +276,7 @@ class SB3VecEnvAdapter:
 def to_sb3(venv: VectorEnv) -> Any:
     """Wrap `venv` as a `stable_baselines3` `VecEnv` (needs the optional extra: pip install worldsim[sb3])."""
     try:
+        from stable_baselines3.common.monitor import Monitor
         from stable_baselines3.common.vec_env import VecEnv
     except ImportError as error:
         raise ImportError("to_sb3 needs stable-baselines3: pip install 'worldsim[sb3]'") from error
@@ -252,6 +285,10 @@ def to_sb3(venv: VectorEnv) -> Any:
         def __init__(self, venv: VectorEnv) -> None:
             SB3VecEnvAdapter.__init__(self, venv)
             VecEnv.__init__(self, self.num_envs, self.observation_space, self.action_space)
+
+        def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+            # Its episode statistics are Monitor's, so evaluate_policy may count episodes by them.
+            return [wrapper_class is Monitor for _ in self._indices(indices)]
 
     return SB3VecEnv(venv)
 

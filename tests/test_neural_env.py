@@ -270,3 +270,5 @@ def test_stable_baselines3_ppo_trains_in_the_vector_env(world):
     model = PPO("CnnPolicy", vec_env, n_steps=4, batch_size=8, n_epochs=1, device="cpu", seed=0)
     model.learn(total_timesteps=8)
     assert model.num_timesteps >= 8
+    assert len(model.ep_info_buffer) >= 2  # each env's episode ends by step 4: SB3 has its statistics
+    assert all(1 <= info["l"] <= 4 for info in model.ep_info_buffer)

@@ -202,6 +202,22 @@ def test_sb3_adapter_resets_finished_envs_in_the_same_step():
     assert dones.tolist() == [False, False] and obs[:, 0, 0, 0].tolist() == [1, 3]
 
 
+def test_sb3_adapter_reports_episode_statistics_at_episode_ends():
+    adapter = SB3VecEnvAdapter(FrameCounterVectorEnv([2, 3]))  # reward 1 per step
+    adapter.reset()
+    ended = []
+    for _ in range(6):
+        adapter.step_async(np.zeros(2, np.int64))
+        _, _, dones, infos = adapter.step_wait()
+        ended.append([info.get("episode") for info in infos])
+        assert all(("episode" in info) == bool(done) for info, done in zip(infos, dones))
+    env0 = [episode for step in ended for episode in step[:1] if episode]
+    env1 = [episode for step in ended for episode in step[1:] if episode]
+    assert [(e["r"], e["l"]) for e in env0] == [(2.0, 2), (2.0, 2), (2.0, 2)]
+    assert [(e["r"], e["l"]) for e in env1] == [(3.0, 3), (3.0, 3)]
+    assert all(isinstance(e["t"], float) and e["t"] >= 0 for e in env0 + env1)
+
+
 def test_sb3_adapter_requires_next_step_autoreset():
     venv = FrameCounterVectorEnv([2])
     venv.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
@@ -218,3 +234,20 @@ def test_to_sb3_trains_stable_baselines3_ppo():
     model = PPO("MlpPolicy", vec_env, n_steps=8, batch_size=8, n_epochs=1, device="cpu", seed=0)
     model.learn(total_timesteps=32)
     assert model.num_timesteps >= 32
+    # SB3 logs ep_rew_mean from the episode statistics
+    assert [(info["r"], info["l"]) for info in model.ep_info_buffer][:2] == [(3.0, 3), (5.0, 5)]
+
+
+def test_evaluate_policy_counts_episodes_by_the_statistics_without_a_monitor_warning():
+    pytest.importorskip("stable_baselines3")
+    import warnings
+
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    vec_env = to_sb3(FrameCounterVectorEnv([3, 5]))
+    model = PPO("MlpPolicy", vec_env, n_steps=8, batch_size=8, n_epochs=1, device="cpu", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SB3 warns when it cannot find Monitor statistics
+        returns, lengths = evaluate_policy(model, vec_env, n_eval_episodes=4, return_episode_rewards=True)
+    assert sorted(zip(returns, lengths)) == [(3.0, 3), (3.0, 3), (5.0, 5), (5.0, 5)]
