@@ -41,18 +41,25 @@ RENDER_FPS = 15
 SEED_BOUND = 2**31
 
 
-def load_world(checkpoint: "str | os.PathLike | WorldModel | None", device: str | torch.device) -> "WorldModel":
-    """A world model from a bundled name, a folder, a Hub repo id, None (the default world), or as is."""
+def load_world(checkpoint: "str | os.PathLike | WorldModel | None", device: str | torch.device,
+               revision: str | None = None, cache_dir: str | os.PathLike | None = None) -> "WorldModel":
+    """A world model from a bundled name, a folder, a Hub repo id, None (the default world), or as is.
+
+    `revision` (Hub branch, tag or commit) and `cache_dir` (Hub cache folder) are huggingface_hub's.
+    """
     from worldsim.world import WorldModel
 
     if isinstance(checkpoint, WorldModel):
+        if revision is not None or cache_dir is not None:
+            raise ValueError("revision and cache_dir choose a checkpoint to download; a loaded WorldModel takes neither")
         if checkpoint.device != torch.device(device):
             raise ValueError(f"the world model is on {checkpoint.device} but device={device!r} was asked for")
         return checkpoint
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"checkpoint must be a name, a folder, a Hub repo id or a WorldModel, "
                         f"got {type(checkpoint).__name__}")
-    return WorldModel.from_pretrained(None if checkpoint is None else os.fspath(checkpoint), device=device)
+    return WorldModel.from_pretrained(None if checkpoint is None else os.fspath(checkpoint), device=device,
+                                      revision=revision, cache_dir=cache_dir)  # fmt: skip
 
 
 class NeuralWorldCore:
@@ -121,6 +128,7 @@ class NeuralWorldEnv(gym.Env):
 
     Args:
         checkpoint: a bundled name, a folder, a Hub repo id, a loaded `WorldModel`, or None (default world).
+        revision, cache_dir: for a Hub repo id, the branch, tag or commit and the Hub cache folder.
         device: where the model runs ("cpu", "cuda", ...).
         steps: denoising steps per frame (None: the checkpoint's sampling config).
         event: the event text of a reset that names none ("" = no event).
@@ -133,9 +141,10 @@ class NeuralWorldEnv(gym.Env):
     RESET_OPTIONS = frozenset({"event", "context"})
 
     def __init__(self, checkpoint: Any = None, device: str = "cpu", steps: int | None = None, event: str = "",
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, revision: str | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> None:
         _check_render_mode(render_mode, self.metadata)
-        self.core = NeuralWorldCore(load_world(checkpoint, device), 1, steps, event)
+        self.core = NeuralWorldCore(load_world(checkpoint, device, revision, cache_dir), 1, steps, event)
         self.observation_space = self.core.frame_space
         self.action_space = self.core.action_space
         self.render_mode = render_mode
@@ -209,7 +218,8 @@ class NeuralWorldVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, checkpoint: Any = None, device: str = "cpu", steps: int | None = None,
                  event: str = "", max_episode_steps: int | None = 1000, render_mode: str | None = None,
-                 array_type: ArrayType = "numpy") -> None:
+                 array_type: ArrayType = "numpy", revision: str | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> None:
         _check_render_mode(render_mode, self.metadata)
         if array_type not in ("numpy", "torch"):
             raise ValueError(f"array_type must be 'numpy' or 'torch', got {array_type!r}")
@@ -217,7 +227,7 @@ class NeuralWorldVectorEnv(VectorEnv):
             raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
         if not _is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        self.core = NeuralWorldCore(load_world(checkpoint, device), num_envs, steps, event)
+        self.core = NeuralWorldCore(load_world(checkpoint, device, revision, cache_dir), num_envs, steps, event)
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
         self.render_mode = render_mode

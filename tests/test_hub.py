@@ -1,7 +1,6 @@
 """Checkpoints: round trip, strict validation, name resolution (bundled, local, offline Hub cache), upload."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import types
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from hub_cache import add_snapshot
 from test_world_fixtures import make_world
 
 import worldsim
@@ -73,9 +73,13 @@ def test_saving_over_a_checkpoint_replaces_it(world, saved):
 
 
 def test_model_card_describes_the_world(world, tmp_path):
+    from huggingface_hub import ModelCard
+
     folder = world.save_pretrained(tmp_path / "card", repo_id="org/explorer-test")
     card = (folder / hub.CARD_FILE).read_text()
-    assert card.startswith("---\nlibrary_name: worldsim")
+    data = ModelCard.load(folder / hub.CARD_FILE).data  # the Hub's own parser reads the metadata
+    assert (data.library_name, data.license) == ("worldsim", "apache-2.0")
+    assert {"worldsim", "world-model", "reinforcement-learning"} <= set(data.tags)
     assert 'worldsim.load("org/explorer-test"' in card
     assert f"{sum(world.parameter_counts().values()):,}" in card
     assert "night falls" in card and '"stages"' in card and "# test world" in card
@@ -124,8 +128,9 @@ def edit_tensors(path: Path, change) -> None:
 
 
 def test_a_missing_tensor_is_named(saved):
-    edit_tensors(saved / "transformer.safetensors", lambda t: t.pop("final.weight"))
-    with pytest.raises(hub.CheckpointError, match="missing tensor 'final.weight'"):
+    name = sorted(load_file(str(saved / "transformer.safetensors")))[-1]
+    edit_tensors(saved / "transformer.safetensors", lambda t: t.pop(name))
+    with pytest.raises(hub.CheckpointError, match=f"missing tensor '{name}'"):
         WorldModel.from_pretrained(saved)
 
 
@@ -139,6 +144,22 @@ def test_a_wrongly_shaped_tensor_is_named(saved):
     edit_tensors(saved / "autoencoder.safetensors", lambda t: t.update(latent_scale=torch.ones(9)))
     with pytest.raises(hub.CheckpointError, match="latent_scale.*shape"):
         WorldModel.from_pretrained(saved)
+
+
+def test_a_tensor_of_the_wrong_dtype_is_named(saved):
+    edit_tensors(saved / "reward.safetensors", lambda t: t.update({name: t[name].to(torch.int64) for name in list(t)[:1]}))
+    with pytest.raises(hub.CheckpointError, match="reward.safetensors: tensor .* has dtype torch.int64, expected torch.float32"):
+        WorldModel.from_pretrained(saved)
+
+
+def test_non_finite_weights_are_named_when_asked_for(world, saved):
+    name = sorted(load_file(str(saved / "transformer.safetensors")))[0]
+    edit_tensors(saved / "transformer.safetensors", lambda t: t[name].view(-1)[0].fill_(float("nan")))
+    with pytest.raises(hub.CheckpointError, match=f"transformer.safetensors: non-finite .*'{name}'"):
+        WorldModel.from_pretrained(saved, check_finite=True)
+    with pytest.raises(hub.CheckpointError, match="non-finite"):
+        worldsim.load(str(saved), check_finite=True)
+    assert WorldModel.from_pretrained(saved).transformer.state_dict()[name].isnan().any()  # opt-in: loads
 
 
 def test_corrupt_or_missing_weight_files_are_named(saved):
@@ -165,22 +186,6 @@ def test_context_frames_and_tokenizer_are_validated(saved):
 # name resolution
 
 
-def add_snapshot(cache: Path, repo_id: str, source: Path, commit: str, refs: tuple[str, ...] = ()) -> None:
-    """Lay `source` out as huggingface_hub's cache does: blobs by hash, snapshot symlinks, refs."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    (repo / "blobs").mkdir(exist_ok=True)
-    for file in source.iterdir():
-        data = file.read_bytes()
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        (snapshot / file.name).symlink_to(os.path.relpath(blob, snapshot))
-    (repo / "refs").mkdir(exist_ok=True)
-    for ref in refs:
-        (repo / "refs" / ref).write_text(commit)
-
-
 def test_loading_by_repo_id_from_an_offline_hub_cache(world, saved, tmp_path, monkeypatch):
     other = make_world(seed=3)
     other_folder = other.save_pretrained(tmp_path / "other")
@@ -197,6 +202,45 @@ def test_loading_by_repo_id_from_an_offline_hub_cache(world, saved, tmp_path, mo
     assert_same_world(world, WorldModel.from_pretrained("org/explorer", local_files_only=True))
     with pytest.raises(hub.CheckpointNotFoundError, match="org/explorer.*revision v2.*offline"):
         worldsim.load("org/explorer", revision="v2")
+
+
+def test_cache_dir_argument_loads_from_that_cache(world, saved, tmp_path, monkeypatch):
+    cache = tmp_path / "my-cache"
+    add_snapshot(cache, "org/explorer", saved, "c" * 40, refs=("main", "v2"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    assert_same_world(world, worldsim.load("org/explorer", revision="v2", cache_dir=cache, local_files_only=True))
+    assert_same_world(world, WorldModel.from_pretrained("org/explorer", cache_dir=str(cache), local_files_only=True))
+    with pytest.raises(hub.CheckpointNotFoundError, match="org/explorer"):
+        worldsim.load("org/explorer", cache_dir=tmp_path / "elsewhere", local_files_only=True)
+
+
+def test_hub_arguments_reach_snapshot_download(saved, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, **options):
+        calls.append((repo_id, options))
+        return str(saved)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    worldsim.load("org/explorer", revision="v3", cache_dir="/tmp/c", token="hf_x", force_download=True,
+                  local_files_only=False)
+    repo_id, options = calls[0]
+    assert repo_id == "org/explorer"
+    assert {key: options[key] for key in ("revision", "cache_dir", "token", "force_download", "local_files_only")} == {
+        "revision": "v3", "cache_dir": "/tmp/c", "token": "hf_x", "force_download": True, "local_files_only": False}
+    assert options["allow_patterns"] == hub.HUB_PATTERNS  # never a pickle
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"revision": ""}, "revision"), ({"revision": 3}, "revision"), ({"cache_dir": 5}, "cache_dir"),
+    ({"force_download": "yes"}, "force_download"), ({"local_files_only": 1}, "local_files_only"),
+    ({"token": 1.5}, "token"),
+])
+def test_bad_hub_arguments_are_clear_errors(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        worldsim.load("org/explorer", **arguments)
 
 
 def test_a_failed_resolution_lists_every_place_tried(tmp_path, monkeypatch):
@@ -240,6 +284,9 @@ def test_push_to_hub_uploads_a_complete_checkpoint(world, monkeypatch):
         def create_repo(self, repo_id, **options):
             calls["create"] = (repo_id, options)
 
+        def create_branch(self, repo_id, **options):
+            calls["branch"] = (repo_id, options)
+
         def upload_folder(self, *, repo_id, folder_path, **options):
             folder = Path(folder_path)
             calls["files"] = sorted(path.name for path in folder.iterdir())
@@ -251,11 +298,13 @@ def test_push_to_hub_uploads_a_complete_checkpoint(world, monkeypatch):
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    url = world.push_to_hub("org/w", private=True, token="secret", revision="dev")
+    url = world.push_to_hub("org/w", private=True, token="secret", branch="dev", create_pr=True)
     assert url == "https://huggingface.co/org/w/commit/1"
     assert calls["token"] == "secret"
     assert calls["create"] == ("org/w", {"private": True, "repo_type": "model", "exist_ok": True})
+    assert calls["branch"] == ("org/w", {"branch": "dev", "repo_type": "model", "exist_ok": True})
     assert calls["upload"][0] == "org/w" and calls["upload"][1]["revision"] == "dev"
+    assert calls["upload"][1]["create_pr"] is True
     assert calls["upload"][1]["allow_patterns"] == hub.HUB_PATTERNS
     assert hub.CONFIG_FILE in calls["files"] and "transformer.safetensors" in calls["files"]
     assert 'worldsim.load("org/w"' in calls["card"]

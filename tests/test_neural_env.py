@@ -1,12 +1,15 @@
 """The neural Gymnasium envs on a random tiny world: Gymnasium's env and vector-env contracts."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
+from hub_cache import add_snapshot
 
 import worldsim  # noqa: F401  (registers the environments)
 from worldsim.envs.neural import NeuralWorldEnv, NeuralWorldVectorEnv
@@ -58,6 +61,20 @@ def test_single_env_has_the_spaces_of_the_real_explorer(checkpoint):
     real = gym.make("worldsim/Explorer-v0")
     assert neural.observation_space == real.observation_space
     assert neural.action_space == real.action_space
+
+
+def test_envs_load_a_hub_revision_from_a_cache_folder(world, checkpoint, tmp_path, monkeypatch):
+    add_snapshot(tmp_path / "cache", "org/tiny", Path(checkpoint), "d" * 40, refs=("main", "v1"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    env = gym.make(ENV_ID, checkpoint="org/tiny", revision="v1", cache_dir=tmp_path / "cache")
+    venv = make_vec("org/tiny", 2, revision="v1", cache_dir=str(tmp_path / "cache"))
+    for loaded in (env.unwrapped.world, venv.unwrapped.world):
+        pairs = zip(loaded.transformer.parameters(), world.transformer.parameters(), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)
+    with pytest.raises(FileNotFoundError, match="revision v2"):
+        gym.make(ENV_ID, checkpoint="org/tiny", revision="v2", cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="revision"):
+        NeuralWorldEnv(checkpoint=world, revision="v1")
 
 
 def test_single_env_truncates_through_max_episode_steps(endless_world):

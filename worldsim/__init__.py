@@ -5,7 +5,8 @@ modules are imported only when used.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -13,11 +14,29 @@ if TYPE_CHECKING:
     from worldsim.world import WorldModel
 
 
-def load(name_or_path: str | None = None, device: str = "cpu", **kwargs: Any) -> "WorldModel":
-    """Load a world: bundled name, local folder or Hub repo id (see `WorldModel.from_pretrained`)."""
+def load(
+    name_or_path: str | os.PathLike | None = None,
+    device: str = "cpu",
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    token: str | bool | None = None,
+    force_download: bool = False,
+    local_files_only: bool | None = None,
+    check_finite: bool = False,
+) -> "WorldModel":
+    """Load a world: bundled name, local folder or Hub repo id (None: the bundled explorer-64).
+
+    The Hub arguments are huggingface_hub's: `revision` (branch, tag or commit), `cache_dir`,
+    `token`, `force_download`, `local_files_only` (None: follow HF_HUB_OFFLINE).
+    `check_finite=True` also rejects NaN or infinite weights. See `WorldModel.from_pretrained`.
+    """
     from worldsim.world import WorldModel
 
-    return WorldModel.from_pretrained(name_or_path, device=device, **kwargs)
+    return WorldModel.from_pretrained(
+        name_or_path, device=device, revision=revision, cache_dir=cache_dir, token=token,
+        force_download=force_download, local_files_only=local_files_only, check_finite=check_finite,
+    )  # fmt: skip
 
 
 def _register_envs() -> None:

@@ -12,12 +12,14 @@ A checkpoint is a folder that is at the same time a Hugging Face Hub model repo:
     README.md                 the generated model card
 
 Only safetensors and JSON are ever read, nothing is unpickled. Loading is strict: a missing or
-unexpected tensor, a shape mismatch, an unknown or missing config key is a `CheckpointError` that
-names it. Every file is written atomically (temporary name, fsync, rename).
+unexpected tensor, a shape or dtype mismatch, an unknown or missing config key is a `CheckpointError`
+that names it; `check_finite=True` also rejects NaN or infinite weights. Every file is written
+atomically (temporary name, fsync, rename).
 
 A name resolves as: bundled world (`worldsim/pretrained/<name>`) -> local folder -> Hub repo id
-(`huggingface_hub.snapshot_download`, with `revision=`, offline from the cache when
-`local_files_only=True` or `HF_HUB_OFFLINE=1`). A failed resolution lists every place it tried.
+(`huggingface_hub.snapshot_download` with huggingface_hub's own arguments, `HubDownload`: `revision`,
+`cache_dir`, `token`, `force_download`, and offline from the cache when `local_files_only=True` or
+`HF_HUB_OFFLINE=1`). A failed resolution lists every place it tried.
 """
 from __future__ import annotations
 
@@ -105,22 +107,45 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 def check_tensors(
     expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], source: str
 ) -> None:
-    """Raise a CheckpointError naming every missing, unexpected or wrongly shaped tensor."""
+    """Raise a CheckpointError naming every missing, unexpected, wrongly shaped or typed tensor.
+
+    The dtype must match exactly: loading would silently convert integer weights, say, into
+    floats (and float16 files into float32), hiding a file that was not written for this model.
+    """
     problems = [f"missing tensor {name!r}" for name in expected if name not in found]
     problems += [f"unexpected tensor {name!r}" for name in found if name not in expected]
-    problems += [
-        f"tensor {name!r} has shape {tuple(found[name].shape)}, expected {tuple(tensor.shape)}"
-        for name, tensor in expected.items()
-        if name in found and found[name].shape != tensor.shape
-    ]
+    for name, tensor in expected.items():
+        if name not in found:
+            continue
+        if found[name].shape != tensor.shape:
+            problems.append(f"tensor {name!r} has shape {tuple(found[name].shape)}, expected {tuple(tensor.shape)}")
+        if found[name].dtype != tensor.dtype:
+            problems.append(f"tensor {name!r} has dtype {found[name].dtype}, expected {tensor.dtype}")
     if problems:
         raise CheckpointError(f"{source}: " + "; ".join(problems))
 
 
-def read_module_state(module: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
-    """Read and strictly check the weights of `module` from `path` without touching the module."""
+def check_finite(tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise a CheckpointError naming the floating-point tensors that hold NaN or infinite values.
+
+    One pass over the weights (a few milliseconds per million values): NaN weights load without
+    complaint and then produce black frames, so a download can be checked before it is used.
+    """
+    bad = [name for name, tensor in tensors.items()
+           if tensor.is_floating_point() and not bool(tensor.isfinite().all())]  # fmt: skip
+    if bad:
+        raise CheckpointError(f"{source}: non-finite values (NaN or inf) in tensor(s) {', '.join(map(repr, bad))}")
+
+
+def read_module_state(module: torch.nn.Module, path: Path, finite: bool = False) -> dict[str, torch.Tensor]:
+    """Read and strictly check the weights of `module` from `path` without touching the module.
+
+    `finite=True` also rejects NaN or infinite values (`check_finite`).
+    """
     tensors = load_tensors(path)
     check_tensors(module.state_dict(), tensors, str(path))
+    if finite:
+        check_finite(tensors, str(path))
     return tensors
 
 
@@ -189,26 +214,60 @@ def _expect_type(obj: dict, key: str, kind: type, source: str) -> None:
 # Name resolution
 
 
-def resolve_checkpoint(
-    name_or_path: str | os.PathLike | None = None,
-    revision: str | None = None,
-    local_files_only: bool | None = None,
-) -> Path:
+@dataclass(frozen=True)
+class HubDownload:
+    """How a Hub repo is fetched: huggingface_hub's `snapshot_download` / `from_pretrained` arguments.
+
+    revision: branch, tag or commit to pin (None: main). cache_dir: the Hub cache folder (None:
+    `HF_HUB_CACHE` or huggingface_hub's default). token: an access token for private repos (None: the
+    saved login). force_download: fetch again even if cached. local_files_only: only the cache, no
+    network (None: follow `HF_HUB_OFFLINE`, read at call time).
+    """
+
+    revision: str | None = None
+    cache_dir: str | os.PathLike | None = None
+    token: str | bool | None = None
+    force_download: bool = False
+    local_files_only: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("revision", "cache_dir"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (str, os.PathLike)) or not os.fspath(value)):
+                raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
+        if self.token is not None and not isinstance(self.token, (str, bool)):
+            raise ValueError(f"token must be a string, a bool or None, got {type(self.token).__name__}")
+        for name in ("force_download", "local_files_only"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "local_files_only" and value is None):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
+
+    def offline(self) -> bool:
+        return hub_offline() if self.local_files_only is None else self.local_files_only
+
+    def cache_folder(self) -> str | None:
+        folder = self.cache_dir if self.cache_dir is not None else os.environ.get("HF_HUB_CACHE")
+        return os.fspath(folder) if folder else None
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike | None = None, download: HubDownload | None = None) -> Path:
     """The local folder of a checkpoint: bundled name -> local folder -> Hub repo id.
 
-    `revision` pins a Hub branch, tag or commit; when it is given only the Hub is consulted.
-    `local_files_only=None` follows `HF_HUB_OFFLINE` (read at call time).
+    `download.revision` pins a Hub branch, tag or commit; when it is given only the Hub is consulted.
     """
+    download = download or HubDownload()
     name = DEFAULT_WORLD if name_or_path is None else os.fspath(name_or_path)
     tried: list[str] = []
-    if revision is None:
+    if download.revision is None:
         for lookup in (_find_bundled, _find_local):
             folder = lookup(name, tried)
             if folder is not None:
                 return folder
     else:
-        tried.append(f"bundled worlds and local folders: skipped because revision={revision!r} pins a Hub repo")
-    folder = _find_on_hub(name, revision, local_files_only, tried)
+        tried.append(
+            f"bundled worlds and local folders: skipped because revision={download.revision!r} pins a Hub repo"
+        )
+    folder = _find_on_hub(name, download, tried)
     if folder is not None:
         return folder
     listing = "\n".join(f"  - {entry}" for entry in tried)
@@ -240,9 +299,7 @@ def _find_local(name: str, tried: list[str]) -> Path | None:
     return folder
 
 
-def _find_on_hub(
-    name: str, revision: str | None, local_files_only: bool | None, tried: list[str]
-) -> Path | None:
+def _find_on_hub(name: str, download: HubDownload, tried: list[str]) -> Path | None:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -254,16 +311,21 @@ def _find_on_hub(
     except HFValidationError as error:
         tried.append(f"Hugging Face Hub: {name!r} is not a repo id ({error})")
         return None
-    offline = hub_offline() if local_files_only is None else local_files_only
-    where = f"Hugging Face Hub repo {name!r} (revision {revision or 'main'}, {'offline cache' if offline else 'online'})"
+    offline = download.offline()
+    where = (f"Hugging Face Hub repo {name!r} (revision {download.revision or 'main'}, "
+             f"{'offline cache' if offline else 'online'})")  # fmt: skip
     try:
         folder = Path(
             snapshot_download(
                 name,
-                revision=revision,
+                revision=download.revision,
+                cache_dir=download.cache_folder(),
+                token=download.token,
+                force_download=download.force_download,
                 local_files_only=offline,
                 allow_patterns=HUB_PATTERNS,
-                cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+                library_name="worldsim",
+                library_version=__version__,
             )
         )
     except Exception as error:  # every Hub failure becomes one line of the "tried" list
@@ -288,6 +350,9 @@ def hub_offline() -> bool:
 # ----------------------------------------------------------------------------------------------
 # Model card and upload
 
+LICENSE = "apache-2.0"  # worldsim's own licence; the weights it trains are released under it too
+CARD_TAGS = ["worldsim", "world-model", "video-generation", "reinforcement-learning", "gymnasium"]
+
 
 def model_card(
     config: CheckpointConfig,
@@ -295,19 +360,22 @@ def model_card(
     num_context_frames: int,
     repo_id: str | None = None,
 ) -> str:
-    """A README.md for the Hub, generated from the config and the training metadata."""
+    """A README.md for the Hub (`huggingface_hub.ModelCard`): metadata header + generated body."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = ModelCardData(library_name="worldsim", license=LICENSE, tags=list(CARD_TAGS),
+                         model_name=config.metadata.get("name"))  # fmt: skip
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + _card_body(config, parameter_counts,
+                                                                        num_context_frames, repo_id)))
+
+
+def _card_body(
+    config: CheckpointConfig, parameter_counts: Mapping[str, int], num_context_frames: int, repo_id: str | None
+) -> str:
+    """The card's markdown: how to load it, the model, events, measures, training and files."""
     load_name = repo_id or "path/to/this/folder"
     world = config.world
     lines = [
-        "---",
-        "library_name: worldsim",
-        "tags:",
-        "- world-model",
-        "- video-generation",
-        "- reinforcement-learning",
-        "- worldsim",
-        "---",
-        "",
         f"# {config.metadata.get('name', repo_id or 'worldsim world')}",
         "",
         "A causal few-step video diffusion world model for worldsim: it generates one frame per action, "
@@ -385,22 +453,31 @@ def upload_folder(
     folder: Path,
     repo_id: str,
     *,
-    revision: str | None = None,
+    branch: str | None = None,
+    create_pr: bool | None = None,
     private: bool | None = None,
     token: str | None = None,
     commit_message: str = "Upload worldsim world",
 ) -> str:
-    """Create `repo_id` if needed and upload the checkpoint files of `folder`; returns the commit URL."""
+    """Create `repo_id` if needed and upload the checkpoint files of `folder` in one commit.
+
+    As `ModelHubMixin.push_to_hub`: `branch` is the branch to commit to (created from main when it
+    does not exist yet; None = main) and `create_pr=True` opens a pull request against it instead.
+    Returns the commit URL (or the pull request's).
+    """
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
+    if branch is not None:
+        api.create_branch(repo_id, branch=branch, repo_type="model", exist_ok=True)
     info = api.upload_folder(
         repo_id=repo_id,
         folder_path=folder,
         repo_type="model",
-        revision=revision,
+        revision=branch,
+        create_pr=create_pr,
         commit_message=commit_message,
         allow_patterns=HUB_PATTERNS,
     )
-    return str(getattr(info, "commit_url", info))
+    return str(getattr(info, "pr_url", None) or getattr(info, "commit_url", info))

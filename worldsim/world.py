@@ -165,15 +165,28 @@ class WorldModel:
         cls,
         name_or_path: str | Path | None = None,
         device: str | torch.device = "cpu",
+        *,
         revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        token: str | bool | None = None,
+        force_download: bool = False,
         local_files_only: bool | None = None,
+        check_finite: bool = False,
     ) -> "WorldModel":
-        """Load a bundled world, a local folder or a Hub repo (see worldsim.hub.resolve_checkpoint)."""
-        folder = hub.resolve_checkpoint(name_or_path, revision=revision, local_files_only=local_files_only)
-        return cls.load_folder(folder, device=device)
+        """Load a bundled world, a local folder or a Hub repo (see worldsim.hub.resolve_checkpoint).
+
+        The Hub arguments are huggingface_hub's (`hub.HubDownload`); `local_files_only=None` follows
+        `HF_HUB_OFFLINE`. `check_finite=True` also rejects NaN or infinite weights.
+        """
+        download = hub.HubDownload(revision=revision, cache_dir=cache_dir, token=token,
+                                   force_download=force_download, local_files_only=local_files_only)  # fmt: skip
+        folder = hub.resolve_checkpoint(name_or_path, download)
+        return cls.load_folder(folder, device=device, check_finite=check_finite)
 
     @classmethod
-    def load_folder(cls, folder: str | Path, device: str | torch.device = "cpu") -> "WorldModel":
+    def load_folder(
+        cls, folder: str | Path, device: str | torch.device = "cpu", check_finite: bool = False
+    ) -> "WorldModel":
         """Strictly load a checkpoint folder: every file is validated before any weight is used."""
         folder = Path(folder)
         checkpoint = hub.parse_checkpoint_config(hub.read_json(folder / hub.CONFIG_FILE), str(folder / hub.CONFIG_FILE))
@@ -184,7 +197,8 @@ class WorldModel:
         tokenizer = _load_tokenizer(folder / hub.TOKENIZER_FILE, config)
         networks = dict(zip(hub.MODULE_FILES, _build_networks(config, tokenizer, seed=0)))
         states = {
-            name: hub.read_module_state(network, folder / hub.MODULE_FILES[name]) for name, network in networks.items()
+            name: hub.read_module_state(network, folder / hub.MODULE_FILES[name], finite=check_finite)
+            for name, network in networks.items()
         }
         for name, network in networks.items():
             network.load_state_dict(states[name], strict=True)
@@ -197,17 +211,21 @@ class WorldModel:
         self,
         repo_id: str,
         *,
-        revision: str | None = None,
+        branch: str | None = None,
+        create_pr: bool | None = None,
         private: bool | None = None,
         token: str | None = None,
         commit_message: str = "Upload worldsim world",
     ) -> str:
-        """Save to a temporary folder and upload it to the Hub model repo `repo_id`; returns the commit URL."""
+        """Save to a temporary folder and upload it to the Hub model repo `repo_id` in one commit.
+
+        `branch` / `create_pr` as in huggingface_hub's `push_to_hub` (see hub.upload_folder);
+        returns the commit URL.
+        """
         with tempfile.TemporaryDirectory() as tmp:
             folder = self.save_pretrained(tmp, repo_id=repo_id)
-            return hub.upload_folder(
-                folder, repo_id, revision=revision, private=private, token=token, commit_message=commit_message
-            )
+            return hub.upload_folder(folder, repo_id, branch=branch, create_pr=create_pr, private=private,
+                                     token=token, commit_message=commit_message)  # fmt: skip
 
 
 def _build_networks(
