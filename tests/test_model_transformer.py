@@ -232,10 +232,12 @@ def test_a_split_commit_that_fills_the_sink_and_evicts_is_refused():
 
 
 def test_depth_one_after_eviction_equals_forward_over_cache_contents():
-    """Literal check of §6.3: once frames are evicted, the new frame's output equals a full
-    causal forward over [sink frames ; window frames ; new frame] at positions 0, 1, 2, ..."""
+    """Literal check of the cache: once frames are evicted, the new frame's output equals a full
+    causal forward over [sink frames ; window frames ; new frame] at positions 0, 1, 2, ...
+    Without the local path, whose stem gives each cached frame its true predecessors (which the
+    shortened sequence would not); the multi-layer reference below covers the local path."""
     sink, window = 1, 3
-    net = make_net(depth=1)
+    net = make_net(depth=1, local_channels=0, local_frames=0)
     clip = make_clip(net, batch=2, frames=10)
     cache = net.new_cache(2, sink_frames=sink, window_frames=window)
     for frame in range(10):
@@ -254,7 +256,7 @@ def sink_window_reference(net: CausalTransformer, clip, sink: int, window: int) 
     """
     batch, frames = clip[1].shape
     tokens_per_frame = net.config.tokens_per_frame
-    tokens, condition = net._embed(*clip)
+    tokens, condition, features = net._embed(*clip, net._previous(clip[0], clip[1]))
     for block in net.blocks:
         every_frame = net.rope.temporal(torch.arange(frames).expand(batch, frames))
         # A block's keys/values depend only on its input tokens, not on what they attend to.
@@ -271,7 +273,7 @@ def sink_window_reference(net: CausalTransformer, clip, sink: int, window: int) 
                               net.rope.spatial(1), query_rope, key_rope, ALL_KEYS, past)
             outputs.append(out)
         tokens = torch.cat(outputs, dim=1)
-    return net._head(tokens, condition)
+    return net._head(tokens, condition, features)
 
 
 @pytest.mark.parametrize("sink, window", [(1, 3), (2, 2), (0, 3)])

@@ -177,7 +177,8 @@ def test_fused_sampling_equals_separate_commits_through_evictions(world, rollout
     fused = rollout(world)
     request.getfixturevalue("unfused")
     separate = rollout(world)
-    assert torch.allclose(fused, separate, atol=1e-4)
+    # Relative tolerance: a random world fed its own frames grows them frame after frame.
+    assert torch.allclose(fused, separate, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(fused[0], fused[1], atol=1e-2)  # the rows really differ
 
 

@@ -2,8 +2,8 @@
 
 Freshly created worlds are AdaLN-zero: the transformer predicts zero velocity whatever it is
 given, so actions and events would not matter. `make_world` therefore nudges every weight with
-seeded noise (more for the transformer, so that conditions visibly steer the frames, less for the
-other networks, whose outputs would otherwise saturate).
+seeded noise (more for the transformer's blocks, so that conditions visibly steer the frames, less
+for its conv local path and the other networks, whose outputs would otherwise saturate or grow).
 """
 from __future__ import annotations
 
@@ -31,9 +31,12 @@ def activate(world: WorldModel, seed: int = 0, scale: float = 0.05, transformer_
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, network in world.networks.items():
-            for parameter in network.parameters():
+            for key, parameter in network.named_parameters():
                 noise = torch.randn(parameter.shape, generator=generator)
-                parameter.add_(noise * (transformer_scale if name == "transformer" else scale))
+                # The transformer's conv local path gets the small scale: it feeds each frame's
+                # latents into the next, and a large random gain there would grow them without bound.
+                steered = name == "transformer" and not key.startswith("local.")
+                parameter.add_(noise * (transformer_scale if steered else scale))
     world.event_cache.clear()
     return world
 

@@ -38,7 +38,9 @@ if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
     import torch
 
 FORMAT = "worldsim-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Format 2 added the transformer's full-resolution local path; a format-1 world has none.
+_TRANSFORMER_KEYS_ADDED_IN_2 = {"local_channels": 0, "local_blocks": 1, "local_frames": 0}
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -173,6 +175,14 @@ class CheckpointConfig:
         }
 
 
+def _upgrade_world(world: dict, version: int) -> dict:
+    """The `world` section of an older format, with the keys added since at their old meaning."""
+    transformer = world.get("transformer")
+    if version < 2 and isinstance(transformer, dict):
+        return {**world, "transformer": {**_TRANSFORMER_KEYS_ADDED_IN_2, **transformer}}
+    return world
+
+
 def parse_checkpoint_config(obj: Any, source: str) -> CheckpointConfig:
     """Validate the top level of config.json; the `world` section is checked by WorldConfig.from_dict."""
     if not isinstance(obj, dict):
@@ -196,7 +206,7 @@ def parse_checkpoint_config(obj: Any, source: str) -> CheckpointConfig:
     if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
         raise CheckpointError(f"{source}: key 'event_texts' must be a list of strings")
     return CheckpointConfig(
-        world=obj["world"],
+        world=_upgrade_world(obj["world"], version),
         event_texts=texts,
         metadata=obj["metadata"],
         worldsim_version=obj["worldsim_version"],

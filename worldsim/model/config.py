@@ -74,6 +74,12 @@ class TransformerConfig:
     rope_base: float = 100.0
     sink_frames: int = 1
     window_frames: int = 16
+    # The full-resolution local path (model/local_path.py): conv width at latent-cell resolution
+    # (0 = none, tokens are linear patch embeddings), residual blocks in its stem and in its head,
+    # and how many previous latent frames the frame being denoised sees there.
+    local_channels: int = 0
+    local_blocks: int = 1
+    local_frames: int = 0
 
     @property
     def head_dim(self) -> int:
@@ -97,6 +103,10 @@ class TransformerConfig:
                      "num_actions", "event_dim", "window_frames"):
             _require(getattr(self, name) > 0, f"{prefix}.{name}", "must be positive")
         _require(self.sink_frames >= 0, f"{prefix}.sink_frames", "must be >= 0")
+        for name in ("local_channels", "local_blocks", "local_frames"):
+            _require(getattr(self, name) >= 0, f"{prefix}.{name}", "must be >= 0")
+        _require(self.local_channels > 0 or self.local_frames == 0, f"{prefix}.local_frames",
+                 "previous frames enter through the local path: set local_channels > 0")
         _require(self.mlp_ratio > 0, f"{prefix}.mlp_ratio", "must be positive")
         _require(self.rope_base > 1, f"{prefix}.rope_base", "must be > 1")
         _require(self.latent_size % self.patch_size == 0, f"{prefix}.patch_size",
@@ -293,7 +303,8 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
 
 def _sized(image_size: int, latent_channels: int, ae_channels: tuple[int, ...], dim: int,
            depth: int, num_heads: int, event_dim: int, event_width: int, window_frames: int,
-           reward_width: int) -> WorldConfig:
+           reward_width: int, local_channels: int = 0, local_frames: int = 0,
+           local_blocks: int = 1) -> WorldConfig:
     """A consistent WorldConfig: the shared sizes are written once here."""
     autoencoder = AutoencoderConfig(image_size=image_size, latent_channels=latent_channels,
                                     channels=ae_channels)
@@ -304,7 +315,9 @@ def _sized(image_size: int, latent_channels: int, ae_channels: tuple[int, ...], 
         autoencoder=autoencoder,
         transformer=TransformerConfig(latent_channels=latent_channels, latent_size=latent_size,
                                       dim=dim, depth=depth, num_heads=num_heads,
-                                      event_dim=event_dim, window_frames=window_frames),
+                                      event_dim=event_dim, window_frames=window_frames,
+                                      local_channels=local_channels, local_frames=local_frames,
+                                      local_blocks=local_blocks),
         events=EventEncoderConfig(dim=event_dim, width=event_width),
         reward=RewardConfig(latent_channels=latent_channels, latent_size=latent_size,
                             width=reward_width),
@@ -315,7 +328,8 @@ def _sized(image_size: int, latent_channels: int, ae_channels: tuple[int, ...], 
 PRESETS: dict[str, Callable[[], WorldConfig]] = {
     # Milliseconds per forward: for tests. Same 64x64 frames as the Explorer world.
     "tiny": lambda: _sized(64, 4, (8, 16, 16), dim=32, depth=2, num_heads=2, event_dim=16,
-                           event_width=16, window_frames=4, reward_width=8),
+                           event_width=16, window_frames=4, reward_width=8, local_channels=8,
+                           local_frames=2),
     # The default world: about 5 M parameters in all (3.7 M in the transformer), sized so that
     # 2 denoising passes + decode per frame can reach 30 FPS at batch 1 on 2 CPU cores. Attention
     # over the 17-frame cache costs as much as the linear layers here, so width is what is spent.

@@ -135,7 +135,8 @@ class KVCache:
     def __init__(self, num_layers: int, batch_size: int, num_heads: int, head_dim: int,
                  tokens_per_frame: int, sink_frames: int = 1, window_frames: int = 16,
                  device: torch.device | str | None = None,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, recent_frames: int = 0,
+                 latent_shape: tuple[int, ...] = ()) -> None:
         if window_frames < 1 or sink_frames < 0:
             raise ValueError(f"need window_frames >= 1 and sink_frames >= 0, "
                              f"got {window_frames} and {sink_frames}")
@@ -153,6 +154,16 @@ class KVCache:
         self.keys = list(self._storage[:, 0].unbind(1))
         self.values = list(self._storage[:, 1].unbind(1))
         self._num_frames = torch.zeros(batch_size, dtype=torch.long, device=device)
+        # The latents (and noise levels) of the last `recent_frames` committed frames, oldest
+        # first: the local path's view of the previous frames. An empty slot is zeros at level 1.
+        self.recent_latents = torch.zeros(batch_size, recent_frames, *latent_shape, device=device,
+                                          dtype=dtype)
+        self.recent_sigma = torch.ones(batch_size, recent_frames, device=device, dtype=dtype)
+
+    @property
+    def recent_frames(self) -> int:
+        """How many of the latest committed frames' latents are kept (0: none)."""
+        return self.recent_latents.shape[1]
 
     @property
     def capacity(self) -> int:
@@ -182,7 +193,7 @@ class KVCache:
         return self._num_frames.clamp(max=self.capacity)
 
     def nbytes(self) -> int:
-        tensors = (self._storage, self._num_frames)
+        tensors = (self._storage, self._num_frames, self.recent_latents, self.recent_sigma)
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def layer(self, index: int, repeat_sink: bool = False
@@ -206,12 +217,17 @@ class KVCache:
         (see `slot_layout`)."""
         return slot_layout(self._num_frames, self.sink_frames, self.window_frames)
 
-    def append(self, keys: list[Tensor], values: list[Tensor]) -> None:
+    def append(self, keys: list[Tensor], values: list[Tensor], latents: Tensor | None = None,
+               sigma: Tensor | None = None) -> None:
         """Write frames, oldest first, into every row: per layer ``[B, H, k*T, head_dim]``.
 
         A frame goes to the next sink slot while the sink is not full, then to the ring slot of
-        the oldest window frame. Tensors are detached before they are stored.
+        the oldest window frame. Tensors are detached before they are stored. A cache that keeps
+        recent latents also needs the frames' `latents` ``[B, k, C, h, w]`` and levels `sigma`
+        ``[B, k]``.
         """
+        if self.recent_frames:
+            self._push_recent(latents, sigma, keys[0].shape[2] // self.tokens_per_frame)
         if len(keys) != self.num_layers or len(values) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} layers of keys/values, "
                              f"got {len(keys)}/{len(values)}")
@@ -230,21 +246,37 @@ class KVCache:
             self._storage[rows, :, :, :, slots] = new[:, :, :, :, tokens]
         self._num_frames += frames
 
+    def _push_recent(self, latents: Tensor | None, sigma: Tensor | None, frames: int) -> None:
+        expected = (self.batch_size, frames, *self.recent_latents.shape[2:])
+        if latents is None or sigma is None or tuple(latents.shape) != expected:
+            got = None if latents is None else tuple(latents.shape)
+            raise ValueError(f"this cache keeps recent latents: append needs latents {expected} "
+                             f"and their sigma, got {got}")
+        keep = self.recent_frames
+        merged = torch.cat((self.recent_latents, latents.detach().to(self.dtype)), dim=1)[:, -keep:]
+        merged_sigma = torch.cat((self.recent_sigma, sigma.detach().to(self.dtype)), dim=1)[:, -keep:]
+        self.recent_latents.copy_(merged)
+        self.recent_sigma.copy_(merged_sigma)
+
     def assign_rows(self, rows: Tensor, source: "KVCache") -> None:
         """Overwrite the rows `rows` (long indices ``[n]``) with all n rows of `source`,
         frame counts included (e.g. after re-encoding those rows in a scratch cache)."""
         layout = (source.num_layers, source.sink_frames, source.window_frames,
-                  source.tokens_per_frame, source._storage.shape[3:])
+                  source.tokens_per_frame, source._storage.shape[3:],
+                  source.recent_latents.shape[1:])
         if layout != (self.num_layers, self.sink_frames, self.window_frames,
-                      self.tokens_per_frame, self._storage.shape[3:]):
+                      self.tokens_per_frame, self._storage.shape[3:],
+                      self.recent_latents.shape[1:]):
             raise ValueError("source cache has a different layout (layers, sink, window, "
-                             "tokens per frame or heads)")
+                             "tokens per frame, heads or recent latents)")
         if rows.ndim != 1 or rows.dtype != torch.long or len(rows) != source.batch_size:
             raise ValueError(f"rows must be long indices [{source.batch_size}], "
                              f"got {rows.dtype} {tuple(rows.shape)}")
         rows = rows.to(self.device)
         self._storage[rows] = source._storage.to(self.device, self.dtype)
         self._num_frames[rows] = source._num_frames.to(self.device)
+        self.recent_latents[rows] = source.recent_latents.to(self.device, self.dtype)
+        self.recent_sigma[rows] = source.recent_sigma.to(self.device, self.dtype)
 
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget the history of the rows where `rows` (bool ``[B]``) is True; None = all rows."""
@@ -256,3 +288,5 @@ class KVCache:
         rows = rows.to(self.device)
         self._num_frames.masked_fill_(rows, 0)
         self._storage[rows] = 0
+        self.recent_latents[rows] = 0
+        self.recent_sigma[rows] = 1

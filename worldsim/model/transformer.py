@@ -32,9 +32,11 @@ from worldsim.model.attention import (
 )
 from worldsim.model.config import TransformerConfig
 from worldsim.model.kv_cache import KVCache, attention_groups, repeats_sink
+from worldsim.model.local_path import LocalPath, previous_frames
 from worldsim.model.rope import RotaryEmbedding
 
 Rope = tuple[Tensor, Tensor]
+Previous = tuple[Tensor, Tensor] | None  # predecessors [B, F, K, C, h, w] and levels [B, F, K]
 MaskedGroup = tuple[slice, slice, Tensor | None]  # query frames, key frames, frame mask
 
 
@@ -117,7 +119,12 @@ class CausalTransformer(nn.Module):
         config.validate()
         self.config = config
         dim = config.dim
-        self.patch_embed = nn.Linear(config.patch_dim, dim)
+        self.local: LocalPath | None = None
+        if config.local_channels:
+            self.local = LocalPath(config.latent_channels, config.num_actions, config.local_frames,
+                                   config.local_channels, config.local_blocks, config.patch_size, dim)
+        else:
+            self.patch_embed = nn.Linear(config.patch_dim, dim)
         self.sigma_embed = SigmaEmbedding(dim)
         # The extra last row is NO_ACTION, the condition of an episode's first frame.
         self.action_embed = nn.Embedding(config.num_actions + 1, dim)
@@ -129,14 +136,15 @@ class CausalTransformer(nn.Module):
             for _ in range(config.depth))
         self.final_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Linear(dim, 2 * dim)
-        self.final = nn.Linear(dim, config.patch_dim)
+        if self.local is None:
+            self.final = nn.Linear(dim, config.patch_dim)
         self._init_weights()
 
     def _init_weights(self) -> None:
         nn.init.normal_(self.action_embed.weight, std=0.02)
         # AdaLN-zero: every block starts as the identity and the output as zero velocity.
-        for module in (*(block.modulation for block in self.blocks), self.final_modulation,
-                       self.final):
+        heads = () if self.local is not None else (self.final,)
+        for module in (*(block.modulation for block in self.blocks), self.final_modulation, *heads):
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
 
@@ -157,7 +165,8 @@ class CausalTransformer(nn.Module):
         mask = None
         if mode == "causal":
             mask = frame_causal_mask(frames, latents.device)
-        velocity, _, _ = self._run(latents, sigma, actions, events, positions, whole(mask))
+        previous = self._previous(latents, sigma)
+        velocity, _, _ = self._run(latents, sigma, actions, events, previous, positions, whole(mask))
         return velocity
 
     def forward_teacher_forcing(self, clean: Tensor, noisy: Tensor, sigma: Tensor,
@@ -178,10 +187,14 @@ class CausalTransformer(nn.Module):
         positions = torch.arange(frames, device=noisy.device).expand(batch, frames).repeat(1, 2)
         mask = teacher_forcing_mask(frames, noisy.device)
         both_events = None if events is None else torch.cat((events, events), dim=1)
+        # Clean frame f and noisy frame f have the same predecessors: the clean frames before f.
+        previous = self._previous(clean, clean_sigma)
+        if previous is not None:
+            previous = (previous[0].repeat(1, 2, 1, 1, 1, 1), previous[1].repeat(1, 2, 1))
         velocity, _, _ = self._run(torch.cat((clean, noisy), dim=1),
                                    torch.cat((clean_sigma, sigma), dim=1),
                                    torch.cat((actions, actions), dim=1), both_events,
-                                   positions, whole(mask))
+                                   previous, positions, whole(mask))
         return velocity[:, frames:]
 
     def new_cache(self, batch_size: int, device: torch.device | str | None = None,
@@ -197,6 +210,8 @@ class CausalTransformer(nn.Module):
             window_frames=config.window_frames if window_frames is None else window_frames,
             device=first.device if device is None else device,
             dtype=first.dtype if dtype is None else dtype,
+            recent_frames=config.local_frames,
+            latent_shape=(config.latent_channels, config.latent_size, config.latent_size),
         )
 
     def forward_cached(self, latents: Tensor, sigma: Tensor, actions: Tensor,
@@ -230,14 +245,16 @@ class CausalTransformer(nn.Module):
         masks = [(queries, keys, visible[..., queries, keys])
                  for queries, keys in attention_groups(cache.sink_frames, cache.window_frames,
                                                        frames, commit)]
-        velocity, keys, values = self._run(latents, sigma, actions, events,
+        previous = self._previous(latents, sigma, cache)
+        velocity, keys, values = self._run(latents, sigma, actions, events, previous,
                                            positions.to(latents.device), masks, cache=cache,
                                            repeat_sink=repeats_sink(frames, commit),
                                            keep_from=0 if return_committed else commit)
         if commit:
             committed = commit * self.config.tokens_per_frame
             cache.append([key[:, :, :committed] for key in keys],
-                         [value[:, :, :committed] for value in values])
+                         [value[:, :, :committed] for value in values],
+                         latents[:, :commit], sigma[:, :commit])
         return velocity
 
     # ---------------------------------------------------------------------------- internals
@@ -259,27 +276,45 @@ class CausalTransformer(nn.Module):
             raise ValueError(f"events must be [B, F, {config.event_dim}], "
                              f"got {tuple(events.shape)}")
 
-    def _embed(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None
-               ) -> tuple[Tensor, Tensor]:
-        """Patch tokens ``[B, F, T, D]`` and the SiLU-activated condition ``[B, F, D]``."""
+    def _previous(self, latents: Tensor, sigma: Tensor, cache: KVCache | None = None) -> Previous:
+        """The local path's predecessors of every input frame (None without a local path): the
+        frames before it in this pass, preceded by the cache's latest committed frames."""
+        if self.local is None:
+            return None
+        history = (None, None) if cache is None else (cache.recent_latents, cache.recent_sigma)
+        return previous_frames(latents, sigma, *history, count=self.config.local_frames)
+
+    def _embed(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None,
+               previous: Previous) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Tokens ``[B, F, T, D]``, the SiLU-activated condition ``[B, F, D]`` and, with a
+        local path, its full-resolution stem features ``[B*F, width, h, w]``."""
         config = self.config
-        patches = rearrange(latents, "b f c (y p) (x q) -> b f (y x) (c p q)",
-                            p=config.patch_size, q=config.patch_size)
         condition = self.sigma_embed(sigma) + self.action_embed(actions)
         if events is not None:
             condition = condition + self.event_proj(events.to(condition.dtype))
-        return self.patch_embed(patches), nn.functional.silu(condition)
+        condition = nn.functional.silu(condition)
+        if self.local is None:
+            patches = rearrange(latents, "b f c (y p) (x q) -> b f (y x) (c p q)",
+                                p=config.patch_size, q=config.patch_size)
+            return self.patch_embed(patches), condition, None
+        features = self.local.stem_features(latents, *previous, actions, condition)
+        return self.local.tokens(features, latents.shape[1]), condition, features
 
-    def _head(self, tokens: Tensor, condition: Tensor) -> Tensor:
-        """Final AdaLN + projection back to velocity latents ``[B, F, C, h, w]``."""
+    def _head(self, tokens: Tensor, condition: Tensor, features: Tensor | None) -> Tensor:
+        """Final AdaLN + projection back to velocity latents ``[B, F, C, h, w]`` (through the
+        local path's head when there is one)."""
         config = self.config
         shift, scale = self.final_modulation(condition)[:, :, None].chunk(2, dim=-1)
-        patches = self.final(self.final_norm(tokens) * (1 + scale) + shift)
+        modulated = self.final_norm(tokens) * (1 + scale) + shift
+        if self.local is not None:
+            return self.local.velocity(modulated, features, condition)
+        patches = self.final(modulated)
         return rearrange(patches, "b f (y x) (c p q) -> b f c (y p) (x q)",
                          y=config.grid_size, p=config.patch_size, q=config.patch_size)
 
     def _run(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None,
-             positions: Tensor, masks: list[MaskedGroup], cache: KVCache | None = None,
+             previous: Previous, positions: Tensor, masks: list[MaskedGroup],
+             cache: KVCache | None = None,
              repeat_sink: bool = False, keep_from: int = 0
              ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Shared body. `positions` ``[B, Fk]`` are the temporal positions of all key frames
@@ -289,7 +324,7 @@ class CausalTransformer(nn.Module):
         Returns the velocity of frames `keep_from`.. and every layer's keys/values of the input
         frames."""
         frames = sigma.shape[1]
-        tokens, condition = self._embed(latents, sigma, actions, events)
+        tokens, condition, features = self._embed(latents, sigma, actions, events, previous)
         per_frame = self.config.tokens_per_frame
         # Bias built per frame, then expanded: a quarter of the work of masking per token.
         groups = [AttentionGroup(token_slice(queries, per_frame), token_slice(keys, per_frame),
@@ -311,4 +346,6 @@ class CausalTransformer(nn.Module):
                                        keep_from if last else 0)
             keys.append(key)
             values.append(value)
-        return self._head(tokens, condition[:, keep_from:]), keys, values
+        if features is not None:
+            features = features.unflatten(0, (-1, frames))[:, keep_from:].flatten(0, 1)
+        return self._head(tokens, condition[:, keep_from:], features), keys, values

@@ -1,0 +1,103 @@
+"""The full-resolution local path: predecessors, the cache's recent latents, and what reaches a cell."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from worldsim.model import CausalTransformer, WorldConfig
+from worldsim.model.local_path import previous_frames
+
+
+def test_previous_frames_take_history_then_earlier_frames_most_recent_first():
+    latents = torch.arange(3.0).view(1, 3, 1, 1, 1)  # frames valued 0, 1, 2
+    sigma = torch.tensor([[0.125, 0.25, 0.375]])
+    history = torch.tensor([-2.0, -1.0]).view(1, 2, 1, 1, 1)  # oldest first
+    history_sigma = torch.tensor([[0.0, 0.5]])
+    previous, levels = previous_frames(latents, sigma, history, history_sigma, count=3)
+    assert previous.shape == (1, 3, 3, 1, 1, 1)
+    assert previous[0, :, :, 0, 0, 0].tolist() == [[-1, -2, 0], [0, -1, -2], [1, 0, -1]]
+    # Before the history there is nothing: zeros at level 1.
+    assert levels[0].tolist() == [[0.5, 0.0, 1.0], [0.125, 0.5, 0.0], [0.25, 0.125, 0.5]]
+
+
+def test_previous_frames_without_history_are_unknown():
+    latents = torch.ones(2, 2, 3, 4, 4)
+    previous, levels = previous_frames(latents, torch.zeros(2, 2), count=2)
+    assert (previous[:, 0] == 0).all() and (levels[:, 0] == 1).all()
+    assert (previous[:, 1, 0] == 1).all() and levels[:, 1].tolist() == [[0.0, 1.0]] * 2
+
+
+def make_net(**overrides) -> CausalTransformer:
+    config = dataclasses.replace(WorldConfig.preset("tiny").transformer, **overrides)
+    torch.manual_seed(0)
+    net = CausalTransformer(config).double()
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.normal_(0.0, 0.1)
+    return net
+
+
+def clip(net: CausalTransformer, frames: int, seed: int = 0):
+    config = net.config
+    gen = torch.Generator().manual_seed(seed)
+    shape = (1, frames, config.latent_channels, config.latent_size, config.latent_size)
+    latents = torch.randn(*shape, generator=gen, dtype=torch.float64)
+    actions = torch.randint(0, config.num_actions, (1, frames), generator=gen)
+    return latents, torch.zeros(1, frames, dtype=torch.float64), actions, None
+
+
+def test_cache_keeps_the_latest_committed_latents_and_forgets_them_on_reset():
+    net = make_net()
+    latents, sigma, actions, events = clip(net, frames=4)
+    cache = net.new_cache(1)
+    net.forward_cached(latents, sigma, actions, events, cache, commit=4)
+    assert torch.equal(cache.recent_latents, latents[:, -net.config.local_frames:])
+    assert (cache.recent_sigma == 0).all()
+    cache.reset()
+    assert (cache.recent_latents == 0).all() and (cache.recent_sigma == 1).all()
+
+
+def test_a_new_frame_sees_its_predecessor_through_the_local_path_without_attention():
+    """With the transformer block silenced, the only route from the previous frame to the new
+    one is the conv stem: a change in one cell of the past reaches that cell, not far ones."""
+    net = make_net(depth=1)
+    with torch.no_grad():  # silence the block: only the local path can carry the past
+        for parameter in net.blocks.parameters():
+            parameter.zero_()
+    latents, sigma, actions, events = clip(net, frames=2)
+    base = net(latents, sigma, actions, events)
+    changed = latents.clone()
+    changed[:, 0, :, 3, 5] += 1.0  # one cell of the previous frame
+    moved = net(changed, sigma, actions, events)
+    difference = (moved[0, 1] - base[0, 1]).abs().sum(dim=0)
+    assert difference[3, 5] > 0
+    # Convolutions are local: far-away cells of the new frame do not move.
+    assert difference[12:, 12:].max() == 0
+
+
+def test_the_action_reaches_every_cell():
+    net = make_net()
+    latents, sigma, actions, events = clip(net, frames=1)
+    outputs = [net(latents, sigma, torch.full_like(actions, a), events) for a in range(2)]
+    assert ((outputs[0] - outputs[1]).abs().sum(dim=2) > 0).all()
+
+
+def test_a_format_1_checkpoint_loads_as_a_world_without_local_path(tmp_path):
+    import json
+
+    from worldsim.world import WorldModel
+
+    config = WorldConfig.preset("tiny").with_overrides({"transformer.local_channels": 0,
+                                                        "transformer.local_frames": 0})
+    WorldModel.create(config, ["night falls"], seed=0).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["format_version"] == 2
+    # What a format-1 writer wrote: no local-path keys.
+    saved["format_version"] = 1
+    for key in ("local_channels", "local_blocks", "local_frames"):
+        del saved["world"]["transformer"][key]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = WorldModel.from_pretrained(tmp_path)
+    assert loaded.transformer.local is None
+    assert loaded.config.transformer.local_channels == 0

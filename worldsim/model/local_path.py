@@ -1,0 +1,130 @@
+"""The full-resolution local path around the transformer: where moves and the recent past act.
+
+In a top-down world one move shifts the view by one tile, which is one latent cell. Patch tokens
+with the action only in a global modulation cannot learn that shift at all; a few convolutions
+at latent-cell resolution, fed the previous clean latents and the action at every cell, learn it
+in minutes. So the frame being denoised enters the network through a conv *stem* at full latent
+resolution whose input is
+
+    [noisy latent x_f ; previous latents x_{f-1..f-K} ; their noise levels ; one-hot a_{f-1}]
+
+and the velocity leaves through a conv *head* that adds the transformer's output back onto the
+stem's features (a skip at full resolution). The transformer in between attends over patch tokens
+and the kv cache: it carries what the local path cannot see (memory of tiles that left the view,
+events). Every residual block is modulated (FiLM) by the frame's condition vector.
+
+Previous latents come from the input sequence itself: frame f's predecessors are the frames
+before it in the same pass, and before the first one the `history` (the latest committed frames
+of a kv cache, or nothing). A missing predecessor is a zero latent at noise level 1 ("unknown").
+"""
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+from torch.nn import functional
+
+
+def previous_frames(latents: Tensor, sigma: Tensor, history: Tensor | None = None,
+                    history_sigma: Tensor | None = None, count: int = 1) -> tuple[Tensor, Tensor]:
+    """The `count` predecessors of every frame of a sequence, most recent first.
+
+    latents ``[B, F, C, h, w]`` with levels `sigma` ``[B, F]``; `history` ``[B, K, C, h, w]``
+    (oldest first) and `history_sigma` ``[B, K]`` precede them (None = nothing precedes).
+    Returns ``[B, F, count, C, h, w]`` and levels ``[B, F, count]``; a predecessor that does not
+    exist is zeros at level 1.
+    """
+    batch, frames = sigma.shape
+    pad_latents = latents.new_zeros(batch, count, *latents.shape[2:])
+    pad_sigma = sigma.new_ones(batch, count)
+    parts, levels = [pad_latents], [pad_sigma]
+    if history is not None:
+        parts.append(history.to(latents.dtype))
+        levels.append(history_sigma.to(sigma.dtype))
+    sequence = torch.cat((*parts, latents), dim=1)
+    sequence_sigma = torch.cat((*levels, sigma), dim=1)
+    start = sequence.shape[1] - frames  # index of frame 0 in the sequence
+    # Frame f's k-th predecessor (k = 1..count) sits at start + f - k.
+    index = (torch.arange(frames, device=latents.device)[:, None] + start
+             - torch.arange(1, count + 1, device=latents.device))
+    return sequence[:, index], sequence_sigma[:, index]
+
+
+class FiLMBlock(nn.Module):
+    """Residual conv block whose middle is scaled/shifted by the frame's condition vector."""
+
+    def __init__(self, channels: int, condition_dim: int) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(channels, channels, 3, padding=1)
+        self.film = nn.Linear(condition_dim, 2 * channels)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, features: Tensor, condition: Tensor) -> Tensor:
+        """features ``[N, ch, h, w]``, condition ``[N, D]`` (already SiLU-activated)."""
+        scale, shift = self.film(condition)[..., None, None].chunk(2, dim=1)
+        hidden = self.conv_in(functional.silu(features))
+        hidden = torch.addcmul(shift, hidden, 1 + scale)
+        return features + self.conv_out(functional.silu(hidden))
+
+
+class LocalPath(nn.Module):
+    """Conv stem (latents → patch tokens) and conv head (tokens → velocity) at latent resolution."""
+
+    def __init__(self, latent_channels: int, num_actions: int, previous: int, width: int,
+                 blocks: int, patch_size: int, dim: int) -> None:
+        super().__init__()
+        self.previous = previous
+        self.num_action_rows = num_actions + 1  # + NO_ACTION
+        self.patch_size = patch_size
+        inputs = latent_channels * (1 + previous) + previous + self.num_action_rows
+        self.stem_in = nn.Conv2d(inputs, width, 3, padding=1)
+        self.stem = nn.ModuleList(FiLMBlock(width, dim) for _ in range(blocks))
+        self.to_tokens = nn.Linear(width * patch_size**2, dim)
+        self.from_tokens = nn.Linear(dim, width * patch_size**2)
+        self.head = nn.ModuleList(FiLMBlock(width, dim) for _ in range(blocks))
+        self.head_out = nn.Conv2d(width, latent_channels, 3, padding=1)
+        # The network starts by predicting zero velocity, as the AdaLN-zero transformer does.
+        nn.init.zeros_(self.head_out.weight)
+        nn.init.zeros_(self.head_out.bias)
+
+    def stem_features(self, latents: Tensor, previous: Tensor, previous_sigma: Tensor,
+                      actions: Tensor, condition: Tensor) -> Tensor:
+        """Full-resolution features ``[B*F, width, h, w]`` of every input frame.
+
+        latents ``[B, F, C, h, w]``; previous ``[B, F, K, C, h, w]`` with levels ``[B, F, K]``;
+        actions long ``[B, F]``; condition ``[B, F, D]``.
+        """
+        height, width = latents.shape[-2:]
+        cells = (height, width)
+        sigma_maps = previous_sigma.to(latents.dtype)[..., None, None].expand(*previous_sigma.shape, *cells)
+        action_maps = functional.one_hot(actions, self.num_action_rows).to(latents.dtype)
+        action_maps = action_maps[..., None, None].expand(*action_maps.shape, *cells)
+        stacked = torch.cat((latents, previous.flatten(2, 3).to(latents.dtype), sigma_maps, action_maps),
+                            dim=2)
+        features = self.stem_in(stacked.flatten(0, 1))
+        flat_condition = condition.flatten(0, 1)
+        for block in self.stem:
+            features = block(features, flat_condition)
+        return features
+
+    def tokens(self, features: Tensor, frames: int) -> Tensor:
+        """Patch tokens ``[B, F, T, D]`` of stem features ``[B*F, width, h, w]``."""
+        patches = rearrange(features, "(b f) c (y p) (x q) -> b f (y x) (c p q)", f=frames,
+                            p=self.patch_size, q=self.patch_size)
+        return self.to_tokens(patches)
+
+    def velocity(self, tokens: Tensor, features: Tensor, condition: Tensor) -> Tensor:
+        """Velocity ``[B, F, C, h, w]`` from transformer tokens ``[B, F, T, D]`` (already
+        normalised and modulated) and the same frames' stem features ``[B*F, width, h, w]``."""
+        batch, frames = tokens.shape[:2]
+        grid = features.shape[-1] // self.patch_size
+        upsampled = rearrange(self.from_tokens(tokens), "b f (y x) (c p q) -> (b f) c (y p) (x q)",
+                              y=grid, p=self.patch_size, q=self.patch_size)
+        hidden = features + upsampled
+        flat_condition = condition.flatten(0, 1)
+        for block in self.head:
+            hidden = block(hidden, flat_condition)
+        out = self.head_out(functional.silu(hidden))
+        return out.view(batch, frames, *out.shape[1:])
