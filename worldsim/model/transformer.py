@@ -1,7 +1,10 @@
 """The causal diffusion transformer: the world's dynamics model (DESIGN §6.2).
 
-Latents ``[B, F, C, h, w]`` are cut into `patch_size`² patches (64 tokens per 16x16 frame by
-default). Every frame f carries its own condition
+Latents ``[B, F, C, h, w]`` become `patch_size`² patch tokens (64 tokens per 16x16 frame by
+default): through a linear patch embedding, or — with `local_channels > 0` — through the conv
+local path of local_path.py, which sees every frame at latent-cell resolution together with its
+previous latents and its action, and also produces the velocity from the transformer's output.
+Every frame f carries its own condition
 
     c_f = emb_sigma(sigma_f) + emb_action(a_{f-1}) + proj(e_f)
 

@@ -27,6 +27,7 @@ __all__ = [
     "load_world",
     "save_world",
     "world_config_for",
+    "with_new_transformer",
     "freeze",
     "ema_decay_at",
     "sample_sigma",
@@ -58,6 +59,23 @@ def load_world(path: str, device: torch.device) -> "WorldModel":
     from worldsim.world import WorldModel
 
     return WorldModel.from_pretrained(path, device=str(device))
+
+
+def with_new_transformer(world: "WorldModel", overrides: dict[str, Any], seed: int = 0) -> "WorldModel":
+    """`world` with a freshly initialised transformer of its config plus `overrides` (dotted
+    ``transformer.*`` keys), sharing every other network: a new generator design on a trained
+    autoencoder and event encoder."""
+    from worldsim.model import CausalTransformer
+    from worldsim.world import WorldModel
+
+    foreign = sorted(key for key in overrides if not key.startswith("transformer."))
+    if foreign:
+        raise ConfigError(f"{foreign[0]}: only transformer.* keys may change here")
+    config = world.config.with_overrides(overrides)
+    torch.manual_seed(seed)
+    transformer = CausalTransformer(config.transformer).to(world.device)
+    return WorldModel(config, world.autoencoder, transformer, world.tokenizer, world.event_encoder,
+                      world.reward_model, world.context_frames, world.event_texts, dict(world.metadata))
 
 
 def save_world(world: "WorldModel", out_dir: Path, summary: "TrainSummary", **metadata: Any) -> None:
