@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from worldsim.envs.explorer.viewer import Viewer
+from worldsim.envs.inputs import check_action, check_options, check_render_mode, env_rows, reset_rows
+from worldsim.envs.seeding import EnvGenerators, check_seed, check_vector_seed, generator_restored_on_error, is_int
 from worldsim.sampling.inputs import check_event_text
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class NeuralWorldEnv(gym.Env):
     def __init__(self, checkpoint: Any = None, device: str = "cpu", steps: int | None = None, event: str = "",
                  render_mode: str | None = None, revision: str | None = None,
                  cache_dir: str | os.PathLike | None = None) -> None:
-        _check_render_mode(render_mode, self.metadata)
+        check_render_mode(render_mode, self.metadata)
         self.core = NeuralWorldCore(load_world(checkpoint, device, revision, cache_dir), 1, steps, event)
         self.observation_space = self.core.frame_space
         self.action_space = self.core.action_space
@@ -155,20 +156,21 @@ class NeuralWorldEnv(gym.Env):
         return self.core.world
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        options = _check_options(options, self.RESET_OPTIONS)
+        seed = check_seed(seed)
+        options = check_options(options, self.RESET_OPTIONS)
         rows = np.ones(1, dtype=bool)
         texts = self.core.start_events(options.get("event"), rows)
-        frames = self.core.reset(rows, texts, [self.np_random], options.get("context"))
+        with generator_restored_on_error(self):  # a bad context frame is found after the seed is drawn
+            super().reset(seed=seed)
+            frames = self.core.reset(rows, texts, [self.np_random], options.get("context"))
         self._show(frames)
         return frames_to_numpy(frames[0]), self._info()
 
     def step(self, action: Any):
         if not self.core.started:
             raise RuntimeError("call reset() before step()")
-        if not self.action_space.contains(action):
-            raise ValueError(f"action must be an int in [0, {self.action_space.n}), got {action!r}")
-        frames, rewards, terminated = self.core.step(torch.tensor([int(action)]))
+        action = check_action(action, self.action_space)
+        frames, rewards, terminated = self.core.step(torch.tensor([action]))
         self._show(frames)
         return frames_to_numpy(frames[0]), float(rewards[0]), bool(terminated[0]), False, self._info()
 
@@ -220,12 +222,12 @@ class NeuralWorldVectorEnv(VectorEnv):
                  event: str = "", max_episode_steps: int | None = 1000, render_mode: str | None = None,
                  array_type: ArrayType = "numpy", revision: str | None = None,
                  cache_dir: str | os.PathLike | None = None) -> None:
-        _check_render_mode(render_mode, self.metadata)
+        check_render_mode(render_mode, self.metadata)
         if array_type not in ("numpy", "torch"):
             raise ValueError(f"array_type must be 'numpy' or 'torch', got {array_type!r}")
-        if max_episode_steps is not None and (not _is_int(max_episode_steps) or max_episode_steps < 1):
+        if max_episode_steps is not None and (not is_int(max_episode_steps) or max_episode_steps < 1):
             raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
-        if not _is_int(num_envs) or num_envs < 1:
+        if not is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         self.core = NeuralWorldCore(load_world(checkpoint, device, revision, cache_dir), num_envs, steps, event)
         self.num_envs = num_envs
@@ -236,8 +238,7 @@ class NeuralWorldVectorEnv(VectorEnv):
         self.single_action_space = self.core.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._rngs: list[np.random.Generator | None] = [None] * num_envs
-        self._rng_seeds: list[int | None] = [None] * num_envs
+        self._generators = EnvGenerators(num_envs)
         self._episode_steps = np.zeros(num_envs, dtype=np.int64)
         self._autoreset = np.zeros(num_envs, dtype=bool)  # envs that ended at the last step
 
@@ -248,19 +249,20 @@ class NeuralWorldVectorEnv(VectorEnv):
     @property
     def np_random(self) -> tuple[np.random.Generator, ...]:
         """One generator per env, as in `SyncVectorEnv` (unseeded ones start from OS entropy)."""
-        return tuple(self._rng(i) for i in range(self.num_envs))
+        return self._generators.all()
 
     @property
     def np_random_seed(self) -> tuple[int | None, ...]:
-        self.np_random  # noqa: B018 (creates the missing generators and their seeds)
-        return tuple(self._rng_seeds)
+        return self._generators.seeds()
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        options = _check_options(options, self.RESET_OPTIONS)
-        rows = self._reset_rows(options.get("reset_mask"))
+        options = check_options(options, self.RESET_OPTIONS)
+        rows = reset_rows(options.get("reset_mask"), self.num_envs, self.core.started)
         texts = self.core.start_events(options.get("event"), rows)
-        self._seed(seed, rows)
-        frames = self.core.reset(rows, texts, self.np_random, options.get("context"))
+        seeds = check_vector_seed(seed, self.num_envs)
+        with self._generators.restored_on_error():  # a bad context frame is found after the seeds are drawn
+            self._generators.seed(seeds, rows)
+            frames = self.core.reset(rows, texts, self.np_random, options.get("context"))
         self._episode_steps[rows] = 0
         self._autoreset[rows] = False
         return self._frames_out(frames), self._info(rows)
@@ -291,7 +293,7 @@ class NeuralWorldVectorEnv(VectorEnv):
 
     def trigger_event(self, text: str, env_ids: Any = None) -> None:
         """Switch the envs in `env_ids` (None = all; an int, ints or a bool mask) to `text` from their next frame."""
-        rows = self._env_rows(env_ids)
+        rows = env_rows(env_ids, self.num_envs)
         self.core.pending[rows] = self.core.check_event(text, "event")
 
     def render(self) -> tuple[np.ndarray, ...] | None:
@@ -299,74 +301,8 @@ class NeuralWorldVectorEnv(VectorEnv):
             return None
         return tuple(frames_to_numpy(self.core.simulator.frames))
 
-    def _rng(self, i: int) -> np.random.Generator:
-        if self._rngs[i] is None:
-            self._rngs[i], self._rng_seeds[i] = seeding.np_random()
-        return self._rngs[i]
-
-    def _seed(self, seed: int | Sequence[int | None] | None, rows: np.ndarray) -> None:
-        """Gymnasium's vector convention: an int s seeds env i with s + i; a list gives each env its seed."""
-        if seed is None:
-            return
-        if _is_int(seed):
-            seeds: list[int | None] = [seed + i for i in range(self.num_envs)]
-        elif isinstance(seed, Sequence) and len(seed) == self.num_envs and all(s is None or _is_int(s) for s in seed):
-            seeds = list(seed)
-        else:
-            raise ValueError(f"seed must be None, an int or a list of {self.num_envs} ints/None, got {seed!r}")
-        for i in np.flatnonzero(rows):
-            if seeds[i] is not None:
-                self._rngs[i], self._rng_seeds[i] = seeding.np_random(seeds[i])
-
-    def _reset_rows(self, mask: Any) -> np.ndarray:
-        if mask is None:
-            return np.ones(self.num_envs, dtype=bool)
-        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
-            raise ValueError(f"options['reset_mask'] must be a numpy bool array of shape ({self.num_envs},), "
-                             f"got {mask!r}")
-        if not mask.any():
-            raise ValueError("options['reset_mask'] must select at least one env")
-        if not self.core.started and not mask.all():
-            raise ValueError("the first reset must reset every env (no reset_mask)")
-        return mask.copy()
-
-    def _env_rows(self, env_ids: Any) -> np.ndarray:
-        """A bool mask [B] from None (all), an int, a sequence of ints or a bool mask."""
-        if env_ids is None:
-            return np.ones(self.num_envs, dtype=bool)
-        ids = np.asarray(env_ids.cpu() if isinstance(env_ids, torch.Tensor) else env_ids)
-        if ids.dtype == np.bool_:
-            if ids.shape != (self.num_envs,):
-                raise ValueError(f"a bool env_ids mask must have shape ({self.num_envs},), got {ids.shape}")
-            return ids.copy()
-        if ids.dtype.kind not in "iu" or (ids.size and (ids.min() < 0 or ids.max() >= self.num_envs)):
-            raise ValueError(f"env_ids must be ints in 0..{self.num_envs - 1} or a bool mask, got {env_ids!r}")
-        rows = np.zeros(self.num_envs, dtype=bool)
-        rows[ids.reshape(-1)] = True
-        return rows
-
     def _frames_out(self, frames: torch.Tensor) -> Any:
         return frames if self.array_type == "torch" else frames_to_numpy(frames)
 
     def _info(self, rows: np.ndarray) -> dict[str, Any]:
         return {"event": self.core.events(), "_event": rows.copy()}
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_render_mode(render_mode: str | None, metadata: dict[str, Any]) -> None:
-    if render_mode is not None and render_mode not in metadata["render_modes"]:
-        raise ValueError(f"render_mode must be one of {metadata['render_modes']} or None, got {render_mode!r}")
-
-
-def _check_options(options: dict[str, Any] | None, known: frozenset[str]) -> dict[str, Any]:
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise TypeError(f"options must be a dict, got {type(options).__name__}")
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown reset option(s) {unknown}; known: {sorted(known)}")
-    return options

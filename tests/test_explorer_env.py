@@ -83,3 +83,36 @@ def test_size_is_configurable():
     env = gym.make("worldsim/Explorer-v0", size=32)
     observation, info = env.reset(seed=0)
     assert observation.shape == (32, 32, 3) and info["tile_classes"].shape == (8, 8)
+
+
+@pytest.mark.parametrize("seed", [2**63, -1, 1.5, True, "3"])
+def test_a_bad_seed_is_a_value_error_that_leaves_the_generator_alone(seed):
+    env = gym.make("worldsim/Explorer-v0")
+    observation, _ = env.reset(seed=4)
+    generator_state = env.unwrapped.np_random.bit_generator.state
+    with pytest.raises(ValueError, match="seed"):
+        env.reset(seed=seed)
+    assert env.unwrapped.np_random_seed == 4
+    assert env.unwrapped.np_random.bit_generator.state == generator_state
+    np.testing.assert_array_equal(env.unwrapped._sim.render()[0], observation)
+    assert env.reset(seed=2**63 - 1)[1]["seed"] == 2**63 - 1  # the largest seed still works
+
+
+@pytest.mark.parametrize("event", [5, b"night falls", ["night falls"]])
+def test_a_reset_event_that_is_not_text_is_a_value_error(event):
+    env = ExplorerEnv()
+    env.reset(seed=1)
+    with pytest.raises(ValueError, match="event"):
+        env.reset(seed=2, options={"event": event})
+    with pytest.raises(ValueError, match="event"):
+        env.trigger_event(event)
+    assert env.step(0)[4]["seed"] == 1
+
+
+@pytest.mark.parametrize("action", [True, False, np.bool_(True), 5, -1, 1.0])
+def test_bools_and_other_non_actions_are_refused(action):
+    env = ExplorerEnv()
+    env.reset(seed=1)
+    with pytest.raises(ValueError, match="action"):
+        env.step(action)
+    assert env.step(0)[4]["step"] == 1

@@ -289,3 +289,38 @@ def test_stable_baselines3_ppo_trains_in_the_vector_env(world):
     assert model.num_timesteps >= 8
     assert len(model.ep_info_buffer) >= 2  # each env's episode ends by step 4: SB3 has its statistics
     assert all(1 <= info["l"] <= 4 for info in model.ep_info_buffer)
+
+
+def test_a_failed_reset_leaves_the_generators_as_they_were(world):
+    env = NeuralWorldEnv(checkpoint=world)
+    env.reset(seed=3)
+    state = env.np_random.bit_generator.state
+    with pytest.raises(ValueError, match="context"):
+        env.reset(seed=7, options={"context": np.zeros((8, 8, 3), np.uint8)})
+    assert env.np_random_seed == 3 and env.np_random.bit_generator.state == state
+    for seed in (1.5, 2**63, -1, True):
+        with pytest.raises(ValueError, match="seed"):
+            env.reset(seed=seed)
+    assert env.np_random_seed == 3 and env.np_random.bit_generator.state == state
+    envs = NeuralWorldVectorEnv(3, checkpoint=world)
+    envs.reset(seed=3)
+    states = [generator.bit_generator.state for generator in envs.np_random]
+    with pytest.raises(ValueError, match="context"):
+        envs.reset(seed=7, options={"context": np.zeros((8, 8, 3), np.uint8)})
+    assert envs.np_random_seed == (3, 4, 5)
+    assert [generator.bit_generator.state for generator in envs.np_random] == states
+
+
+def test_env_ids_must_be_flat_and_actions_must_not_be_bools(world):
+    envs = NeuralWorldVectorEnv(2, checkpoint=world)
+    envs.reset(seed=0)
+    for env_ids in ([[0], [1]], np.array([[0, 1]]), [0.5], [2]):
+        with pytest.raises(ValueError, match="env_ids"):
+            envs.trigger_event("night falls", env_ids=env_ids)
+    assert list(envs.unwrapped.core.pending) == [None, None]
+    env = NeuralWorldEnv(checkpoint=world)
+    env.reset(seed=0)
+    for action in (True, np.bool_(False)):
+        with pytest.raises(ValueError, match="action"):
+            env.step(action)
+

@@ -44,7 +44,12 @@ def _register_envs() -> None:
 
     if "worldsim/Explorer-v0" in registry:
         return
-    register(id="worldsim/Explorer-v0", entry_point="worldsim.envs.explorer:ExplorerEnv", max_episode_steps=1000)
+    register(
+        id="worldsim/Explorer-v0",
+        entry_point="worldsim.envs.explorer:ExplorerEnv",
+        max_episode_steps=1000,
+        vector_entry_point="worldsim.envs.explorer:ExplorerVectorEnv",
+    )
     register(
         id="worldsim/NeuralExplorer-v0",
         entry_point="worldsim.envs.neural:NeuralWorldEnv",

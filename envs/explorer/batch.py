@@ -27,7 +27,7 @@ The view is `size // 4` tiles square with the player on tile (view // 2, view //
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -254,6 +254,27 @@ class ExplorerBatch:
             "tile_classes": view.tile_classes[i].copy(),
         }
 
+    def batch_state(self) -> dict[str, Any]:
+        """`state(i)` of every world at once, one array per key over the batch (the layout of a
+        Gymnasium vector env's info): seed, step, coins_collected int64 (B,), terminated bool (B,),
+        position and enemies object (B,) of tuples / lists, events {group: object (B,) of name or
+        None}, tile_classes uint8 (B, view, view)."""
+        view = self._visible()
+        enemies: list[list[tuple[int, int]]] = [[] for _ in range(self.num_envs)]
+        for env, (x, y) in zip(view.enemy_env.tolist(), view.enemies.tolist()):
+            enemies[env].append((x, y))
+        event_names = np.array([event.name for event in EVENT_TYPES] + [None], dtype=object)  # -1: None
+        return {
+            "seed": self._seeds.copy(),
+            "position": _object_array([(int(x), int(y)) for x, y in zip(self._x.tolist(), self._y.tolist())]),
+            "step": self._steps.copy(),
+            "terminated": self._terminated.copy(),
+            "coins_collected": self._coins_collected.copy(),
+            "events": {group: event_names[self._active[:, g]] for g, group in enumerate(GROUPS)},
+            "enemies": _object_array(enemies),
+            "tile_classes": view.tile_classes.copy(),
+        }
+
     # -------------------------------------------------------------------------------- internals
     def _visible(self) -> _View:
         """The visible world of every env, recomputed only after something changed it."""
@@ -315,6 +336,14 @@ class ExplorerBatch:
         x, y = self._x[rows], self._y[rows]
         self._collected[rows, _coin_slots(x, y)] = _coin_keys(x, y)
         self._coins_collected[rows] += 1
+
+
+def _object_array(values: list) -> np.ndarray:
+    """A 1-D object array holding each value as it is (numpy would unpack equal-length sequences)."""
+    array = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        array[i] = value
+    return array
 
 
 def window_origin(window: MapWindow, env: np.ndarray, inset: int) -> np.ndarray:

@@ -16,19 +16,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ..inputs import check_action, check_options, check_render_mode
+from ..seeding import check_seed
 from .batch import NUM_ACTIONS, ExplorerBatch, ExplorerConfig
-from .events import parse_event, parse_events
+from .events import EventType, parse_event, parse_events
 
-_SEED_RANGE = 2**62
+# World seeds an unseeded reset draws from the env's np_random lie in [0, WORLD_SEED_RANGE).
+WORLD_SEED_RANGE = 2**62
+RESET_OPTIONS = frozenset({"event"})
 
 
 class ExplorerEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 15}
 
     def __init__(self, render_mode: str | None = None, size: int = 64) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                             f"got {render_mode!r}")
+        check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
         self._sim = ExplorerBatch(1, ExplorerConfig(size=size), seed=0)
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
@@ -36,23 +38,23 @@ class ExplorerEnv(gym.Env):
         self._viewer = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        event = self._event_option(options)  # validated first: bad options change nothing
+        seed = check_seed(seed)  # seed and options are checked first: a bad reset changes nothing
+        event = event_option(check_options(options, RESET_OPTIONS).get("event"))
         super().reset(seed=seed)
-        world_seed = seed if seed is not None else int(self.np_random.integers(_SEED_RANGE))
+        world_seed = seed if seed is not None else int(self.np_random.integers(WORLD_SEED_RANGE))
         self._sim.reset(np.array([world_seed], dtype=np.int64))
         self._sim.apply_events([event])
         return self._observe()
 
     def step(self, action):
-        if not self.action_space.contains(action):
-            raise ValueError(f"action must be an int in [0, {NUM_ACTIONS}), got {action!r}")
+        action = check_action(action, self.action_space)
         rewards, terminated = self._sim.step(np.array([action], dtype=np.int64))
         observation, info = self._observe()
         return observation, float(rewards[0]), bool(terminated[0]), False, info
 
     def trigger_event(self, text: str) -> None:
         """Put the event named by `text` in force from the next observation on."""
-        self._sim.apply_events([parse_event(text)])
+        self._sim.apply_events([parse_event(check_event_text(text, "event"))])
 
     def render(self):
         frame = self._sim.render()[0]
@@ -84,17 +86,20 @@ class ExplorerEnv(gym.Env):
             (pygame.K_d,): 4, (pygame.K_RIGHT,): 4,
         }
 
-    @staticmethod
-    def _event_option(options: dict[str, Any] | None):
-        if options is None:
-            return None
-        unknown = set(options) - {"event"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; the only option is 'event'")
-        return parse_events([options.get("event")])[0]
-
     def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
         frame = self._sim.render()[0]
         if self.render_mode == "human":
             self._show(frame)
         return frame, self._sim.state(0)
+
+
+def check_event_text(text: Any, where: str) -> str:
+    """An event text must be a str (events.UnknownEventError names the known ones if it is not one)."""
+    if not isinstance(text, str):
+        raise ValueError(f"{where} must be an event text (str), got {type(text).__name__} {text!r}")
+    return text
+
+
+def event_option(text: Any, where: str = "options['event']") -> EventType | None:
+    """The event of a reset: None or a blank text for none, else a known event text."""
+    return None if text is None else parse_events([check_event_text(text, where)])[0]
