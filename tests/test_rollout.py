@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from gif_reader import lzw_decode, read_gif
 from test_world_fixtures import make_world
 
 from worldsim import cli
+from worldsim.imaging import video
 from worldsim.rollout import (
     gif_bytes,
     lzw_encode,
@@ -60,9 +60,40 @@ def test_save_frames_by_suffix(tmp_path):
         save_frames(tmp_path / "clip.avi", frames)
     with pytest.raises(ValueError, match="uint8"):
         save_frames(tmp_path / "clip.gif", frames.astype(np.float32))
-    if shutil.which("ffmpeg") is None:
-        with pytest.raises(RuntimeError, match="ffmpeg"):
+    if video.ffmpeg_program() is None:
+        with pytest.raises(ValueError, match="ffmpeg"):
             save_frames(tmp_path / "clip.mp4", frames)
+
+
+@pytest.mark.parametrize("encoder", ["numpy", "pillow"])
+def test_gif_encoders_write_the_same_frames(encoder, tmp_path, monkeypatch):
+    if encoder == "pillow":
+        pytest.importorskip("PIL")
+    monkeypatch.setattr(video, "gif_encoder", lambda: encoder)
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 256, (40, 3), dtype=np.uint8)[rng.integers(0, 40, (5, 16, 24))]
+    save_frames(tmp_path / "clip.gif", frames, fps=10)
+    decoded, _, _ = read_gif((tmp_path / "clip.gif").read_bytes())
+    assert len(decoded) == 5 and all(np.array_equal(a, b) for a, b in zip(decoded, frames))
+
+
+def test_mp4_uses_imageio_ffmpeg_when_installed(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    frames = np.random.default_rng(5).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    save_frames(tmp_path / "clip.mp4", frames)
+    assert (tmp_path / "clip.mp4").read_bytes()[4:8] == b"ftyp"
+
+
+def test_unwritable_outputs_are_found_before_anything_is_written(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder.gif").mkdir()
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    for out, message in [(tmp_path / "missing" / "x.gif", "does not exist"), (tmp_path / "file" / "x.gif", "a file"),
+                         (tmp_path / "file" / "pngs", "a file"), (tmp_path / "folder.gif", "is a folder"),
+                         (tmp_path / "x.avi", "suffix")]:
+        with pytest.raises(ValueError, match=message):
+            save_frames(out, frames)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file", "folder.gif"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,6 +162,29 @@ def test_rollout_command_writes_a_gif_and_a_folder(checkpoint, tmp_path):
     record = json.loads((folder / "rollout.json").read_text())
     assert len(record["actions"]) == 5 and record["events"][3] == "night falls"
     assert len(list(folder.glob("frame_*.png"))) == 6
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--out", "{tmp}/missing/x.gif"], "does not exist"),
+    (["--out", "{tmp}/file/x.gif"], "a file"),
+    (["--out", "{tmp}/file/frames"], "a file"),
+    (["--out", "{tmp}/x.gif", "--device", "cuda"], "--device cuda"),
+    (["--out", "{tmp}/x.gif", "--device", "toaster"], "not a torch device"),
+    (["--out", "{tmp}/x.gif", "--threads", "0"], "--threads"),
+])
+def test_rollout_fails_before_loading_the_world(extra, message, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from worldsim.world import WorldModel
+
+    if "cuda" in extra and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(WorldModel, "from_pretrained", lambda *a, **k: pytest.fail("the world was loaded"))
+    argv = ["rollout", "--frames", "3", *[arg.format(tmp=tmp_path) for arg in extra]]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
 
 
 def test_rollout_command_reports_bad_input(checkpoint, tmp_path, capsys):
