@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_world_fixtures import MICRO, make_world
 
 from worldsim import cli
@@ -45,3 +46,21 @@ def test_bench_command_writes_json(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == record
     assert cli.main(["bench", "--checkpoint", str(world_dir), "--batch-sizes", "0"]) == 2
     assert cli.main(["bench", "--preset", "nope"]) == 2
+
+
+def test_bench_rejects_bad_threads_device_and_out_before_measuring(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from worldsim.world import WorldModel
+
+    monkeypatch.setattr(WorldModel, "from_pretrained", lambda *a, **k: pytest.fail("the world was loaded"))
+    (tmp_path / "file").write_text("x")
+    cases = [(["--threads", "0"], "--threads"), (["--threads", "-2"], "--threads"),
+             (["--out", str(tmp_path / "file" / "b.json")], "a file"), (["--device", "toaster"], "torch device")]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "--device cuda"))
+    for extra, message in cases:
+        assert cli.main(["bench", "--checkpoint", "explorer-64", *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert cli.main(["bench", "--preset", "tiny", "--revision", "v1"]) == 2
+    assert "--revision" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""`worldsim bench`: speed figures of a world (DESIGN §9), as JSON with the machine described.
+"""`worldsim bench`: speed figures of a world, as JSON with the machine described.
 
     worldsim bench --checkpoint explorer-64 --device cpu --out benchmarks/results/bench_cpu.json
     worldsim bench --checkpoint explorer-64 --device cuda --batch-sizes 1,16,256,1024
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from worldsim import __version__
 from worldsim.data.atomic import atomic_write_json
+from worldsim.runtime import add_threads_argument, check_device, check_output_folder, set_threads
 
 if TYPE_CHECKING:
     import torch
@@ -259,6 +260,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", default=None, help="bundled name, local folder or Hub repo id")
+    parser.add_argument("--revision", default=None, help="Hub branch, tag or commit of a Hub repo id")
     source.add_argument("--preset", default=None, help="random weights of a preset size: tiny, compact, small, base")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--batch-sizes", default=None, help="comma-separated, default 1,4,16,64 (cpu) / 1,16,256,1024 (cuda)")
@@ -268,7 +270,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sampler", choices=("frame", "rolling"), default="frame")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="torch.compile the hot paths (auto: on CUDA only)")  # fmt: skip
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    add_threads_argument(parser)
     parser.add_argument("--profile", action="store_true", help="add the slowest operators of batch-1 stepping")
     parser.add_argument("--out", default=None, help="write the JSON here as well as to stdout")
     parser.set_defaults(func=main)
@@ -280,12 +282,13 @@ def main(args: argparse.Namespace) -> int:
     from worldsim.model import WorldConfig
     from worldsim.world import WorldModel
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
-        device = torch.device(args.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: CUDA is not available on this machine")
+        set_threads(args.threads)
+        device = torch.device(check_device(args.device))
+        if args.out:
+            check_output_folder(Path(args.out).parent)  # created when missing, after the measurements
+        if args.revision is not None and args.preset is not None:
+            raise ValueError("--revision picks a Hub checkpoint; --preset builds random weights")
         sizes = args.batch_sizes or ",".join(map(str, DEFAULT_BATCH_SIZES.get(device.type, (1,))))
         batch_sizes = [int(size) for size in sizes.split(",")]
         if min(batch_sizes) < 1 or args.frames < 1 or args.repeats < 1:
@@ -294,7 +297,7 @@ def main(args: argparse.Namespace) -> int:
             world = WorldModel.create(WorldConfig.preset(args.preset), [BENCH_EVENT], seed=0, device=device)
             source = f"preset {args.preset} (random weights)"
         else:
-            world = WorldModel.from_pretrained(args.checkpoint, device=device)
+            world = WorldModel.from_pretrained(args.checkpoint, device=device, revision=args.revision)
             source = args.checkpoint or "default world"
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         print(f"worldsim bench: error: {error}", file=sys.stderr)
