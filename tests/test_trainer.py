@@ -109,8 +109,9 @@ class ToyStage:
         (out_dir / "done").write_text("ok")
 
 
-def _run(out_dir, crash_at=None, resume=False, steps=30):
-    config = ToyConfig(steps=steps, lr=5e-2, checkpoint_every=8, log_every=2, progress=False, warmup_steps=5)
+def _run(out_dir, crash_at=None, resume=False, steps=30, **settings):
+    settings = {"lr": 5e-2, "checkpoint_every": 8, "log_every": 2, "progress": False, "warmup_steps": 5, **settings}
+    config = ToyConfig(steps=steps, **settings)
     seed_everything(config.seed)
     stage = ToyStage(config, crash_at)
     summary = train(stage, config, out_dir, resume=resume)
@@ -151,6 +152,63 @@ def test_fresh_run_refuses_to_overwrite_a_checkpoint(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="--resume"):
         _run(tmp_path / "run", steps=8)
     assert (tmp_path / "run" / "checkpoints" / "latest.json").read_text() == before
+
+
+class OtherStage(ToyStage):
+    name = "other"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lr": 1e-2}, "lr 0.05 -> 0.01"),
+    ({"batch_size": 16}, "batch_size 8 -> 16"),
+    ({"seed": 3}, "seed 0 -> 3"),
+    ({"inner": Inner(depth=3)}, "inner.depth 2 -> 3"),
+])
+def test_resume_with_changed_settings_is_refused_before_anything_changes(tmp_path, change, message):
+    _run(tmp_path / "run", steps=8)
+    files = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
+    with pytest.raises(ckpt.CheckpointError, match=message.replace(".", r"\.")):
+        _run(tmp_path / "run", steps=16, resume=True, **change)
+    assert {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()} == files
+    _run(tmp_path / "run", steps=16, resume=True, log_every=4, checkpoint_every=16)  # these may change
+    assert ckpt.latest_step(tmp_path / "run" / "checkpoints") == 16
+
+
+def test_resume_as_another_stage_is_refused(tmp_path):
+    _run(tmp_path / "run", steps=8)
+    config = ToyConfig(steps=16, lr=5e-2, checkpoint_every=8, log_every=2, progress=False, warmup_steps=5)
+    with pytest.raises(ckpt.CheckpointError, match="holds a 'toy' run; it cannot be resumed as stage 'other'"):
+        train(OtherStage(config), config, tmp_path / "run", resume=True)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+@pytest.mark.parametrize("suffix", [".safetensors", "-rng0.safetensors", ".json"])
+def test_a_damaged_checkpoint_file_is_named_on_resume(tmp_path, damage, suffix):
+    _run(tmp_path / "run", steps=8)
+    path = tmp_path / "run" / "checkpoints" / f"step-00000008{suffix}"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x07" * 64)
+    with pytest.raises(ckpt.CheckpointError, match=f"step-00000008{suffix}.*(truncated or corrupt|format)"):
+        _run(tmp_path / "run", steps=16, resume=True)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("lr=inf", "lr"), ("lr=NaN", "lr"), ("grad_clip=-1", "grad_clip"), ("weight_decay=Infinity", "weight_decay"),
+    ("warmup_steps=-3", "warmup_steps"),
+])
+def test_non_finite_or_negative_settings_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(ToyConfig, None, [override])
+
+
+def test_tensorboard_without_the_package_is_a_config_error(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real_find_spec(name, *a))
+    with pytest.raises(ConfigError, match="tensorboard package"):
+        load_config(ToyConfig, None, ["tensorboard=true"])
+    assert load_config(ToyConfig, None, ["tensorboard=false"]).tensorboard is False
 
 
 def test_checkpoint_is_strict_and_pickle_free(tmp_path):

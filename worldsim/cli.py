@@ -5,6 +5,8 @@ import argparse
 import importlib
 import sys
 
+from worldsim import __version__
+
 # Each module exposes add_parser(subparsers) and sets `func(args) -> int | None` on its parser.
 COMMAND_MODULES: tuple[str, ...] = (
     "worldsim.data.cli",
@@ -16,11 +18,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "worldsim") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="worldsim",
+        prog=prog,
         description="Learned video world models as playable, trainable game engines.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for module_name in COMMAND_MODULES:
@@ -37,8 +40,8 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+def main(argv: list[str] | None = None, prog: str = "worldsim") -> int:
+    return run_command(build_parser(prog).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from worldsim.eval.evaluation import evaluate
     from worldsim.eval.report import json_ready
+    from worldsim.runtime import check_output_folder
 
     checkpoints = args.compare or [args.checkpoint]
     if args.update_card and (args.compare or not (Path(args.checkpoint) / "config.json").is_file()):
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
               f"not a bundled name or Hub id); got {' '.join(checkpoints)}", file=sys.stderr)
         return 2
     try:
+        check_output_folder(args.out)  # before any work: a file in the way is found now, not after the suite
         document = evaluate(checkpoints, args.suite, args.out, compare=bool(args.compare), probes_folder=args.probes,
                             device=args.device, seed=args.seed)
     except (ValueError, FileNotFoundError) as error:  # unknown checkpoint, bad probes or config: say what, no trace

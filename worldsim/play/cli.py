@@ -10,6 +10,7 @@ from worldsim.envs.explorer.env import ExplorerEnv
 from worldsim.play.session import GameSession
 from worldsim.play.worlds import NeuralWorld, RealExplorer, World
 from worldsim.pretrained import DEFAULT_WORLD
+from worldsim.runtime import DEFAULT_THREADS, add_threads_argument, set_threads
 
 # The Explorer's own pace, which its datasets (and so the worlds trained on them) share.
 DEFAULT_FPS = float(ExplorerEnv.metadata["render_fps"])
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     world.add_argument("--compare", action="store_true",
                        help="show the real Explorer beside the neural world under the same inputs and events")
     world.add_argument("--device", default="cpu", help="torch device for the neural world (cpu, cuda, cuda:1)")
+    world.add_argument("--revision", default=None, help="Hub branch, tag or commit of a Hub repo id")
+    add_threads_argument(world)
     world.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default: the model's)")
     world.add_argument("--seed", type=int, default=0, help="seed of the first episode (episode k uses seed+k)")
     world.add_argument("--event", default="", help="event text in force at the start")
@@ -43,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "own pace. Also the video's frame rate (the default when 0)")
     output = parser.add_argument_group("output")
     output.add_argument("--record", metavar="DIR", default=None,
-                        help="save the session as a dataset (DESIGN §5) in this new folder")
+                        help="save the session as a dataset (worldsim's dataset format) in this new folder")
     output.add_argument("--video", metavar="OUT.gif|OUT.mp4", default=None,
                         help="write what the window shows (MP4 needs ffmpeg on PATH)")
     output.add_argument("--screenshot", metavar="OUT.png", default=None,
@@ -108,7 +111,7 @@ def build_worlds(args: argparse.Namespace) -> list[World]:
     if args.world == "real":
         return [RealExplorer()]
     try:
-        world_model = load_world_model(args.checkpoint, args.device)
+        world_model = load_world_model(args.checkpoint, args.device, args.revision, args.threads)
     except PlayError as error:
         if args.world != "auto":
             raise
@@ -121,12 +124,17 @@ def build_worlds(args: argparse.Namespace) -> list[World]:
     return [neural]
 
 
-def load_world_model(checkpoint: str | None, device: str):
+def load_world_model(checkpoint: str | None, device: str, revision: str | None = None,
+                     threads: int = DEFAULT_THREADS):
     """`worldsim.load` with a message that says what was tried and what to do instead."""
     import torch
 
     import worldsim
 
+    try:
+        set_threads(threads)
+    except ValueError as error:
+        raise PlayError(str(error)) from None
     try:
         kind = torch.device(device).type
     except RuntimeError as error:
@@ -134,7 +142,7 @@ def load_world_model(checkpoint: str | None, device: str):
     if kind == "cuda" and not torch.cuda.is_available():
         raise PlayError(f"--device {device}: torch {torch.__version__} sees no CUDA device; use --device cpu")
     try:
-        return worldsim.load(checkpoint, device=device)
+        return worldsim.load(checkpoint, device=device, revision=revision)
     except (OSError, ValueError) as error:
         raise PlayError(
             f"cannot load world {checkpoint or DEFAULT_WORLD + ' (the bundled default)'}: {error}\n"

@@ -16,11 +16,11 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+T = TypeVar("T")
 
 
 class CheckpointError(RuntimeError):
@@ -202,14 +203,12 @@ def load_checkpoint(
     if step is None:
         raise CheckpointError(f"no checkpoint to resume from in {directory}")
     name = _step_name(step)
-    try:
-        state = json.loads((directory / f"{name}.json").read_text())
-        tensors = load_safetensors((directory / f"{name}.safetensors").read_bytes())
-        rng_tensors, rng_values = _read_rng_file(directory / f"{name}-rng{rank}.safetensors")
-    except FileNotFoundError as error:
-        raise CheckpointError(f"checkpoint {name} in {directory} is incomplete: {error.filename} missing") from None
-    if state.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {name} has format {state.get('format')}, expected {FORMAT_VERSION}")
+    state = _read_checkpoint_file(directory / f"{name}.json", lambda path: json.loads(path.read_text()))
+    tensors = _read_checkpoint_file(directory / f"{name}.safetensors", lambda path: load_safetensors(path.read_bytes()))
+    rng_tensors, rng_values = _read_checkpoint_file(directory / f"{name}-rng{rank}.safetensors", _read_rng_file)
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        found = state.get("format") if isinstance(state, dict) else state
+        raise CheckpointError(f"checkpoint {name} has format {found!r}, expected {FORMAT_VERSION}")
     if state["world_size"] != world_size:
         raise CheckpointError(
             f"checkpoint {name} was written by {state['world_size']} process(es); resume it with the same number"
@@ -223,9 +222,18 @@ def load_checkpoint(
     return Checkpoint(step=step, extra=state["extra"])
 
 
-def _read_rng_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _read_checkpoint_file(path: Path, read: Callable[[Path], T]) -> T:
+    """`read(path)`, with a missing, truncated or corrupt file reported as a CheckpointError naming it."""
     if not path.is_file():
-        raise FileNotFoundError(2, "missing", str(path))
+        raise CheckpointError(f"checkpoint file {path} is missing: the checkpoint is incomplete")
+    try:
+        return read(path)
+    except (SafetensorError, ValueError, KeyError, OSError) as error:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"checkpoint file {path} is truncated or corrupt ({type(error).__name__}: {error}); "
+                              "the run cannot resume from it") from None
+
+
+def _read_rng_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     with safe_open(path, framework="pt") as handle:
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         values = json.loads(handle.metadata()["rng"])

@@ -6,7 +6,7 @@ import json
 import sys
 
 _EPILOG = """\
-stages (DESIGN §7), each starting from the previous stage's <out>/final world:
+stages, each starting from the previous stage's <out>/final world:
   autoencoder   frame autoencoder (creates the world; --size tiny|compact|small|base)
   teacher       bidirectional clip model (real score for DMD)
   ar-teacher    teacher-forcing autoregressive model (teacher of causal-cd)
@@ -52,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from worldsim.runtime import check_output_folder
     from worldsim.training.checkpoint import CheckpointError
     from worldsim.training.config import ConfigError
 
@@ -61,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
             overrides.insert(0, f"{key}={getattr(args, key)}")
     out_dir = args.out or f"runs/{args.stage}"
     try:
+        check_output_folder(out_dir)  # before any work: a file in the way is found now, not after a stage
         if args.stage == "recipe":
             from worldsim.training.recipe import build_recipe_config, run_recipe
 

@@ -9,7 +9,9 @@ keys and values of the wrong type are rejected with an error naming the key, bef
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import math
 import sys
 import types
 import typing
@@ -54,7 +56,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
     progress: bool = True
-    tensorboard: bool = False  # written only when the tensorboard package is installed
+    tensorboard: bool = False  # needs the tensorboard package
 
     def validate(self) -> None:
         """Reject values no run could use; stages extend this with their own checks."""
@@ -62,10 +64,19 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a positive finite number, got {self.lr}")
+        for name in ("weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("tensorboard = true needs the tensorboard package (pip install tensorboard), "
+                              "or set tensorboard = false (metrics.csv is always written)")
 
 
 def _field_types(cls: type) -> dict[str, Any]:

@@ -12,12 +12,13 @@ run killed at any point and resumed reaches bit-identical weights to an uninterr
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
 import numpy as np
 import torch
@@ -39,7 +40,13 @@ from worldsim.training.distributed import (
 )
 from worldsim.training.metrics_log import MetricLog, read_metrics
 
-__all__ = ["Stage", "TrainSummary", "seed_everything", "optimizer_step", "make_adamw", "train"]
+__all__ = ["Stage", "TrainSummary", "seed_everything", "optimizer_step", "make_adamw", "train", "check_resume"]
+
+# What a resumed run may change: how long it runs, how it reports and where. Everything else
+# (stage, data, model, batch size, learning rate, seed, ...) is part of what it learns from, and a
+# change would silently mix two runs in one lineage.
+RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "keep_checkpoints", "progress",
+                               "tensorboard", "diagnose_every", "device"})
 
 
 class Stage(Protocol):
@@ -125,6 +132,46 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: nested config sections as dotted keys."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def check_resume(out_dir: Path, stage_name: str, config: TrainConfig) -> None:
+    """Refuse to resume `out_dir` as another stage or with changed settings (see RESUMABLE_CHANGES).
+
+    The run's settings are the `config.json` it wrote when it started; cheap, so stages may call it
+    before they load anything.
+    """
+    saved_path = Path(out_dir) / "config.json"
+    if not saved_path.is_file():
+        return
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (ValueError, OSError) as error:
+        raise CheckpointError(f"{saved_path} is unreadable ({error}); the run cannot be resumed") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{saved_path} is not a run config; the run cannot be resumed")
+    if saved.get("stage") != stage_name:
+        raise CheckpointError(f"{out_dir} holds a {saved.get('stage')!r} run; it cannot be resumed as stage "
+                              f"{stage_name!r} (use another --out for a new run)")
+    before, now = _flatten(saved), _flatten({"stage": stage_name, **config_to_dict(config)})
+    changed = [key for key in sorted(set(before) | set(now))
+               if key not in RESUMABLE_CHANGES and before.get(key) != now.get(key)]  # fmt: skip
+    if changed:
+        listing = "; ".join(f"{key} {before.get(key)!r} -> {now.get(key)!r}" for key in changed)
+        raise CheckpointError(
+            f"--resume {out_dir}: the run was started with other settings ({listing}); a resumed run may only "
+            f"change {', '.join(sorted(RESUMABLE_CHANGES))}. Restore them, or start a new run in another folder"
+        )
+
+
 def train(stage: Stage, config: TrainConfig, out_dir: Path, context: DistributedContext | None = None,
           resume: bool = False) -> TrainSummary:
     """Run `stage` for `config.steps` steps into `out_dir`, resuming from its checkpoint if asked.
@@ -142,6 +189,7 @@ def train(stage: Stage, config: TrainConfig, out_dir: Path, context: Distributed
     modules, optimizers = stage.modules(), stage.optimizers()
     start_step, elapsed = 0, 0.0
     if existing is not None:
+        check_resume(out_dir, stage.name, config)
         checkpoint = load_checkpoint(checkpoint_dir, modules, optimizers, context.rank, context.world_size)
         start_step, elapsed = checkpoint.step, float(checkpoint.extra.get("wall_time_s", 0.0))
         if start_step > config.steps:
