@@ -106,6 +106,20 @@ def test_checkpoint_label_prefers_the_latest_generator_stage():
     assert checkpoint_label(Fake({}), "runs/rolling-long/") == "rolling-long"
 
 
+def test_checkpoint_label_names_the_generator_stage_a_recipe_ships():
+    class Fake:
+        def __init__(self, metadata):
+            self.metadata = metadata
+
+    # A recipe runs every stage but ships the dmd generator: the label must say dmd, not rolling.
+    stages = ["autoencoder", "teacher", "ar-teacher", "causal-cd", "dmd", "stream", "delta", "rolling", "reward"]
+    shipped = {"training": [{"stage": stage} for stage in stages], "recipe": {"generator_stage": "dmd"}}
+    assert checkpoint_label(Fake(shipped), "explorer-64") == "dmd"
+    with_variant = {"training": [{"stage": "delta", "variant": "m2"}, {"stage": "rolling"}],
+                    "recipe": {"generator_stage": "delta"}}
+    assert checkpoint_label(Fake(with_variant), "runs/x") == "delta-m2"
+
+
 def test_eval_rejects_an_unknown_suite(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--suite", "huge", "--out", str(tmp_path)])

@@ -19,7 +19,7 @@ from worldsim.eval.probes import BUNDLED_PROBES, Probes
 from worldsim.eval.report import write_comparison, write_single
 from worldsim.eval.suite import SUITES, SuiteConfig, run_suite
 
-# Generator stages of DESIGN §7, in recipe order; the latest one a checkpoint went through names it.
+# Generator stages in recipe order (docs/ARCHITECTURE.md, worldsim/training); the latest one names a checkpoint.
 GENERATOR_STAGES = ("teacher", "ar-teacher", "causal-cd", "dmd", "stream", "delta", "rolling")
 
 
@@ -30,9 +30,14 @@ def _folder_name(name: str) -> str:
 
 
 def checkpoint_label(world: Any, name: str) -> str:
-    """The row label of a checkpoint: its latest generator stage (with the Delta Forcing variant
-    when recorded) from the training history in its metadata, else its folder or repo name."""
+    """The row label of a checkpoint: the generator stage it ships — the recipe's
+    `generator_stage` when recorded (a recipe runs later stages than the one it ships), else the
+    latest generator stage of its training history — with the Delta Forcing variant when recorded,
+    else its folder or repo name."""
     history = [record for record in world.metadata.get("training", []) if record.get("stage") in GENERATOR_STAGES]
+    shipped = (world.metadata.get("recipe") or {}).get("generator_stage")
+    if shipped:
+        history = [record for record in history if record.get("stage") == shipped] or [{"stage": shipped}]
     if history:
         latest = history[-1]
         variant = latest.get("variant")

@@ -1,6 +1,6 @@
 """The evaluation's PNG figures, built from one or several labelled `SuiteResult`s (one line each).
 
-    horizon.png            rollout PSNR and SSIM by frames since the true start frame
+    horizon.png            rollout PSNR (whole frame and known region) and SSIM by frames since the true start frame
     switch.png             tile agreement around the switch (with / without it) and event recognition
     drift.png              per-window Fréchet distance and tile-histogram distance, with the real floor
     filmstrip_*.png        truth above model (single-checkpoint reports only)
@@ -22,6 +22,8 @@ def horizon_figure(results: Labelled) -> np.ndarray:
     steps = np.arange(1, len(results[0][1].curves["fidelity"]["psnr_by_step"]) + 1)
     panels = []
     for key, title, unit in (("psnr_by_step", "Rollout PSNR from the true start frame", "PSNR (dB)"),
+                             ("known_psnr_by_step", "Rollout PSNR on the known region (tiles of the start frame)",
+                              "PSNR (dB)"),
                              ("ssim_by_step", "Rollout SSIM from the true start frame", "SSIM")):
         series = [Series(label, steps, r.curves["fidelity"][key]) for label, r in results]
         panels.append(line_plot(series, title, "frames generated", unit, PlotStyle(markers=len(steps) <= 40)))

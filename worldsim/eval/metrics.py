@@ -61,6 +61,16 @@ def ssim(
 
     Statistics are computed in 'valid' windows only, so borders are never padded.
     """
+    return np.mean(ssim_map(generated, truth, data_range, window), axis=(-3, -2, -1))
+
+
+def ssim_map(
+    generated: np.ndarray,
+    truth: np.ndarray,
+    data_range: float = 255.0,
+    window: np.ndarray | None = None,
+) -> np.ndarray:
+    """Local SSIM of every 'valid' window: `[..., H, W, 3]` → `[..., H - w + 1, W - w + 1, 3]`."""
     _check_same_shape(generated, truth, "ssim")
     _check_frames(truth, "ssim")
     window = gaussian_window() if window is None else window
@@ -76,7 +86,54 @@ def ssim(
     cov_xy = _filter_valid(x * y, window) - mu_x * mu_y
     luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
     structure = (2 * cov_xy + c2) / (var_x + var_y + c2)
-    return np.mean(luminance * structure, axis=(-3, -2, -1))
+    return luminance * structure
+
+
+def _check_mask(mask: np.ndarray, frames: np.ndarray, what: str) -> np.ndarray:
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != frames.shape[:-1]:
+        raise ValueError(f"{what}: mask {mask.shape} must match the frames' pixels {frames.shape[:-1]}")
+    return mask
+
+
+def masked_psnr(generated: np.ndarray, truth: np.ndarray, mask: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+    """PSNR per frame over the pixels where `mask` `[..., H, W]` is true (NaN for an empty mask)."""
+    _check_same_shape(generated, truth, "masked_psnr")
+    _check_frames(truth, "masked_psnr")
+    mask = _check_mask(mask, truth, "masked_psnr")
+    error = (generated.astype(np.float64) - truth.astype(np.float64)) ** 2
+    pixels = mask.sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mse = np.sum(error.mean(axis=-1) * mask, axis=(-2, -1)) / pixels
+        db = 10.0 * np.log10(data_range**2 / mse)
+    return np.where(pixels > 0, np.minimum(db, PSNR_CAP_DB), np.nan)
+
+
+def masked_ssim(generated: np.ndarray, truth: np.ndarray, mask: np.ndarray, data_range: float = 255.0,
+                window: np.ndarray | None = None) -> np.ndarray:
+    """SSIM per frame averaged over the windows centred on pixels where `mask` is true (NaN if none)."""
+    _check_same_shape(generated, truth, "masked_ssim")
+    _check_frames(truth, "masked_ssim")
+    mask = _check_mask(mask, truth, "masked_ssim")
+    window = gaussian_window() if window is None else window
+    local = ssim_map(generated, truth, data_range, window).mean(axis=-1)
+    half = (len(window) - 1) // 2
+    centres = mask[..., half : half + local.shape[-2], half : half + local.shape[-1]]
+    count = centres.sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, np.sum(local * centres, axis=(-2, -1)) / np.maximum(count, 1), np.nan)
+
+
+def mean_squared_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean squared pixel difference per frame (0–255 scale): `[..., H, W, 3]` → `[...]`."""
+    _check_same_shape(a, b, "mean_squared_error")
+    return np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(-3, -2, -1))
+
+
+def class_counts(labels: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    """How many entries of each of `classes` every `[..., h, w]` label map holds → `[..., len(classes)]`."""
+    labels = np.asarray(labels)
+    return np.stack([np.sum(labels == c, axis=(-2, -1)) for c in classes], axis=-1)
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -261,3 +318,68 @@ def best_accuracy_from_keys(keys: np.ndarray, labels: np.ndarray) -> float:
     counts = np.zeros((key_ids.max() + 1, label_ids.max() + 1), dtype=np.int64)
     np.add.at(counts, (key_ids.ravel(), label_ids.ravel()), 1)
     return float(counts.max(axis=1).sum() / len(labels))
+
+
+# ------------------------------------------------------------------------------ 95 % intervals
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a share `successes / trials` (NaNs when there are no trials).
+
+    Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 % or 100 %.
+    """
+    if trials < 0 or not 0 <= successes <= max(trials, 0):
+        raise ValueError(f"wilson_interval: need 0 <= successes <= trials, got {successes} of {trials}")
+    if trials == 0:
+        return float("nan"), float("nan")
+    share = successes / trials
+    denominator = 1.0 + z**2 / trials
+    centre = (share + z**2 / (2 * trials)) / denominator
+    half = z * np.sqrt(share * (1 - share) / trials + z**2 / (4 * trials**2)) / denominator
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bootstrap_interval(num_units: int, statistic, resamples: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic(units)` over independent units (rollouts, contexts).
+
+    `statistic` takes an int array of unit indices (drawn with replacement) and returns a float;
+    resamples where it is undefined (NaN) are dropped. Clustered data (frames of one rollout, moves
+    from one context) is resampled by whole units, so correlation within a unit widens the interval.
+    """
+    if num_units < 1:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, num_units, num_units)) for _ in range(resamples)], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def ratio_of_sums(numerators: np.ndarray, denominators: np.ndarray) -> float:
+    """`Σ numerators / Σ denominators` (NaN when the denominators sum to 0)."""
+    total = float(np.sum(denominators))
+    return float(np.sum(numerators)) / total if total else float("nan")
+
+
+def ratio_with_interval(numerators: np.ndarray, denominators: np.ndarray, seed: int = 0) -> tuple[float, list[float]]:
+    """A ratio of per-unit sums and its bootstrap 95 % interval over the units: `(value, [low, high])`.
+
+    With denominators of 1 it is the mean over units; with per-unit counts, a weighted mean.
+    """
+    numerators, denominators = np.asarray(numerators, np.float64), np.asarray(denominators, np.float64)
+    _check_same_shape(numerators, denominators, "ratio_with_interval")
+    interval = bootstrap_interval(len(numerators), lambda idx: ratio_of_sums(numerators[idx], denominators[idx]),
+                                  seed=seed)
+    return ratio_of_sums(numerators, denominators), list(interval)
+
+
+def share_with_interval(hits: np.ndarray) -> tuple[float, list[float], int]:
+    """Share of true entries in a bool array, its Wilson 95 % interval and the number of trials."""
+    hits = np.asarray(hits, dtype=bool).ravel()
+    share = float(hits.mean()) if hits.size else float("nan")
+    return share, list(wilson_interval(int(hits.sum()), int(hits.size))), int(hits.size)

@@ -1,4 +1,4 @@
-"""The probe networks: small convolutional nets trained on real Explorer frames (DESIGN §8).
+"""The probe networks: small convolutional nets trained on real Explorer frames.
 
 - `FrameParser`: frame → tile class per 4×4 cell (fully convolutional, works at any size that is a
   multiple of 4). Its pooled penultimate features are half of the Fréchet feature space.
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-TILE_PIXELS = 4  # one tile = one latent cell (DESIGN §4)
+TILE_PIXELS = 4  # one tile = 4x4 pixels = one latent cell of the autoencoder
 
 
 def frames_to_input(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -32,6 +32,7 @@ class Step:
     moved: np.ndarray | None = None  # truth only: bool [N], the player moved into this frame
     alive: np.ndarray | None = None  # truth only: bool [N], no termination before this frame
     event_labels: dict[str, np.ndarray] = field(default_factory=dict)  # truth only: group -> int64 [N]
+    positions: np.ndarray | None = None  # truth only: int64 [N, 2], the player's (x, y) map tile
 
 
 def _apply_texts(world: ExplorerBatch, texts: list[str | None]) -> None:
@@ -56,13 +57,13 @@ def truth_steps(scenario: Scenario, size: int, event_classes: EventClasses,
                 in_force[row][events.parse_event(text).group] = text
         _apply_texts(world, texts)
         states = [world.state(i) for i in range(n)]
+        positions = np.array([s["position"] for s in states], dtype=np.int64)
         yield Step(t, world.render(), rewards, terminated, world.tile_classes(), moved, alive.copy(),
-                   event_classes.labels([s["events"] for s in states]))
+                   event_classes.labels([s["events"] for s in states]), positions)
         if t == scenario.num_steps:
             return
-        before = np.array([s["position"] for s in states])
         rewards, terminated = world.step(scenario.actions[:, t])
-        moved = np.any(np.array([world.state(i)["position"] for i in range(n)]) != before, axis=1)
+        moved = np.any(np.array([world.state(i)["position"] for i in range(n)]) != positions, axis=1)
         alive &= ~terminated
         if restart_dead and terminated.any():
             _restart(world, terminated, scenario.seeds * 7919 + t, in_force)
@@ -134,6 +135,7 @@ class Trajectory:
     moved: np.ndarray | None = None  # bool [N, T + 1]
     alive: np.ndarray | None = None  # bool [N, T + 1]
     event_labels: dict[str, np.ndarray] = field(default_factory=dict)  # group -> int64 [N, T + 1]
+    positions: np.ndarray | None = None  # int64 [N, T + 1, 2]
 
 
 def collect(steps: Iterator[Step]) -> Trajectory:
@@ -146,4 +148,4 @@ def collect(steps: Iterator[Step]) -> Trajectory:
 
     labels = {g: np.stack([s.event_labels[g] for s in steps], axis=1) for g in steps[0].event_labels}
     return Trajectory(stacked("frames"), stacked("rewards"), stacked("terminated"), stacked("tiles"),
-                      stacked("moved"), stacked("alive"), labels)
+                      stacked("moved"), stacked("alive"), labels, stacked("positions"))

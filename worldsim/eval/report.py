@@ -14,6 +14,7 @@ from worldsim.data.atomic import atomic_write_bytes, atomic_write_json
 from worldsim.eval.figures import write_figures
 from worldsim.eval.probes import TARGETS
 from worldsim.eval.suite import SuiteResult
+from worldsim.eval.targets import check_targets
 
 METRICS_FORMAT_VERSION = 1
 
@@ -59,10 +60,23 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
         "latency (frames)": metrics["reactivity"]["mean_latency_frames"],
         "consistency drop": metrics["consistency"]["tile_agreement_drop"],
         "IDM acc.": metrics["controllability"]["inverse_dynamics_accuracy_generated"],
+        "IDM moved pairs": metrics["action_branch"]["inverse_dynamics_accuracy_moved"],
+        "move/seed spread": metrics["action_branch"]["move_to_seed_spread"],
+        "walls→noop": metrics["collision"]["read_as_noop_share"],
+        "known TF PSNR": fidelity["known_region_teacher_forced_psnr_db_mean"],
+        f"known PSNR@{horizons[-1]}": fidelity["known_region_rollout_psnr_db"][horizons[-1]],
+        "memory": _first_memory(metrics["memory"]),
+        "enemies/coins kept": (metrics["sprites"]["enemy_count_ratio"], metrics["sprites"]["coin_count_ratio"]),
         "reward P/R": (metrics["reward"]["precision"], metrics["reward"]["recall"]),
         "termination P/R": (metrics["termination"]["precision"], metrics["termination"]["recall"]),
     })
     return row
+
+
+def _first_memory(memory: dict[str, Any]) -> float:
+    """Agreement of the longest out-and-back walk measured (NaN when none fitted the cache)."""
+    lengths = sorted((int(key) for key in memory if key.isdigit()), reverse=True)
+    return memory[str(lengths[0])]["agreement_with_outgoing"] if lengths else float("nan")
 
 
 def card_evaluation(document: dict[str, Any]) -> dict[str, Any]:
@@ -145,11 +159,14 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
 
 
 def _reactivity_section(react: dict[str, Any]) -> list[str]:
-    rows = [("recognised within k", _percent(react["recognised_share"])),
+    rows = [("recognised within k", _interval(react["recognised_share"], react["recognised_share_ci95"])),
+            ("relative to the real frames' share on the same switches",
+             _interval(react["relative_to_truth"], react["relative_to_truth_ci95"])),
             ("mean latency (recognised)", f"{_number(react['mean_latency_frames'], 2)} frames"),
             (f"recognised, among the {react['visible_switches']} switches the classifier sees in real frames",
              _percent(react["recognised_share_visible"])),
-            ("real frames recognised within k", _percent(react["truth_recognised_share"]))]
+            ("real frames recognised within k", _interval(react["truth_recognised_share"],
+                                                          react["truth_recognised_share_ci95"]))]
     by_group = ", ".join(f"{g} {_percent(v['recognised_share'])}" for g, v in react["by_group"].items())
     return ["## Event reactivity", "",
             f"{react['switches']} switches to held-out paraphrases; recognised = the event classifier agrees for "
@@ -164,12 +181,121 @@ def _consistency_section(consistency: dict[str, Any]) -> list[str]:
     return ["## Event consistency", "", *_table(rows), "![switch](switch.png)", ""]
 
 
+_WITH_INTERVAL = ("measure", "value [95 % interval]")
+
+
+def _interval(value: Any, interval: Any, percent: bool = True, digits: int = 2) -> str:
+    """`value [low, high]` (percent or plain numbers), "–" for what was not measured."""
+    show = _percent if percent else (lambda v: _number(v, digits))
+    if not isinstance(interval, (list, tuple)) or len(interval) != 2:
+        return show(value)
+    return f"{show(value)} [{show(interval[0])}, {show(interval[1])}]"
+
+
+def _by_horizon_rows(found: dict[str, Any], keys: list[tuple[str, str]], percent: bool) -> list[tuple[str, str]]:
+    rows = []
+    for key, name in keys:
+        for h, value in found[key].items():
+            rows.append((f"{name}, frame {h}", _interval(value, found[f"{key}_ci95"][h], percent)))
+    return rows
+
+
+def _band_label(bands: list[str], band: str) -> str:
+    """"steps 2–8": the frames after the previous reported step up to this one."""
+    start = int(bands[bands.index(band) - 1]) + 1 if bands.index(band) else 1
+    return f"step {band}" if start == int(band) else f"steps {start}–{band}"
+
+
+def _known_region_section(metrics: dict[str, Any]) -> list[str]:
+    fidelity, imagined = metrics["fidelity"], metrics["imagined"]
+    rows = [("known region, teacher-forced PSNR (dB), all frames",
+             _interval(fidelity["known_region_teacher_forced_psnr_db_mean"],
+                       fidelity["known_region_teacher_forced_psnr_db_mean_ci95"], percent=False))]
+    by_horizon = [("known_region_teacher_forced_psnr_db", "known region, teacher-forced PSNR (dB)"),
+                  ("known_region_rollout_psnr_db", "known region, rollout PSNR (dB)"),
+                  ("known_region_rollout_ssim", "known region, rollout SSIM"),
+                  ("continuously_visible_rollout_psnr_db", "continuously visible, rollout PSNR (dB)")]
+    rows += _by_horizon_rows(fidelity, by_horizon, percent=False)
+    shares = ", ".join(f"{h}: {_percent(v)}" for h, v in fidelity["known_region_share"].items())
+    return ["## Known region, continuously visible region and imagined tiles", "",
+            "The known region is the pixels whose map tile the model saw in its context (rollouts: the start frame; "
+            "teacher forcing: every true frame before) and that are in view now; newly revealed tiles can only be "
+            f"imagined. Share of the frame that is known at frame {shares}.", "", *_table(rows, _WITH_INTERVAL),
+            f"Imagined (newly revealed) tiles: {imagined['tiles']}; tile-class distance to the true tiles there "
+            f"(total variation) {_interval(imagined['tile_tv'], imagined['tile_tv_ci95'], percent=False, digits=3)}, "
+            f"between two real replays on different maps {_number(imagined['tile_tv_real_floor'])}; "
+            f"exact agreement {_interval(imagined['tile_agreement'], imagined['tile_agreement_ci95'])}.", ""]
+
+
+def _control_section(metrics: dict[str, Any]) -> list[str]:
+    branch, collision = metrics["action_branch"], metrics["collision"]
+    rollout = metrics["controllability"]["rollout_inverse_dynamics"]
+    rows = [("pixel MSE between moves (same noise)",
+             _interval(branch["move_spread_mse"], branch["move_spread_mse_ci95"], percent=False)),
+            ("pixel MSE between noise seeds (same move)", _interval(branch["seed_spread_mse"],
+                                                                   branch["seed_spread_mse_ci95"], percent=False)),
+            ("moves / seeds spread", _interval(branch["move_to_seed_spread"], branch["move_to_seed_spread_ci95"],
+                                               percent=False, digits=4)),
+            ("truth: pixel MSE between moves", _number(branch["truth_move_spread_mse"], 1)),
+            ("teacher-forced PSNR, wrong move minus true move (dB)",
+             _interval(branch["wrong_minus_true_psnr_db"], branch["wrong_minus_true_psnr_db_ci95"], percent=False)),
+            (f"IDM on {branch['moved_pairs']} generated moved pairs",
+             f"{_interval(branch['inverse_dynamics_accuracy_moved'], branch['inverse_dynamics_accuracy_moved_ci95'])}"
+             f" (real pairs {_percent(branch['truth_inverse_dynamics_accuracy_moved'])})"),
+            (f"{collision['forced_moves']} forced moves into walls read as noop",
+             f"{_interval(collision['read_as_noop_share'], collision['read_as_noop_share_ci95'])}"
+             f" (real {_percent(collision['truth_read_as_noop_share'])})"),
+            (f"{collision['still_frames']} still frames read as noop",
+             f"{_interval(collision['still_read_as_noop_share'], collision['still_read_as_noop_share_ci95'])}"
+             f" (real {_percent(collision['truth_still_read_as_noop_share'])})")]
+    rows += [(f"IDM along rollouts, {_band_label(list(rollout['accuracy']), band)} ({rollout['pairs'][band]} pairs)",
+              f"{_interval(value, rollout['accuracy_ci95'][band])} (real {_percent(rollout['truth_accuracy'][band])})")
+             for band, value in rollout["accuracy"].items()]
+    return ["## Control: action branches, walls, inverse dynamics", "",
+            f"From {branch['contexts']} true contexts of {branch['context_frames']} frames, the next frame under every "
+            "action with the same noise. A world that ignores its actions has a move spread far below its seed spread, "
+            "no wrong-move penalty, and reads walls and still frames as noop for the wrong reason: read the collision "
+            "shares together with the IDM on moved pairs.", "", *_table(rows, _WITH_INTERVAL)]
+
+
+def _memory_and_sprites_section(metrics: dict[str, Any]) -> list[str]:
+    memory, sprites = metrics["memory"], metrics["sprites"]
+    rows = []
+    for steps in (key for key in memory if key.isdigit()):
+        found = memory[steps]
+        rows.append((f"N = {steps}: way back vs way out ({found['rollouts']} walks)",
+                     f"{_interval(found['agreement_with_outgoing'], found['agreement_with_outgoing_ci95'])} "
+                     f"(truth {_percent(found['truth_agreement'])}; vs true tiles "
+                     f"{_interval(found['agreement_with_truth'], found['agreement_with_truth_ci95'])})"))
+    for name in ("enemy", "coin"):
+        rows.append((f"{name} count, generated / truth ({sprites[f'{name}_count_truth']} in the truth)",
+                     _interval(sprites[f"{name}_count_ratio"], sprites[f"{name}_count_ratio_ci95"], percent=False)))
+    skipped = memory["skipped_steps"]
+    note = f" Walks of N = {skipped} do not fit half the cache window and were skipped." if skipped else ""
+    return ["## Memory and sprites", "",
+            f"Memory: N tiles out and N back on free paths (cache window {memory['window_frames']} frames), tile "
+            f"agreement (frame parser) of the way back with the way out at the same positions.{note} Sprites: parser "
+            "counts along the fidelity rollouts over the truth's counts.", "", *_table(rows)]
+
+
+def _targets_section(document: dict[str, Any]) -> list[str]:
+    lines = ["## Targets", "", "| measure | value [95 % interval] | target | met |", "|---|---|---|---|"]
+    for key, found in document["targets"].items():
+        percent = found["target"] <= 1.0
+        verdict = "–" if found["value"] is None else ("yes" if found["met"] else
+                                                      f"no ({_number(found['shortfall'], 3)} short)")
+        lines.append(f"| {found['meaning']} (`{key}`) | {_interval(found['value'], found['ci95'], percent)} | "
+                     f"{_percent(found['target']) if percent else _number(found['target'], 1)} | {verdict} |")
+    return lines + [""]
+
+
 def _control_and_rewards_section(metrics: dict[str, Any]) -> list[str]:
     control = metrics["controllability"]
+    generated = _interval(control["inverse_dynamics_accuracy_generated"],
+                          control["inverse_dynamics_accuracy_generated_ci95"])
     lines = ["## Controllability", "",
-             f"Inverse dynamics on {control['pairs']} frame pairs where the real player moved: "
-             f"{_percent(control['inverse_dynamics_accuracy_generated'])} on generated frames, "
-             f"{_percent(control['inverse_dynamics_accuracy_real'])} on the real ones.", "",
+             f"Inverse dynamics on {control['pairs']} frame pairs where the real player moved: {generated} on "
+             f"generated frames, {_percent(control['inverse_dynamics_accuracy_real'])} on the real ones.", "",
              "## Reward and termination", "",
              "| signal | precision | recall | predicted | real |", "|---|---|---|---|---|"]
     for name in ("reward", "termination"):
@@ -180,7 +306,8 @@ def _control_and_rewards_section(metrics: dict[str, Any]) -> list[str]:
 
 
 def _sections(metrics: dict[str, Any]) -> list[str]:
-    return (_fidelity_section(metrics["fidelity"]) + _drift_section(metrics["drift"])
+    return (_targets_section(metrics) + _fidelity_section(metrics["fidelity"]) + _known_region_section(metrics)
+            + _control_section(metrics) + _memory_and_sprites_section(metrics) + _drift_section(metrics["drift"])
             + _reactivity_section(metrics["reactivity"]) + _consistency_section(metrics["consistency"])
             + _control_and_rewards_section(metrics))
 
@@ -198,6 +325,7 @@ def write_single(folder: Path, result: SuiteResult, document: dict[str, Any]) ->
     folder.mkdir(parents=True, exist_ok=True)
     plots = write_figures([(document["checkpoint"]["label"], result)], folder, film_strips=True)
     document = {**document, **result.metrics, "plots": plots}
+    document["targets"] = check_targets(json_ready(document))
     _write_json(folder / "metrics.json", document)
     strips = [f"![{p}]({p})" for p in plots if p.startswith("filmstrip")]
     lines = _header(f"worldsim evaluation: {document['checkpoint']['label']}", document)

@@ -1,12 +1,18 @@
-"""The evaluation suites: which scenarios to replay and how the metrics of DESIGN §8 come out of them.
+"""The evaluation suites: which scenarios to replay and how the metrics come out of them.
 
     result = run_suite(world, probes, SUITES["quick"])     # result.metrics is metrics.json's body
 
-Four scenario families, all seeded from `SuiteConfig.seed`, so every checkpoint of a comparison
+Five scenario families, all seeded from `SuiteConfig.seed`, so every checkpoint of a comparison
 sees identical maps, actions and events:
 
 - fidelity: short rollouts without switches → teacher-forced next-frame PSNR/SSIM, rollout PSNR/SSIM
-  by horizon, controllability (inverse dynamics on generated frame pairs), reward/termination;
+  by horizon, the same on the known and continuously visible regions, plausibility of imagined
+  tiles, sprite persistence, controllability (inverse dynamics on generated frame pairs, overall and
+  by band of steps), reward/termination (see rollout_measures);
+- branches: true contexts, the next frame under every action → the action-branch test, inverse
+  dynamics on moved pairs, the collision test and still frames (see action_branch);
+- memory:   out-and-back walks on free paths → tile agreement of the way back with the way out
+  (see memory_test);
 - switch:   one event switch per rollout plus the matched no-switch control → reactivity (event
   classifier), consistency (frame parser's tile agreement with the truth), reward/termination;
 - drift:    long rollouts with an event switch every few hundred frames → per-window Fréchet
@@ -23,8 +29,11 @@ from typing import Any
 import numpy as np
 
 from worldsim.envs.explorer import TILE_CLASSES
-from worldsim.eval import metrics
+from worldsim.eval import metrics, rollout_measures
+from worldsim.eval.action_branch import BranchMeasures, branch_measures
+from worldsim.eval.branch_contexts import sample_branch_contexts
 from worldsim.eval.explorer_frames import EventClasses
+from worldsim.eval.memory_test import memory_agreement, out_and_back
 from worldsim.eval.probes import Probes
 from worldsim.eval.replay import Trajectory, collect, generated_steps, teacher_forced_frames, truth_steps
 from worldsim.eval.scenarios import Scenario, SwitchTargets, drift_scenario, plain_scenario, switch_scenarios
@@ -79,7 +88,8 @@ def _parse(run: _Run, frames: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- fidelity
-def _fidelity(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any], Trajectory, Trajectory]:
+def _fidelity(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any], Trajectory, Trajectory,
+                                                      np.ndarray]:
     truth, generated = _replay_pair(run, scenario, seed_offset=1)
     alive = truth.alive
     psnr = _per_rollout(metrics.psnr, generated.frames, truth.frames)
@@ -98,7 +108,76 @@ def _fidelity(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, 
         "rollout_ssim": {str(h): ssim_by_step[h] for h in run.config.horizons},
     }
     curves = {"psnr_by_step": psnr_by_step[1:], "ssim_by_step": ssim_by_step[1:]}
-    return found, curves, truth, generated
+    return found, curves, truth, generated, forced
+
+
+def _imagination_and_sprites(run: _Run, scenario: Scenario, truth: Trajectory,
+                             generated: Trajectory) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Imagined-tile statistics (with a real floor from the same actions on other maps) and sprites."""
+    generated_tiles = _parse(run, generated.frames)
+    other_maps = Scenario("fidelity-other-maps", scenario.seeds + 1, scenario.actions, scenario.switches)
+    other_truth = collect(truth_steps(other_maps, run.size, run.classes))
+    seed = run.config.seed
+    return (rollout_measures.imagined_tiles(truth, generated_tiles, other_truth, seed),
+            rollout_measures.sprite_persistence(truth, generated_tiles, run.config.idm_steps, seed))
+
+
+# ---------------------------------------------------------------------------------- branches
+def _interval_of_mean(values: np.ndarray, seed: int) -> tuple[float, list[float]]:
+    return metrics.ratio_with_interval(values, np.ones(len(values)), seed=seed)
+
+
+def _idm_share(reading) -> dict[str, Any]:
+    share, interval, pairs = metrics.share_with_interval(reading.correct)
+    truth = metrics.share_with_interval(reading.truth_correct)[0]
+    return {"share": share, "ci95": interval, "pairs": pairs, "truth": truth}
+
+
+def _branch_families(measures: BranchMeasures, num_context_frames: int, seed: int) -> tuple[dict, dict]:
+    """The action-branch family (spreads, wrong-move gap, IDM on moved pairs) and the collision family."""
+    found: dict[str, Any] = {"contexts": len(measures.move_spread), "context_frames": num_context_frames}
+    for name, values in (("move_spread_mse", measures.move_spread), ("seed_spread_mse", measures.seed_spread),
+                         ("truth_move_spread_mse", measures.truth_move_spread),
+                         ("psnr_true_move_db", measures.psnr_true_move),
+                         ("psnr_wrong_move_db", measures.psnr_wrong_move),
+                         ("wrong_minus_true_psnr_db", measures.psnr_wrong_move - measures.psnr_true_move)):
+        found[name], found[f"{name}_ci95"] = _interval_of_mean(values, seed)
+    found["move_to_seed_spread"], found["move_to_seed_spread_ci95"] = metrics.ratio_with_interval(
+        measures.move_spread, measures.seed_spread, seed=seed)
+    moved = _idm_share(measures.idm["moved"])
+    found.update({"inverse_dynamics_accuracy_moved": moved["share"],
+                  "inverse_dynamics_accuracy_moved_ci95": moved["ci95"], "moved_pairs": moved["pairs"],
+                  "truth_inverse_dynamics_accuracy_moved": moved["truth"]})
+    blocked, still = _idm_share(measures.idm["blocked"]), _idm_share(measures.idm["still"])
+    collision = {"forced_moves": blocked["pairs"], "read_as_noop_share": blocked["share"],
+                 "read_as_noop_share_ci95": blocked["ci95"], "truth_read_as_noop_share": blocked["truth"],
+                 "still_frames": still["pairs"], "still_read_as_noop_share": still["share"],
+                 "still_read_as_noop_share_ci95": still["ci95"], "truth_still_read_as_noop_share": still["truth"]}
+    return found, collision
+
+
+def _branches(run: _Run) -> tuple[dict[str, Any], dict[str, Any]]:
+    config = run.config
+    contexts = sample_branch_contexts(config.branch_contexts, config.branch_context_frames, run.size, config.seed)
+    measures = branch_measures(run.world, contexts, config.seed + 4, run.probes)
+    return _branch_families(measures, config.branch_context_frames, config.seed)
+
+
+# ---------------------------------------------------------------------------------- memory
+def _memory(run: _Run) -> dict[str, Any]:
+    """Out-and-back walks for each N of the suite that fits half the world's cache window."""
+    config = run.config
+    window = run.world.config.transformer.window_frames
+    skipped = [n for n in config.memory_steps if 2 * n > window]
+    found: dict[str, Any] = {"window_frames": window, "skipped_steps": skipped}
+    for steps_out in config.memory_steps:
+        if 2 * steps_out > window:
+            continue
+        rng = _scenario_rng(config, 10 + steps_out)
+        scenario, truth = out_and_back(rng, config.memory_rollouts, steps_out, run.size, run.classes)
+        generated = collect(generated_steps(run.world, scenario, truth.frames[:, 0], config.seed + 5))
+        found[str(steps_out)] = memory_agreement(_parse(run, generated.frames), truth.tiles, steps_out, config.seed)
+    return found
 
 
 def _controllability(run: _Run, scenario: Scenario, truth: Trajectory, generated: Trajectory) -> dict[str, Any]:
@@ -106,14 +185,14 @@ def _controllability(run: _Run, scenario: Scenario, truth: Trajectory, generated
     mask = (truth.moved & truth.alive)[:, 1:]
     commanded = scenario.actions[mask]
 
-    def accuracy(frames: np.ndarray) -> float:
-        if not len(commanded):
-            return float("nan")
-        inferred = run.probes.infer_actions(frames[:, :-1][mask], frames[:, 1:][mask])
-        return metrics.masked_accuracy(inferred, commanded)
+    def accuracy(frames: np.ndarray) -> tuple[float, list[float], int]:
+        inferred = run.probes.infer_actions(frames[:, :-1][mask], frames[:, 1:][mask]) if len(commanded) else commanded
+        return metrics.share_with_interval(inferred == commanded)
 
-    return {"pairs": int(mask.sum()), "inverse_dynamics_accuracy_generated": accuracy(generated.frames),
-            "inverse_dynamics_accuracy_real": accuracy(truth.frames)}
+    generated_share, generated_interval, pairs = accuracy(generated.frames)
+    return {"pairs": pairs, "inverse_dynamics_accuracy_generated": generated_share,
+            "inverse_dynamics_accuracy_generated_ci95": generated_interval,
+            "inverse_dynamics_accuracy_real": accuracy(truth.frames)[0]}
 
 
 def _stack_rows(tables: list[np.ndarray]) -> np.ndarray:
@@ -158,6 +237,7 @@ def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory, targets: Sw
     summary = metrics.reactivity(latency["generated"], config.reactivity_within)
     visible = (latency["truth"] >= 0) & (latency["truth"] <= config.reactivity_within)
     in_time = (latency["generated"] >= 0) & (latency["generated"] <= config.reactivity_within)
+    relative, relative_interval = metrics.ratio_with_interval(in_time, visible, seed=config.seed)
     groups = np.array(targets.groups)
     by_group = {}
     for group in dict.fromkeys(targets.groups):
@@ -169,8 +249,12 @@ def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory, targets: Sw
         "within_frames": config.reactivity_within,
         "hold_frames": config.recognition_hold,
         "recognised_share": summary.recognised_share,
+        "recognised_share_ci95": metrics.share_with_interval(in_time)[1],
         "mean_latency_frames": summary.mean_latency,
         "truth_recognised_share": metrics.reactivity(latency["truth"], config.reactivity_within).recognised_share,
+        "truth_recognised_share_ci95": metrics.share_with_interval(visible)[1],
+        "relative_to_truth": relative,
+        "relative_to_truth_ci95": relative_interval,
         "recognised_share_visible": _mean(in_time, visible),
         "visible_switches": int(visible.sum()),
         "by_group": by_group,
@@ -297,8 +381,15 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
 
     fidelity_script = plain_scenario("fidelity", _scenario_rng(config, 0), config.fidelity_rollouts,
                                      config.horizons[-1])
-    fidelity, fidelity_curves, *fidelity_pair = _fidelity(run, fidelity_script)
+    fidelity, fidelity_curves, *fidelity_pair, forced = _fidelity(run, fidelity_script)
+    fidelity.update(rollout_measures.known_region(*fidelity_pair, forced, config.horizons, config.seed))
+    fidelity_curves["known_psnr_by_step"] = rollout_measures.known_region_curve(*fidelity_pair)
+    imagined, sprites = _imagination_and_sprites(run, fidelity_script, *fidelity_pair)
     controllability = _controllability(run, fidelity_script, *fidelity_pair)
+    controllability["rollout_inverse_dynamics"] = rollout_measures.rollout_inverse_dynamics(
+        probes, fidelity_script.actions, *fidelity_pair, config.idm_steps)
+    action_branch, collision = _branches(run)
+    memory = _memory(run)
 
     switched, control, targets = switch_scenarios(_scenario_rng(config, 1), config.switch_rollouts,
                                                   config.switch_frame + config.frames_after_switch,
@@ -313,8 +404,9 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
                                   config.drift_switch_every)
     drift, drift_curves, drift_strip = _drift(run, drift_script)
 
-    found = {"fidelity": fidelity, "drift": drift, "reactivity": reactivity, "consistency": consistency,
-             "controllability": controllability, **detections}
+    found = {"fidelity": fidelity, "imagined": imagined, "sprites": sprites, "drift": drift,
+             "reactivity": reactivity, "consistency": consistency, "controllability": controllability,
+             "action_branch": action_branch, "collision": collision, "memory": memory, **detections}
     curves = {"fidelity": fidelity_curves, "reactivity": reactivity_curves, "consistency": consistency_curves,
               "drift": drift_curves, "horizons": list(config.horizons)}
     return SuiteResult(found, curves, _film_strips(config, tuple(fidelity_pair), switch_pair, targets, drift_strip))

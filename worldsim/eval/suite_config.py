@@ -22,12 +22,22 @@ class SuiteConfig:
     drift_window: int = 100
     drift_switch_every: tuple[int, int] = (150, 300)
     event_tolerance: int = 1  # ± frames for reward/termination matching
+    idm_steps: tuple[int, ...] = (1, 8, 16, 32)  # inverse dynamics and sprite counts along rollouts, by band
+    branch_contexts: int = 96  # true contexts of the action-branch, collision and moved-pair tests
+    branch_context_frames: int = 2  # real frames per context
+    memory_rollouts: int = 16  # out-and-back walks per walk length
+    memory_steps: tuple[int, ...] = (4, 2)  # N of "N tiles out, N back" (kept only where N <= window / 2)
 
     def __post_init__(self) -> None:
         if sorted(self.horizons) != list(self.horizons) or self.horizons[0] < 1:
             raise ValueError(f"horizons must be increasing and >= 1, got {self.horizons}")
         if not 0 < self.teacher_forced_rollouts <= self.fidelity_rollouts:
             raise ValueError(f"teacher_forced_rollouts must be in 1..fidelity_rollouts ({self.fidelity_rollouts})")
+        if sorted(self.idm_steps) != list(self.idm_steps) or self.idm_steps[0] < 1 \
+                or self.idm_steps[-1] > self.horizons[-1]:
+            raise ValueError(f"idm_steps must be increasing within 1..{self.horizons[-1]}, got {self.idm_steps}")
+        if self.branch_contexts < 1 or self.branch_context_frames < 1 or self.memory_rollouts < 1:
+            raise ValueError("branch_contexts, branch_context_frames and memory_rollouts must be >= 1")
         if self.drift_frames < self.drift_window:
             raise ValueError(f"drift_frames ({self.drift_frames}) must cover one drift_window ({self.drift_window})")
 
@@ -37,11 +47,14 @@ SUITES: dict[str, SuiteConfig] = {
     "tiny": SuiteConfig("tiny", fidelity_rollouts=2, teacher_forced_rollouts=1, horizons=(1, 2, 4),
                         switch_rollouts=6, switch_frame=2, frames_after_switch=4, reactivity_within=2,
                         recognition_hold=1, drift_rollouts=2, drift_frames=20, drift_window=10,
-                        drift_switch_every=(8, 12)),
-    # About 1 400 generated frames: under 10 minutes on 2 CPU cores for the default model.
-    "quick": SuiteConfig("quick", fidelity_rollouts=8, teacher_forced_rollouts=4, switch_rollouts=12, switch_frame=4,
-                         frames_after_switch=12, drift_rollouts=2, drift_frames=300, drift_switch_every=(100, 200)),
+                        drift_switch_every=(8, 12), idm_steps=(1, 2, 4), branch_contexts=4, memory_rollouts=2,
+                        memory_steps=(2,)),
+    # About 3 000 generated frames, >= 32 switches and >= 256 moved pairs: under 2 minutes on 2 CPU
+    # cores for the compact world.
+    "quick": SuiteConfig("quick", fidelity_rollouts=12, teacher_forced_rollouts=8, switch_rollouts=36, switch_frame=4,
+                         frames_after_switch=10, drift_rollouts=2, drift_frames=300, drift_switch_every=(100, 200)),
     # The real measurement (≥ 2 000-frame drift rollouts, ~170 000 generated frames); meant for a GPU.
     "full": SuiteConfig("full", fidelity_rollouts=256, teacher_forced_rollouts=64, switch_rollouts=240,
-                        frames_after_switch=32, drift_rollouts=32, drift_frames=2000, drift_switch_every=(200, 400)),
+                        frames_after_switch=32, drift_rollouts=32, drift_frames=2000, drift_switch_every=(200, 400),
+                        branch_contexts=1024, memory_rollouts=128),
 }

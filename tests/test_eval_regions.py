@@ -1,0 +1,140 @@
+"""Known-region masks, masked metrics and 95 % intervals: pure numpy checks with hand-made cases."""
+import numpy as np
+import pytest
+
+from worldsim.eval import metrics, regions
+from worldsim.eval.memory_test import memory_agreement
+from worldsim.eval.rollout_measures import step_bands
+from worldsim.eval.targets import check_targets
+
+
+def test_a_still_player_knows_the_whole_view():
+    positions = np.zeros((3, 2), dtype=np.int64)
+    assert regions.seen_tiles(positions, 4, 1).all()
+    assert regions.always_visible_tiles(positions, 4).all()
+
+
+def test_a_step_right_reveals_the_rightmost_column_only():
+    positions = np.array([[0, 0], [1, 0]])  # frame 1: the player moved one tile right
+    known = regions.seen_tiles(positions, 4, 1)[1]
+    assert not known[:, 3].any() and known[:, :3].all()
+    assert not regions.seen_tiles(positions, 4, 0).any()  # no context, nothing known
+
+
+def test_teacher_forcing_context_grows_and_remembers_a_region_that_returns():
+    # Right twice then back: with frames 0..t-1 as context every tile of frame 3 was seen before.
+    positions = np.array([[0, 0], [1, 0], [2, 0], [1, 0]])
+    known = regions.seen_tiles(positions, 4, np.arange(4))
+    assert not known[0].any()  # frame 0 has no context
+    assert known[3].all()
+    # Continuously visible: columns that left the view at frame 2 do not come back.
+    always = regions.always_visible_tiles(positions, 4)
+    assert always[2].sum() == 4 * 2 and always[3].sum() == 4 * 3 - 4
+    assert not always[3][:, 3].any()
+
+
+def test_vertical_moves_and_batches_of_rollouts():
+    positions = np.array([[[0, 0], [0, 1]], [[0, 0], [0, -2]]])  # rollout 0 moves down, rollout 1 up twice
+    known = regions.seen_tiles(positions, 4, 1)
+    assert known.shape == (2, 2, 4, 4)
+    assert not known[0, 1, 3].any() and known[0, 1, :3].all()
+    assert not known[1, 1, :2].any() and known[1, 1, 2:].all()
+
+
+def test_pixel_mask_blows_up_tiles():
+    mask = regions.pixel_mask(np.array([[True, False], [False, False]]), 4)
+    assert mask.shape == (8, 8) and mask.sum() == 16 and mask[:4, :4].all()
+
+
+def test_positions_must_be_pairs():
+    with pytest.raises(ValueError, match="positions"):
+        regions.seen_tiles(np.zeros((3, 3)), 4, 1)
+
+
+def test_masked_psnr_ignores_pixels_outside_the_mask():
+    truth = np.zeros((2, 16, 16, 3), dtype=np.uint8)
+    generated = truth.copy()
+    generated[:, :, 8:] = 255  # wrong everywhere in the right half
+    mask = np.zeros((2, 16, 16), dtype=bool)
+    mask[0, :, :8] = True  # frame 0: only the right-looking half
+    mask[1] = True  # frame 1: everything
+    psnr = metrics.masked_psnr(generated, truth, mask)
+    assert psnr[0] == metrics.PSNR_CAP_DB
+    assert psnr[1] == pytest.approx(10 * np.log10(2.0))  # MSE = 255² / 2
+    assert np.isnan(metrics.masked_psnr(generated, truth, np.zeros((2, 16, 16), bool))).all()
+    with pytest.raises(ValueError, match="mask"):
+        metrics.masked_psnr(generated, truth, mask[:, :8])
+
+
+def test_masked_ssim_is_one_where_equal_and_matches_ssim_with_a_full_mask():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 256, (1, 24, 24, 3), dtype=np.uint8)
+    generated = truth.copy()
+    generated[:, :, 16:] = 0
+    left = np.zeros((1, 24, 24), dtype=bool)
+    left[:, :, :6] = True  # windows centred here never reach column 16
+    assert metrics.masked_ssim(generated, truth, left)[0] == pytest.approx(1.0)
+    full = np.ones((1, 24, 24), dtype=bool)
+    assert metrics.masked_ssim(generated, truth, full)[0] == pytest.approx(metrics.ssim(generated, truth)[0])
+
+
+def test_wilson_interval_contains_the_share_and_is_not_empty_at_the_edges():
+    low, high = metrics.wilson_interval(45, 50)
+    assert low < 0.9 < high
+    low, high = metrics.wilson_interval(20, 20)
+    assert high == 1.0 and 0.8 < low < 0.9  # all 20 right still leaves doubt
+    assert np.isnan(metrics.wilson_interval(0, 0)).all()
+    with pytest.raises(ValueError):
+        metrics.wilson_interval(3, 2)
+
+
+def test_bootstrap_ratio_interval_brackets_the_ratio_and_narrows_with_more_units():
+    rng = np.random.default_rng(1)
+    few = rng.normal(10, 2, 8)
+    many = rng.normal(10, 2, 200)
+    value, (low, high) = metrics.ratio_with_interval(few, np.ones(8))
+    assert low <= value <= high
+    _, (low_many, high_many) = metrics.ratio_with_interval(many, np.ones(200))
+    assert high_many - low_many < high - low
+    # A ratio of sums: 3 of 4 and 1 of 4 → one half.
+    assert metrics.ratio_with_interval(np.array([3, 1]), np.array([4, 4]))[0] == pytest.approx(0.5)
+
+
+def test_share_with_interval_and_class_counts():
+    share, (low, high), trials = metrics.share_with_interval(np.array([True, True, False, True]))
+    assert share == 0.75 and trials == 4 and low < 0.75 < high
+    labels = np.array([[[8, 9], [8, 0]]])
+    assert metrics.class_counts(labels, (9, 8)).tolist() == [[1, 2]]
+
+
+def test_step_bands_cover_every_frame_once():
+    bands = step_bands((1, 8, 16, 32))
+    assert list(bands) == ["1", "8", "16", "32"]
+    assert np.concatenate(list(bands.values())).tolist() == list(range(1, 33))
+
+
+def test_memory_agreement_compares_the_way_back_with_the_way_out():
+    # 2 out, 2 back: frames 0 1 2 1' 0'. The generated way back repeats frame 1 but not frame 0.
+    tiles = np.zeros((1, 5, 2, 2), dtype=np.uint8)
+    tiles[0, 1] = 3
+    tiles[0, 3] = 3
+    tiles[0, 4] = [[1, 1], [0, 0]]  # half of frame 0's tiles come back
+    truth = tiles.copy()
+    truth[0, 4] = 0
+    found = memory_agreement(tiles, truth, steps_out=2, seed=0)
+    assert found["agreement_with_outgoing"] == pytest.approx(0.75)  # (1.0 + 0.5) / 2
+    assert found["truth_agreement"] == pytest.approx(1.0)
+    assert found["agreement_with_truth"] == pytest.approx(0.75)
+
+
+def test_targets_report_value_interval_and_shortfall():
+    document = {"collision": {"read_as_noop_share": 0.5, "read_as_noop_share_ci95": [0.4, 0.6]},
+                "fidelity": {"known_region_rollout_psnr_db": {"8": 28.0},
+                             "known_region_rollout_psnr_db_ci95": {"8": [27.5, 28.5]}}}
+    found = check_targets(document)
+    wall = found["collision.read_as_noop_share"]
+    assert wall["value"] == 0.5 and wall["ci95"] == [0.4, 0.6] and not wall["met"]
+    assert wall["shortfall"] == pytest.approx(0.4)
+    eight = found["fidelity.known_region_rollout_psnr_db.8"]
+    assert eight["met"] and eight["ci95"] == [27.5, 28.5]
+    assert found["memory.4.agreement_with_outgoing"]["value"] is None  # not measured

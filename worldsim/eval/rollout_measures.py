@@ -1,0 +1,170 @@
+"""Measures that tell memory, imagination and control apart along the fidelity rollouts.
+
+All of them read the same replays: N rollouts of T frames from a true start frame (truth and
+model), the teacher-forced predictions of the first rollouts, and the player's true track.
+
+- known region: PSNR/SSIM only on pixels whose map tile the model had seen (rollouts: in the start
+  frame; teacher forcing: in the true frames before) and that are in view now; the continuously
+  visible region: pixels in view in every frame since the start;
+- imagined tiles: tile-class statistics (frame parser) of the newly revealed tiles of generated
+  frames against the true tiles there, with the same distance between two real replays as floor;
+- sprites: parser counts of enemies and coins in generated frames over the truth's counts;
+- inverse dynamics along the rollouts, by band of steps.
+
+Every value comes with a 95 % interval: bootstrap over rollouts for means and ratios, Wilson for
+shares of pairs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from worldsim.envs.explorer import TILE_CLASSES
+from worldsim.eval import metrics, regions
+
+TILE_PIXELS = 4
+COIN, ENEMY = TILE_CLASSES.index("coin"), TILE_CLASSES.index("enemy")
+
+
+def step_bands(steps: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Band of each reported step: the frames after the previous reported step up to it."""
+    edges = (0, *steps)
+    return {str(end): np.arange(start + 1, end + 1) for start, end in zip(edges, edges[1:])}
+
+
+def _mean_over_rollouts(table: np.ndarray, valid: np.ndarray, column: int, seed: int) -> tuple[float, list[float]]:
+    """Mean and bootstrap interval over rollouts of `table[:, column]` where valid and finite."""
+    values = table[:, column]
+    keep = valid[:, column] & np.isfinite(values)
+    return metrics.ratio_with_interval(values[keep], np.ones(int(keep.sum())), seed=seed)
+
+
+def _by_horizon(table: np.ndarray, valid: np.ndarray, horizons: tuple[int, ...], offset: int,
+                seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """`{h: mean}` and `{h: [low, high]}` of frame h, column `h - offset` of the table."""
+    found = {str(h): _mean_over_rollouts(table, valid, h - offset, seed) for h in horizons}
+    return {h: v[0] for h, v in found.items()}, {h: v[1] for h, v in found.items()}
+
+
+def _masked_table(metric, generated: np.ndarray, truth: np.ndarray, masks: np.ndarray,
+                  columns: list[int]) -> np.ndarray:
+    """`[N, T]` table of a masked per-frame metric, computed only at `columns` (NaN elsewhere)."""
+    table = np.full(generated.shape[:2], np.nan)
+    for column in columns:
+        table[:, column] = metric(generated[:, column], truth[:, column], masks[:, column])
+    return table
+
+
+def known_region(truth, generated, forced: np.ndarray, horizons: tuple[int, ...], seed: int) -> dict[str, Any]:
+    """Known-region and continuously-visible PSNR/SSIM by horizon (rollouts and teacher forcing)."""
+    view = truth.tiles.shape[-1]
+    columns = list(horizons)
+    rollout_known = regions.pixel_mask(regions.seen_tiles(truth.positions, view, 1), TILE_PIXELS)
+    always = regions.pixel_mask(regions.always_visible_tiles(truth.positions, view), TILE_PIXELS)
+    rows, steps = forced.shape[:2]
+    forced_known = regions.pixel_mask(regions.seen_tiles(truth.positions[:rows], view, np.arange(steps + 1)),
+                                      TILE_PIXELS)[:, 1:]
+    forced_alive = truth.alive[:rows, 1:]
+    found: dict[str, Any] = {}
+    tables = {
+        "known_region_rollout": (generated.frames, truth.frames, rollout_known, truth.alive, 0),
+        "known_region_teacher_forced": (forced, truth.frames[:rows, 1:], forced_known, forced_alive, 1),
+        "continuously_visible_rollout": (generated.frames, truth.frames, always, truth.alive, 0),
+    }
+    for name, (made, real, masks, alive, offset) in tables.items():
+        for metric, unit in ((metrics.masked_psnr, "psnr_db"), (metrics.masked_ssim, "ssim")):
+            table = _masked_table(metric, made, real, masks, [h - offset for h in columns])
+            found[f"{name}_{unit}"], found[f"{name}_{unit}_ci95"] = _by_horizon(table, alive, horizons, offset, seed)
+    every_frame = metrics.masked_psnr(forced, truth.frames[:rows, 1:], forced_known)
+    valid = forced_alive & np.isfinite(every_frame)
+    found["known_region_teacher_forced_psnr_db_mean"], found["known_region_teacher_forced_psnr_db_mean_ci95"] = \
+        metrics.ratio_with_interval(np.where(valid, every_frame, 0.0).sum(axis=1), valid.sum(axis=1), seed=seed)
+    found["known_region_share"] = {str(h): float(rollout_known[:, h].mean()) for h in horizons}
+    found["continuously_visible_share"] = {str(h): float(always[:, h].mean()) for h in horizons}
+    return found
+
+
+def known_region_curve(truth, generated) -> list[float]:
+    """Mean known-region rollout PSNR of every frame 1..T over the rollouts (for the horizon plot)."""
+    view = truth.tiles.shape[-1]
+    known = regions.pixel_mask(regions.seen_tiles(truth.positions, view, 1), TILE_PIXELS)
+    table = metrics.masked_psnr(generated.frames, truth.frames, known)
+    valid = truth.alive & np.isfinite(table)
+    return [float(table[valid[:, t], t].mean()) if valid[:, t].any() else float("nan")
+            for t in range(1, table.shape[1])]
+
+
+def _unknown_tiles(truth) -> np.ndarray:
+    """bool [N, T + 1, h, w]: tiles not in the start frame's view, in frames where the player lives."""
+    view = truth.tiles.shape[-1]
+    return ~regions.seen_tiles(truth.positions, view, 1) & truth.alive[:, :, None, None]
+
+
+def imagined_tiles(truth, generated_tiles: np.ndarray, other_truth, seed: int) -> dict[str, Any]:
+    """Tile-class statistics of newly revealed tiles: generated (parser) vs true, and a real floor
+    (a replay of the same actions on other maps, its revealed tiles vs the truth's)."""
+    num_classes = len(TILE_CLASSES)
+    unknown, other_unknown = _unknown_tiles(truth), _unknown_tiles(other_truth)
+    per_rollout = [(generated_tiles[i][unknown[i]], truth.tiles[i][unknown[i]],
+                    other_truth.tiles[i][other_unknown[i]]) for i in range(len(unknown))]
+
+    def distance(indices: np.ndarray, which: int) -> float:
+        made = np.concatenate([per_rollout[i][which] for i in indices])
+        real = np.concatenate([per_rollout[i][1] for i in indices])
+        if not len(made) or not len(real):
+            return float("nan")
+        return metrics.total_variation(metrics.class_histogram(made, num_classes),
+                                       metrics.class_histogram(real, num_classes))
+
+    everything = np.arange(len(per_rollout))
+    made = np.concatenate([r[0] for r in per_rollout])
+    real = np.concatenate([r[1] for r in per_rollout])
+    agreement = metrics.share_with_interval(made == real)
+    return {
+        "tiles": int(len(real)),
+        "tile_tv": distance(everything, 0),
+        "tile_tv_ci95": list(metrics.bootstrap_interval(len(per_rollout), lambda idx: distance(idx, 0), seed=seed)),
+        "tile_tv_real_floor": distance(everything, 2),
+        "tile_agreement": agreement[0], "tile_agreement_ci95": agreement[1],
+        "class_share_generated": dict(zip(TILE_CLASSES, metrics.class_histogram(made, num_classes).tolist())),
+        "class_share_truth": dict(zip(TILE_CLASSES, metrics.class_histogram(real, num_classes).tolist())),
+    }
+
+
+def sprite_persistence(truth, generated_tiles: np.ndarray, steps: tuple[int, ...], seed: int) -> dict[str, Any]:
+    """Parser counts of enemies and coins in generated frames over the truth's, frames 1..T, by band."""
+    alive = truth.alive[:, 1:]
+    generated_counts = metrics.class_counts(generated_tiles[:, 1:], (ENEMY, COIN)) * alive[..., None]
+    true_counts = metrics.class_counts(truth.tiles[:, 1:], (ENEMY, COIN)) * alive[..., None]
+    found: dict[str, Any] = {}
+    for index, name in enumerate(("enemy", "coin")):
+        made, real = generated_counts[..., index], true_counts[..., index]
+        found[f"{name}_count_ratio"], found[f"{name}_count_ratio_ci95"] = metrics.ratio_with_interval(
+            made.sum(axis=1), real.sum(axis=1), seed=seed)
+        found[f"{name}_count_truth"] = int(real.sum())
+        found[f"{name}_count_generated"] = int(made.sum())
+        by_band = {band: metrics.ratio_with_interval(made[:, frames - 1].sum(axis=1), real[:, frames - 1].sum(axis=1),
+                                                     seed=seed) for band, frames in step_bands(steps).items()}
+        found[f"{name}_count_ratio_by_step"] = {band: value for band, (value, _) in by_band.items()}
+        found[f"{name}_count_ratio_by_step_ci95"] = {band: interval for band, (_, interval) in by_band.items()}
+    return found
+
+
+def rollout_inverse_dynamics(probes, actions: np.ndarray, truth, generated, steps: tuple[int, ...]) -> dict[str, Any]:
+    """IDM accuracy on generated pairs (frame t - 1, frame t) where the true player moved, by band of t."""
+    moved = (truth.moved & truth.alive)[:, 1:]  # [N, T]: the step into frame t moved the player
+    found: dict[str, Any] = {"accuracy": {}, "accuracy_ci95": {}, "pairs": {}, "truth_accuracy": {}}
+    for band, frames in step_bands(steps).items():
+        mask = np.zeros_like(moved)
+        mask[:, frames - 1] = moved[:, frames - 1]
+        commanded = actions[mask]
+        correct = {}
+        for name, trajectory in (("generated", generated), ("truth", truth)):
+            read = probes.infer_actions(trajectory.frames[:, :-1][mask], trajectory.frames[:, 1:][mask]) \
+                if mask.any() else np.zeros(0, dtype=np.int64)
+            correct[name] = read == commanded
+        share, interval, pairs = metrics.share_with_interval(correct["generated"])
+        found["accuracy"][band], found["accuracy_ci95"][band], found["pairs"][band] = share, interval, pairs
+        found["truth_accuracy"][band] = metrics.share_with_interval(correct["truth"])[0]
+    return found
