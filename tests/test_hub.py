@@ -105,6 +105,12 @@ CONFIG_TAMPERING = [
     (lambda d: d["world"]["transformer"].update(dropout=0.1), "transformer.dropout"),
     (lambda d: d["world"].pop("reward"), "reward"),
     (lambda d: d["world"]["transformer"].update(latent_channels=5), "transformer.latent_channels"),
+    (lambda d: d["world"]["transformer"].update(rope_base=float("inf")), "transformer.rope_base"),
+    (lambda d: d["world"]["transformer"].update(mlp_ratio=float("inf")), "transformer.mlp_ratio"),
+    (lambda d: d["world"]["transformer"].update(mlp_ratio=1e7), "transformer.mlp_ratio"),
+    (lambda d: d["world"]["transformer"].update(dim=2**20), "transformer.dim"),
+    (lambda d: d["world"]["sampling"].update(sigma_shift=float("nan")), "sampling.sigma_shift"),
+    (lambda d: d["world"]["autoencoder"].update(channels=[8, 10**9, 16]), "autoencoder.channels"),
 ]
 
 

@@ -11,6 +11,7 @@ actions, event width) because each network is built from its own sub-config alon
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -23,6 +24,16 @@ class ConfigError(ValueError):
 def _require(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(f"{key}: {message}")
+
+
+def _require_at_most(config: Any, prefix: str, limits: Mapping[str, float]) -> None:
+    """Finite values no larger than `limits`: a checkpoint's config.json must not make the
+    networks' constructors try absurd allocations (far above every preset, still generous)."""
+    for name, limit in limits.items():
+        values = getattr(config, name)
+        for value in values if isinstance(values, tuple) else (values,):
+            _require(math.isfinite(value) and value <= limit, f"{prefix}.{name}" if prefix else name,
+                     f"must be a finite number <= {limit:g}, got {value!r}")
 
 
 @dataclass
@@ -49,6 +60,9 @@ class AutoencoderConfig:
         for name in ("image_size", "latent_channels", "blocks_per_level"):
             _require(getattr(self, name) > 0, f"{prefix}.{name}", "must be positive")
         _require(all(c > 0 for c in self.channels), f"{prefix}.channels", "must be positive")
+        _require(len(self.channels) <= 8, f"{prefix}.channels", "has more than 8 levels")
+        _require_at_most(self, prefix, {"image_size": 1024, "latent_channels": 256, "channels": 4096,
+                                        "blocks_per_level": 64})
         _require(
             self.image_size % self.downsample == 0,
             f"{prefix}.image_size",
@@ -109,6 +123,11 @@ class TransformerConfig:
                  "previous frames enter through the local path: set local_channels > 0")
         _require(self.mlp_ratio > 0, f"{prefix}.mlp_ratio", "must be positive")
         _require(self.rope_base > 1, f"{prefix}.rope_base", "must be > 1")
+        _require_at_most(self, prefix, {
+            "latent_channels": 256, "latent_size": 1024, "patch_size": 64, "dim": 8192, "depth": 256,
+            "num_heads": 256, "mlp_ratio": 64, "num_actions": 4096, "event_dim": 8192, "rope_base": 1e9,
+            "sink_frames": 4096, "window_frames": 65536, "local_channels": 4096, "local_blocks": 64,
+            "local_frames": 64})
         _require(self.latent_size % self.patch_size == 0, f"{prefix}.patch_size",
                  f"must divide latent_size {self.latent_size}")
         _require(self.dim % self.num_heads == 0, f"{prefix}.num_heads", f"must divide dim {self.dim}")
@@ -131,6 +150,8 @@ class EventEncoderConfig:
     def validate(self, prefix: str = "events") -> None:
         for name in ("dim", "width", "depth", "num_heads", "max_tokens", "trigram_buckets"):
             _require(getattr(self, name) > 0, f"{prefix}.{name}", "must be positive")
+        _require_at_most(self, prefix, {"dim": 8192, "width": 8192, "depth": 64, "num_heads": 256,
+                                        "max_tokens": 4096, "trigram_buckets": 2**20})
         _require(self.width % self.num_heads == 0, f"{prefix}.num_heads",
                  f"must divide width {self.width}")
 
@@ -148,6 +169,8 @@ class RewardConfig:
     def validate(self, prefix: str = "reward") -> None:
         for name in ("context_frames", "latent_channels", "latent_size", "num_actions", "width"):
             _require(getattr(self, name) > 0, f"{prefix}.{name}", "must be positive")
+        _require_at_most(self, prefix, {"context_frames": 1024, "latent_channels": 256, "latent_size": 1024,
+                                        "num_actions": 4096, "width": 8192})
         _require(self.latent_size % 4 == 0, f"{prefix}.latent_size", "must be a multiple of 4")
 
 
@@ -173,6 +196,7 @@ class SamplingConfig:
         _require(self.num_steps > 0, f"{prefix}.num_steps", "must be positive")
         _require(self.first_frame_steps > 0, f"{prefix}.first_frame_steps", "must be positive")
         _require(self.sigma_shift > 0, f"{prefix}.sigma_shift", "must be positive")
+        _require_at_most(self, prefix, {"num_steps": 1000, "first_frame_steps": 1000, "sigma_shift": 1000})
 
 
 @dataclass
@@ -206,6 +230,7 @@ class WorldConfig:
         """Check each sub-config and that the sizes they share agree."""
         _require(self.image_size > 0, "image_size", "must be positive")
         _require(self.num_actions > 0, "num_actions", "must be positive")
+        _require_at_most(self, "", {"image_size": 1024, "num_actions": 4096})
         for name in ("autoencoder", "transformer", "events", "reward", "sampling"):
             getattr(self, name).validate(name)
         ae, net, rew = self.autoencoder, self.transformer, self.reward
