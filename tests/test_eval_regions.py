@@ -138,3 +138,18 @@ def test_targets_report_value_interval_and_shortfall():
     eight = found["fidelity.known_region_rollout_psnr_db.8"]
     assert eight["met"] and eight["ci95"] == [27.5, 28.5]
     assert found["memory.4.agreement_with_outgoing"]["value"] is None  # not measured
+
+
+def test_out_and_back_walks_are_free_and_return_to_their_start():
+    from worldsim.eval.explorer_frames import EventClasses
+    from worldsim.eval.memory_test import out_and_back
+    from worldsim.eval.probes import Probes
+
+    classes = EventClasses(Probes.load().spec.event_groups)
+    scenario, truth = out_and_back(np.random.default_rng(0), 6, 3, 64, classes)
+    assert scenario.actions.shape == (6, 6) and truth.frames.shape[:2] == (6, 7)
+    assert (truth.moved[:, 1:] & truth.alive[:, 1:]).all()
+    assert np.array_equal(truth.positions[:, 0], truth.positions[:, -1])
+    assert np.array_equal(truth.positions[:, 1], truth.positions[:, -2])
+    # The same position shows the same map: the truth agrees with itself almost everywhere.
+    assert memory_agreement(truth.tiles, truth.tiles, 3, seed=0)["truth_agreement"] > 0.9

@@ -25,8 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate checkpoints against the Explorer ground truth",
         description="Replay seeded scenarios in the real Explorer world and in the neural world, then "
-                    "measure fidelity, drift, event reactivity and consistency, controllability and "
-                    "reward/termination with probes trained on real frames.",
+                    "measure fidelity (whole frame and known region), imagined tiles, sprites, drift, "
+                    "event reactivity and consistency, control (action branches, walls, inverse dynamics), "
+                    "memory and reward/termination with probes trained on real frames; every share with a "
+                    "95 % interval and a table of targets in report.md.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = parser.add_mutually_exclusive_group()

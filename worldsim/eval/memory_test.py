@@ -24,29 +24,39 @@ from worldsim.eval.scenarios import Scenario, held_out_text, map_seeds
 
 OPPOSITE = {1: 2, 2: 1, 3: 4, 4: 3}  # up <-> down, left <-> right
 _CANDIDATES_PER_ROLLOUT = 4
+_ROUNDS = 3  # candidate rounds, each larger, before giving up
 
 
 def out_and_back(rng: np.random.Generator, num_rollouts: int, steps_out: int, size: int,
                  event_classes: EventClasses) -> tuple[Scenario, Trajectory]:
-    """`num_rollouts` out-and-back walks of `steps_out` tiles on free paths, and their truth replay."""
-    count = _CANDIDATES_PER_ROLLOUT * num_rollouts
+    """`num_rollouts` out-and-back walks of `steps_out` tiles on free paths, and their truth replay.
+
+    Candidates (a start tile, a direction, an event or none) are drawn in rounds, each larger,
+    until enough paths are free; a ValueError says so when they never are."""
+    for attempt in range(1, _ROUNDS + 1):
+        candidates, truth = _candidate_walks(rng, _CANDIDATES_PER_ROLLOUT * attempt * num_rollouts, steps_out, size,
+                                             event_classes)
+        free = np.flatnonzero((truth.moved[:, 1:] & truth.alive[:, 1:]).all(axis=1))[:num_rollouts]
+        if len(free) == num_rollouts:
+            chosen = Scenario(candidates.name, candidates.seeds[free], candidates.actions[free],
+                              [candidates.switches[i] for i in free])
+            return chosen, _rows(truth, free)
+    raise ValueError(f"memory test: found only {len(free)} free out-and-back paths of {steps_out} tiles, "
+                     f"needed {num_rollouts}")
+
+
+def _candidate_walks(rng: np.random.Generator, count: int, steps_out: int, size: int,
+                     event_classes: EventClasses) -> tuple[Scenario, Trajectory]:
     directions = rng.integers(1, 5, count)
+    back = np.array([OPPOSITE[int(d)] for d in directions])
     actions = np.concatenate([np.repeat(directions[:, None], steps_out, axis=1),
-                              np.repeat(np.array([OPPOSITE[int(d)] for d in directions])[:, None], steps_out, axis=1)],
-                             axis=1).astype(np.int64)
+                              np.repeat(back[:, None], steps_out, axis=1)], axis=1).astype(np.int64)
     switches = []
     for _ in range(count):
         event = events.EVENT_TYPES[int(rng.integers(len(events.EVENT_TYPES)))]
         switches.append({0: held_out_text(rng, event)} if rng.random() < 0.5 else {})
     candidates = Scenario(f"memory-{steps_out}", map_seeds(rng, count), actions, switches)
-    truth = collect(truth_steps(candidates, size, event_classes))
-    free = np.flatnonzero((truth.moved[:, 1:] & truth.alive[:, 1:]).all(axis=1))[:num_rollouts]
-    if len(free) < num_rollouts:
-        raise ValueError(f"memory test: found {len(free)} free out-and-back paths of {steps_out} tiles, "
-                         f"needed {num_rollouts}")
-    chosen = Scenario(candidates.name, candidates.seeds[free], candidates.actions[free],
-                      [candidates.switches[i] for i in free])
-    return chosen, _rows(truth, free)
+    return candidates, collect(truth_steps(candidates, size, event_classes))
 
 
 def _rows(trajectory: Trajectory, rows: np.ndarray) -> Trajectory:
