@@ -111,3 +111,20 @@ def test_move_spread_is_zero_for_equal_moves_and_positive_otherwise():
     assert move_spread(frames).tolist() == [0.0, 0.0]
     frames[1, 1] = 10
     assert move_spread(frames)[1] == pytest.approx(3 * 100 / 6)  # 3 of the 6 move pairs differ by 10
+
+
+def test_branches_use_the_event_encoders_current_weights_not_a_stale_cache(contexts):
+    world = _world(action_sensitive=True)
+    rows = np.flatnonzero([bool(text) for text in contexts.texts])[:2]
+    assert len(rows)
+    actions = np.ones(len(rows), dtype=np.int64)
+    before = generate_next_frames(world, contexts.frames, contexts.actions, contexts.texts, rows, actions, seed=0)
+    world.encode_events(contexts.texts)  # fills the world's cache with the old vectors
+    with torch.no_grad():
+        for parameter in world.event_encoder.parameters():
+            parameter.add_(0.5)
+    after = generate_next_frames(world, contexts.frames, contexts.actions, contexts.texts, rows, actions, seed=0)
+    world.event_cache.clear()
+    fresh = generate_next_frames(world, contexts.frames, contexts.actions, contexts.texts, rows, actions, seed=0)
+    assert np.array_equal(after, fresh)
+    assert not np.array_equal(before, after)

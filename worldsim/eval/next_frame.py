@@ -52,9 +52,10 @@ def generate_next_frames(world, frames: np.ndarray, context_actions: np.ndarray,
     frames, context_actions = np.asarray(frames), np.asarray(context_actions, dtype=np.int64)
     rows, actions = np.asarray(rows, dtype=np.int64), np.asarray(actions, dtype=np.int64)
     _check_inputs(frames, context_actions, texts, rows, actions, world.config.num_actions)
-    # Event vectors outside inference mode: the world's embedding cache must not keep inference tensors.
+    # Straight from the encoder, not through the world's embedding cache: a trainer calls this between
+    # updates of the encoder's weights, when cached vectors would be stale.
     with torch.no_grad():
-        vectors = world.encode_events(list(texts)).to(world.device)
+        vectors = world.event_encoder(world.tokenizer(list(texts)).to(world.device))
     outputs = [_generate(world, frames, context_actions, vectors, rows[start : start + ROWS_PER_PASS],
                          actions[start : start + ROWS_PER_PASS], seed)
                for start in range(0, len(rows), ROWS_PER_PASS)]
