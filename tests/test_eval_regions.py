@@ -1,4 +1,4 @@
-"""Known-region masks, masked metrics and 95 % intervals: pure numpy checks with hand-made cases."""
+"""Known-region masks (checked against the real game), masked metrics, 95 % intervals, memory walks, targets."""
 import numpy as np
 import pytest
 
@@ -153,3 +153,29 @@ def test_out_and_back_walks_are_free_and_return_to_their_start():
     assert np.array_equal(truth.positions[:, 1], truth.positions[:, -2])
     # The same position shows the same map: the truth agrees with itself almost everywhere.
     assert memory_agreement(truth.tiles, truth.tiles, 3, seed=0)["truth_agreement"] > 0.9
+
+
+def test_known_region_matches_the_real_game_geometry():
+    """A 'model' that only scrolls the true start frame by the player's displacement is right on the
+    known region (up to walking enemies and animation) and wrong on the newly revealed tiles."""
+    from worldsim.eval.explorer_frames import EventClasses
+    from worldsim.eval.probes import Probes
+    from worldsim.eval.replay import collect, truth_steps
+    from worldsim.eval.scenarios import Scenario
+
+    actions = np.array([[4, 4, 4, 2, 2], [3, 3, 1, 1, 1]], dtype=np.int64)  # right/down, left/up
+    scenario = Scenario("geometry", np.array([11, 12]), actions, [{}, {}])
+    truth = collect(truth_steps(scenario, 64, EventClasses(Probes.load().spec.event_groups)))
+    assert truth.moved[:, 1:].sum() >= 6
+    start = truth.frames[:, 0]
+    scrolled = np.empty_like(truth.frames)
+    for row in range(2):
+        for t in range(truth.frames.shape[1]):
+            dx, dy = truth.positions[row, t] - truth.positions[row, 0]
+            scrolled[row, t] = np.roll(start[row], shift=(-4 * dy, -4 * dx), axis=(0, 1))
+    known = regions.pixel_mask(regions.seen_tiles(truth.positions, 16, 1), 4)
+    last = truth.frames.shape[1] - 1
+    known_psnr = metrics.masked_psnr(scrolled[:, last], truth.frames[:, last], known[:, last])
+    revealed_psnr = metrics.masked_psnr(scrolled[:, last], truth.frames[:, last], ~known[:, last])
+    assert (known_psnr > 25.0).all()
+    assert (revealed_psnr < known_psnr - 8.0).all()
