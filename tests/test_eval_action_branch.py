@@ -1,4 +1,6 @@
 """The action-branch test, the collision probe and their true contexts, on tiny random worlds."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -61,6 +63,10 @@ def test_context_selection_and_bad_sizes(contexts):
         sample_branch_contexts(0)
     with pytest.raises(ValueError, match="blocked_share"):
         sample_branch_contexts(4, blocked_share=1.5)
+    with pytest.raises(ValueError, match="frames must be"):
+        dataclasses.replace(contexts, frames=contexts.frames[0])
+    with pytest.raises(ValueError, match="true_action"):
+        dataclasses.replace(contexts, true_action=contexts.true_action[:2])
 
 
 def test_branches_share_noise_per_context_and_rows_do_not_interact(contexts):

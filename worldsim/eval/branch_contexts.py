@@ -37,9 +37,9 @@ class BranchContexts:
     wrong_action: np.ndarray  # int64 [N]: another move, for the wrong-action test
 
     def __post_init__(self) -> None:
-        n, k = self.frames.shape[:2]
         if self.frames.ndim != 5 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
             raise ValueError(f"frames must be uint8 [N, K, H, W, 3], got {self.frames.dtype} {self.frames.shape}")
+        n, k = self.frames.shape[:2]
         expected = {"actions": (n, k - 1), "next_frames": (n, NUM_ACTIONS, *self.frames.shape[2:]),
                     "moved": (n, NUM_ACTIONS), "alive": (n, NUM_ACTIONS), "true_action": (n,), "wrong_action": (n,)}
         for name, shape in expected.items():
