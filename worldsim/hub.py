@@ -41,6 +41,8 @@ FORMAT = "worldsim-checkpoint"
 FORMAT_VERSION = 2
 # Format 2 added the transformer's full-resolution local path; a format-1 world has none.
 _TRANSFORMER_KEYS_ADDED_IN_2 = {"local_channels": 0, "local_blocks": 1, "local_frames": 0}
+# The autoencoder's patch stem came during format 2: worlds written before it have a pixel stem.
+_AUTOENCODER_KEYS_ADDED_IN_2 = {"patch_size": 1}
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -177,9 +179,11 @@ class CheckpointConfig:
 
 def _upgrade_world(world: dict, version: int) -> dict:
     """The `world` section of an older format, with the keys added since at their old meaning."""
-    transformer = world.get("transformer")
+    transformer, autoencoder = world.get("transformer"), world.get("autoencoder")
     if version < 2 and isinstance(transformer, dict):
-        return {**world, "transformer": {**_TRANSFORMER_KEYS_ADDED_IN_2, **transformer}}
+        world = {**world, "transformer": {**_TRANSFORMER_KEYS_ADDED_IN_2, **transformer}}
+    if version <= 2 and isinstance(autoencoder, dict):
+        world = {**world, "autoencoder": {**_AUTOENCODER_KEYS_ADDED_IN_2, **autoencoder}}
     return world
 
 
@@ -257,7 +261,7 @@ class HubDownload:
 
     def cache_folder(self) -> str | None:
         folder = self.cache_dir if self.cache_dir is not None else os.environ.get("HF_HUB_CACHE")
-        return os.fspath(folder) if folder else None
+        return os.path.expanduser(os.fspath(folder)) if folder else None
 
 
 def resolve_checkpoint(name_or_path: str | os.PathLike | None = None, download: HubDownload | None = None) -> Path:
