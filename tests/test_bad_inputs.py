@@ -128,7 +128,7 @@ API_CASES = {
                                lambda e: e.reset(seed=7, options={"context": frame(8)}), ValueError, "context"),
     "neural vector context 8x8": Case(neural_vector, neural_vector_state,
                                       lambda e: e.reset(seed=7, options={"context": frame(8)}), ValueError, "context"),
-    # events (defect 2, DESIGN rules: non-string and over-long events)
+    # events (defect 2, reliability rules: non-string and over-long events)
     "explorer event 5": Case(explorer, explorer_state, lambda e: e.reset(options={"event": 5}), ValueError, "event"),
     "explorer unknown event": Case(explorer, explorer_state, lambda e: e.unwrapped.trigger_event("a purple sky"),
                                    ValueError, "night falls"),
@@ -140,7 +140,7 @@ API_CASES = {
                                      ValueError, "event"),
     "simulator event too long": Case(simulator, simulator_state, lambda s: s.step([0, 1], events=["snow " * 200, None]),
                                      ValueError, "long"),
-    # actions (defect 12, DESIGN rules: shape, range, batch mismatch)
+    # actions (defect 12, reliability rules: shape, range, batch mismatch)
     "explorer action True": Case(explorer, explorer_state, lambda e: e.step(True), ValueError, "action"),
     "explorer action 7": Case(explorer, explorer_state, lambda e: e.step(7), ValueError, "action"),
     "neural action True": Case(neural, neural_state, lambda e: e.step(True), ValueError, "action"),
@@ -159,7 +159,7 @@ API_CASES = {
                                            ValueError, "env_ids"),
     "neural env_ids out of range": Case(neural_vector, neural_vector_state,
                                         lambda e: e.trigger_event("night falls", env_ids=[2]), ValueError, "env_ids"),
-    # frames (DESIGN rules: wrong frame sizes)
+    # frames (reliability rules: wrong frame sizes)
     "simulator context wrong size": Case(simulator, simulator_state, lambda s: s.reset(context=frame(8)),
                                          ValueError, "context"),
 }
@@ -176,7 +176,7 @@ def test_bad_api_input_is_a_clear_error_that_changes_nothing(name, world):
 
 
 # ----------------------------------------------------------------------------------------------
-# Checkpoints and configs (defects 5 and 6, DESIGN rules: strict loading)
+# Checkpoints and configs (defects 5 and 6, reliability rules: strict loading)
 
 
 def rewrite_tensors(path: Path, change) -> None:
@@ -234,7 +234,7 @@ def test_oversized_model_configs_are_refused_before_allocating(key, value):
 
 
 # ----------------------------------------------------------------------------------------------
-# Dataset writing (DESIGN rules: wrong frames, actions, flags)
+# Dataset writing (reliability rules: wrong frames, actions, flags)
 
 
 @pytest.mark.parametrize("step, message", [
