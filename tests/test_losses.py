@@ -329,3 +329,22 @@ def test_rolling_levels_match_the_inference_rolling_sampler():
         sigma_in, _ = L.rolling_window_sigmas(window)
         inference_levels = step_sigmas(window, shift)[:-1]  # newest (1.0) first
         torch.testing.assert_close(flow.shift_sigma(sigma_in, shift).flip(0), torch.tensor(inference_levels))
+
+
+def test_event_prototype_loss_prefers_vectors_pointing_at_their_own_prototype():
+    prototypes = torch.eye(3)
+    labels = torch.tensor([0, 2])
+    right = L.event_prototype_loss(torch.tensor([[2.0, 0, 0], [0, 0, 0.5]]), labels, prototypes)
+    wrong = L.event_prototype_loss(torch.tensor([[0.0, 2, 0], [0.5, 0, 0]]), labels, prototypes)
+    assert right < 0.01 < 5 < wrong  # cosine logits: the length of a vector does not matter
+
+
+def test_event_prototype_loss_anchors_only_the_anchored_events():
+    prototypes, anchors = torch.eye(3), torch.eye(3)[:2] * 2  # event 2 (e.g. "unknown") has no anchor
+    on_anchor = L.event_prototype_loss(torch.tensor([[2.0, 0, 0]]), torch.tensor([0]), prototypes, anchors=anchors)
+    short = L.event_prototype_loss(torch.tensor([[1.0, 0, 0]]), torch.tensor([0]), prototypes, anchors=anchors)
+    free = L.event_prototype_loss(torch.tensor([[0.0, 0, 1]]), torch.tensor([2]), prototypes, anchors=anchors)
+    assert torch.isclose(on_anchor, L.event_prototype_loss(torch.tensor([[2.0, 0, 0]]), torch.tensor([0]), prototypes))
+    # same direction, half the length: the anchor term adds (1/3 of 1^2) / mean square of the anchors (4/3)
+    assert torch.isclose(short - on_anchor, torch.tensor(0.25), atol=1e-4)
+    assert torch.isclose(free, L.event_prototype_loss(torch.tensor([[0.0, 0, 1]]), torch.tensor([2]), prototypes))

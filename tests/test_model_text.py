@@ -8,7 +8,7 @@ import torch
 
 from worldsim.model import (EventEmbeddingCache, EventEncoder, Tokenizer, TokenizerError,
                             WorldConfig)
-from worldsim.model.text import PAD_ID, UNK_ID
+from worldsim.model.text import PAD_ID, UNK_ID, split_words
 
 TEXTS = ["A sunny meadow", "night falls", "it starts snowing", "enemies appear!"]
 
@@ -70,7 +70,7 @@ def _encoder(tok: Tokenizer) -> EventEncoder:
 def test_encoder_gives_zeros_for_no_event_and_distinct_vectors_otherwise():
     tok = Tokenizer.build(TEXTS, max_tokens=48)
     encoder = _encoder(tok)
-    vectors = encoder(tok(["", "night falls", "  !", "a sunny meadow"]))
+    vectors = encoder(tok(["", "night falls", "  ", "a sunny meadow"]))
     assert vectors.shape == (4, encoder.config.dim)
     assert torch.count_nonzero(vectors[0]) == 0 and torch.count_nonzero(vectors[2]) == 0
     assert not torch.allclose(vectors[1], vectors[3])
@@ -92,3 +92,34 @@ def test_embedding_cache_reuses_and_bounds_entries():
     cache(["a sunny meadow"])
     assert len(cache) == 2  # "" was the least recently used and was dropped
     assert cache([]).shape == (0, encoder.config.dim)
+
+
+def test_ascii_words_are_split_exactly_as_before():
+    """Checkpoints whose tokenizers were built with the ASCII-only splitter read ASCII text the same."""
+    import re
+
+    from worldsim.envs.explorer import events
+
+    texts = [*events.training_texts(), *events.eval_texts(), "Don't STOP!", "snake_case x2 'quoted'", "a-b,c;d"]
+    for text in texts:
+        assert split_words(text) == re.findall(r"[a-z0-9']+", text.lower()), text
+
+
+def test_letters_of_any_script_are_kept():
+    tok = Tokenizer.build(["été", "night falls"], trigram_buckets=4096)
+    assert split_words("Été à Paris") == ["été", "à", "paris"]
+    assert split_words("夜が来る") == ["夜が来る"]
+    assert split_words("Ｎｉｇｈｔ ﬁre") == ["night", "fire"]  # NFKC: full-width letters, ligatures
+    assert tok.encode("été") != tok.encode("t") and tok.encode("été")[0] == 2 + tok.words.index("été")
+    assert tok.encode("ÉTÉ") == tok.encode("été")
+    assert tok.encode("夜が来る")[0] == UNK_ID and len(tok.encode("夜が来る")) == 1 + len("<夜が来る>") - 2
+
+
+def test_text_without_words_is_an_unknown_event_not_no_event():
+    tok = Tokenizer.build(TEXTS)
+    assert tok.encode("🌙") == tok.encode(" ! ") == [UNK_ID]
+    assert tok.encode("") == tok.encode(" \t ") == tok.encode(None) == []
+    encoder = _encoder(tok)
+    vectors = encoder(tok(["🌙", "", "夜が来る", "t"]))
+    assert torch.count_nonzero(vectors[0]) > 0 and torch.count_nonzero(vectors[1]) == 0
+    assert torch.count_nonzero(vectors[2]) > 0 and not torch.allclose(vectors[2], vectors[3])

@@ -169,3 +169,31 @@ def test_shift_number_keys_reach_the_second_ten_examples(game):
     app.tick()
     assert [event for _, event in world.steps] == ["event 11", "event 9"]
     assert [example_key_name(index) for index in (0, 9, 10, 19)] == ["1", "0", "S+1", "S+0"]
+
+
+def test_hud_line_reads_the_understood_event():
+    from worldsim.play.render import understanding_line
+    from worldsim.play.worlds import Understanding
+
+    assert understanding_line(None) == ""
+    assert understanding_line(Understanding("night falls", 0.93)) == "understood as: night falls  (similarity 0.93)"
+    assert understanding_line(Understanding("night falls")) == "understood as: night falls"
+    assert understanding_line(Understanding(None, 0.21)).startswith("not understood")
+
+
+def test_compare_panel_labels_sit_above_the_game_views():
+    """Each side-by-side panel shows its whole frame: the name/return label is drawn in a strip above."""
+    worlds = [FakeWorld(), FakeWorld()]
+    app = PlayApp(GameSession(worlds), scale=SCALE, headless=True)
+    try:
+        app.tick()
+        image = app.window_image()
+        expected = np.repeat(np.repeat(worlds[0].frame(), SCALE, axis=0), SCALE, axis=1)
+        for left, top in app.layout.panel_origins:
+            assert top > 0
+            np.testing.assert_array_equal(image[top:top + 8 * SCALE, left:left + 8 * SCALE], expected)
+            strip = image[:top, left:left + 8 * SCALE]
+            assert len(np.unique(strip.reshape(-1, 3), axis=0)) > 2  # the label's text
+        assert app.layout.hud_top == app.layout.panel_origins[0][1] + 8 * SCALE
+    finally:
+        app.close()

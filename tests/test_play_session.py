@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from worldsim.play.session import GameSession
-from worldsim.play.worlds import StepResult
+from worldsim.play.worlds import StepResult, Understanding
 
 
 class FakeWorld:
     """A 1-D walk drawn into an 8x8 frame: action 4 (right) earns +1, reaching x=5 ends the episode.
 
     Events containing "bad" are refused by check_event, events containing "late" only at step time.
+    Events containing "night" are understood as "night falls" (similarity 0.9); others are not understood.
     """
 
     name = "fake"
@@ -31,12 +32,17 @@ class FakeWorld:
         self.event = ""
         self.resets: list[tuple[str, int, np.ndarray | None]] = []
         self.steps: list[tuple[int, str | None]] = []
+        self.understood: list[str] = []  # texts `understand` was asked about
 
     def check_event(self, text: str) -> str | None:
         return "bad events are refused" if "bad" in text else None
 
     def event_label(self, text: str) -> str:
         return text.lower()
+
+    def understand(self, text: str) -> Understanding:
+        self.understood.append(text)
+        return Understanding("night falls", 0.9) if "night" in text else Understanding(None, 0.2)
 
     def reset(self, event: str, seed: int, context: np.ndarray | None) -> np.ndarray:
         self.x, self.event = seed % 3, event
@@ -208,3 +214,23 @@ def test_frame_rate_and_model_time_come_from_the_clock():
     assert session.hud().fps == pytest.approx(10.0)
     clock.now += 5  # stalled: the HUD does not claim the old rate
     assert session.hud().fps == 0.0
+
+
+def test_hud_says_how_the_primary_world_understands_the_event_once_per_event():
+    primary, other = FakeWorld(), FakeWorld()
+    session, _ = make_session(primary, other)
+    assert session.hud().understood is None  # no event in force
+    session.request_event("the night comes")
+    session.tick()
+    session.tick()
+    assert session.hud().understood == Understanding("night falls", 0.9)
+    assert primary.understood == ["the night comes"] and other.understood == []  # asked once, primary only
+    session.request_event("purple elephants")
+    session.tick()
+    assert session.hud().understood == Understanding(None, 0.2)  # shown as "not understood"
+
+
+def test_reset_understands_the_start_event():
+    world = FakeWorld()
+    session, _ = make_session(world, event="a dark night")
+    assert session.hud().understood == Understanding("night falls", 0.9) and world.understood == ["a dark night"]

@@ -32,6 +32,7 @@ from worldsim.model import (
     TokenizerError,
     WorldConfig,
 )
+from worldsim.model.event_understanding import EventTable, EventUnderstanding
 from worldsim.sampling.simulator import Simulator
 
 __all__ = ["Simulator", "WorldModel"]
@@ -123,6 +124,19 @@ class WorldModel:
     def encode_events(self, texts: Sequence[str | None]) -> Tensor:
         """Event vectors [N, E] on the world's device; "" and None give zeros. Cached per string."""
         return self.event_cache(list(texts))
+
+    @property
+    def event_table(self) -> EventTable:
+        """The known events (canonical text -> its texts) and the similarity needed to understand a text."""
+        return EventTable.from_metadata(self.metadata, self.event_texts)
+
+    def understand_event(self, text: str | None) -> EventUnderstanding:
+        """The known event `text` is closest to (`.event`: canonical text, None when none is close enough;
+        `.similarity`: cosine similarity to `.nearest`). See worldsim.model.event_understanding."""
+        return self.understand_events([text])[0]
+
+    def understand_events(self, texts: Sequence[str | None]) -> list[EventUnderstanding]:
+        return self.event_table.understand(list(texts), self.encode_events)
 
     def simulator(
         self,

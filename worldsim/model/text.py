@@ -1,13 +1,18 @@
-"""Text events: tokenizer, encoder and a per-string embedding cache (DESIGN §6.4).
+"""Text events: tokenizer, encoder and a per-string embedding cache.
 
-Tokenizer. Text is lowercased and split into words (runs of letters, digits and apostrophes).
-Each word becomes its vocabulary id (or [UNK]) followed by the ids of its hashed character
-trigrams of ``<word>``, so an unseen paraphrase ("snowfall") still shares pieces with a known one
-("snowing"). Ids: 0 = [PAD], 1 = [UNK], then the vocabulary words, then `trigram_buckets`
-hash buckets. The hash is CRC-32, stable across processes (Python's `hash` is salted).
+Tokenizer. Text is normalised (Unicode NFKC, then case-folded) and split into words: runs of
+letters and digits of any script, and apostrophes ("été", "夜が来る" and "don't" are one word
+each; for ASCII text this is exactly lower-casing and the runs of [a-z0-9']). Each word becomes
+its vocabulary id (or [UNK]) followed by the ids of its hashed character trigrams of ``<word>``,
+so an unseen paraphrase ("snowfall") still shares pieces with a known one ("snowing"). Ids:
+0 = [PAD], 1 = [UNK], then the vocabulary words, then `trigram_buckets` hash buckets. The hash
+is CRC-32 of the UTF-8 bytes, stable across processes (Python's `hash` is salted).
 A text with more than `max_tokens` tokens is truncated to its first `max_tokens`; callers that
-must not lose words (the Simulator) check `num_tokens` first. A text without any word ("",
-"  ", "!") has no tokens and means "no event".
+must not lose words (the Simulator) check `num_tokens` first.
+
+No event vs unknown event. A blank text ("", "  ") or None has no tokens and means "no event".
+A text with visible characters but no word ("🌙", "!") is a single [UNK] token: an event the
+world does not know, which the encoder maps to its own (non-zero) vector, never to "no event".
 
 Encoder. Token + position embeddings, a few pre-norm transformer layers, a masked mean over the
 tokens and a projection to E; a text without tokens maps to exact zeros.
@@ -15,6 +20,7 @@ tokens and a projection to E; a text without tokens maps to exact zeros.
 from __future__ import annotations
 
 import re
+import unicodedata
 import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -29,12 +35,18 @@ from worldsim.model.config import EventEncoderConfig
 PAD_ID = 0
 UNK_ID = 1
 _SPECIAL = 2
-_WORD = re.compile(r"[a-z0-9']+")
+# Letters and digits of any script (\w without the underscore) and apostrophes.
+_WORD = re.compile(r"(?:[^\W_]|')+")
 TOKENIZER_VERSION = 1
 
 
+def normalize_text(text: str) -> str:
+    """NFKC (full-width and composed forms become their plain letters), then case-folded."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 def split_words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return _WORD.findall(normalize_text(text))
 
 
 def word_trigrams(word: str) -> list[str]:
@@ -82,6 +94,8 @@ class Tokenizer:
             ids.append(self._ids.get(word, UNK_ID))
             ids += [trigram_offset + zlib.crc32(gram.encode()) % self.trigram_buckets
                     for gram in word_trigrams(word)]
+        if not ids and text.strip():
+            return [UNK_ID]  # visible characters but no word: an unknown event, not "no event"
         return ids
 
     def num_tokens(self, text: str | None) -> int:

@@ -13,7 +13,7 @@ PLAY_SHARD_FRAMES = 1024
 
 
 class SessionRecorder:
-    """A `SessionListener` that writes every played step with `DatasetWriter` (DESIGN §5).
+    """A `SessionListener` that writes every played step with `DatasetWriter`.
 
     Row i holds frame i with the action taken from it and that step's reward and termination, so a
     frame is written once the action after it is known. The last frame of an episode has no action

@@ -8,6 +8,7 @@ import pygame
 
 from worldsim.play.controls import HELP_LINES, SHIFTED_OFFSET, example_key_name
 from worldsim.play.session import GameSession, Hud
+from worldsim.play.worlds import Understanding
 
 BACKGROUND = (18, 20, 26)
 HUD_BACKGROUND = (28, 31, 40)
@@ -19,7 +20,9 @@ BOX = (60, 66, 84)
 PANEL_GAP = 6
 PADDING = 8
 LINE_HEIGHT = 24
-HUD_LINES = 3
+HUD_LINES = 4
+# Side-by-side panels are named in a strip above them, never drawn over the game view.
+LABEL_STRIP = 24
 # Narrow panels (a low --scale) are centred in a window this wide so the HUD stays readable.
 MIN_WINDOW_WIDTH = 480
 
@@ -41,9 +44,10 @@ class Layout:
         panels_w = num_panels * panel_w + (num_panels - 1) * PANEL_GAP
         width = max(panels_w, MIN_WINDOW_WIDTH)
         left = (width - panels_w) // 2
-        origins = tuple((left + i * (panel_w + PANEL_GAP), 0) for i in range(num_panels))
+        top = LABEL_STRIP if num_panels > 1 else 0
+        origins = tuple((left + i * (panel_w + PANEL_GAP), top) for i in range(num_panels))
         hud_height = HUD_LINES * LINE_HEIGHT + 2 * PADDING
-        return cls((panel_w, panel_h), origins, panel_h, (width, panel_h + hud_height))
+        return cls((panel_w, panel_h), origins, top + panel_h, (width, top + panel_h + hud_height))
 
 
 class Renderer:
@@ -76,14 +80,10 @@ class Renderer:
         self.surface.blit(pygame.transform.scale(image, self.layout.panel_size), origin)
         if len(self.layout.panel_origins) > 1:
             label = f"{self.panel_names[index]}   return {hud.returns[index]:+g}"
-            self._draw_label(label, (origin[0] + 6, origin[1] + 6))
-
-    def _draw_label(self, text: str, position: tuple[int, int]) -> None:
-        rendered = self.small_font.render(text, True, TEXT)
-        backing = pygame.Surface((rendered.get_width() + 10, rendered.get_height() + 6), pygame.SRCALPHA)
-        backing.fill((0, 0, 0, 150))
-        self.surface.blit(backing, position)
-        self.surface.blit(rendered, (position[0] + 5, position[1] + 3))
+            rendered = self.small_font.render(label, True, TEXT)
+            # in the strip above the panel (Layout leaves LABEL_STRIP rows there)
+            y = origin[1] - LABEL_STRIP + (LABEL_STRIP - rendered.get_height()) // 2
+            self.surface.blit(rendered, (origin[0] + 2, y))
 
     # ----------------------------------------------------------------------------- HUD
     def _draw_hud(self, hud: Hud) -> None:
@@ -99,6 +99,8 @@ class Renderer:
             self._draw_text_box(hud.text_box, y)
         else:
             self._text(self._event_line(hud), (PADDING, y), EVENT)
+        y += LINE_HEIGHT
+        self._text(understanding_line(hud.understood), (PADDING, y), DIM if hud.understood is None else EVENT)
         y += LINE_HEIGHT
         if hud.message:
             self._text(hud.message, (PADDING, y), WARNING)
@@ -164,6 +166,16 @@ class Renderer:
             self._text(example_key_name(index), (left, top), EVENT, font=self.small_font)
             self._text(text, (left + 34, top), TEXT, font=self.small_font,
                        max_width=column_width - 40)
+
+
+def understanding_line(understood: Understanding | None) -> str:
+    """The HUD's reading of the event in force: "understood as: night falls (0.93)" or "not understood"."""
+    if understood is None:
+        return ""
+    closeness = "" if understood.similarity is None else f"  (similarity {understood.similarity:.2f})"
+    if understood.event is None:
+        return f"not understood: no known event is close{closeness}"
+    return f"understood as: {understood.event}{closeness}"
 
 
 def fit_text(font: pygame.font.Font, text: str, max_width: int, keep_end: bool = False) -> str:

@@ -13,7 +13,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from worldsim.play.worlds import World
+from worldsim.play.worlds import Understanding, World
 
 NOOP = 0
 # Long enough to read a rejection message, short enough not to hide the next one.
@@ -47,6 +47,7 @@ class Hud:
     paused: bool
     message: str              # a transient note or error ("" = none)
     text_box: str | None      # the text being typed, or None when the box is closed
+    understood: Understanding | None = None  # how the primary world reads `event` (None = no event)
 
 
 class GameSession:
@@ -80,6 +81,7 @@ class GameSession:
         self._episode_over = False
         self._message = ""
         self._message_until = 0.0
+        self._understood: Understanding | None = None
         self._model_ms: deque[float] = deque(maxlen=STATS_WINDOW)
         self._step_times: deque[float] = deque(maxlen=STATS_WINDOW)
 
@@ -108,6 +110,7 @@ class GameSession:
         self.returns = [0.0] * len(self.worlds)
         self.episode_step = 0
         self._episode_over = False
+        self._understand_event()
         for listener in self.listeners:
             listener.on_reset(self.frames[0], self.event, self.episode)
 
@@ -146,6 +149,7 @@ class GameSession:
         results = [primary] + [world.step(action, event) for world in self.worlds[1:]]
         if event is not None:
             self.event = event
+            self._understand_event()
         self.frames = [result.frame for result in results]
         for index, result in enumerate(results):
             self.returns[index] += result.reward
@@ -157,6 +161,10 @@ class GameSession:
             self.show_message(f"episode over, return {self.returns[0]:+g}: a new one starts")
         for listener in self.listeners:
             listener.on_step(action, primary.frame, self.event, primary.reward, primary.terminated)
+
+    def _understand_event(self) -> None:
+        """Ask the primary world once per event (not every frame) how it reads the event in force."""
+        self._understood = self.worlds[0].understand(self.event) if self.event.strip() else None
 
     def _take_pending_event(self) -> str | None:
         event, self._pending_event = self._pending_event, None
@@ -255,6 +263,7 @@ class GameSession:
             paused=self.paused or self.help_visible,
             message=self._message if now < self._message_until else "",
             text_box=self.text_box,
+            understood=self._understood,
         )
 
     def _frames_per_second(self, now: float) -> float:

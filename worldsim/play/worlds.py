@@ -21,6 +21,14 @@ class StepResult:
     terminated: bool
 
 
+@dataclass(frozen=True)
+class Understanding:
+    """How a world reads an event text: the known event it stands for and how close it is."""
+
+    event: str | None  # canonical text of the known event, None when the text is not understood
+    similarity: float | None = None  # cosine similarity (neural worlds); None where texts are read exactly
+
+
 class World(Protocol):
     name: str                        # shown above the world's panel and in messages
     num_actions: int
@@ -35,6 +43,9 @@ class World(Protocol):
 
     def event_label(self, text: str) -> str:
         """The text a recording stores for accepted event `text` (e.g. a paraphrase's canonical text)."""
+
+    def understand(self, text: str) -> Understanding:
+        """Which known event the (non-blank) event text `text` is understood as."""
 
     def reset(self, event: str, seed: int, context: np.ndarray | None) -> np.ndarray:
         """Start an episode under `event` ("" = none), optionally from `context` [H,W,3]."""
@@ -69,6 +80,12 @@ class RealExplorer:
 
     def event_label(self, text: str) -> str:
         return self._events.parse_event(text).canonical
+
+    def understand(self, text: str) -> Understanding:
+        try:
+            return Understanding(self._events.parse_event(text).canonical)
+        except ValueError:
+            return Understanding(None)
 
     def reset(self, event: str, seed: int, context: np.ndarray | None) -> np.ndarray:
         self._game.reset(np.array([seed], dtype=np.int64))
@@ -115,6 +132,10 @@ class NeuralWorld:
 
     def event_label(self, text: str) -> str:
         return text
+
+    def understand(self, text: str) -> Understanding:
+        understood = self._world_model.understand_event(text)
+        return Understanding(understood.event, understood.similarity)
 
     def reset(self, event: str, seed: int, context: np.ndarray | None) -> np.ndarray:
         frames = self._simulator.reset(event=event, context=context, seed=seed)

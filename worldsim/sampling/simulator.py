@@ -49,6 +49,7 @@ from worldsim.sampling.recache import FrameHistory, recache_rows
 from worldsim.sampling.rolling import RollingSampler
 
 if TYPE_CHECKING:
+    from worldsim.model.event_understanding import EventUnderstanding
     from worldsim.world import WorldModel
 
 SAMPLERS = ("frame", "rolling")
@@ -107,6 +108,13 @@ class Simulator:
     def events(self) -> list[str]:
         """The event text in force in each env ("" = none)."""
         return list(self._event_texts)
+
+    @property
+    def understood_events(self) -> list["EventUnderstanding | None"]:
+        """Per env, the `EventUnderstanding` of its event text: which known event it is understood
+        as (`.event`, None when none is close) and how close (`.similarity`); None where no event is in force."""
+        understood = self.world.understand_events(self._event_texts)
+        return [None if not text.strip() else item for text, item in zip(self._event_texts, understood)]
 
     @property
     def frames(self) -> Tensor:

@@ -16,6 +16,7 @@ stages, each starting from the previous stage's <out>/final world:
   delta         Delta Forcing on top of stream (trust-region weight + continuity variant)
   rolling       Rolling Forcing: rolling windows with an attention sink
   reward        reward/termination model
+  events        event text encoder from the events' paraphrases (any world; keeps its event vectors)
   recipe        the whole chain; writes a Hub-ready world folder
   probes        the evaluation probes, trained on real Explorer frames (no --data needed)
 

@@ -1,29 +1,77 @@
 """Event conditions for training: paraphrase augmentation, encoding and condition dropout.
 
 A dataset stores one event text id per frame. During training each id is replaced by a random
-training paraphrase of the same event (DESIGN §6.4), so the event encoder learns the meaning,
-not the wording; the held-out evaluation paraphrases are never used. Whole rows are dropped to
-"no event" (zeros) with a small probability so that the models also learn the unconditional
-velocity that classifier-free guidance needs.
+training paraphrase of the same event, so the event encoder learns the meaning, not the wording;
+the held-out evaluation paraphrases are never used. Whole rows are dropped to "no event" (zeros)
+with a small probability so that the models also learn the unconditional velocity that
+classifier-free guidance needs.
+
+Where paraphrases come from. A world (the dataset's `world` name) may ship an event vocabulary
+as the module `worldsim.envs.<world>.events` with
+  - `parse_event(text)` -> an event with `canonical` (str), `train` and `eval` (held-out) texts,
+    raising ValueError for a text it does not know, and
+  - `training_texts()` -> every canonical and training text of the world.
+A world without such a module trains on its dataset's texts as they are (one text per event).
 """
 from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 from torch import Tensor
 
 from worldsim.model import EventEncoder, Tokenizer
 
-__all__ = ["EventVocabulary", "training_texts_for", "embed_texts", "encode_event_ids"]
+__all__ = ["KnownEvent", "world_event_vocabulary", "describe_event", "known_events", "EventVocabulary",
+           "training_texts_for", "embed_texts", "encode_event_ids"]
 
 
-def _explorer_paraphrases(text: str) -> list[str] | None:
-    from worldsim.envs.explorer import events
+@dataclass(frozen=True)
+class KnownEvent:
+    """One event of a world: its canonical text, the texts training may use, the held-out ones."""
 
-    try:
-        event = events.parse_event(text)
-    except events.UnknownEventError:
+    canonical: str
+    texts: tuple[str, ...]  # canonical first, then the training paraphrases
+    held_out: tuple[str, ...] = ()  # evaluation paraphrases, never trained on
+
+
+def world_event_vocabulary(world: str) -> ModuleType | None:
+    """The module `worldsim.envs.<world>.events` when that world ships one, else None."""
+    if not world.isidentifier():
         return None
-    return [event.canonical, *event.train]
+    name = f"worldsim.envs.{world}.events"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name in (f"worldsim.envs.{world}", name):
+            return None
+        raise  # the world's module exists but one of its own imports is missing
+
+
+def describe_event(text: str, world: str) -> KnownEvent:
+    """The event `text` names in `world`'s vocabulary; a text it does not know stands for itself."""
+    vocabulary = world_event_vocabulary(world)
+    if vocabulary is not None:
+        try:
+            event = vocabulary.parse_event(text)
+        except ValueError:
+            pass
+        else:
+            return KnownEvent(event.canonical, tuple(dict.fromkeys((event.canonical, *event.train))),
+                              tuple(event.eval))
+    return KnownEvent(text, (text,))
+
+
+def known_events(texts: list[str], world: str) -> list[KnownEvent]:
+    """The distinct events that `texts` name (first-seen order), e.g. a world's `event_texts`."""
+    events: dict[str, KnownEvent] = {}
+    for text in texts:
+        if text:
+            event = describe_event(text, world)
+            events.setdefault(event.canonical, event)
+    return list(events.values())
 
 
 class EventVocabulary:
@@ -31,10 +79,9 @@ class EventVocabulary:
 
     def __init__(self, dataset_texts: list[str], world: str, paraphrase: bool = True):
         self.dataset_texts = list(dataset_texts)
-        self.choices: list[list[str]] = []
-        for text in self.dataset_texts:
-            paraphrases = _explorer_paraphrases(text) if (paraphrase and world == "explorer") else None
-            self.choices.append(paraphrases or [text])
+        self.choices: list[list[str]] = [
+            list(describe_event(text, world).texts) if paraphrase else [text] for text in self.dataset_texts
+        ]
 
     def all_texts(self) -> list[str]:
         """Every text training may feed the encoder (for building a tokenizer)."""
@@ -64,10 +111,9 @@ class EventVocabulary:
 def training_texts_for(dataset_texts: list[str], world: str) -> list[str]:
     """All texts a world trained on this dataset should know (its tokenizer's vocabulary source)."""
     texts = EventVocabulary(dataset_texts, world).all_texts()
-    if world == "explorer":
-        from worldsim.envs.explorer import events
-
-        texts = sorted(set(texts) | set(events.training_texts()))
+    vocabulary = world_event_vocabulary(world)
+    if vocabulary is not None:
+        texts = sorted(set(texts) | set(vocabulary.training_texts()))
     return texts
 
 

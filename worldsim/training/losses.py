@@ -44,6 +44,7 @@ __all__ = [
     "rolling_window_sigmas",
     "rolling_gradient_mask",
     "reward_loss",
+    "event_prototype_loss",
 ]
 
 
@@ -393,3 +394,33 @@ def reward_loss(
     reward_term = F.cross_entropy(reward_logits, reward_class, weight=class_weights)
     done_term = F.binary_cross_entropy_with_logits(done_logit, done.float(), pos_weight=done_pos_weight)
     return reward_term + done_term
+
+
+# --------------------------------------------------------------------------------------------
+# event text encoder
+
+
+def event_prototype_loss(
+    vectors: Tensor,
+    labels: Tensor,
+    prototypes: Tensor,
+    temperature: float = 0.1,
+    anchors: Tensor | None = None,
+    anchor_weight: float = 1.0,
+) -> Tensor:
+    """Pull each text's vector `[N, E]` towards its event's prototype, away from the others, a scalar.
+
+    Cross-entropy of the cosine similarities to the prototypes `[K, E]` over `temperature`, for the
+    class `labels` `[N]`. With `anchors` `[A, E]` (A <= K: the vectors a trained generator expects
+    for events 0..A-1), rows labelled below A also pay `anchor_weight` times their squared distance
+    to their anchor, relative to the anchors' mean square, so the vectors keep their scale and place.
+    """
+    logits = F.normalize(vectors, dim=-1) @ F.normalize(prototypes, dim=-1).T / temperature
+    loss = F.cross_entropy(logits, labels)
+    if anchors is None:
+        return loss
+    anchored = labels < len(anchors)
+    if not bool(anchored.any()):
+        return loss
+    distance = (vectors[anchored] - anchors[labels[anchored]]).pow(2).mean()
+    return loss + anchor_weight * distance / anchors.pow(2).mean().clamp_min(1e-8)

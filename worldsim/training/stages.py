@@ -23,6 +23,7 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "delta": ("worldsim.training.delta", "DeltaConfig", "DeltaStage"),
     "rolling": ("worldsim.training.rolling", "RollingConfig", "RollingStage"),
     "reward": ("worldsim.training.reward", "RewardStageConfig", "RewardStage"),
+    "events": ("worldsim.training.events", "EventsConfig", "EventsStage"),
 }
 
 

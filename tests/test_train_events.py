@@ -1,0 +1,209 @@
+"""Stage `events` and the game-agnostic event vocabulary hook (worldsim/training/events.py, event_conditioning)."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from worldsim.model import Tokenizer
+from worldsim.model.text import PAD_ID, UNK_ID
+from worldsim.training import events as E
+from worldsim.training import stages
+from worldsim.training.config import ConfigError
+from worldsim.training.event_conditioning import (EventVocabulary, describe_event, known_events,
+                                                  training_texts_for, world_event_vocabulary)
+
+
+# ------------------------------------------------------------------------------ vocabulary hook
+
+
+def test_a_world_ships_its_event_vocabulary_as_a_module():
+    from worldsim.envs.explorer import events as explorer_events
+
+    assert world_event_vocabulary("explorer") is explorer_events
+    assert world_event_vocabulary("no_such_game") is None
+    assert world_event_vocabulary("../explorer") is None  # not a module name: never imported
+
+
+def test_paraphrases_come_from_the_world_vocabulary_or_the_text_itself():
+    night = describe_event("it gets dark", "explorer")
+    assert night.canonical == "night falls" and night.texts[0] == "night falls" and "it gets dark" in night.texts
+    assert night.held_out and not set(night.held_out) & set(night.texts)
+    assert describe_event("purple", "explorer").texts == ("purple",)
+    assert describe_event("night falls", "toy").held_out == ()
+    events = known_events(["it gets dark", "", "night falls", "rain", "purple"], "explorer")
+    assert [event.canonical for event in events] == ["night falls", "it starts raining", "purple"]
+    vocabulary = EventVocabulary(["night falls", "purple"], "explorer")
+    assert vocabulary.choices[1] == ["purple"] and "midnight" in vocabulary.choices[0]
+    assert training_texts_for(["a", "b"], "toy") == ["a", "b"]
+
+
+# ------------------------------------------------------------------------------ augmentation
+
+
+def test_misspell_edits_one_letter():
+    rng = random.Random(0)
+    for _ in range(50):
+        word = rng.choice(["darkness", "rain", "lava"])
+        typo = E.misspell(word, rng)
+        assert abs(len(typo) - len(word)) <= 1
+        assert sum(a != b for a, b in zip(typo, word)) <= len(word)
+    assert E.misspell("it", rng) == "it"
+
+
+def test_augment_words_keeps_a_word_and_is_the_identity_without_noise():
+    rng = random.Random(1)
+    words = ["the", "lava", "cools"]
+    assert E.augment_words(words, 0.0, 0.0, 0.0, rng) == words
+    assert len(E.augment_words(words, 1.0, 0.0, 0.0, rng)) == 1
+    assert sorted(E.augment_words(words, 0.0, 1.0, 0.0, rng)) == sorted(words)
+    assert E.augment_words([], 0.5, 0.5, 0.5, rng) == []
+    same = [E.augment_words(words, 0.3, 0.3, 0.3, random.Random(7)) for _ in range(2)]
+    assert same[0] == same[1]  # a function of the generator's seed
+
+
+def test_nonsense_texts_are_one_to_four_letter_words():
+    rng = random.Random(2)
+    for _ in range(20):
+        words = E.nonsense_text(rng).split()
+        assert 1 <= len(words) <= 4 and all(w.isalpha() and 2 <= len(w) <= 9 for w in words)
+
+
+def test_word_token_ids_hide_word_ids_but_keep_trigrams():
+    tok = Tokenizer.build(["night falls"], trigram_buckets=64)
+    plain = E.word_token_ids(["night", "falls"], tok, 0.0, random.Random(0))
+    assert plain == tok.encode("night falls")
+    hidden = E.word_token_ids(["night", "falls"], tok, 1.0, random.Random(0))
+    assert hidden == [UNK_ID, *tok.encode("night")[1:], UNK_ID, *tok.encode("falls")[1:]]
+    ids = E.pad_token_ids([[5, 6, 7], [8]], max_tokens=2)
+    assert ids.tolist() == [[5, 6], [8, PAD_ID]] and E.pad_token_ids([], 4).shape == (0, 1)
+
+
+def test_remap_keeps_the_rows_of_shared_tokens():
+    old, new = Tokenizer.build(["a b"], trigram_buckets=4), Tokenizer.build(["b c"], trigram_buckets=4)
+    old_weight = torch.arange(old.vocab_size, dtype=torch.float32)[:, None].repeat(1, 2)
+    new_weight = torch.full((new.vocab_size, 2), -1.0)
+    weight = E.remap_token_embeddings(old, new, old_weight, new_weight)
+    assert weight[:2].tolist() == old_weight[:2].tolist()
+    assert weight[2 + new.words.index("b")].tolist() == [3.0, 3.0]  # "b" was row 3 of the old table
+    assert weight[2 + new.words.index("c")].tolist() == [-1.0, -1.0]  # new word: its own initialisation
+    assert torch.equal(weight[4:], old_weight[4:])  # the trigram buckets
+
+
+def test_threshold_is_the_midpoint_between_known_and_unrelated():
+    known, unrelated = torch.linspace(0.8, 1.0, 101), torch.linspace(0.0, 0.4, 101)
+    assert E.choose_threshold(known, unrelated) == pytest.approx((0.81 + 0.38) / 2)
+
+
+# ------------------------------------------------------------------------------ the stage
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    """A dataset that only names its events, and a random tiny world knowing three texts."""
+    from worldsim.data import DatasetWriter
+    from worldsim.world import WorldModel
+
+    root = tmp_path_factory.mktemp("events")
+    texts = ["night falls", "it starts raining", "lava erupts"]
+    with DatasetWriter(root / "data", "explorer", (32, 32, 3), 5, event_texts=texts) as writer:
+        for _ in range(2):
+            writer.add(np.zeros((32, 32, 3), np.uint8), 0)
+    from worldsim.training.common import world_config_for
+
+    world = WorldModel.create(world_config_for("tiny", 32), event_texts=texts, seed=0)
+    world.metadata["data"] = {"world": "explorer"}
+    return root / "data", world.save_pretrained(root / "world")
+
+
+def _config(data, world, **extra):
+    overrides = [f"data={data}", f"init={world}", "steps=6", "batch_size=16", "checkpoint_every=3",
+                 "log_every=1", "progress=false"]
+    return stages.build_config("events", None, overrides + [f"{k}={v}" for k, v in extra.items()])
+
+
+def test_events_stage_writes_a_world_that_understands_its_events(tiny_setup, tmp_path):
+    from worldsim.envs.explorer import events as explorer_events
+    from worldsim.world import WorldModel
+
+    data, init = tiny_setup
+    summary = stages.run_stage("events", _config(data, init, steps=40, lr=3e-3), tmp_path / "run")
+    assert summary.last_loss < summary.first_loss
+    world = WorldModel.from_pretrained(tmp_path / "run" / "final")
+    # The tokenizer was rebuilt over every training text of the game (the init world knew three).
+    assert set(world.event_texts) == set(explorer_events.training_texts())
+    assert world.event_encoder.vocab_size == world.tokenizer.vocab_size
+    entry = world.metadata["event_understanding"]
+    assert len(entry["events"]) == len(explorer_events.EVENT_TYPES) and -1 <= entry["threshold"] <= 1
+    assert entry["held_out_total"] == len(explorer_events.eval_texts())
+    report = E.held_out_accuracy(world)
+    assert report.total == 80 and report.correct == entry["held_out_correct"] and report.accuracy is not None
+    assert len(report.misses) == report.total - report.correct
+    assert world.understand_event("night falls").nearest == "night falls"
+    assert world.metadata["training"][-1]["stage"] == "events"
+
+
+def test_events_stage_keeps_the_worlds_event_vectors_when_asked(tiny_setup, tmp_path):
+    """targets=world: the vectors stay where the generator learnt them, the directions separate."""
+    from worldsim.world import WorldModel
+
+    data, init = tiny_setup
+    before = WorldModel.from_pretrained(init)
+    stages.run_stage("events", _config(data, init, steps=40, lr=3e-3, anchor_weight=10.0), tmp_path / "run")
+    after = WorldModel.from_pretrained(tmp_path / "run" / "final")
+    for canonical, texts in after.event_table.events.items():  # each event's mean vector: what the anchor holds
+        old, new = before.encode_events(list(texts)).mean(0), after.encode_events(list(texts)).mean(0)
+        assert (new - old).norm() < 0.5 * old.norm(), canonical
+
+
+def test_killed_events_stage_resumes_to_identical_weights(tiny_setup, tmp_path):
+    from safetensors.torch import load_file
+
+    from worldsim.training.distributed import DistributedContext
+    from worldsim.training.trainer import seed_everything, train
+
+    data, init = tiny_setup
+    config = _config(data, init)
+    straight = stages.run_stage("events", config, tmp_path / "straight")
+    seed_everything(config.seed)
+    crashing = E.EventsStage(config, DistributedContext())
+    original = crashing.train_step
+
+    def train_step(step):
+        if step == 4:  # after the checkpoint at step 3
+            raise KeyboardInterrupt("killed")
+        return original(step)
+
+    crashing.train_step = train_step
+    with pytest.raises(KeyboardInterrupt):
+        train(crashing, config, tmp_path / "killed")
+    resumed = stages.run_stage("events", config, tmp_path / "killed", resume=True)
+    a = load_file(tmp_path / "straight" / "final" / "events.safetensors")
+    b = load_file(tmp_path / "killed" / "final" / "events.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a) and resumed.last_loss == straight.last_loss
+    metadata = [json.loads((tmp_path / run / "final" / "config.json").read_text())["metadata"]
+                for run in ("straight", "killed")]
+    assert metadata[0]["event_understanding"] == metadata[1]["event_understanding"]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("targets", "both", "targets"), ("typo", "1.5", "typo"), ("temperature", "0", "temperature"),
+    ("nonsense_share", "1.0", "nonsense_share"), ("init", "", "init"),
+])
+def test_bad_settings_are_refused(tiny_setup, key, value, message):
+    data, init = tiny_setup
+    with pytest.raises(ConfigError, match=message):
+        _config(data, init, **{key: value}).validate()
+
+
+def test_held_out_accuracy_needs_to_know_the_game(tiny_setup):
+    from worldsim.world import WorldModel
+
+    world = WorldModel.from_pretrained(tiny_setup[1])
+    world.metadata.pop("data")
+    with pytest.raises(ValueError, match="world_name"):
+        E.held_out_accuracy(world)
+    assert E.held_out_accuracy(world, "explorer").total == 15  # the held-out texts of its three events
