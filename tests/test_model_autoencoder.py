@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from worldsim.model import FrameAutoencoder, WorldConfig
+from worldsim.model.config import ConfigError
 
 
 def _autoencoder() -> FrameAutoencoder:
@@ -60,3 +61,32 @@ def test_rejects_wrong_shapes():
         ae.encode(torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError, match="latents"):
         ae.decode(torch.zeros(1, 8, 16, 16))
+
+
+def test_patch_stem_maps_each_tile_to_one_cell():
+    """patch_size 4: one level, 16x16 latents for 64x64 frames, and a decoder with no pixel-level conv."""
+    config = dataclasses.replace(WorldConfig.preset("tiny").autoencoder, channels=(16,), patch_size=4,
+                                 blocks_per_level=2)
+    assert config.downsample == 4 and config.latent_size == 16
+    torch.manual_seed(0)
+    ae = FrameAutoencoder(config)
+    pixels = torch.rand(2, 3, 64, 64) * 2 - 1
+    latents = ae.encode(pixels)
+    assert latents.shape == (2, config.latent_channels, 16, 16)
+    assert ae.decode(latents).shape == pixels.shape
+    # the decoder's convs all run on the 16x16 grid; only the final pixel shuffle reaches 64x64
+    sizes = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.shape[-1]))
+             for m in ae.decoder if isinstance(m, torch.nn.Conv2d)]
+    ae.decode(latents)
+    for hook in hooks:
+        hook.remove()
+    assert set(sizes) == {16}
+
+
+def test_patch_size_must_divide_the_frame():
+    config = dataclasses.replace(WorldConfig.preset("tiny").autoencoder, channels=(16, 32), patch_size=3)
+    with pytest.raises(ConfigError, match="image_size"):
+        config.validate()
+    with pytest.raises(ConfigError, match="patch_size"):
+        dataclasses.replace(config, patch_size=0).validate()

@@ -1,8 +1,17 @@
-"""Deterministic convolutional frame autoencoder (DESIGN §6.1).
+"""Deterministic convolutional frame autoencoder.
 
-pixels ``[N, 3, H, W]`` in [-1, 1] → latents ``[N, C, H/4, W/4]`` → pixels. Residual blocks have
-no normalisation layers: the decoder runs on every generated frame, and plain conv + SiLU is the
-cheapest thing that reconstructs tile graphics well.
+pixels ``[N, 3, H, W]`` in [-1, 1] → latents ``[N, C, H/d, W/d]`` → pixels, with the spatial
+downsampling ``d = patch_size * 2 ** (levels - 1)``. Residual blocks have no normalisation layers:
+the decoder runs on every generated frame, and plain conv + SiLU is the cheapest thing that
+reconstructs tile graphics well.
+
+Two layouts, chosen by `patch_size`:
+- ``patch_size == 1``: a pixel-level conv stem, then levels that halve the resolution with strided
+  convs (the decoder mirrors it with sub-pixel upsampling).
+- ``patch_size == p > 1``: a `p x p` stride-`p` conv turns each `p x p` patch into one cell, and the
+  decoder ends with a 1x1 conv to the patch's `3 p^2` values (sub-pixel "unpatchify"). With `p`
+  equal to the game's tile size, one latent cell is exactly one tile, no layer works at pixel
+  resolution, and the decoder is both cheaper and quicker to train than the levelled one.
 
 `latent_scale` (a buffer, saved with the weights) holds the per-channel standard deviation of
 the raw encoder output; `encode` divides by it and `decode` multiplies, so the transformer sees
@@ -27,8 +36,9 @@ class ResidualBlock(nn.Module):
 
 
 def _encoder(config: AutoencoderConfig) -> nn.Sequential:
-    widths = config.channels
-    layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, padding=1)]
+    widths, patch = config.channels, config.patch_size
+    stem = nn.Conv2d(3, widths[0], 3, padding=1) if patch == 1 else nn.Conv2d(3, widths[0], patch, stride=patch)
+    layers: list[nn.Module] = [stem]
     for level, width in enumerate(widths):
         layers += [ResidualBlock(width) for _ in range(config.blocks_per_level)]
         if level + 1 < len(widths):
@@ -38,14 +48,18 @@ def _encoder(config: AutoencoderConfig) -> nn.Sequential:
 
 
 def _decoder(config: AutoencoderConfig) -> nn.Sequential:
-    widths = config.channels[::-1]
+    widths, patch = config.channels[::-1], config.patch_size
     layers: list[nn.Module] = [nn.Conv2d(config.latent_channels, widths[0], 3, padding=1)]
     for level, width in enumerate(widths):
         layers += [ResidualBlock(width) for _ in range(config.blocks_per_level)]
         if level + 1 < len(widths):
             # Sub-pixel upsampling: same FLOPs as upsample + conv, but cheaper on CPU.
             layers += [nn.Conv2d(width, 4 * widths[level + 1], 3, padding=1), nn.PixelShuffle(2)]
-    layers += [nn.SiLU(), nn.Conv2d(widths[-1], 3, 3, padding=1)]
+    layers.append(nn.SiLU())
+    if patch == 1:
+        layers.append(nn.Conv2d(widths[-1], 3, 3, padding=1))
+    else:
+        layers += [nn.Conv2d(widths[-1], 3 * patch * patch, 1), nn.PixelShuffle(patch)]
     return nn.Sequential(*layers)
 
 

@@ -38,18 +38,21 @@ def _require_at_most(config: Any, prefix: str, limits: Mapping[str, float]) -> N
 
 @dataclass
 class AutoencoderConfig:
-    """Frame autoencoder (DESIGN §6.1): `image_size`² RGB → `latent_size`² × `latent_channels`."""
+    """Frame autoencoder: `image_size`² RGB → `latent_size`² × `latent_channels`."""
 
     image_size: int = 64
     latent_channels: int = 8
-    # Conv widths per resolution level, full resolution first; each further level halves the
-    # resolution, so three levels give the 4x spatial downsampling of the design.
+    # Conv widths per resolution level, the stem's resolution first; each further level halves
+    # the resolution. With patch_size 1 three levels give the 4x spatial downsampling; with
+    # patch_size 4 (one cell per 4-pixel tile) a single level does.
     channels: tuple[int, ...] = (24, 48, 96)
     blocks_per_level: int = 1
+    # Pixels per side that the stem folds into one cell (1 = a pixel-level conv stem).
+    patch_size: int = 1
 
     @property
     def downsample(self) -> int:
-        return 2 ** (len(self.channels) - 1)
+        return self.patch_size * 2 ** (len(self.channels) - 1)
 
     @property
     def latent_size(self) -> int:
@@ -57,12 +60,12 @@ class AutoencoderConfig:
 
     def validate(self, prefix: str = "autoencoder") -> None:
         _require(len(self.channels) >= 1, f"{prefix}.channels", "needs at least one level")
-        for name in ("image_size", "latent_channels", "blocks_per_level"):
+        for name in ("image_size", "latent_channels", "blocks_per_level", "patch_size"):
             _require(getattr(self, name) > 0, f"{prefix}.{name}", "must be positive")
         _require(all(c > 0 for c in self.channels), f"{prefix}.channels", "must be positive")
         _require(len(self.channels) <= 8, f"{prefix}.channels", "has more than 8 levels")
         _require_at_most(self, prefix, {"image_size": 1024, "latent_channels": 256, "channels": 4096,
-                                        "blocks_per_level": 64})
+                                        "blocks_per_level": 64, "patch_size": 64})
         _require(
             self.image_size % self.downsample == 0,
             f"{prefix}.image_size",
@@ -329,10 +332,10 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
 def _sized(image_size: int, latent_channels: int, ae_channels: tuple[int, ...], dim: int,
            depth: int, num_heads: int, event_dim: int, event_width: int, window_frames: int,
            reward_width: int, local_channels: int = 0, local_frames: int = 0,
-           local_blocks: int = 1) -> WorldConfig:
+           local_blocks: int = 1, ae_patch_size: int = 1, ae_blocks: int = 1) -> WorldConfig:
     """A consistent WorldConfig: the shared sizes are written once here."""
     autoencoder = AutoencoderConfig(image_size=image_size, latent_channels=latent_channels,
-                                    channels=ae_channels)
+                                    channels=ae_channels, patch_size=ae_patch_size, blocks_per_level=ae_blocks)
     latent_size = autoencoder.latent_size
     return WorldConfig(
         image_size=image_size,
@@ -362,8 +365,9 @@ PRESETS: dict[str, Callable[[], WorldConfig]] = {
                             event_width=64, window_frames=16, reward_width=32),
     # The shipped CPU-trained default world: a third of small's transformer FLOPs, so that it can
     # be trained in about an hour and a half on 2 CPU cores and run fast at batch 1 on them.
-    "compact": lambda: _sized(64, 8, (16, 32, 64), dim=128, depth=4, num_heads=2, event_dim=64,
-                              event_width=64, window_frames=12, reward_width=32),
+    # Its autoencoder folds each 4-pixel tile into one latent cell (patch stem, 3 blocks of 64).
+    "compact": lambda: _sized(64, 8, (64,), ae_patch_size=4, ae_blocks=3, dim=128, depth=4, num_heads=2,
+                              event_dim=64, event_width=64, window_frames=12, reward_width=32),
     # A bigger world for GPUs.
     "base": lambda: _sized(64, 8, (64, 128, 192), dim=512, depth=12, num_heads=8, event_dim=128,
                            event_width=128, window_frames=16, reward_width=64),

@@ -1,0 +1,86 @@
+"""Stage `autoencoder`: its loss terms, its learning-rate decay, and exact resume."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from worldsim.training import stages
+from worldsim.training.autoencoder import cosine_lr_factor, worst_pixels_loss
+from worldsim.training.config import ConfigError
+from worldsim.training.distributed import DistributedContext
+from worldsim.training.trainer import seed_everything, train
+
+
+def test_worst_pixels_loss_sees_a_small_sprite_a_frame_mean_hides():
+    target = torch.zeros(2, 3, 8, 8)
+    recon = target.clone()
+    recon[0, :, 0, 0] = 1.0  # one wrong pixel of 64 in the first image
+    # the worst 1/64 of each image's pixels: that pixel (error 1) and, in the second image, zero
+    assert worst_pixels_loss(recon, target, 1 / 64).item() == pytest.approx(0.5)
+    assert torch.nn.functional.mse_loss(recon, target).item() == pytest.approx(1 / 128)
+    assert worst_pixels_loss(recon, target, 1.0).item() == pytest.approx(1 / 128)
+
+
+def test_worst_pixels_loss_rejects_bad_input():
+    with pytest.raises(ValueError, match="fraction"):
+        worst_pixels_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), 0.0)
+    with pytest.raises(ValueError, match="must be equal"):
+        worst_pixels_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 8), 0.5)
+
+
+def test_cosine_lr_factor_runs_from_one_to_the_final_fraction():
+    assert cosine_lr_factor(0, 101, 0.1) == pytest.approx(1.0)
+    assert cosine_lr_factor(50, 101, 0.1) == pytest.approx(0.55)
+    assert cosine_lr_factor(100, 101, 0.1) == pytest.approx(0.1)
+    assert cosine_lr_factor(7, 101, 1.0) == pytest.approx(1.0)  # a fraction of 1 keeps the rate
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from worldsim.data.explorer_rollout import GenerateConfig
+    from worldsim.data.generate import generate
+
+    folder = tmp_path_factory.mktemp("data") / "explorer32"
+    generate(folder, GenerateConfig(frames=256, seed=5, size=32, shard_frames=256), progress=False)
+    return folder
+
+
+def _config(tiny_data, *extra: str):
+    overrides = [f"data={tiny_data}", "size=tiny", "steps=4", "batch_size=4", "checkpoint_every=2", "log_every=1",
+                 "progress=false", "lr=2e-3", "scale_frames=8", "eval_frames=4", *extra]
+    return stages.build_config("autoencoder", None, overrides)
+
+
+def test_rejects_bad_loss_settings(tiny_data):
+    with pytest.raises(ConfigError, match="worst_pixels"):
+        _config(tiny_data, "worst_pixels_fraction=0").validate()
+    with pytest.raises(ConfigError, match="final_lr_fraction"):
+        _config(tiny_data, "final_lr_fraction=2").validate()
+
+
+def test_killed_stage_resumes_to_identical_weights(tiny_data, tmp_path):
+    """The decayed learning rate and the worst-pixel term resume exactly with the trainer."""
+    config = _config(tiny_data)
+    straight = stages.run_stage("autoencoder", config, tmp_path / "straight")
+
+    seed_everything(config.seed)
+    _, stage_class = stages.stage_classes("autoencoder")
+    crashing = stage_class(config, DistributedContext())
+    original = crashing.train_step
+
+    def train_step(step):
+        if step == 3:  # after the checkpoint at step 2
+            raise KeyboardInterrupt("killed")
+        return original(step)
+
+    crashing.train_step = train_step
+    with pytest.raises(KeyboardInterrupt):
+        train(crashing, config, tmp_path / "killed")
+    resumed = stages.run_stage("autoencoder", config, tmp_path / "killed", resume=True)
+
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "straight" / "final" / "autoencoder.safetensors")
+    b = load_file(tmp_path / "killed" / "final" / "autoencoder.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.last_loss == straight.last_loss
