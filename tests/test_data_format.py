@@ -11,7 +11,7 @@ import pytest
 
 from worldsim.data import Dataset, DatasetError, DatasetWriter, ShardArrays
 from worldsim.data.atomic import sha256_bytes
-from worldsim.data.format import ARRAY_DTYPES, MANIFEST_NAME
+from worldsim.data.format import ARRAY_DTYPES, EXTRA_DTYPES, MANIFEST_NAME
 
 FRAME_SHAPE = (6, 5, 3)
 TEXTS = ["night falls", "it starts snowing"]
@@ -36,7 +36,8 @@ def write_toy(path: Path, steps: int = 70, shard_frames: int = 25, seed: int = 0
 
 
 def test_shard_arrays_fields_match_the_format():
-    assert tuple(f.name for f in fields(ShardArrays)) == tuple(ARRAY_DTYPES)
+    assert tuple(f.name for f in fields(ShardArrays)) == (*ARRAY_DTYPES, "extras")
+    assert not set(EXTRA_DTYPES) & set(ARRAY_DTYPES)
 
 
 def test_round_trip_keeps_every_array_and_splits_shards(tmp_path):
@@ -99,6 +100,60 @@ def test_writer_rejects_bad_steps_and_keeps_nothing_of_them(tmp_path):
     writer.close()
     with pytest.raises(ValueError, match="closed"):
         writer.add(good, 0)
+
+
+@pytest.mark.parametrize(
+    "step, message",
+    [
+        ({"action": 1.5}, "action must be an int"),
+        ({"action": 1.0}, "action must be an int"),
+        ({"action": True}, "action must be an int"),
+        ({"action": np.bool_(True)}, "action must be an int"),
+        ({"action": "1"}, "action must be an int"),
+        ({"action": np.array([1])}, "action must be an int"),
+        ({"action": 1, "terminated": "yes"}, "terminated must be a bool"),
+        ({"action": 1, "terminated": 1}, "terminated must be a bool"),
+        ({"action": 1, "terminated": None}, "terminated must be a bool"),
+        ({"action": 1, "event": 0.0}, "event must be an int"),
+        ({"action": 1, "event": False}, "event must be an int"),
+        ({"action": 1, "reward": "1"}, "reward must be a real number"),
+        ({"action": 1, "reward": True}, "reward must be a real number"),
+        ({"action": 1, "reward": float("inf")}, "reward must be finite"),
+    ],
+)
+def test_writer_checks_the_types_of_a_step(tmp_path, step, message):
+    """A float action was silently truncated (1.5 stored as 1) and "yes" taken as terminated."""
+    writer = DatasetWriter(tmp_path / "ds", "toy", FRAME_SHAPE, num_actions=4, event_texts=TEXTS)
+    with pytest.raises(ValueError, match=message):
+        writer.add(np.zeros(FRAME_SHAPE, dtype=np.uint8), **step)
+    assert writer.num_frames == 0
+
+
+def test_writer_accepts_numpy_scalars(tmp_path):
+    frame = np.zeros(FRAME_SHAPE, dtype=np.uint8)
+    with DatasetWriter(tmp_path / "ds", "toy", FRAME_SHAPE, num_actions=4, event_texts=TEXTS) as writer:
+        writer.add(frame, np.int64(3), np.float32(0.5), np.bool_(False), np.int32(1))
+        writer.add(frame, np.uint8(2), 1, True, np.array(0))
+    shard = Dataset(tmp_path / "ds").load_shard(0)
+    np.testing.assert_array_equal(shard.actions, [3, 2])
+    np.testing.assert_array_equal(shard.events, [1, 0])
+    np.testing.assert_array_equal(shard.rewards, [0.5, 1.0])
+    np.testing.assert_array_equal(shard.terminated, [False, True])
+
+
+def test_optional_labels_round_trip_and_older_shards_have_none(tmp_path, toy):
+    plain = Dataset(toy).load_shard(0)
+    assert plain.extras == {} and not set(EXTRA_DTYPES) & set(Dataset(toy).load_labels(0))
+    rng = np.random.default_rng(0)
+    extras = {name: rng.integers(0, 2, len(plain)).astype(dtype) for name, dtype in EXTRA_DTYPES.items()}
+    labelled = ShardArrays(**{name: getattr(plain, name) for name in ARRAY_DTYPES}, extras=extras)
+    replace_shard(toy, 0, npz_bytes(**labelled.as_dict()))
+    loaded = Dataset(toy, verify=True).load_shard(0)
+    assert set(loaded.extras) == set(EXTRA_DTYPES)
+    for name, values in extras.items():
+        assert loaded.extras[name].dtype == EXTRA_DTYPES[name]
+        np.testing.assert_array_equal(loaded.extras[name], values)
+        np.testing.assert_array_equal(Dataset(toy).load_labels(0)[name], values)
 
 
 def test_interrupted_writer_keeps_committed_shards_and_is_marked_incomplete(tmp_path):
@@ -169,6 +224,9 @@ def npz_bytes(**arrays) -> bytes:
         (lambda a: a.update(episode=a["episode"][::-1].copy()), "non-decreasing"),
         (lambda a: a.update(terminated=np.ones_like(a["terminated"])), "terminated frame"),
         (lambda a: a.update(extra=np.array([object()], dtype=object)), "holds arrays"),
+        (lambda a: a.update(moved=np.zeros(len(a["actions"]), np.uint8)), "'moved' has dtype uint8"),
+        (lambda a: a.update(blocked=np.zeros(3, bool)), r"differ in length .*'blocked': 3"),
+        (lambda a: a.update(coins_visible=np.zeros((25, 2), np.uint8)), "'coins_visible' has shape"),
     ],
 )
 def test_malformed_shard_content_is_an_error_naming_the_shard(toy, change, message):

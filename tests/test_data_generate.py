@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,9 +76,11 @@ def test_episodes_are_unique_and_events_persist_between_switches(reference):
             assert changes.size == 0 or events[0] != -1 or changes[0] >= 10
 
 
-def test_frames_actions_and_events_align_with_a_replay(reference):
+def test_frames_actions_events_and_labels_align_with_a_replay(reference):
     """Replay shard 0's first trajectory in a fresh Explorer from its stored actions and events:
-    frame i is rendered before actions[i]; rewards[i] and terminated[i] are what actions[i] gave."""
+    frame i is rendered before actions[i]; rewards[i] and terminated[i] are what actions[i] gave;
+    the labels say whether actions[i] moved the player or bumped into a wall, and what frame i
+    shows."""
     shard = Dataset(reference).load_shard(0)
     table = explorer_event_table()
     seeds = new_episode_seeds(shard_rngs(SMALL, 0)[1], SMALL.envs_per_shard)
@@ -93,8 +96,17 @@ def test_frames_actions_and_events_align_with_a_replay(reference):
             sim.apply_events([event_type] + [None] * (SMALL.envs_per_shard - 1))
             previous_event = shard.events[i]
         np.testing.assert_array_equal(sim.render()[0], shard.frames[i], err_msg=f"frame {i}")
+        before = sim.state(0)
+        shown = {name: int((before["tile_classes"] == explorer.TILE_CLASSES.index(name)).sum())
+                 for name in ("enemy", "coin")}
         rewards, terminated = sim.step(np.array([shard.actions[i]] + [0] * (SMALL.envs_per_shard - 1)))
         assert (rewards[0], terminated[0]) == (shard.rewards[i], shard.terminated[i])
+        moved = sim.state(0)["position"] != before["position"]
+        assert shard.extras["moved"][i] == moved
+        assert shard.extras["blocked"][i] == (shard.actions[i] != 0 and not moved)
+        assert shard.extras["enemies_visible"][i] == shown["enemy"]
+        assert shard.extras["coins_visible"][i] == shown["coin"]
+    assert shard.extras["moved"].any() and shard.extras["blocked"].any()
 
 
 def test_two_workers_give_identical_shards(reference, tmp_path):
@@ -163,6 +175,63 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path, capsys):
     with pytest.raises(DatasetError, match="not empty and holds no dataset"):
         generate(tmp_path / "busy", SMALL, progress=False)
     assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--size", "100000"], r"size must be in \[1, 512\], got 100000"),
+        (["--size", "512", "--frames", "100000"], r"would hold 6.0 GiB \(limit 2 GiB\)"),
+        (["--frames", str(10**12)], "frames must be in"),
+        (["--shard-frames", str(10**12)], "shard_frames must be in"),
+        (["--envs-per-shard", "100000"], "envs_per_shard must be in"),
+        (["--workers", "1000"], r"workers must be an int in \[1, 64\]"),
+    ],
+)
+def test_oversized_settings_fail_before_anything_is_written(tmp_path, capsys, options, message):
+    """`--size 100000` used to die in numpy ("Unable to allocate 31.4 TiB") after making the
+    folder, and the half-made folder then refused every rerun."""
+    out = tmp_path / "big"
+    assert worldsim_main(["data", "generate", "--frames", "100", "--out", str(out), *options]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_oversized_settings_name_the_limit(tmp_path):
+    with pytest.raises(ValueError, match=r"size must be in \[1, 512\]"):
+        GenerateConfig(frames=10, size=100000)
+    with pytest.raises(ValueError, match="frames must be an int"):
+        GenerateConfig(frames=1.5)
+    with pytest.raises(ValueError, match="workers must be an int"):
+        generate(tmp_path / "x", SMALL, workers=True, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_out_below_a_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    below, itself = (tmp_path / "notes.txt" / "ds", "lies below"), (tmp_path / "notes.txt", "is a file")
+    for out, message in (below, itself):
+        assert worldsim_main(["data", "generate", "--frames", "10", "--size", "16", "--quiet",
+                              "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "not a folder" in err and "Traceback" not in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_that_made_no_shard_can_be_rerun_with_other_settings(tmp_path, monkeypatch):
+    out = tmp_path / "half"
+
+    def crash(*args, **kwargs):
+        raise MemoryError("the first shard did not fit")
+
+    monkeypatch.setattr("worldsim.data.generate.rollout_shard", crash)
+    with pytest.raises(MemoryError):
+        generate(out, SMALL, progress=False)
+    assert (out / MANIFEST_NAME).exists() and not Dataset(out).num_shards
+    monkeypatch.undo()
+    other = GenerateConfig(**{**SMALL.__dict__, "seed": 8, "frames": 100})
+    assert len(generate(out, other, progress=False)) == 100
+    assert Dataset(out).manifest["generator"]["seed"] == 8
 
 
 def test_killed_cli_run_resumes(tmp_path):

@@ -1,6 +1,8 @@
 """The exploration policy: sticky actions, stretches of standing still, event switches, resets."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -98,3 +100,81 @@ def test_bad_settings_are_rejected():
     assert PolicyConfig.from_dict(PolicyConfig().to_dict()) == PolicyConfig()
     with pytest.raises(ValueError, match="unknown PolicyConfig key"):
         PolicyConfig.from_dict({"speed": 3})
+
+
+def run_with_mask(config: PolicyConfig, blocked: np.ndarray, steps: int, seed: int = 0) -> np.ndarray:
+    """Actions [steps, B] of a policy that is told `blocked` [B, 5] at every step."""
+    policy = ExplorationPolicy(len(blocked), 5, [], config, np.random.default_rng(seed))
+    return np.stack([policy.step(blocked).actions for _ in range(steps)])
+
+
+def test_blocked_moves_are_redrawn_unless_kept():
+    blocked = np.zeros((64, 5), dtype=bool)
+    blocked[:, 1] = True  # "up" runs into a wall everywhere
+    blocked[:32, 3] = True  # and "left" in half the envs
+    moves_only = PolicyConfig(hold_frames=(3, 6), still_prob=0.0, episode_frames=None,
+                              event_every=None, noop_in_moves=False)
+    never = run_with_mask(replace(moves_only, keep_blocked_prob=0.0), blocked, 400)
+    assert not (never == 1).any() and not (never[:, :32] == 3).any() and not (never == 0).any()
+    assert (never[:, 32:] == 3).any()  # open elsewhere
+    shares = [(run_with_mask(replace(moves_only, keep_blocked_prob=keep), blocked, 400) == 1).mean()
+              for keep in (0.25, 0.5, 1.0)]
+    assert 0.0 < shares[0] < shares[1] < shares[2]
+    assert abs(shares[2] - 0.25) < 0.03  # kept always: as often as without a mask
+
+
+def test_a_walled_in_env_keeps_pushing_and_noop_is_not_blocked():
+    blocked = np.ones((4, 5), dtype=bool)  # every column, noop included: noop's is ignored
+    config = PolicyConfig(still_prob=0.3, keep_blocked_prob=0.0, event_every=None, noop_in_moves=False)
+    actions = run_with_mask(config, blocked, 300)
+    assert (actions == 0).mean() > 0.3 and set(np.unique(actions)) == set(range(5))
+
+
+def test_noop_only_in_still_stretches_when_moves_exclude_it():
+    config = PolicyConfig(still_prob=0.0, noop_in_moves=False, event_every=None)
+    actions = run(config, 1000, num_envs=4)["actions"]
+    assert not (actions == 0).any() and set(np.unique(actions)) == {1, 2, 3, 4}
+
+
+def test_a_bad_blocked_mask_is_refused():
+    policy = ExplorationPolicy(2, 5, [], PolicyConfig(), np.random.default_rng(0))
+    for bad in (np.zeros((2, 4), bool), np.zeros((2, 5), int), np.zeros((3, 5), bool)):
+        with pytest.raises(ValueError, match=r"blocked must be bool \[2, 5\]"):
+            policy.step(bad)
+
+
+GROUPS = [0, 0, 0, 1, 1, 2]  # e.g. time (day, dusk, night), coins (normal, shower), lava (erupts)
+GROUPED_TEXTS = [[0], [1], [2], [3], [4, 5], [6]]
+
+
+def test_grouped_switches_always_change_the_world_and_cover_every_direction():
+    config = PolicyConfig(event_every=(5, 10), start_event_prob=0.5, episode_frames=(40, 80))
+    policy = ExplorationPolicy(16, 5, GROUPED_TEXTS, config, np.random.default_rng(1),
+                               event_groups=GROUPS, base_types=[0, 3])
+    in_force = np.tile([0, 3, -1], (16, 1))
+    switched_to, groups_picked = [], []
+    for _ in range(3000):
+        decided = policy.step()
+        for env in np.flatnonzero(decided.switched):
+            new = decided.event_types[env]
+            assert in_force[env, GROUPS[new]] != new  # a switch always changes something
+            assert decided.events[env] in GROUPED_TEXTS[new]
+            in_force[env, GROUPS[new]] = new
+            switched_to.append(new)
+            groups_picked.append(GROUPS[new])
+        in_force[decided.truncate] = [0, 3, -1]
+        policy.start_episodes(decided.truncate)
+    counts = np.bincount(switched_to, minlength=6)
+    assert (counts > 0).all()  # both directions of every toggle, the base types included
+    # a group is picked uniformly among those with something new (lava, once erupted, has none)
+    group_shares = np.bincount(groups_picked) / len(groups_picked)
+    assert group_shares[0] > 0.3 and group_shares[1] > 0.3 and 0.05 < group_shares[2] < 0.3
+
+
+def test_bad_event_groups_are_refused():
+    with pytest.raises(ValueError, match="event_groups"):
+        ExplorationPolicy(1, 5, GROUPED_TEXTS, PolicyConfig(), np.random.default_rng(0),
+                          event_groups=[0, 1])
+    with pytest.raises(ValueError, match="base_types"):
+        ExplorationPolicy(1, 5, GROUPED_TEXTS, PolicyConfig(), np.random.default_rng(0),
+                          event_groups=GROUPS, base_types=[0, 1])

@@ -4,10 +4,11 @@ A dataset is a folder with `manifest.json` and shards `shard-00000.npz`, ... Eve
 aligned arrays below, one row per frame. `actions[i]`, `rewards[i]` and `terminated[i]` describe
 the step taken *after* frame i; `events[i]` is the event text in force at frame i (an index into the
 manifest's `event_texts`, -1 = no event); `episode[i]` is a globally unique episode id.
+A shard may also hold optional per-step labels (EXTRA_DTYPES); readers accept shards without them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,12 +36,13 @@ class ShardArrays:
     rewards: np.ndarray  # float32 [N]
     terminated: np.ndarray  # bool [N]
     episode: np.ndarray  # int64 [N]
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # optional labels, EXTRA_DTYPES
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in ARRAY_DTYPES}
+        return {**{name: getattr(self, name) for name in ARRAY_DTYPES}, **self.extras}
 
 
 # Stored dtype of every array; readers reject anything else.
@@ -53,6 +55,15 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "episode": np.dtype(np.int64),
 }
 LABEL_NAMES: tuple[str, ...] = tuple(name for name in ARRAY_DTYPES if name != "frames")
+# Optional per-step labels, [N] each, for dataset statistics (absent in recordings and old data):
+# moved = the action moved the player (the view scrolled), blocked = a move into a wall,
+# enemies_visible / coins_visible = tiles showing an enemy / a coin in frame i (capped at 255).
+EXTRA_DTYPES: dict[str, np.dtype] = {
+    "moved": np.dtype(np.bool_),
+    "blocked": np.dtype(np.bool_),
+    "enemies_visible": np.dtype(np.uint8),
+    "coins_visible": np.dtype(np.uint8),
+}
 
 
 @dataclass(frozen=True)
@@ -70,18 +81,23 @@ def check_arrays(
     """Raise DatasetError (prefixed by `where`) unless `arrays` is a well-formed, aligned shard.
 
     Checks names, dtypes, shapes, equal lengths, value ranges, and that episodes form contiguous,
-    non-decreasing runs with every terminated frame closing its episode.
+    non-decreasing runs with every terminated frame closing its episode. Optional EXTRA_DTYPES
+    arrays are checked the same way when present.
     """
     expected = set(ARRAY_DTYPES) if with_frames else set(LABEL_NAMES)
     missing = sorted(expected - set(arrays))
     if missing:
         raise DatasetError(f"{where}: missing array(s) {missing}")
-    for name in sorted(expected):
-        if arrays[name].dtype != ARRAY_DTYPES[name]:
+    unknown = sorted(set(arrays) - set(ARRAY_DTYPES) - set(EXTRA_DTYPES))
+    if unknown:
+        raise DatasetError(f"{where}: unknown array(s) {unknown}")
+    dtypes = {**ARRAY_DTYPES, **EXTRA_DTYPES}
+    names = [name for name in dtypes if name in expected or (name in EXTRA_DTYPES and name in arrays)]
+    for name in names:
+        if arrays[name].dtype != dtypes[name]:
             raise DatasetError(
-                f"{where}: array '{name}' has dtype {arrays[name].dtype}, expected {ARRAY_DTYPES[name]}"
+                f"{where}: array '{name}' has dtype {arrays[name].dtype}, expected {dtypes[name]}"
             )
-    names = [name for name in ARRAY_DTYPES if name in expected]
     for name in names:
         trailing = layout.frame_shape if name == "frames" else ()
         shape = arrays[name].shape

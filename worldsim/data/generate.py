@@ -39,6 +39,7 @@ from worldsim.data.reader import Dataset
 from worldsim.data.shards import write_shard
 
 LOCK_NAME = ".generate.lock"
+MAX_WORKERS = 64
 _POLL_SECONDS = 0.5
 
 
@@ -51,8 +52,8 @@ def generate(
     `on_shard` is called after each shard is committed to the manifest (tests use it to
     simulate an interruption).
     """
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be an int in [1, {MAX_WORKERS}], got {workers!r}")
     explorer_layout(config)  # bad settings fail here, before any folder or worker is made
     out = Path(out)
     _check_free_or_dataset(out)
@@ -82,7 +83,11 @@ def _add_missing_shards(
 
 
 def _check_free_or_dataset(out: Path) -> None:
-    """Refuse to write into a folder that holds something other than a dataset."""
+    """Refuse to write into a folder that holds something other than a dataset, or below a file."""
+    existing = next(path for path in (out, *out.absolute().parents) if path.exists())
+    if not existing.is_dir():
+        where = "is" if existing == out else f"lies below {existing}, which is"
+        raise DatasetError(f"{out} {where} a file, not a folder; choose another --out")
     if out.is_dir() and not (out / MANIFEST_NAME).exists():
         if any(path.name != LOCK_NAME for path in out.iterdir()):
             raise DatasetError(f"{out} is not empty and holds no dataset; choose a new --out")
@@ -102,22 +107,29 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 def _start_or_resume(out: Path, config: GenerateConfig, workers: int) -> Manifest:
     settings = {**config.settings(), "workers": workers}
-    if (out / MANIFEST_NAME).exists():
-        manifest = load_manifest(out)
-        _check_resumable(manifest, config, out)
+    previous = load_manifest(out) if (out / MANIFEST_NAME).exists() else None
+    if previous is not None and not _made_nothing(previous):
+        _check_resumable(previous, config, out)
         remove_stale_temp_files(out)
-        intact = tuple(shard for shard in manifest.shards if _is_intact(out, shard))
-        if len(intact) < len(manifest.shards):
-            warnings.warn(f"{out}: {len(manifest.shards) - len(intact)} missing or damaged "
+        intact = tuple(shard for shard in previous.shards if _is_intact(out, shard))
+        if len(intact) < len(previous.shards):
+            warnings.warn(f"{out}: {len(previous.shards) - len(intact)} missing or damaged "
                           "shard(s) will be generated again", stacklevel=3)
-        manifest = replace(manifest, shards=intact, generator=settings, complete=False)
+        manifest = replace(previous, shards=intact, generator=settings, complete=False)
     else:
+        remove_stale_temp_files(out)
         layout = explorer_layout(config)
         manifest = Manifest(world=WORLD, frame_shape=layout.frame_shape,
                             num_actions=layout.num_actions,
                             event_texts=explorer_event_table().texts, generator=settings)
     save_manifest(out, manifest)
     return manifest
+
+
+def _made_nothing(manifest: Manifest) -> bool:
+    """A generate run stopped before its first shard: start afresh, with any settings."""
+    made_by_generate = manifest.world == WORLD and manifest.generator.get("kind") == "generate"
+    return made_by_generate and not manifest.shards
 
 
 def _check_resumable(manifest: Manifest, config: GenerateConfig, out: Path) -> None:

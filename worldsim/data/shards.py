@@ -10,6 +10,7 @@ import numpy as np
 from worldsim.data.atomic import atomic_write_bytes, sha256_bytes
 from worldsim.data.format import (
     ARRAY_DTYPES,
+    EXTRA_DTYPES,
     LABEL_NAMES,
     DatasetError,
     ShardArrays,
@@ -71,11 +72,12 @@ def read_shard(
         source = path
     arrays = _load_arrays(source, path, set(ARRAY_DTYPES))
     _check_against_record(arrays, record, layout, path, with_frames=True)
-    return ShardArrays(**arrays)
+    extras = {name: arrays.pop(name) for name in EXTRA_DTYPES if name in arrays}
+    return ShardArrays(**arrays, extras=extras)
 
 
 def read_labels(directory: Path, record: ShardRecord, layout: ShardLayout) -> dict[str, np.ndarray]:
-    """Load only the small per-frame arrays (no frames, no checksum): cheap summaries."""
+    """Load only the small per-frame arrays, optional labels included (no frames, no checksum)."""
     path = check_present(directory, record)
     arrays = _load_arrays(path, path, set(LABEL_NAMES))
     _check_against_record(arrays, record, layout, path, with_frames=False)
@@ -97,14 +99,17 @@ def check_present(directory: Path, record: ShardRecord) -> Path:
 
 
 def _load_arrays(source: Path | io.BytesIO, path: Path, names: set[str]) -> dict[str, np.ndarray]:
+    """`names` and whichever optional label arrays the shard holds."""
     try:
         with np.load(source, allow_pickle=False) as archive:
             stored = set(archive.files)
-            if stored != set(ARRAY_DTYPES):
+            extras = stored - set(ARRAY_DTYPES)
+            if not set(ARRAY_DTYPES) <= stored or not extras <= set(EXTRA_DTYPES):
                 raise DatasetError(
-                    f"{path}: holds arrays {sorted(stored)}, expected {sorted(ARRAY_DTYPES)}"
+                    f"{path}: holds arrays {sorted(stored)}, expected {sorted(ARRAY_DTYPES)} "
+                    f"and optionally {sorted(EXTRA_DTYPES)}"
                 )
-            return {name: archive[name] for name in names}
+            return {name: archive[name] for name in sorted(names | extras)}
     except DatasetError:
         raise
     except _READ_ERRORS as error:

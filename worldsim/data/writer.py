@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from worldsim.data.atomic import remove_stale_temp_files
-from worldsim.data.format import MANIFEST_NAME, NO_EVENT, DatasetError, ShardArrays
+from worldsim.data.format import ARRAY_DTYPES, MANIFEST_NAME, NO_EVENT, DatasetError, ShardArrays
 from worldsim.data.manifest import Manifest, load_manifest, save_manifest
 from worldsim.data.shards import write_shard
 
@@ -59,7 +59,7 @@ class DatasetWriter:
         self._next_index = self._manifest.shards[-1].index + 1 if self._manifest.shards else 0
         self._episode = self._manifest.shards[-1].last_episode + 1 if self._manifest.shards else 0
         self._episode_has_frames = False
-        self._buffer: dict[str, list] = {name: [] for name in ShardArrays.__dataclass_fields__}
+        self._buffer: dict[str, list] = {name: [] for name in ARRAY_DTYPES}
         self._closed = False
 
     @property
@@ -71,18 +71,25 @@ class DatasetWriter:
         self, frame: np.ndarray, action: int, reward: float = 0.0, terminated: bool = False,
         event: int = NO_EVENT,
     ) -> None:
-        """Append one step: `frame`, then `action` taken from it, its `reward` and `terminated`."""
+        """Append one step: `frame`, then `action` taken from it, its `reward` and `terminated`.
+
+        `action` and `event` are ints (numpy ints too, not bools or floats), `reward` a finite
+        real number, `terminated` a bool; anything else raises ValueError and adds nothing.
+        """
         self._check_open()
         frame = self._checked_frame(frame)
-        action, event = int(action), int(event)
+        action = int(_checked_scalar("action", action, "iu", "an int"))
+        event = int(_checked_scalar("event", event, "iu", "an int"))
+        reward = float(_checked_scalar("reward", reward, "iuf", "a real number"))
+        terminated = bool(_checked_scalar("terminated", terminated, "b", "a bool"))
+        if not np.isfinite(reward):
+            raise ValueError(f"reward must be finite, got {reward}")
         if not 0 <= action < self._manifest.num_actions:
             raise ValueError(f"action {action} outside [0, {self._manifest.num_actions})")
         if not NO_EVENT <= event < len(self._manifest.event_texts):
             raise ValueError(f"event id {event} outside [-1, {len(self._manifest.event_texts)})")
-        if not np.isfinite(reward):
-            raise ValueError(f"reward must be finite, got {reward}")
         for name, value in (("frames", frame), ("actions", action), ("events", event),
-                            ("rewards", reward), ("terminated", bool(terminated)),
+                            ("rewards", reward), ("terminated", terminated),
                             ("episode", self._episode)):
             self._buffer[name].append(value)
         self._episode_has_frames = True
@@ -162,6 +169,17 @@ class DatasetWriter:
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"DatasetWriter for {self.path} is closed")
+
+
+def _checked_scalar(name: str, value: Any, kinds: str, what: str) -> np.ndarray:
+    """`value` as a 0-d array whose dtype kind is one of `kinds` ("b" bool, "i"/"u" int, "f" float).
+
+    Python and numpy scalars (and 0-d arrays) pass; a bool is not an int here, nor text a number.
+    """
+    array = np.asarray(value)
+    if array.ndim != 0 or array.dtype.kind not in kinds:
+        raise ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+    return array
 
 
 def _check_same_layout(existing: Manifest, wanted: Manifest, path: Path) -> None:
