@@ -21,6 +21,7 @@ def commands(device: str) -> list[list[str]]:
     suffix = "cpu" if device == "cpu" else "cuda"
     return [
         [python, str(BENCHMARKS / "bench_explorer.py")],
+        [python, str(BENCHMARKS / "bench_explorer_vector.py")],
         [python, str(BENCHMARKS / "bench_datagen.py")],
         [python, "-m", "worldsim.cli", "bench", "--checkpoint", "explorer-64", "--device", device,
          "--out", str(RESULTS / f"bench_{suffix}.json")],
