@@ -290,3 +290,15 @@ def test_bad_cli_input_exits_2_with_a_message_and_writes_nothing(name, tmp_path,
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize("command", [["eval", "--suite", "tiny"], ["bench"], ["rollout", "--frames", "2"]])
+def test_a_hub_revision_that_is_not_cached_is_a_clear_error(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    out = tmp_path / ("run.gif" if command[0] == "rollout" else "out")
+    argv = [*command, "--checkpoint", "org/world", "--revision", "v9"] + (["--out", str(out)] if command[0] != "bench" else [])
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert "org/world" in error and "revision v9" in error and "Traceback" not in error
+    assert not out.exists()

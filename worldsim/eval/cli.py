@@ -39,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--suite", choices=list(SUITES), default="quick",
                         help="quick: minutes on a CPU; full: >= 2000-frame drift rollouts, for a GPU; "
                              "tiny: seconds, a smoke test (default: quick)")
+    parser.add_argument("--revision", default=None, help="Hub branch, tag or commit of Hub repo ids")
     parser.add_argument("--out", required=True, help="output folder (created)")
     parser.add_argument("--probes", default=None, help="probe folder (default: the bundled probes)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto = cuda if available)")
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_output_folder(args.out)  # before any work: a file in the way is found now, not after the suite
         document = evaluate(checkpoints, args.suite, args.out, compare=bool(args.compare), probes_folder=args.probes,
-                            device=args.device, seed=args.seed)
+                            device=args.device, seed=args.seed, revision=args.revision)
     except (ValueError, FileNotFoundError) as error:  # unknown checkpoint, bad probes or config: say what, no trace
         print(f"worldsim eval: error: {error}", file=sys.stderr)
         return 2

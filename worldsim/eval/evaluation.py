@@ -77,8 +77,12 @@ def suite_config(suite: str | SuiteConfig, seed: int | None = None) -> SuiteConf
 
 
 def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, compare: bool = False,
-             probes_folder: str | Path | None = None, device: str = "auto", seed: int | None = None) -> dict[str, Any]:
-    """Run the suite on each checkpoint and write the report into `out`; returns metrics.json's content."""
+             probes_folder: str | Path | None = None, device: str = "auto", seed: int | None = None,
+             revision: str | None = None) -> dict[str, Any]:
+    """Run the suite on each checkpoint and write the report into `out`; returns metrics.json's content.
+
+    `revision` pins the Hub branch, tag or commit of checkpoints given as Hub repo ids.
+    """
     import worldsim
 
     if not checkpoints:
@@ -96,7 +100,7 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
                    "targets": probes.metadata.get("targets", {})},
         "machine": describe_machine(torch_device),
     }
-    worlds = [worldsim.load(name, device=str(torch_device)) for name in checkpoints]
+    worlds = [worldsim.load(name, device=str(torch_device), revision=revision) for name in checkpoints]
     labels = distinct_labels([checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)],
                              [str(name) for name in checkpoints])
     runs = []
