@@ -50,6 +50,9 @@ def test_table_round_trips_through_metadata_and_falls_back_to_one_event_per_text
     plain = EventTable.from_metadata({}, ["night falls", "", "rain", "rain"])
     assert dict(plain.events) == {"night falls": ("night falls",), "rain": ("rain",)}
     assert plain.threshold == DEFAULT_THRESHOLD
+    grouped = EventTable.from_metadata({"data": {"world": "explorer"}}, ["it gets dark", "night falls", "rain", "odd"])
+    assert dict(grouped.events) == {"night falls": ("night falls", "it gets dark"), "it starts raining": ("rain",),
+                                    "odd": ("odd",)}  # a world's texts grouped by the game's events
 
 
 @pytest.mark.parametrize("entry, message", [

@@ -82,6 +82,21 @@ def test_word_token_ids_hide_word_ids_but_keep_trigrams():
     assert ids.tolist() == [[5, 6], [8, PAD_ID]] and E.pad_token_ids([], 4).shape == (0, 1)
 
 
+def test_paraphrase_batches_are_a_function_of_the_step():
+    from worldsim.model.event_understanding import KnownEvent
+
+    events = [KnownEvent("night falls", ("night falls", "it gets dark")), KnownEvent("rain", ("rain",))]
+    tok = Tokenizer.build(["night falls", "it gets dark", "rain"], trigram_buckets=64)
+    batches = E.ParaphraseBatches(events, tok, E.Augmentation(), batch_size=20, nonsense_share=0.25, seed=3)
+    ids, labels = batches.batch(5)
+    assert ids.shape[0] == 20 and labels.tolist()[:5] == [2] * 5  # the nonsense rows come first, as "unknown"
+    assert set(labels[5:].tolist()) == {0, 1}
+    again, other = batches.batch(5), batches.batch(6)
+    assert torch.equal(again[0], ids) and not torch.equal(other[0][: len(ids)], ids)
+    with pytest.raises(ValueError, match="no known events"):
+        E.ParaphraseBatches([], tok, E.Augmentation(), 4)
+
+
 def test_remap_keeps_the_rows_of_shared_tokens():
     old, new = Tokenizer.build(["a b"], trigram_buckets=4), Tokenizer.build(["b c"], trigram_buckets=4)
     old_weight = torch.arange(old.vocab_size, dtype=torch.float32)[:, None].repeat(1, 2)
@@ -189,8 +204,20 @@ def test_killed_events_stage_resumes_to_identical_weights(tiny_setup, tmp_path):
     assert metadata[0]["event_understanding"] == metadata[1]["event_understanding"]
 
 
+def test_event_alignment_holds_paraphrases_on_their_events(tiny_setup):
+    """The auxiliary loss a generator stage can add: small where the encoder already agrees, with gradients."""
+    from worldsim.world import WorldModel
+
+    world = WorldModel.from_pretrained(tiny_setup[1])
+    alignment = E.EventAlignment(world, world_name="explorer", batch_size=8, seed=0)
+    assert alignment.targets.shape == (3, world.config.events.dim)  # the three events the world knows
+    loss = alignment.loss(0)
+    loss.backward()
+    assert loss.ndim == 0 and world.event_encoder.token_embed.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("key, value, message", [
-    ("targets", "both", "targets"), ("typo", "1.5", "typo"), ("temperature", "0", "temperature"),
+    ("targets", "both", "targets"), ("augment.typo", "1.5", "augment.typo"), ("temperature", "0", "temperature"),
     ("nonsense_share", "1.0", "nonsense_share"), ("init", "", "init"),
 ])
 def test_bad_settings_are_refused(tiny_setup, key, value, message):

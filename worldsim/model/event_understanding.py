@@ -10,13 +10,23 @@ still reported. "No event" (None or a blank text) is never understood as anythin
 
 The table and its threshold travel in the checkpoint's metadata under `METADATA_KEY`, written
 by the `events` training stage, which measures the threshold between training texts and
-nonsense/unrelated texts. A world without that entry treats each of its event texts as its own
-event, with `DEFAULT_THRESHOLD`.
+nonsense/unrelated texts. A world without that entry groups its event texts by the game's event
+vocabulary (below) when there is one, else treats each text as its own event, with
+`DEFAULT_THRESHOLD`.
+
+Game event vocabularies. A game (a dataset's `world` name) may ship its events as the module
+`worldsim.envs.<world>.events` with
+  - `parse_event(text)` -> an event with `canonical` (str), `train` and `eval` (held-out) texts,
+    raising ValueError for a text it does not know, and
+  - `training_texts()` -> every canonical and training text of the game.
+Training draws paraphrases from it and evaluation its held-out texts; no game is named here.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -24,10 +34,56 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["METADATA_KEY", "DEFAULT_THRESHOLD", "EventUnderstanding", "EventTable", "event_vectors",
-           "nearest_events"]
+           "nearest_events", "KnownEvent", "world_event_vocabulary", "describe_event", "known_events"]
 
 METADATA_KEY = "event_understanding"
 DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class KnownEvent:
+    """One event of a game: its canonical text, the texts training may use, the held-out ones."""
+
+    canonical: str
+    texts: tuple[str, ...]  # canonical first, then the training paraphrases
+    held_out: tuple[str, ...] = ()  # evaluation paraphrases, never trained on
+
+
+def world_event_vocabulary(world: str) -> ModuleType | None:
+    """The module `worldsim.envs.<world>.events` when that game ships one, else None."""
+    if not world.isidentifier():
+        return None
+    name = f"worldsim.envs.{world}.events"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name in (f"worldsim.envs.{world}", name):
+            return None
+        raise  # the game's module exists but one of its own imports is missing
+
+
+def describe_event(text: str, world: str) -> KnownEvent:
+    """The event `text` names in `world`'s vocabulary; a text it does not know stands for itself."""
+    vocabulary = world_event_vocabulary(world)
+    if vocabulary is not None:
+        try:
+            event = vocabulary.parse_event(text)
+        except ValueError:
+            pass
+        else:
+            return KnownEvent(event.canonical, tuple(dict.fromkeys((event.canonical, *event.train))),
+                              tuple(event.eval))
+    return KnownEvent(text, (text,))
+
+
+def known_events(texts: Sequence[str], world: str) -> list[KnownEvent]:
+    """The distinct events that `texts` name (first-seen order), e.g. a world's `event_texts`."""
+    events: dict[str, KnownEvent] = {}
+    for text in texts:
+        if text.strip():
+            event = describe_event(text, world)
+            events.setdefault(event.canonical, event)
+    return list(events.values())
 
 
 @dataclass(frozen=True)
@@ -70,10 +126,15 @@ class EventTable:
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any], event_texts: Sequence[str]) -> "EventTable":
-        """The table stored in a world's metadata, or one event per event text when none is stored."""
+        """The table stored in a world's metadata; else `event_texts` grouped by the game's vocabulary."""
         entry = metadata.get(METADATA_KEY)
         if entry is None:
-            return cls({text: (text,) for text in dict.fromkeys(event_texts) if text.strip()})
+            data = metadata.get("data")
+            world = str(data.get("world", "")) if isinstance(data, Mapping) else ""
+            known = set(event_texts)
+            # only the texts the world was trained under stand for an event
+            return cls({event.canonical: tuple(t for t in event.texts if t in known) or (event.canonical,)
+                        for event in known_events(list(event_texts), world)})
         try:
             events = {str(canonical): tuple(texts) for canonical, texts in entry["events"].items()}
             return cls(events, float(entry["threshold"]))

@@ -100,7 +100,9 @@ class Renderer:
         else:
             self._text(self._event_line(hud), (PADDING, y), EVENT)
         y += LINE_HEIGHT
-        self._text(understanding_line(hud.understood), (PADDING, y), DIM if hud.understood is None else EVENT)
+        understood = hud.understood
+        self._text(understanding_line(understood), (PADDING, y),
+                   EVENT if understood is not None and understood.event is not None else WARNING)
         y += LINE_HEIGHT
         if hud.message:
             self._text(hud.message, (PADDING, y), WARNING)

@@ -6,72 +6,19 @@ the held-out evaluation paraphrases are never used. Whole rows are dropped to "n
 with a small probability so that the models also learn the unconditional velocity that
 classifier-free guidance needs.
 
-Where paraphrases come from. A world (the dataset's `world` name) may ship an event vocabulary
-as the module `worldsim.envs.<world>.events` with
-  - `parse_event(text)` -> an event with `canonical` (str), `train` and `eval` (held-out) texts,
-    raising ValueError for a text it does not know, and
-  - `training_texts()` -> every canonical and training text of the world.
-A world without such a module trains on its dataset's texts as they are (one text per event).
+Where paraphrases come from: the game's event vocabulary, found by
+`worldsim.model.event_understanding.world_event_vocabulary` (no game is named here).
 """
 from __future__ import annotations
-
-import importlib
-from dataclasses import dataclass
-from types import ModuleType
 
 import torch
 from torch import Tensor
 
 from worldsim.model import EventEncoder, Tokenizer
+from worldsim.model.event_understanding import KnownEvent, describe_event, known_events, world_event_vocabulary
 
 __all__ = ["KnownEvent", "world_event_vocabulary", "describe_event", "known_events", "EventVocabulary",
            "training_texts_for", "embed_texts", "encode_event_ids"]
-
-
-@dataclass(frozen=True)
-class KnownEvent:
-    """One event of a world: its canonical text, the texts training may use, the held-out ones."""
-
-    canonical: str
-    texts: tuple[str, ...]  # canonical first, then the training paraphrases
-    held_out: tuple[str, ...] = ()  # evaluation paraphrases, never trained on
-
-
-def world_event_vocabulary(world: str) -> ModuleType | None:
-    """The module `worldsim.envs.<world>.events` when that world ships one, else None."""
-    if not world.isidentifier():
-        return None
-    name = f"worldsim.envs.{world}.events"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name in (f"worldsim.envs.{world}", name):
-            return None
-        raise  # the world's module exists but one of its own imports is missing
-
-
-def describe_event(text: str, world: str) -> KnownEvent:
-    """The event `text` names in `world`'s vocabulary; a text it does not know stands for itself."""
-    vocabulary = world_event_vocabulary(world)
-    if vocabulary is not None:
-        try:
-            event = vocabulary.parse_event(text)
-        except ValueError:
-            pass
-        else:
-            return KnownEvent(event.canonical, tuple(dict.fromkeys((event.canonical, *event.train))),
-                              tuple(event.eval))
-    return KnownEvent(text, (text,))
-
-
-def known_events(texts: list[str], world: str) -> list[KnownEvent]:
-    """The distinct events that `texts` name (first-seen order), e.g. a world's `event_texts`."""
-    events: dict[str, KnownEvent] = {}
-    for text in texts:
-        if text:
-            event = describe_event(text, world)
-            events.setdefault(event.canonical, event)
-    return list(events.values())
 
 
 class EventVocabulary:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,17 +40,18 @@ from torch import Tensor, nn
 
 from worldsim.data import Dataset
 from worldsim.model import EventEmbeddingCache, EventEncoder, Tokenizer
-from worldsim.model.event_understanding import METADATA_KEY, EventTable
+from worldsim.model.event_understanding import METADATA_KEY, EventTable, KnownEvent, known_events
 from worldsim.model.text import PAD_ID, UNK_ID, split_words
 from worldsim.training import losses
 from worldsim.training.common import StageConfig, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
-from worldsim.training.event_conditioning import KnownEvent, known_events, training_texts_for
+from worldsim.training.event_conditioning import training_texts_for
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
-__all__ = ["EventsConfig", "EventsStage", "HeldOutReport", "held_out_accuracy", "augment_words", "misspell",
-           "nonsense_text", "word_token_ids", "pad_token_ids", "choose_threshold", "remap_token_embeddings"]
+__all__ = ["EventsConfig", "EventsStage", "HeldOutReport", "held_out_accuracy", "EventAlignment", "Augmentation",
+           "ParaphraseBatches", "augment_words", "misspell", "nonsense_text", "word_token_ids", "pad_token_ids",
+           "choose_threshold", "remap_token_embeddings"]
 
 # Texts about nothing a game event names, for measuring the threshold (never trained on).
 UNRELATED_TEXTS = (
@@ -62,6 +64,21 @@ UNRELATED_TEXTS = (
 
 
 @dataclass
+class Augmentation:
+    """Probabilities of each kind of noise put on a training text (see `augment_words`, `word_token_ids`)."""
+
+    drop_word: float = 0.1  # a word is dropped (a text keeps at least one)
+    shuffle: float = 0.3  # a text's words are shuffled
+    typo: float = 0.1  # a word is misspelt (one letter deleted, replaced or inserted)
+    unknown_word: float = 0.3  # a word's id becomes [UNK] (its trigrams stay)
+
+    def validate(self) -> None:
+        for name in ("drop_word", "shuffle", "typo", "unknown_word"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"augment.{name} must be a probability in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass
 class EventsConfig(StageConfig):
     steps: int = 1500
     batch_size: int = 128
@@ -70,10 +87,7 @@ class EventsConfig(StageConfig):
     targets: str = "world"  # "world": keep the init world's event vectors | "learned": free vectors
     temperature: float = 0.1  # of the cosine logits
     anchor_weight: float = 1.0  # targets="world": weight of the distance to the world's vectors
-    drop_word: float = 0.1  # probability that a word is dropped (a text keeps at least one)
-    shuffle: float = 0.3  # probability that a text's words are shuffled
-    typo: float = 0.1  # probability that a word is misspelt (one letter deleted, replaced or inserted)
-    unknown_word: float = 0.3  # probability that a word's id becomes [UNK] (its trigrams stay)
+    augment: Augmentation = field(default_factory=Augmentation)
     nonsense_share: float = 0.1  # share of each batch made of nonsense texts labelled "unknown"
     unrelated_texts: tuple[str, ...] = field(default_factory=lambda: UNRELATED_TEXTS)
 
@@ -82,9 +96,7 @@ class EventsConfig(StageConfig):
         self.require_init("the world whose event encoder is trained")
         if self.targets not in ("world", "learned"):
             raise ConfigError(f"targets must be 'world' or 'learned', got {self.targets!r}")
-        for name in ("drop_word", "shuffle", "typo", "unknown_word"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+        self.augment.validate()
         if not 0.0 <= self.nonsense_share < 1.0:
             raise ConfigError(f"nonsense_share must be in [0, 1), got {self.nonsense_share}")
         if self.temperature <= 0 or self.anchor_weight < 0:
@@ -141,6 +153,66 @@ def pad_token_ids(rows: list[list[int]], max_tokens: int) -> Tensor:
     for index, row in enumerate(rows):
         ids[index, :len(row)] = torch.tensor(row, dtype=torch.long)
     return ids
+
+
+class ParaphraseBatches:
+    """Batches of augmented paraphrases and their event labels, a function of (seed, step).
+
+    One event at a time uniformly, then one of its texts; the first `nonsense_share` of each batch
+    are nonsense texts labelled `len(events)` ("unknown").
+    """
+
+    def __init__(self, events: Sequence[KnownEvent], tokenizer: Tokenizer, augmentation: Augmentation,
+                 batch_size: int, nonsense_share: float = 0.0, seed: int = 0):
+        if not events:
+            raise ValueError("no known events to train the event encoder on")
+        self.events, self.tokenizer, self.augmentation = list(events), tokenizer, augmentation
+        self.batch_size, self.seed = batch_size, seed
+        self.num_nonsense = round(nonsense_share * batch_size)
+
+    def batch(self, step: int) -> tuple[Tensor, Tensor]:
+        """Token ids long `[B, T]` and labels long `[B]`."""
+        noise, rng = self.augmentation, random.Random(f"{self.seed}:{step}")
+        rows, labels = [], []
+        for index in range(self.batch_size):
+            if index < self.num_nonsense:
+                label, text = len(self.events), nonsense_text(rng)
+            else:
+                label = rng.randrange(len(self.events))
+                text = rng.choice(self.events[label].texts)
+            words = augment_words(split_words(text), noise.drop_word, noise.shuffle, noise.typo, rng)
+            rows.append(word_token_ids(words, self.tokenizer, noise.unknown_word, rng))
+            labels.append(label)
+        return pad_token_ids(rows, self.tokenizer.max_tokens), torch.tensor(labels)
+
+
+class EventAlignment:
+    """An auxiliary loss that keeps an event encoder's meaning while another stage trains it.
+
+    Every event's paraphrases (augmented) are held on the vector the encoder gives that event when
+    the alignment is made: `losses.event_prototype_loss` with those vectors as prototypes and
+    anchors. A stage that trains the encoder through the generator adds it to its loss:
+
+        alignment = EventAlignment(world, world_name=dataset.world, batch_size=32, seed=config.seed)
+        loss = loss + weight * alignment.loss(step)
+    """
+
+    def __init__(self, world, world_name: str, batch_size: int = 32, seed: int = 0,
+                 augmentation: Augmentation | None = None, temperature: float = 0.1):
+        self.encoder, self.temperature = world.event_encoder, temperature
+        table = world.event_table if METADATA_KEY in world.metadata else EventTable(
+            {event.canonical: event.texts for event in known_events(world.event_texts, world_name)})
+        events = [KnownEvent(canonical, tuple(texts)) for canonical, texts in table.events.items()]
+        with torch.no_grad():
+            self.targets = torch.stack([world.encode_events(list(event.texts)).mean(0) for event in events])
+        self.batches = ParaphraseBatches(events, world.tokenizer, augmentation or Augmentation(), batch_size, 0.0, seed)
+
+    def loss(self, step: int) -> Tensor:
+        token_ids, labels = self.batches.batch(step)
+        device = self.targets.device
+        vectors = self.encoder(token_ids.to(device))
+        return losses.event_prototype_loss(vectors, labels.to(device), self.targets, self.temperature,
+                                           self.targets)
 
 
 def remap_token_embeddings(old: Tokenizer, new: Tokenizer, old_weight: Tensor, new_weight: Tensor) -> Tensor:
@@ -234,6 +306,8 @@ class EventsStage:
             initial = torch.cat([anchors, unknown]) if anchors is not None else torch.randn(len(self.events) + 1, dim)
         self.prototypes = EventPrototypes(initial).to(context.device)
         self.optimizer = make_adamw([*self.encoder.parameters(), *self.prototypes.parameters()], config)
+        self.batches = ParaphraseBatches(self.events, self.world.tokenizer, config.augment, config.batch_size,
+                                         config.nonsense_share, config.seed)
         self.samples_per_step = config.batch_size
 
     def _use_tokenizer(self, tokenizer: Tokenizer, texts: list[str]) -> None:
@@ -260,25 +334,8 @@ class EventsStage:
     def optimizers(self):
         return {"event_encoder": self.optimizer}
 
-    def _batch(self, step: int) -> tuple[Tensor, Tensor]:
-        """Augmented token ids `[B, T]` and labels `[B]` (len(events) = "unknown"); a function of (seed, step)."""
-        config, tokenizer = self.config, self.world.tokenizer
-        rng = random.Random(f"{config.seed}:{step}")
-        num_nonsense = round(config.nonsense_share * config.batch_size)
-        rows, labels = [], []
-        for index in range(config.batch_size):
-            if index < num_nonsense:
-                label, text = len(self.events), nonsense_text(rng)
-            else:
-                label = rng.randrange(len(self.events))
-                text = rng.choice(self.events[label].texts)
-            words = augment_words(split_words(text), config.drop_word, config.shuffle, config.typo, rng)
-            rows.append(word_token_ids(words, tokenizer, config.unknown_word, rng))
-            labels.append(label)
-        return pad_token_ids(rows, tokenizer.max_tokens), torch.tensor(labels)
-
     def train_step(self, step: int) -> dict[str, float]:
-        token_ids, labels = self._batch(step)
+        token_ids, labels = self.batches.batch(step)
         device = self.context.device
         token_ids, labels = token_ids.to(device), labels.to(device)
         vectors = self.encoder(token_ids)
@@ -296,9 +353,9 @@ class EventsStage:
         known = set(self.world.event_texts)
         rng = random.Random(f"{self.config.seed}:threshold")
         unrelated = [t for t in self.config.unrelated_texts if t not in known] + [nonsense_text(rng) for _ in range(64)]
-        config = self.config
+        noise = self.config.augment
         # Augmented training texts stand in for paraphrases the world has not seen.
-        training = [" ".join(augment_words(split_words(text), config.drop_word, config.shuffle, config.typo, rng))
+        training = [" ".join(augment_words(split_words(text), noise.drop_word, noise.shuffle, noise.typo, rng))
                     for event in self.events for text in event.texts]
         score = lambda texts: torch.tensor([u.similarity for u in table.understand(texts, self.world.encode_events)])  # noqa: E731
         return choose_threshold(score(training), score(unrelated))
