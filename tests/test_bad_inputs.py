@@ -275,6 +275,9 @@ CLI_CASES = {
 if not torch.cuda.is_available():
     CLI_CASES["rollout --device cuda without CUDA"] = (
         ["rollout", "--frames", "3", "--out", "{tmp}/x.gif", "--device", "cuda"], "--device cuda")
+    CLI_CASES["eval --device cuda without CUDA"] = (
+        ["eval", "--suite", "tiny", "--out", "{tmp}/eval", "--device", "cuda"], "--device cuda")
+    CLI_CASES["bench --device cuda without CUDA"] = (["bench", "--device", "cuda"], "--device cuda")
 
 
 @pytest.mark.parametrize("name", sorted(CLI_CASES))

@@ -53,7 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from worldsim.eval.evaluation import evaluate
     from worldsim.eval.report import json_ready
-    from worldsim.runtime import check_output_folder
+    from worldsim.runtime import check_device, check_output_folder
 
     checkpoints = args.compare or [args.checkpoint]
     if args.update_card and (args.compare or not (Path(args.checkpoint) / "config.json").is_file()):
@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         check_output_folder(args.out)  # before any work: a file in the way is found now, not after the suite
+        if args.device != "auto":
+            check_device(args.device)
         document = evaluate(checkpoints, args.suite, args.out, compare=bool(args.compare), probes_folder=args.probes,
                             device=args.device, seed=args.seed, revision=args.revision)
     except (ValueError, FileNotFoundError) as error:  # unknown checkpoint, bad probes or config: say what, no trace
