@@ -1,4 +1,4 @@
-"""End-to-end dataset generation speed: `worldsim data generate` frames per second (DESIGN §9).
+"""End-to-end dataset generation speed: `worldsim data generate` frames per second.
 
     python benchmarks/bench_datagen.py                      # -> benchmarks/results/datagen.json
     python benchmarks/bench_datagen.py --frames 65536 --workers 1 2 --repeats 5

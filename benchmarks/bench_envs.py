@@ -1,4 +1,4 @@
-"""Env-steps per second of the neural world: the single env and the batched vector env (DESIGN §9).
+"""Env-steps per second of the neural world: the single env and the batched vector env.
 
     python benchmarks/bench_envs.py                       # CPU -> benchmarks/results/envs_cpu.json
     python benchmarks/bench_envs.py --device cuda         # GPU -> benchmarks/results/envs_cuda.json

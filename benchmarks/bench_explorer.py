@@ -1,4 +1,4 @@
-"""Explorer simulation speed: frames per second of `ExplorerBatch` (step + render), DESIGN §9.
+"""Explorer simulation speed: frames per second of `ExplorerBatch` (step + render).
 
     python benchmarks/bench_explorer.py          # -> benchmarks/results/explorer_sim.json
     python benchmarks/bench_explorer.py --batch-sizes 1 256 --repeats 9

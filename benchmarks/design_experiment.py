@@ -119,7 +119,7 @@ def frames_per_second(world, frames: int = 60) -> float:
 
 
 def run_design(name: str, args: argparse.Namespace, probes: Probes, truth: dict) -> dict[str, Any]:
-    out = Path(args.out) / name
+    out = Path(args.out) / f"{name}-{args.loss_weight}"
     init = out / "init"
     if not (init / "config.json").exists():
         world = with_new_transformer(load_world(args.ae_world, torch.device("cpu")), DESIGNS[name], seed=0)
@@ -127,7 +127,7 @@ def run_design(name: str, args: argparse.Namespace, probes: Probes, truth: dict)
     overrides = [f"data={args.data}", f"init={init}", f"steps={args.steps}",
                  f"batch_size={args.batch_size}", f"clip_frames={args.clip_frames}",
                  f"context_noise={args.context_noise}", f"lr={args.lr}", "warmup_steps=50",
-                 f"checkpoint_every={max(args.steps // 4, 1)}"]
+                 f"checkpoint_every={max(args.steps // 4, 1)}", f"loss_weight={args.loss_weight}"]
     config = build_config("ar-teacher", None, overrides)
     cpu_start = time.process_time()
     summary = run_stage("ar-teacher", config, out / "ar-teacher", resume=(out / "ar-teacher").exists())
@@ -136,7 +136,8 @@ def run_design(name: str, args: argparse.Namespace, probes: Probes, truth: dict)
     with torch.inference_mode():
         result = controllability(world, probes, truth, seed=1)
         result["fps_batch1"] = frames_per_second(world)
-    result.update(design=name, overrides=DESIGNS[name], steps=args.steps, batch_size=args.batch_size,
+    result.update(design=name, overrides=DESIGNS[name], loss_weight=args.loss_weight,
+                  clip_frames=args.clip_frames, steps=args.steps, batch_size=args.batch_size,
                   train_cpu_s=cpu_seconds, train_wall_s=summary.wall_time_s, last_loss=summary.last_loss,
                   transformer_params=sum(p.numel() for p in world.transformer.parameters()))
     return result
@@ -152,6 +153,7 @@ def main() -> None:
     parser.add_argument("--clip-frames", type=int, default=8)
     parser.add_argument("--context-noise", type=float, default=0.1)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--loss-weight", choices=("bell", "uniform"), default="bell")
     parser.add_argument("--contexts", type=int, default=96)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
@@ -163,7 +165,7 @@ def main() -> None:
     for name in args.designs:
         results.append(run_design(name, args, probes, truth))
         print(json.dumps(results[-1], indent=1), flush=True)
-    Path(args.out, "results.json").write_text(json.dumps(results, indent=1))
+    Path(args.out, f"results-{'-'.join(args.designs)}-{args.loss_weight}.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

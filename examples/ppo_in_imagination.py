@@ -1,4 +1,4 @@
-"""PPO trained only inside a learned world, then evaluated in the real game (DESIGN §8, RL transfer).
+"""PPO trained only inside a learned world, then evaluated in the real game (RL transfer).
 
 The agent never sees the real Explorer while it learns: every frame, reward and termination of
 its training comes from the neural world (`worldsim/NeuralExplorer-v0`, batched on the device).

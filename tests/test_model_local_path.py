@@ -101,3 +101,34 @@ def test_a_format_1_checkpoint_loads_as_a_world_without_local_path(tmp_path):
     loaded = WorldModel.from_pretrained(tmp_path)
     assert loaded.transformer.local is None
     assert loaded.config.transformer.local_channels == 0
+
+
+def test_action_conv_convolves_each_frame_with_its_actions_kernel():
+    from torch.nn import functional
+
+    from worldsim.model.local_path import ActionConv
+
+    conv = ActionConv(3, 4, num_action_rows=3)
+    with torch.no_grad():
+        conv.weight.normal_()
+    inputs = torch.randn(5, 3, 6, 6)
+    actions = torch.tensor([0, 2, 1, 2, 0])
+    out = conv(inputs, actions)
+    for row, action in enumerate(actions.tolist()):
+        expected = functional.conv2d(inputs[row:row + 1], conv.weight[action], padding=1)
+        assert torch.allclose(out[row:row + 1], expected, atol=1e-5)
+
+
+def test_the_action_conv_can_be_switched_off_and_old_worlds_load_with_it(tmp_path):
+    import json
+
+    from worldsim.world import WorldModel
+
+    shared = CausalTransformer(dataclasses.replace(WorldConfig.preset("tiny").transformer, local_action_conv=False))
+    assert shared.local.previous_by_action is None
+    world = WorldModel.create(WorldConfig.preset("tiny"), ["night falls"], seed=0)
+    world.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["world"]["transformer"]["local_action_conv"]  # written before the switch existed
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert WorldModel.from_pretrained(tmp_path).transformer.local.previous_by_action is not None

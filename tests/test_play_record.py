@@ -1,4 +1,4 @@
-"""`--record`: a played session becomes a standard dataset (DESIGN §5) that `Dataset` loads."""
+"""`--record`: a played session becomes a standard dataset that `Dataset` loads."""
 from __future__ import annotations
 
 import numpy as np

@@ -43,6 +43,8 @@ FORMAT_VERSION = 2
 _TRANSFORMER_KEYS_ADDED_IN_2 = {"local_channels": 0, "local_blocks": 1, "local_frames": 0}
 # The autoencoder's patch stem came during format 2: worlds written before it have a pixel stem.
 _AUTOENCODER_KEYS_ADDED_IN_2 = {"patch_size": 1}
+# So did the switch for the local path's action-chosen kernel, which every local path had by then.
+_TRANSFORMER_KEYS_ADDED_DURING_2 = {"local_action_conv": True}
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -184,6 +186,8 @@ def _upgrade_world(world: dict, version: int) -> dict:
         world = {**world, "transformer": {**_TRANSFORMER_KEYS_ADDED_IN_2, **transformer}}
     if version <= 2 and isinstance(autoencoder, dict):
         world = {**world, "autoencoder": {**_AUTOENCODER_KEYS_ADDED_IN_2, **autoencoder}}
+    if version <= 2 and isinstance(world.get("transformer"), dict):
+        world = {**world, "transformer": {**_TRANSFORMER_KEYS_ADDED_DURING_2, **world["transformer"]}}
     return world
 
 

@@ -1,4 +1,4 @@
-"""Datasets (DESIGN §5): the format, a writer, a validating reader, clip sampling, generation and
+"""Datasets: the format, a writer, a validating reader, clip sampling, generation and
 recording. The core is numpy only (no torch), so generator workers stay light."""
 from worldsim.data.clips import Clip, ClipSampler, clip_starts
 from worldsim.data.format import FORMAT_VERSION, NO_EVENT, DatasetError, ShardArrays

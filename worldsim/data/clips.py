@@ -18,7 +18,7 @@ DEFAULT_CACHE_BYTES = 1 << 30
 
 @dataclass
 class Clip:
-    """A batch of clips. `actions[:, f]` is the action taken after frame f (DESIGN §5)."""
+    """A batch of clips. `actions[:, f]` is the action taken after frame f."""
 
     frames: np.ndarray  # uint8 [B, F, H, W, 3]
     actions: np.ndarray  # int64 [B, F]

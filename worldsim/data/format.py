@@ -1,4 +1,4 @@
-"""The on-disk dataset format (DESIGN §5): array names, dtypes, file names and the error type.
+"""The on-disk dataset format: array names, dtypes, file names and the error type.
 
 A dataset is a folder with `manifest.json` and shards `shard-00000.npz`, ... Every shard holds the
 aligned arrays below, one row per frame. `actions[i]`, `rewards[i]` and `terminated[i]` describe

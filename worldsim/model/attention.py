@@ -2,7 +2,7 @@
 
 Masks are boolean, True where a query may attend to a key, built per frame and expanded to
 tokens: every token of a frame sees every token of the frames it may see (bidirectional within
-a frame, DESIGN §6.2).
+a frame).
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class SelfAttention(nn.Module):
     """Multi-head attention with RMS-normalised queries/keys and rotary positions.
 
     `project` rotates the spatial channels only, so its keys are what a cache stores (temporal
-    positions are assigned when attending, DESIGN §6.3); `attend` rotates the temporal channels
+    positions are assigned when attending); `attend` rotates the temporal channels
     ``[0, temporal_channels)`` and attends.
     """
 

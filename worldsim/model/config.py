@@ -1,7 +1,7 @@
 """Model configurations: one dataclass per network plus `WorldConfig` that holds them all.
 
 Configs are plain dataclasses so they read like documentation and serialise to `config.json`.
-`WorldConfig.from_dict` is strict (DESIGN §10): an unknown key, a missing key or a value of the
+`WorldConfig.from_dict` is strict: an unknown key, a missing key or a value of the
 wrong type raises `ConfigError` naming the dotted key, e.g. ``transformer.depth``.
 
 Several sizes appear in more than one sub-config (latent channels, latent size, number of
@@ -75,7 +75,7 @@ class AutoencoderConfig:
 
 @dataclass
 class TransformerConfig:
-    """Causal diffusion transformer over latent patches (DESIGN §6.2) and its kv cache (§6.3)."""
+    """Causal diffusion transformer over latent patches and its kv cache."""
 
     latent_channels: int = 8
     latent_size: int = 16
@@ -97,6 +97,8 @@ class TransformerConfig:
     local_channels: int = 0
     local_blocks: int = 1
     local_frames: int = 0
+    # The previous latents also pass a 3x3 conv whose kernel the action picks (local_path.ActionConv).
+    local_action_conv: bool = True
 
     @property
     def head_dim(self) -> int:
@@ -141,7 +143,7 @@ class TransformerConfig:
 
 @dataclass
 class EventEncoderConfig:
-    """Text-event encoder (DESIGN §6.4) and the tokenizer settings it is built with."""
+    """Text-event encoder and the tokenizer settings it is built with."""
 
     dim: int = 64  # E: width of the event vector handed to the transformer
     width: int = 64
@@ -161,7 +163,7 @@ class EventEncoderConfig:
 
 @dataclass
 class RewardConfig:
-    """Reward/termination model (DESIGN §6.5) on the latents of the last `context_frames` frames."""
+    """Reward/termination model on the latents of the last `context_frames` frames."""
 
     context_frames: int = 4
     latent_channels: int = 8
@@ -363,11 +365,14 @@ PRESETS: dict[str, Callable[[], WorldConfig]] = {
     # over the 17-frame cache costs as much as the linear layers here, so width is what is spent.
     "small": lambda: _sized(64, 8, (24, 48, 96), dim=192, depth=6, num_heads=3, event_dim=64,
                             event_width=64, window_frames=16, reward_width=32),
-    # The shipped CPU-trained default world: a third of small's transformer FLOPs, so that it can
-    # be trained in about an hour and a half on 2 CPU cores and run fast at batch 1 on them.
-    # Its autoencoder folds each 4-pixel tile into one latent cell (patch stem, 3 blocks of 64).
-    "compact": lambda: _sized(64, 8, (64,), ae_patch_size=4, ae_blocks=3, dim=128, depth=4, num_heads=2,
-                              event_dim=64, event_width=64, window_frames=12, reward_width=32),
+    # The shipped CPU-trained default world, trained and played on 2 CPU cores. Its autoencoder
+    # folds each 4-pixel tile into one latent cell (patch stem, 3 blocks of 64); its generator
+    # moves the view through the conv local path (48 channels, the 2 previous latents, the
+    # action-chosen kernel) and remembers and reacts to events through 3 transformer blocks over
+    # a 1 + 12 frame cache (docs/generator-design.md).
+    "compact": lambda: _sized(64, 8, (64,), ae_patch_size=4, ae_blocks=3, dim=128, depth=3, num_heads=2,
+                              event_dim=64, event_width=64, window_frames=12, reward_width=32,
+                              local_channels=48, local_frames=2),
     # A bigger world for GPUs.
     "base": lambda: _sized(64, 8, (64, 128, 192), dim=512, depth=12, num_heads=8, event_dim=128,
                            event_width=128, window_frames=16, reward_width=64),

@@ -1,4 +1,4 @@
-"""Flow-matching maths as pure tensor functions (DESIGN §6.2).
+"""Flow-matching maths as pure tensor functions.
 
 Conventions: ``x_sigma = (1 - sigma) * x0 + sigma * noise`` with sigma in [0, 1] (0 = clean,
 1 = pure noise); the network predicts the velocity ``v = noise - x0``, so ``x0 = x_sigma - sigma * v``.

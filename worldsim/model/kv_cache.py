@@ -1,4 +1,4 @@
-"""Bounded key/value cache: attention-sink frames plus a ring-buffer window (DESIGN §6.3).
+"""Bounded key/value cache: attention-sink frames plus a ring-buffer window.
 
 Per layer and batch row, the cache holds `sink_frames` slots for the first frames committed
 after a reset (never evicted) and `window_frames` ring slots for the most recent frames. All

@@ -8,7 +8,8 @@ resolution whose input is
 
     [noisy latent x_f ; previous latents x_{f-1..f-K} ; their noise levels ; one-hot a_{f-1}]
 
-and the velocity leaves through a conv *head* that adds the transformer's output back onto the
+plus the previous latents convolved with a kernel chosen by the action (`ActionConv`), and the
+velocity leaves through a conv *head* that adds the transformer's output back onto the
 stem's features (a skip at full resolution). The transformer in between attends over patch tokens
 and the kv cache: it carries what the local path cannot see (memory of tiles that left the view,
 events). Every residual block is modulated (FiLM) by the frame's condition vector.
@@ -50,6 +51,30 @@ def previous_frames(latents: Tensor, sigma: Tensor, history: Tensor | None = Non
     return sequence[:, index], sequence_sigma[:, index]
 
 
+class ActionConv(nn.Module):
+    """A 3x3 convolution whose kernel is chosen by the action: one kernel per action row.
+
+    A move acts on the previous frames as a local transformation (in a scrolling world, a shift
+    by one cell), which a kernel picked by the action expresses in one linear layer, where a
+    shared kernel needs the action to gate its features through later nonlinearities. Costs the
+    same as one convolution: every frame is convolved with its own kernel as one grouped conv.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, num_action_rows: int) -> None:
+        super().__init__()
+        shared = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        # Every action starts from the same kernel, so the actions differ only as training says.
+        self.weight = nn.Parameter(shared.weight.detach()[None].repeat(num_action_rows, 1, 1, 1, 1))
+
+    def forward(self, inputs: Tensor, actions: Tensor) -> Tensor:
+        """inputs ``[N, in, h, w]``, actions long ``[N]`` → ``[N, out, h, w]``."""
+        count, channels, height, width = inputs.shape
+        kernels = self.weight[actions].flatten(0, 1)  # [N * out, in, 3, 3]
+        out = functional.conv2d(inputs.reshape(1, count * channels, height, width), kernels, padding=1,
+                                groups=count)
+        return out.view(count, -1, height, width)
+
+
 class FiLMBlock(nn.Module):
     """Residual conv block whose middle is scaled/shifted by the frame's condition vector."""
 
@@ -73,13 +98,15 @@ class LocalPath(nn.Module):
     """Conv stem (latents → patch tokens) and conv head (tokens → velocity) at latent resolution."""
 
     def __init__(self, latent_channels: int, num_actions: int, previous: int, width: int,
-                 blocks: int, patch_size: int, dim: int) -> None:
+                 blocks: int, patch_size: int, dim: int, action_conv: bool = True) -> None:
         super().__init__()
         self.previous = previous
         self.num_action_rows = num_actions + 1  # + NO_ACTION
         self.patch_size = patch_size
         inputs = latent_channels * (1 + previous) + previous + self.num_action_rows
         self.stem_in = nn.Conv2d(inputs, width, 3, padding=1)
+        self.previous_by_action = (ActionConv(latent_channels * previous, width, self.num_action_rows)
+                                   if previous and action_conv else None)
         self.stem = nn.ModuleList(FiLMBlock(width, dim) for _ in range(blocks))
         self.to_tokens = nn.Linear(width * patch_size**2, dim)
         self.from_tokens = nn.Linear(dim, width * patch_size**2)
@@ -104,6 +131,10 @@ class LocalPath(nn.Module):
         stacked = torch.cat((latents, previous.flatten(2, 3).to(latents.dtype), sigma_maps, action_maps),
                             dim=2)
         features = self.stem_in(stacked.flatten(0, 1))
+        if self.previous_by_action is not None:
+            moved = self.previous_by_action(previous.flatten(2, 3).flatten(0, 1).to(latents.dtype),
+                                            actions.flatten())
+            features = features + moved
         flat_condition = condition.flatten(0, 1)
         for block in self.stem:
             features = block(features, flat_condition)

@@ -1,4 +1,4 @@
-"""Reward and termination model (DESIGN §6.5).
+"""Reward and termination model.
 
 A small conv net over the latents of the last K frames, stacked on channels, plus the action
 that led to the last frame, predicts reward logits over the classes (-1, 0, +1) and a

@@ -5,7 +5,7 @@ spatial rest, whose pairs are shared between patch rows and patch columns. Withi
 width d, the pair (x[i], x[i + d/2]) is rotated by ``position * frequency[i]``. A rotation's dot
 product depends only on the *difference* of the positions, so attention scores see relative
 time and relative space; no position table exists, so rollouts of any length never overflow
-one (DESIGN §6.2, §6.3).
+one.
 
 The two parts are applied at different moments: the spatial rotation when keys are projected
 (a token's place in its frame never changes), the temporal one only when attending, because a

@@ -1,4 +1,4 @@
-"""The causal diffusion transformer: the world's dynamics model (DESIGN §6.2).
+"""The causal diffusion transformer: the world's dynamics model.
 
 Latents ``[B, F, C, h, w]`` become `patch_size`² patch tokens (64 tokens per 16x16 frame by
 default): through a linear patch embedding, or — with `local_channels > 0` — through the conv
@@ -125,7 +125,8 @@ class CausalTransformer(nn.Module):
         self.local: LocalPath | None = None
         if config.local_channels:
             self.local = LocalPath(config.latent_channels, config.num_actions, config.local_frames,
-                                   config.local_channels, config.local_blocks, config.patch_size, dim)
+                                   config.local_channels, config.local_blocks, config.patch_size, dim,
+                                   config.local_action_conv)
         else:
             self.patch_embed = nn.Linear(config.patch_dim, dim)
         self.sigma_embed = SigmaEmbedding(dim)

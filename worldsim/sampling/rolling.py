@@ -1,4 +1,4 @@
-"""Rolling-window sampler (Rolling Forcing, inference side; DESIGN §7 item 8).
+"""Rolling-window sampler (Rolling Forcing, inference side).
 
 With the levels ``sigmas = [1 = s_0 > s_1 > ... > s_{W-1} > 0]``, up to W frames are in flight at
 once, each at its own level, the oldest least noisy. One pass of the transformer (frame-causal

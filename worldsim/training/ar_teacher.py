@@ -1,4 +1,4 @@
-"""Stage `ar-teacher` (DESIGN §7.3): a teacher-forcing autoregressive diffusion model.
+"""Stage `ar-teacher`: a teacher-forcing autoregressive diffusion model.
 
 The layout is `[clean frames ; noisy frames]`: noisy frame f sees the clean frames before it and
 itself, each noisy frame at its own noise level, and the loss is weighted by a bell over the
@@ -27,11 +27,17 @@ __all__ = ["ARTeacherConfig", "ARTeacherStage"]
 class ARTeacherConfig(FlowMatchingConfig):
     # Small noise on the clean context makes the teacher robust to its own imperfect frames.
     context_noise: float = 0.0  # max sigma of the context frames (0 = exactly clean)
+    # "bell": the logit-normal weight, for a teacher that is distilled (its hard middle levels
+    # matter most). "uniform": every level alike, for a world sampled as it is in 1-2 steps,
+    # whose first step predicts x0 at sigma 1 — where the bell weight vanishes.
+    loss_weight: str = "bell"
 
     def validate(self) -> None:
         super().validate()
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"context_noise must be in [0, 1), got {self.context_noise}")
+        if self.loss_weight not in ("bell", "uniform"):
+            raise ConfigError(f"loss_weight must be 'bell' or 'uniform', got {self.loss_weight!r}")
 
 
 class ARTeacherStage(FlowMatchingStage):
@@ -46,5 +52,5 @@ class ARTeacherStage(FlowMatchingStage):
         return self.transformer.forward_teacher_forcing(clean, noisy, sigma, batch.actions, events,
                                                         clean_sigma=clean_sigma)
 
-    def frame_weight(self, sigma: Tensor) -> Tensor:
-        return losses.logit_normal_weight(sigma)
+    def frame_weight(self, sigma: Tensor) -> Tensor | None:
+        return losses.logit_normal_weight(sigma) if self.config.loss_weight == "bell" else None

@@ -1,4 +1,4 @@
-"""Stage `causal-cd` (DESIGN §7.4): Causal Forcing++ — causal consistency distillation.
+"""Stage `causal-cd`: Causal Forcing++ — causal consistency distillation.
 
 The student starts as a copy of the AR teacher and learns to jump from any noise level straight
 to the end of the teacher's ODE, so that it can sample in 2 (first frame: 4) steps. Per frame,

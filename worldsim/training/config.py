@@ -57,6 +57,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     progress: bool = True
     tensorboard: bool = False  # needs the tensorboard package
+    # > 0: every N steps the stage's diagnostics (where it has them: the action-branch test, the
+    # collision probe) are logged, so a run that does not separate its moves shows within minutes.
+    diagnose_every: int = 0
 
     def validate(self) -> None:
         """Reject values no run could use; stages extend this with their own checks."""
@@ -64,6 +67,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.diagnose_every < 0:
+            raise ConfigError(f"diagnose_every must be >= 0, got {self.diagnose_every}")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not (math.isfinite(self.lr) and self.lr > 0):

@@ -1,4 +1,4 @@
-"""Stage `delta` (DESIGN §7.7): Delta Forcing on top of streaming long tuning.
+"""Stage `delta`: Delta Forcing on top of streaming long tuning.
 
 The paper's equations are not public; this is our reconstruction, with every variant switchable
 from the config (`--set delta.continuity=M2`, `--set delta.weight=gauss`, ...):

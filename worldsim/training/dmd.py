@@ -1,4 +1,4 @@
-"""Stage `dmd` (DESIGN §7.5): Self Forcing — distribution matching on the student's own rollouts.
+"""Stage `dmd`: Self Forcing — distribution matching on the student's own rollouts.
 
 Per step the student (from `causal-cd`) generates F frames from scratch, frame by frame with its
 KV cache, exactly as the Simulator does (first frame 4 steps, then 2), under the actions and

@@ -1,4 +1,4 @@
-"""Every training loss as a pure tensor function (DESIGN §6.2, §7).
+"""Every training loss as a pure tensor function.
 
 Conventions (docs/ARCHITECTURE.md): flow matching with `x_sigma = (1 - sigma) * x0 + sigma * noise`,
 the network predicts `v = noise - x0`, so `x0 = x_sigma - sigma * v`. Latents are `[B, F, C, h, w]`
@@ -230,7 +230,7 @@ def critic_loss(v_pred: Tensor, generated: Tensor, noise: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Delta Forcing (our reconstruction of DESIGN §7 item 7)
+# Delta Forcing (our reconstruction: the paper's equations are not public)
 
 
 def delta_statistic(

@@ -1,6 +1,6 @@
-"""Stage `reward` (DESIGN §6.5): the reward/termination model, supervised on real latents.
+"""Stage `reward`: the reward/termination model, supervised on real latents.
 
-Alignment with the dataset (DESIGN §5): `rewards[i]` and `terminated[i]` describe the step taken
+Alignment with the dataset: `rewards[i]` and `terminated[i]` describe the step taken
 *after* frame i with `actions[i]`, and a terminal step's successor frame belongs to the next
 episode, so it is never stored. The model therefore sees the latents of frames i−K+1 … i and the
 action `actions[i]`, and predicts the outcome of that step. At an episode's start (fewer than K

@@ -1,4 +1,4 @@
-"""Stage `rolling` (DESIGN §7.8): Rolling Forcing — rolling windows with an attention sink.
+"""Stage `rolling`: Rolling Forcing — rolling windows with an attention sink.
 
 A rolling rollout keeps W frames in flight at staggered noise levels (oldest least noisy); each
 forward denoises them all by one level, emits the oldest as a clean frame into the cache and

@@ -1,4 +1,4 @@
-"""Stage `stream` (DESIGN §7.6): streaming long tuning with event switches.
+"""Stage `stream`: streaming long tuning with event switches.
 
 A step generates one long sequence per row, chunk by chunk, with the persistent KV cache (its
 sink + ring window keep memory bounded however long the sequence is). Each chunk's scoring window

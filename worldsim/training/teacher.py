@@ -1,4 +1,4 @@
-"""Stage `teacher` (DESIGN §7.2): a bidirectional clip model trained by flow matching.
+"""Stage `teacher`: a bidirectional clip model trained by flow matching.
 
 Every frame of a clip gets its own noise level (as diffusion forcing does), every frame sees the
 whole clip, and actions and events condition each frame. The event encoder is trained jointly,
@@ -73,6 +73,18 @@ class FlowMatchingStage:
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
         self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank)
         self.samples_per_step = config.batch_size
+        self._diagnose = None  # built on first use: it samples its true contexts once
+
+    def diagnostics(self) -> dict[str, float]:
+        """The action-branch test and collision probe of the network as it is now (games with a
+        ground truth only; see worldsim.eval.training_probe)."""
+        from worldsim.eval.training_probe import training_diagnostics
+
+        if self._diagnose is None:
+            found = training_diagnostics(self.dataset.world, self.world.config.image_size)
+            self._diagnose = found or (lambda world: {})
+        self.world.event_cache.clear()  # the event encoder has changed since the last call
+        return self._diagnose(self.world)
 
     def modules(self):
         return {"transformer": self.transformer, "event_encoder": self.event_encoder, **self.ema}

@@ -232,6 +232,8 @@ def train(stage: Stage, config: TrainConfig, out_dir: Path, context: Distributed
             pending, step_time, interval_steps = {}, 0.0, 0
         if progress is not None:
             progress.update(1)
+        if log is not None and config.diagnose_every and (done % config.diagnose_every == 0 or done == config.steps):
+            _log_diagnostics(stage, done, log)
         if done % config.checkpoint_every == 0 or done == config.steps:
             save_checkpoint(checkpoint_dir, done, modules, optimizers, {"wall_time_s": elapsed},
                             keep=config.keep_checkpoints, rank=context.rank,
@@ -241,6 +243,13 @@ def train(stage: Stage, config: TrainConfig, out_dir: Path, context: Distributed
     if log is not None:
         log.close()
     return _finish(stage, config, out_dir, context, elapsed)
+
+
+def _log_diagnostics(stage: Stage, step: int, log: MetricLog) -> None:
+    """Log the stage's `diagnostics()` (a dict of floats), for stages that have them."""
+    diagnostics = getattr(stage, "diagnostics", None)
+    if diagnostics is not None:
+        log.log(step, diagnostics())
 
 
 def _progress_bar(config: TrainConfig, name: str, start_step: int, context: DistributedContext):

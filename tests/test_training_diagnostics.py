@@ -1,0 +1,49 @@
+"""Training logs the stage's diagnostics (the action-branch test) every `diagnose_every` steps."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from worldsim.model import WorldConfig
+from worldsim.training.config import ConfigError
+from worldsim.training.metrics_log import read_metrics
+from worldsim.training.trainer import train
+from worldsim.world import WorldModel
+
+from test_trainer import ToyConfig, ToyStage
+
+
+class DiagnosedStage(ToyStage):
+    def diagnostics(self):
+        self.calls = getattr(self, "calls", 0) + 1
+        return {"branch/calls": float(self.calls)}
+
+
+def test_diagnostics_are_logged_every_n_steps_and_at_the_end(tmp_path):
+    config = ToyConfig(steps=5, diagnose_every=2, log_every=1, progress=False)
+    train(DiagnosedStage(config), config, tmp_path)
+    rows = [row for row in read_metrics(tmp_path / "metrics.csv") if not math.isnan(row.get("branch/calls", math.nan))]
+    assert [(row["step"], row["branch/calls"]) for row in rows] == [(2, 1), (4, 2), (5, 3)]
+
+
+def test_no_diagnostics_unless_asked(tmp_path):
+    config = ToyConfig(steps=3, log_every=1, progress=False)
+    train(DiagnosedStage(config), config, tmp_path)
+    assert all("branch/calls" not in row for row in read_metrics(tmp_path / "metrics.csv"))
+    with pytest.raises(ConfigError, match="diagnose_every"):
+        ToyConfig(diagnose_every=-1).validate()
+
+
+def test_explorer_worlds_get_the_action_branch_test_and_other_games_nothing():
+    from worldsim.eval.training_probe import training_diagnostics
+
+    assert training_diagnostics("pong", 64) is None
+    assert training_diagnostics("explorer", 32) is None  # the probes read 64 px frames
+    diagnose = training_diagnostics("explorer", 64)
+    world = WorldModel.create(WorldConfig.preset("tiny"), ["night falls"], seed=0)
+    found = diagnose(world)
+    assert {"branch/move_spread_mse", "branch/seed_spread_mse", "branch/wrong_minus_true_psnr_db"} <= set(found)
+    # A fresh world predicts zero velocity whatever the move: its moves do not spread at all.
+    assert found["branch/move_spread_mse"] == 0.0
+    assert all(math.isfinite(value) for key, value in found.items() if "idm" not in key)
