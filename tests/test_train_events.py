@@ -72,6 +72,19 @@ def test_nonsense_texts_are_one_to_four_letter_words():
         assert 1 <= len(words) <= 4 and all(w.isalpha() and 2 <= len(w) <= 9 for w in words)
 
 
+def test_templated_nonsense_keeps_only_the_generic_words():
+    from worldsim.model.event_understanding import KnownEvent
+
+    events = [KnownEvent("night", ("the night falls", "it is dark")), KnownEvent("rain", ("the rain", "it rains")),
+              KnownEvent("lava", ("the lava is hot",))]
+    generic = E.generic_words(events)
+    assert generic == {"the", "it", "is"}  # in two of the three events
+    rng = random.Random(4)
+    words = E.templated_nonsense("the night is over", generic, rng).split()
+    assert words[0] == "the" and words[2] == "is" and words[1] != "night" and words[3] != "over"
+    assert E.templated_nonsense("it is", generic, rng).split() != ["it", "is"]  # never all generic
+
+
 def test_word_token_ids_hide_word_ids_but_keep_trigrams():
     tok = Tokenizer.build(["night falls"], trigram_buckets=64)
     plain = E.word_token_ids(["night", "falls"], tok, 0.0, random.Random(0))

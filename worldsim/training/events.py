@@ -10,7 +10,8 @@ only when the world's tokenizer lacks some of their words), and its metadata's
 
 Objective. A step draws `batch_size` texts: training texts (canonical + training paraphrases,
 never the held-out ones), one event at a time uniformly, then one of its texts, and a share of
-nonsense texts (random letter strings) labelled "unknown". Each text is augmented at the token
+nonsense texts labelled "unknown" (random letter strings, and event texts whose distinctive
+words are replaced by random letters, so generic words alone mean nothing). Each text is augmented at the token
 level: words dropped, shuffled, misspelt, and word ids replaced by [UNK] with their trigrams
 kept, so that the trigram path learns to carry the meaning of words never seen. The loss
 (`losses.event_prototype_loss`) is a cross-entropy over cosine similarities to one learnt
@@ -29,6 +30,7 @@ held-out paraphrases whose nearest known event is their own.
 """
 from __future__ import annotations
 
+import math
 import random
 import string
 from collections.abc import Sequence
@@ -50,7 +52,7 @@ from worldsim.training.event_conditioning import training_texts_for
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
 __all__ = ["EventsConfig", "EventsStage", "HeldOutReport", "held_out_accuracy", "EventAlignment", "Augmentation",
-           "ParaphraseBatches", "augment_words", "misspell", "nonsense_text", "word_token_ids", "pad_token_ids",
+           "ParaphraseBatches", "augment_words", "misspell", "nonsense_text", "generic_words", "templated_nonsense", "word_token_ids", "pad_token_ids",
            "choose_threshold", "remap_token_embeddings"]
 
 # Texts about nothing a game event names, for measuring the threshold (never trained on).
@@ -135,6 +137,29 @@ def nonsense_text(rng: random.Random) -> str:
                     for _ in range(rng.randint(1, 4)))
 
 
+def generic_words(events: Sequence[KnownEvent], min_share: float = 0.3) -> frozenset[str]:
+    """Words found in the texts of at least `min_share` of the events (and of two): "the", "is",
+    "it" — they carry grammar, not which event is meant."""
+    counts: dict[str, int] = {}
+    for event in events:
+        for word in {word for text in event.texts for word in split_words(text)}:
+            counts[word] = counts.get(word, 0) + 1
+    least = max(2, math.ceil(min_share * len(events)))
+    return frozenset(word for word, count in counts.items() if count >= least)
+
+
+def templated_nonsense(text: str, generic: frozenset[str], rng: random.Random) -> str:
+    """`text` with its non-generic words (at least one word) replaced by random letter strings: the
+    grammar of an event text without its meaning ("the xqvk is pold"), a negative that keeps the
+    encoder from reading an event into generic words alone."""
+    words = split_words(text) or ["x"]
+    keep = [word in generic for word in words]
+    if all(keep):
+        keep[rng.randrange(len(words))] = False
+    return " ".join(word if kept else "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9)))
+                    for word, kept in zip(words, keep))
+
+
 def word_token_ids(words: list[str], tokenizer: Tokenizer, unknown_word: float, rng: random.Random) -> list[int]:
     """The tokenizer's ids of `words`, each word's id replaced by [UNK] with probability `unknown_word`."""
     ids: list[int] = []
@@ -159,7 +184,8 @@ class ParaphraseBatches:
     """Batches of augmented paraphrases and their event labels, a function of (seed, step).
 
     One event at a time uniformly, then one of its texts; the first `nonsense_share` of each batch
-    are nonsense texts labelled `len(events)` ("unknown").
+    are nonsense texts labelled `len(events)` ("unknown"): random letter strings and event texts
+    whose non-generic words are replaced by random letters (`templated_nonsense`).
     """
 
     def __init__(self, events: Sequence[KnownEvent], tokenizer: Tokenizer, augmentation: Augmentation,
@@ -169,14 +195,17 @@ class ParaphraseBatches:
         self.events, self.tokenizer, self.augmentation = list(events), tokenizer, augmentation
         self.batch_size, self.seed = batch_size, seed
         self.num_nonsense = round(nonsense_share * batch_size)
+        self.generic = generic_words(self.events)
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         """Token ids long `[B, T]` and labels long `[B]`."""
         noise, rng = self.augmentation, random.Random(f"{self.seed}:{step}")
         rows, labels = [], []
         for index in range(self.batch_size):
-            if index < self.num_nonsense:
-                label, text = len(self.events), nonsense_text(rng)
+            if index < self.num_nonsense:  # half random letters, half event grammar without its words
+                label = len(self.events)
+                text = nonsense_text(rng) if index % 2 else templated_nonsense(
+                    rng.choice(rng.choice(self.events).texts), self.generic, rng)
             else:
                 label = rng.randrange(len(self.events))
                 text = rng.choice(self.events[label].texts)
