@@ -1,9 +1,13 @@
-"""`worldsim train recipe`: the whole chain of DESIGN §7, ending in a Hub-ready world folder.
+"""`worldsim train recipe`: a chain of training stages, ending in a Hub-ready world folder.
 
-    autoencoder → teacher → ar-teacher → causal-cd → dmd → stream → delta → rolling → reward
+    full:      autoencoder → events → teacher → ar-teacher → causal-cd → dmd → stream → delta → rolling → reward
+    playable:  autoencoder → events → ar-teacher → reward
 
-Each stage starts from the previous one's `final/` world (the DMD family also reads the
-bidirectional teacher's) and writes its own; the recipe's result `<out>/world` is the last one
+The playable chain is what the CPU-trained default world ships: its generator is the teacher-
+forcing AR model, sampled frame by frame in 2 steps. The full chain distils it further (Causal
+Forcing++, Self Forcing, streaming, Delta Forcing, Rolling Forcing). Each stage starts from the
+previous one's `final/` world (the DMD family also reads the bidirectional teacher's) and writes
+its own; the recipe's result `<out>/world` is the last one
 with a few real start frames (context frames) and the training record for the model card: data,
 per-stage steps, wall time, throughput and first/last loss, hardware and total wall time.
 
@@ -36,6 +40,7 @@ from worldsim.training.config import ConfigError, load_config
 from worldsim.training.delta import DeltaConfig
 from worldsim.training.distribution_matching import DMDSettings
 from worldsim.training.dmd import DMDConfig
+from worldsim.training.events import EventsConfig
 from worldsim.training.reward import RewardStageConfig
 from worldsim.training.rolling import RollingConfig
 from worldsim.training.stream import StreamConfig
@@ -43,15 +48,17 @@ from worldsim.training.teacher import TeacherConfig
 
 __all__ = ["RecipeConfig", "RecipeResult", "RECIPE_STAGES", "recipe_preset", "build_recipe_config", "run_recipe"]
 
-# (stage name, RecipeConfig field), in the order they run
+# (stage name, RecipeConfig field), in the order the full chain runs them
 RECIPE_STAGES: tuple[tuple[str, str], ...] = (
-    ("autoencoder", "autoencoder"), ("teacher", "teacher"), ("ar-teacher", "ar_teacher"),
+    ("autoencoder", "autoencoder"), ("events", "events"), ("teacher", "teacher"), ("ar-teacher", "ar_teacher"),
     ("causal-cd", "causal_cd"), ("dmd", "dmd"), ("stream", "stream"), ("delta", "delta"),
     ("rolling", "rolling"), ("reward", "reward"),
 )
-# the stage whose final world each stage starts from
-INIT_FROM = {"teacher": "autoencoder", "ar-teacher": "teacher", "causal-cd": "ar-teacher", "dmd": "causal-cd",
-             "stream": "dmd", "delta": "stream", "rolling": "delta", "reward": "rolling"}
+# Each stage starts from the final world of the stage before it in its chain.
+CHAINS: dict[str, tuple[str, ...]] = {
+    "full": tuple(stage for stage, _ in RECIPE_STAGES),
+    "playable": ("autoencoder", "events", "ar-teacher", "reward"),
+}
 USES_TEACHER = ("dmd", "stream", "delta", "rolling")
 RECIPE_SIZES = ("tiny", "compact", "small", "base")
 GENERATOR_STAGES = ("ar-teacher", "causal-cd", "dmd", "stream", "delta", "rolling")
@@ -63,6 +70,7 @@ class RecipeConfig:
     precision and progress itself; everything else is the stage's own config."""
 
     size: str = "tiny"  # tiny | compact | small | base
+    chain: str = "full"  # full | playable (see the module docstring)
     world: str = "explorer"  # world to generate data from when `data` is empty
     data: str = ""  # an existing dataset folder (empty: generate one into <out>/data)
     data_frames: int = 4096
@@ -73,10 +81,12 @@ class RecipeConfig:
     progress: bool = True
     context_frames: int = 8  # real start frames shipped with the world
     name: str = ""  # model card title (default: worldsim-<world>-<size>)
-    # The generator stage whose transformer and event encoder the world ships (empty: the last one,
-    # rolling). Lets the §8 evaluation pick the stage when a later one measured worse.
+    # The generator stage whose transformer and event encoder the world ships (empty: the chain's
+    # last one). Lets the evaluation pick the stage when a later one measured worse.
     ship_generator: str = ""
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    # A new world's event vectors are free: nothing has been trained on them yet.
+    events: EventsConfig = field(default_factory=lambda: EventsConfig(targets="learned"))
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     ar_teacher: ARTeacherConfig = field(default_factory=ARTeacherConfig)
     causal_cd: CausalCDConfig = field(default_factory=CausalCDConfig)
@@ -89,12 +99,25 @@ class RecipeConfig:
     def validate(self) -> None:
         if self.size not in RECIPE_SIZES:
             raise ConfigError(f"size must be one of {', '.join(RECIPE_SIZES)}, got {self.size!r}")
+        if self.chain not in CHAINS:
+            raise ConfigError(f"chain must be one of {', '.join(CHAINS)}, got {self.chain!r}")
         if self.world != "explorer" and not self.data:
             raise ConfigError(f"only the explorer world can generate data; pass --data for {self.world!r}")
-        if self.ship_generator and self.ship_generator not in GENERATOR_STAGES:
-            raise ConfigError(f"ship_generator must be one of {', '.join(GENERATOR_STAGES)}, got {self.ship_generator!r}")
+        generators = self.generator_stages
+        if self.ship_generator and self.ship_generator not in generators:
+            raise ConfigError(f"ship_generator must be one of {', '.join(generators)} (the {self.chain} chain's "
+                              f"generator stages), got {self.ship_generator!r}")
         if self.data_frames <= 0 or self.image_size <= 0 or self.context_frames < 0:
             raise ConfigError("data_frames and image_size must be positive, context_frames >= 0")
+
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return CHAINS[self.chain]
+
+    @property
+    def generator_stages(self) -> tuple[str, ...]:
+        return tuple(stage for stage in self.stages if stage in GENERATOR_STAGES)
 
 
 def _set(config: Any, **values: Any) -> Any:
@@ -112,6 +135,7 @@ def recipe_preset(size: str) -> RecipeConfig:
             size="tiny", data_frames=2048, image_size=32, context_frames=4,
             autoencoder=AutoencoderConfig(steps=100, batch_size=32, lr=2e-3, log_every=10, scale_frames=256,
                                           eval_frames=128),
+            events=EventsConfig(targets="learned", steps=30, batch_size=32, log_every=10),
             teacher=TeacherConfig(steps=60, batch_size=8, clip_frames=6, lr=1e-3, warmup_steps=10,
                                   ema_decay=0.9, log_every=5),
             ar_teacher=ARTeacherConfig(steps=40, batch_size=8, clip_frames=6, lr=1e-3, warmup_steps=0,
@@ -126,24 +150,28 @@ def recipe_preset(size: str) -> RecipeConfig:
             reward=RewardStageConfig(steps=40, batch_size=32, lr=1e-3, log_every=5),
         )
     if size == "compact":
-        # The shipped default world, trained on 2 CPU cores in about 90 minutes: 8-frame
-        # clips, small batches, and the DMD family only long enough to move the few-step student.
+        # The shipped default world on 2 CPU cores: the playable chain, each stage as long as it was
+        # measured to need (configs/autoencoder-compact.toml, configs/ar-teacher-compact.toml). With
+        # chain=full, the DMD family runs only long enough to move the few-step student.
         critic = DMDSettings(critic_lr=2e-4, critic_steps=2)
         stream = dict(frames=4, chunks=6, overlap_frames=2, batch_size=2, steps=60, lr=1e-5, log_every=5, dmd=critic)
         return RecipeConfig(
-            size="compact", data_frames=200_000, image_size=64, context_frames=8,
-            autoencoder=AutoencoderConfig(size="compact", steps=1200, batch_size=32, lr=1e-3, log_every=50),
+            size="compact", chain="playable", data_frames=200_000, image_size=64, context_frames=8,
+            autoencoder=AutoencoderConfig(size="compact", steps=10000, batch_size=8, lr=2e-3, warmup_steps=100,
+                                          final_lr_fraction=0.02, log_every=50, checkpoint_every=500),
+            events=EventsConfig(targets="learned", log_every=50),
             teacher=TeacherConfig(steps=2000, batch_size=8, clip_frames=8, lr=5e-4, warmup_steps=100,
                                   ema_decay=0.995, log_every=25),
-            ar_teacher=ARTeacherConfig(steps=800, batch_size=8, clip_frames=8, lr=3e-4, warmup_steps=0,
-                                       ema_decay=0.995, log_every=25),
+            ar_teacher=ARTeacherConfig(steps=3000, batch_size=8, clip_frames=8, lr=2e-3, warmup_steps=100,
+                                       ema_decay=0.995, context_noise=0.1, loss_weight="uniform",
+                                       train_events=False, log_every=25, diagnose_every=250),
             causal_cd=CausalCDConfig(steps=300, batch_size=8, clip_frames=8, lr=1e-4, ema_decay=0.99, log_every=10),
             dmd=DMDConfig(steps=150, batch_size=4, frames=8, lr=1e-5, log_every=5, dmd=critic),
             stream=StreamConfig(**stream),
             delta=DeltaConfig(**stream),
             rolling=RollingConfig(steps=60, batch_size=2, frames=12, window=4, overlap_frames=2, lr=1e-5,
                                   log_every=5, dmd=critic),
-            reward=RewardStageConfig(steps=400, batch_size=64, lr=1e-3, log_every=25),
+            reward=RewardStageConfig(steps=600, batch_size=64, lr=1e-3, log_every=25),
         )
     if size == "small":
         return RecipeConfig(size="small", data_frames=200_000, image_size=64)
@@ -208,7 +236,8 @@ def stage_config(config: RecipeConfig, stage: str, field_name: str, data: str, s
     if stage == "autoencoder":
         values["size"] = config.size
     else:
-        values["init"] = str(stages_dir / INIT_FROM[stage] / "final")
+        previous = config.stages[config.stages.index(stage) - 1]
+        values["init"] = str(stages_dir / previous / "final")
     if stage in USES_TEACHER:
         values["teacher"] = str(stages_dir / "teacher" / "final")
     stage_cfg = _set(getattr(config, field_name), **values)
@@ -251,14 +280,16 @@ def run_recipe(config: RecipeConfig, out_dir: str | Path, resume: bool = False) 
     started = time.perf_counter()
     data = _dataset(config, out)
     records = []
-    for stage, field_name in RECIPE_STAGES:
+    fields = dict(RECIPE_STAGES)
+    for stage in config.stages:
+        field_name = fields[stage]
         stage_out = stages_dir / stage
         summary_file = stage_out / "summary.json"
         if not summary_file.is_file():
             run_stage(stage, stage_config(config, stage, field_name, data, stages_dir), stage_out, resume=resume)
         records.append(json.loads(summary_file.read_text()))
-    world = WorldModel.from_pretrained(str(stages_dir / RECIPE_STAGES[-1][0] / "final"))
-    generator_stage = config.ship_generator or GENERATOR_STAGES[-1]
+    world = WorldModel.from_pretrained(str(stages_dir / config.stages[-1] / "final"))
+    generator_stage = config.ship_generator or config.generator_stages[-1]
     if config.ship_generator:
         _take_generator(world, WorldModel.from_pretrained(str(stages_dir / generator_stage / "final")))
     world.context_frames = torch.from_numpy(_context_frames(data, config.context_frames))
@@ -269,7 +300,8 @@ def run_recipe(config: RecipeConfig, out_dir: str | Path, resume: bool = False) 
     dataset = Dataset(data)
     world.metadata.update({
         "name": config.name or f"worldsim-{config.world}-{config.size}",
-        "recipe": {"size": config.size, "stages": [r["stage"] for r in records], "generator_stage": generator_stage,
+        "recipe": {"size": config.size, "chain": config.chain, "stages": [r["stage"] for r in records],
+                   "generator_stage": generator_stage,
                    "train_wall_time_s": wall_time,
                    "this_run_wall_time_s": round(time.perf_counter() - started, 1)},
         "data": {"world": dataset.world, "frames": len(dataset), "frame_shape": list(dataset.frame_shape),
