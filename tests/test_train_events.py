@@ -231,7 +231,7 @@ def test_event_alignment_holds_paraphrases_on_their_events(tiny_setup):
 
 @pytest.mark.parametrize("key, value, message", [
     ("targets", "both", "targets"), ("augment.typo", "1.5", "augment.typo"), ("temperature", "0", "temperature"),
-    ("nonsense_share", "1.0", "nonsense_share"), ("init", "", "init"),
+    ("nonsense_share", "1.0", "nonsense_share"), ("templated_share", "2", "templated_share"), ("init", "", "init"),
 ])
 def test_bad_settings_are_refused(tiny_setup, key, value, message):
     data, init = tiny_setup

@@ -91,6 +91,7 @@ class EventsConfig(StageConfig):
     anchor_weight: float = 1.0  # targets="world": weight of the distance to the world's vectors
     augment: Augmentation = field(default_factory=Augmentation)
     nonsense_share: float = 0.1  # share of each batch made of nonsense texts labelled "unknown"
+    templated_share: float = 0.5  # share of those that keep an event text's generic words (templated_nonsense)
     unrelated_texts: tuple[str, ...] = field(default_factory=lambda: UNRELATED_TEXTS)
 
     def validate(self) -> None:
@@ -101,6 +102,8 @@ class EventsConfig(StageConfig):
         self.augment.validate()
         if not 0.0 <= self.nonsense_share < 1.0:
             raise ConfigError(f"nonsense_share must be in [0, 1), got {self.nonsense_share}")
+        if not 0.0 <= self.templated_share <= 1.0:
+            raise ConfigError(f"templated_share must be in [0, 1], got {self.templated_share}")
         if self.temperature <= 0 or self.anchor_weight < 0:
             raise ConfigError("temperature must be positive and anchor_weight non-negative")
 
@@ -184,28 +187,29 @@ class ParaphraseBatches:
     """Batches of augmented paraphrases and their event labels, a function of (seed, step).
 
     One event at a time uniformly, then one of its texts; the first `nonsense_share` of each batch
-    are nonsense texts labelled `len(events)` ("unknown"): random letter strings and event texts
-    whose non-generic words are replaced by random letters (`templated_nonsense`).
+    are nonsense texts labelled `len(events)` ("unknown"): random letter strings, or with
+    probability `templated_share` event texts whose non-generic words are replaced by random
+    letters (`templated_nonsense`).
     """
 
     def __init__(self, events: Sequence[KnownEvent], tokenizer: Tokenizer, augmentation: Augmentation,
-                 batch_size: int, nonsense_share: float = 0.0, seed: int = 0):
+                 batch_size: int, nonsense_share: float = 0.0, seed: int = 0, templated_share: float = 0.5):
         if not events:
             raise ValueError("no known events to train the event encoder on")
         self.events, self.tokenizer, self.augmentation = list(events), tokenizer, augmentation
         self.batch_size, self.seed = batch_size, seed
         self.num_nonsense = round(nonsense_share * batch_size)
-        self.generic = generic_words(self.events)
+        self.generic, self.templated_share = generic_words(self.events), templated_share
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         """Token ids long `[B, T]` and labels long `[B]`."""
         noise, rng = self.augmentation, random.Random(f"{self.seed}:{step}")
         rows, labels = [], []
         for index in range(self.batch_size):
-            if index < self.num_nonsense:  # half random letters, half event grammar without its words
+            if index < self.num_nonsense:  # random letters, or an event's grammar without its words
                 label = len(self.events)
-                text = nonsense_text(rng) if index % 2 else templated_nonsense(
-                    rng.choice(rng.choice(self.events).texts), self.generic, rng)
+                text = templated_nonsense(rng.choice(rng.choice(self.events).texts), self.generic, rng) \
+                    if rng.random() < self.templated_share else nonsense_text(rng)
             else:
                 label = rng.randrange(len(self.events))
                 text = rng.choice(self.events[label].texts)
@@ -336,7 +340,7 @@ class EventsStage:
         self.prototypes = EventPrototypes(initial).to(context.device)
         self.optimizer = make_adamw([*self.encoder.parameters(), *self.prototypes.parameters()], config)
         self.batches = ParaphraseBatches(self.events, self.world.tokenizer, config.augment, config.batch_size,
-                                         config.nonsense_share, config.seed)
+                                         config.nonsense_share, config.seed, config.templated_share)
         self.samples_per_step = config.batch_size
 
     def _use_tokenizer(self, tokenizer: Tokenizer, texts: list[str]) -> None:
