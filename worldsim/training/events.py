@@ -1,7 +1,7 @@
 """Stage `events`: teach the event encoder what each known event means, from its paraphrases.
 
 Input: a world (`init`) and a dataset, whose world name and event texts give the known events
-(`event_conditioning.known_events`: each event's canonical text, training paraphrases and
+(`event_understanding.known_events`: each event's canonical text, training paraphrases and
 held-out paraphrases). Output: `<out>/final`, the same world with a retrained event encoder, a
 tokenizer over every training text (rebuilt, with the known rows of the embedding table kept,
 only when the world's tokenizer lacks some of their words), and its metadata's
@@ -11,9 +11,10 @@ only when the world's tokenizer lacks some of their words), and its metadata's
 Objective. A step draws `batch_size` texts: training texts (canonical + training paraphrases,
 never the held-out ones), one event at a time uniformly, then one of its texts, and a share of
 nonsense texts labelled "unknown" (random letter strings, and event texts whose distinctive
-words are replaced by random letters, so generic words alone mean nothing). Each text is augmented at the token
-level: words dropped, shuffled, misspelt, and word ids replaced by [UNK] with their trigrams
-kept, so that the trigram path learns to carry the meaning of words never seen. The loss
+words are replaced by random letters, so generic words alone mean nothing). Each text is
+augmented at the token level: words dropped, shuffled, misspelt, and word ids replaced by [UNK]
+with their trigrams kept, so that the trigram path learns to carry the meaning of words never
+seen. The loss
 (`losses.event_prototype_loss`) is a cross-entropy over cosine similarities to one learnt
 prototype per event (+ one for "unknown"). With `targets = "world"` each event's prototype
 starts at, and its texts' vectors are held near, the vector the init world's encoder gives that
@@ -51,9 +52,11 @@ from worldsim.training.distributed import DistributedContext
 from worldsim.training.event_conditioning import training_texts_for
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
-__all__ = ["EventsConfig", "EventsStage", "HeldOutReport", "held_out_accuracy", "EventAlignment", "Augmentation",
-           "ParaphraseBatches", "augment_words", "misspell", "nonsense_text", "generic_words", "templated_nonsense", "word_token_ids", "pad_token_ids",
-           "choose_threshold", "remap_token_embeddings"]
+__all__ = [
+    "EventsConfig", "EventsStage", "HeldOutReport", "held_out_accuracy", "EventAlignment", "Augmentation",
+    "ParaphraseBatches", "augment_words", "misspell", "nonsense_text", "generic_words", "templated_nonsense",
+    "word_token_ids", "pad_token_ids", "choose_threshold", "remap_token_embeddings",
+]
 
 # Texts about nothing a game event names, for measuring the threshold (never trained on).
 UNRELATED_TEXTS = (
@@ -390,8 +393,11 @@ class EventsStage:
         # Augmented training texts stand in for paraphrases the world has not seen.
         training = [" ".join(augment_words(split_words(text), noise.drop_word, noise.shuffle, noise.typo, rng))
                     for event in self.events for text in event.texts]
-        score = lambda texts: torch.tensor([u.similarity for u in table.understand(texts, self.world.encode_events)])  # noqa: E731
-        return choose_threshold(score(training), score(unrelated))
+
+        def similarities(texts: list[str]) -> Tensor:
+            return torch.tensor([item.similarity for item in table.understand(texts, self.world.encode_events)])
+
+        return choose_threshold(similarities(training), similarities(unrelated))
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.encoder.eval().requires_grad_(False)
