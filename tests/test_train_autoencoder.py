@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from worldsim.training import stages
-from worldsim.training.autoencoder import cosine_lr_factor, worst_pixels_loss
+from worldsim.training.autoencoder import cosine_lr_factor, dark_pixels_loss, worst_pixels_loss
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.trainer import seed_everything, train
@@ -26,6 +26,17 @@ def test_worst_pixels_loss_rejects_bad_input():
         worst_pixels_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), 0.0)
     with pytest.raises(ValueError, match="must be equal"):
         worst_pixels_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 8), 0.5)
+
+
+def test_dark_pixels_loss_weighs_an_error_on_black_more_than_on_white():
+    black, white = -torch.ones(1, 3, 2, 2), torch.ones(1, 3, 2, 2)
+    error = torch.full((1, 3, 2, 2), 0.1)
+    on_white = dark_pixels_loss(white + error, white, floor=0.25)
+    on_black = dark_pixels_loss(black + error, black, floor=0.25)
+    assert on_white.item() == pytest.approx(0.01)  # plain squared error on white
+    assert on_black.item() == pytest.approx(0.01 * 25)  # ((1 + 0.25) / 0.25)² on black
+    with pytest.raises(ValueError, match="must be equal"):
+        dark_pixels_loss(white, white[..., :1], 0.25)
 
 
 def test_cosine_lr_factor_runs_from_one_to_the_final_fraction():
@@ -56,6 +67,25 @@ def test_rejects_bad_loss_settings(tiny_data):
         _config(tiny_data, "worst_pixels_fraction=0").validate()
     with pytest.raises(ConfigError, match="final_lr_fraction"):
         _config(tiny_data, "final_lr_fraction=2").validate()
+    with pytest.raises(ConfigError, match="dark_floor"):
+        _config(tiny_data, "dark_floor=0").validate()
+
+
+def test_init_fine_tunes_an_existing_world(tiny_data, tmp_path):
+    """With `init`, the stage continues that world's autoencoder (and keeps its training history)."""
+    first = _config(tiny_data, "steps=2")
+    stages.run_stage("autoencoder", first, tmp_path / "first")
+    tuned = _config(tiny_data, "steps=2", f"init={tmp_path / 'first' / 'final'}", "dark_weight=1.0")
+    seed_everything(tuned.seed)
+    _, stage_class = stages.stage_classes("autoencoder")
+    stage = stage_class(tuned, DistributedContext())
+    from safetensors.torch import load_file
+
+    start = load_file(tmp_path / "first" / "final" / "autoencoder.safetensors")
+    assert all(torch.equal(start[k], v) for k, v in stage.autoencoder.state_dict().items())
+    train(stage, tuned, tmp_path / "tuned")
+    history = [record["stage"] for record in stage.world.metadata["training"]]
+    assert history == ["autoencoder", "autoencoder"]
 
 
 def test_killed_stage_resumes_to_identical_weights(tiny_data, tmp_path):

@@ -11,12 +11,15 @@ separate seed (a quick check, not a held-out score: `python -m worldsim.eval.rec
 measures per event and per tile class on held-out maps).
 The rest of the world (transformer, event encoder, reward model) is freshly initialised here and
 trained by the later stages; the event tokenizer is built from the training texts.
+With `init` set, the stage fine-tunes that world's autoencoder instead (its size wins over
+`size`), e.g. with `dark_pixels_loss` on, which weights errors up where the frame is dark.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -25,13 +28,16 @@ from worldsim.data import Dataset
 from worldsim.model import to_pixels
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream
-from worldsim.training.common import StageConfig, save_world, world_config_for
+from worldsim.training.common import StageConfig, load_world, save_world, world_config_for
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.event_conditioning import training_texts_for
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
-__all__ = ["AutoencoderConfig", "AutoencoderStage", "worst_pixels_loss", "cosine_lr_factor"]
+if TYPE_CHECKING:
+    from worldsim.world import WorldModel
+
+__all__ = ["AutoencoderConfig", "AutoencoderStage", "worst_pixels_loss", "dark_pixels_loss", "cosine_lr_factor"]
 
 
 @dataclass
@@ -44,6 +50,8 @@ class AutoencoderConfig(StageConfig):
     edge_weight: float = 0.5
     worst_pixels_weight: float = 1.0  # weight of worst_pixels_loss (0 = off)
     worst_pixels_fraction: float = 0.02  # share of each frame's pixels it covers (~5 sprite tiles at 64 px)
+    dark_weight: float = 0.0  # weight of dark_pixels_loss (0 = off)
+    dark_floor: float = 0.25  # brightness added before dividing: a black pixel weighs ((1 + f) / f)² as much as white
     final_lr_fraction: float = 0.02  # cosine decay from lr to lr * this at the last step (1 = constant)
     scale_frames: int = 512  # frames used to fit latent_scale
     eval_frames: int = 256  # frames for the reported PSNR
@@ -54,6 +62,8 @@ class AutoencoderConfig(StageConfig):
             raise ConfigError("scale_frames must be > 1 and eval_frames positive")
         if self.worst_pixels_weight < 0 or not 0 < self.worst_pixels_fraction <= 1:
             raise ConfigError("worst_pixels_weight must be >= 0 and worst_pixels_fraction in (0, 1]")
+        if self.dark_weight < 0 or self.dark_floor <= 0:
+            raise ConfigError("dark_weight must be >= 0 and dark_floor positive")
         if not 0 <= self.final_lr_fraction <= 1:
             raise ConfigError(f"final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}")
 
@@ -72,6 +82,20 @@ def worst_pixels_loss(recon: Tensor, target: Tensor, fraction: float) -> Tensor:
     return errors.topk(count, dim=1).values.mean()
 
 
+def dark_pixels_loss(recon: Tensor, target: Tensor, floor: float) -> Tensor:
+    """Squared error weighted up where the target is dark, a scalar: weight `((1 + f) / (b + f))²`
+    with `b` the target pixel's brightness in [0, 1] (1 on white, `((1 + f) / f)²` on black).
+
+    At night far from the lantern, tiles that differ in daylight differ by a few levels only, so
+    an error that is small in absolute terms already makes them read as another tile.
+    """
+    if recon.shape != target.shape or recon.ndim != 4:
+        raise ValueError(f"recon {tuple(recon.shape)} and target {tuple(target.shape)} must be equal [N, 3, H, W]")
+    brightness = (target.mean(dim=1, keepdim=True) + 1) / 2
+    weight = ((1 + floor) / (brightness + floor)).pow(2)
+    return (weight * (recon - target).pow(2)).mean()
+
+
 def cosine_lr_factor(step: int, total_steps: int, final_fraction: float) -> float:
     """Learning-rate multiplier at `step` of `total_steps`: 1 at the start, `final_fraction` at the last step."""
     progress = min(1.0, step / max(1, total_steps - 1))
@@ -82,14 +106,29 @@ class AutoencoderStage:
     name = "autoencoder"
 
     def __init__(self, config: AutoencoderConfig, context: DistributedContext):
-        from worldsim.world import WorldModel
-
         self.config, self.context = config, context
         self.dataset = Dataset(config.data)
         height, width, _ = self.dataset.frame_shape
         if height != width:
             raise ConfigError(f"{config.data}: frames must be square, got {height}x{width}")
-        world_config = world_config_for(config.size, height)
+        if config.init:  # fine-tune an existing world's autoencoder (its size, not `size`)
+            self.world = load_world(config.init, context.device)
+            if self.world.config.image_size != height:
+                raise ConfigError(f"{config.init}: the world's frames are {self.world.config.image_size} px, "
+                                  f"the dataset's {height} px")
+        else:
+            self.world = self._new_world(config, height, context)
+        self.world.metadata["data"] = {"path": str(config.data), "world": self.dataset.world,
+                                       "frames": len(self.dataset)}
+        self.autoencoder = self.world.autoencoder.train()
+        self.optimizer = make_adamw(self.autoencoder.parameters(), config)
+        self.frames = ClipStream(self.dataset, 1, config.batch_size, config.seed, context.rank)
+        self.samples_per_step = config.batch_size
+
+    def _new_world(self, config: AutoencoderConfig, image_size: int, context: DistributedContext) -> "WorldModel":
+        from worldsim.world import WorldModel
+
+        world_config = world_config_for(config.size, image_size)
         if world_config.num_actions != self.dataset.num_actions:
             world_config = world_config.with_overrides({
                 "num_actions": self.dataset.num_actions,
@@ -97,13 +136,7 @@ class AutoencoderStage:
                 "reward.num_actions": self.dataset.num_actions,
             })
         texts = training_texts_for(self.dataset.event_texts, self.dataset.world)
-        self.world = WorldModel.create(world_config, event_texts=texts, seed=config.seed, device=str(context.device))
-        self.world.metadata["data"] = {"path": str(config.data), "world": self.dataset.world,
-                                       "frames": len(self.dataset)}
-        self.autoencoder = self.world.autoencoder.train()
-        self.optimizer = make_adamw(self.autoencoder.parameters(), config)
-        self.frames = ClipStream(self.dataset, 1, config.batch_size, config.seed, context.rank)
-        self.samples_per_step = config.batch_size
+        return WorldModel.create(world_config, event_texts=texts, seed=config.seed, device=str(context.device))
 
     def modules(self):
         return {"autoencoder": self.autoencoder}
@@ -125,6 +158,8 @@ class AutoencoderStage:
         if self.config.worst_pixels_weight:
             loss = loss + self.config.worst_pixels_weight * worst_pixels_loss(
                 recon, pixels, self.config.worst_pixels_fraction)
+        if self.config.dark_weight:
+            loss = loss + self.config.dark_weight * dark_pixels_loss(recon, pixels, self.config.dark_floor)
         optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
         return {"loss": loss.item(), "psnr": losses.psnr(recon.detach().clamp(-1, 1), pixels).mean().item()}
 
