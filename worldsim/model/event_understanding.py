@@ -14,8 +14,8 @@ nonsense/unrelated texts. A world without that entry groups its event texts by t
 vocabulary (below) when there is one, else treats each text as its own event, with
 `DEFAULT_THRESHOLD`.
 
-Game event vocabularies. A game (a dataset's `world` name) may ship its events as the module
-`worldsim.envs.<world>.events` with
+Game event vocabularies. A game (a dataset's `world` name) may ship its events in its game spec
+(`worldsim.games.GameSpec.events`) as a module with
   - `parse_event(text)` -> an event with `canonical` (str), `train` and `eval` (held-out) texts,
     raising ValueError for a text it does not know, and
   - `training_texts()` -> every canonical and training text of the game.
@@ -23,7 +23,6 @@ Training draws paraphrases from it and evaluation its held-out texts; no game is
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -50,16 +49,11 @@ class KnownEvent:
 
 
 def world_event_vocabulary(world: str) -> ModuleType | None:
-    """The module `worldsim.envs.<world>.events` when that game ships one, else None."""
-    if not world.isidentifier():
-        return None
-    name = f"worldsim.envs.{world}.events"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name in (f"worldsim.envs.{world}", name):
-            return None
-        raise  # the game's module exists but one of its own imports is missing
+    """The event vocabulary of the game named `world` (its `GameSpec.events`), None when it has none."""
+    from worldsim.games import shipped_game
+
+    game = shipped_game(world)
+    return None if game is None else game.events
 
 
 def describe_event(text: str, world: str) -> KnownEvent:
