@@ -74,9 +74,14 @@ def _add_record(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "record", help="record any Gymnasium env with image observations and discrete actions",
         description="Play a Gymnasium env (uint8 [H,W,3] observations, Discrete actions) with a "
-                    "random or sticky-random policy and write a dataset. Atari ids (ALE/...) "
+                    "random or sticky-random policy and write a dataset: frames (optionally cropped "
+                    "and resized to SIZE x SIZE, as a world is trained on), actions, rewards, "
+                    "terminations, episode ends, and the env's action meanings (its "
+                    "get_action_meanings(), else 'action 0'..'action n-1'). Games with a FIRE "
+                    "action get it once after each reset (Atari games that wait for it). "
+                    "Resumable: repeat the command on an unfinished folder. Atari ids (ALE/...) "
                     "need the 'atari' extra (ale-py).",
-        epilog="example:\n  worldsim data record --env ALE/Pong-v5 --frames 20000 --out data/pong",
+        epilog="example:\n  worldsim data record --env ALE/Breakout-v5 --frames 3000 --size 64 --out data/breakout",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--env", required=True, help="Gymnasium env id, e.g. ALE/Pong-v5")
@@ -86,6 +91,17 @@ def _add_record(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--policy", choices=["sticky", "random"], default="sticky",
                         help="sticky: actions held for a few steps with short pauses; "
                              "random: a fresh uniform action every step (default: sticky)")
+    parser.add_argument("--size", type=_positive_int, default=None,
+                        help="resize frames to SIZE x SIZE by area averaging, e.g. 64 "
+                             "(default: keep the env's frames)")
+    parser.add_argument("--crop", type=_crop, default=(0, 0, 0, 0), metavar="T,B,L,R",
+                        help="pixels removed from the top, bottom, left and right before resizing "
+                             "(default: 0,0,0,0)")
+    parser.add_argument("--frame-skip", type=_positive_int, default=1,
+                        help="env steps per stored frame: the action is repeated and the rewards "
+                             "summed (default: 1)")
+    parser.add_argument("--no-fire-at-reset", dest="fire_at_reset", action="store_false",
+                        help="do not press FIRE after each reset")
     parser.add_argument("--shard-frames", type=_positive_int, default=None,
                         help="frames per shard (default: about 64 MiB of raw frames)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -111,6 +127,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _crop(text: str) -> tuple[int, int, int, int]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected 4 integers >= 0 as top,bottom,left,right, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
 def _run_generate(args: argparse.Namespace) -> int:
     from worldsim.data.explorer_rollout import GenerateConfig
     from worldsim.data.generate import generate
@@ -133,9 +159,10 @@ def _run_record(args: argparse.Namespace) -> int:
 
     try:
         config = RecordConfig(env_id=args.env, frames=args.frames, seed=args.seed,
-                              policy=args.policy, shard_frames=args.shard_frames)
+                              policy=args.policy, shard_frames=args.shard_frames, size=args.size,
+                              crop=args.crop, frame_skip=args.frame_skip, fire_at_reset=args.fire_at_reset)
         dataset = record(args.out, config, progress=not args.quiet)
-    except (ValueError, gym.error.Error) as error:
+    except (ValueError, OSError, gym.error.Error) as error:  # ValueError includes DatasetError
         return _fail(error)
     print(f"wrote {dataset}")
     return 0
