@@ -11,6 +11,7 @@ actions, event width) because each network is built from its own sub-config alon
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
@@ -225,11 +226,12 @@ class WorldConfig:
         return self.num_actions
 
     @staticmethod
-    def preset(name: str) -> "WorldConfig":
-        """A fresh config of a named size: "tiny" (tests), "compact" (CPU-trained default), "small", "base"."""
+    def preset(name: str, num_actions: int = 5) -> "WorldConfig":
+        """A fresh config of a named size: "tiny" (tests), "compact" (CPU-trained default), "small", "base",
+        for a game of `num_actions` actions (the default is the Explorer's five; a dataset gives its own)."""
         if name not in PRESETS:
             raise ConfigError(f"preset: unknown name {name!r}; choose one of {sorted(PRESETS)}")
-        return PRESETS[name]()
+        return PRESETS[name](num_actions=num_actions)
 
     def validate(self) -> None:
         """Check each sub-config and that the sizes they share agree."""
@@ -334,46 +336,46 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
 def _sized(image_size: int, latent_channels: int, ae_channels: tuple[int, ...], dim: int,
            depth: int, num_heads: int, event_dim: int, event_width: int, window_frames: int,
            reward_width: int, local_channels: int = 0, local_frames: int = 0,
-           local_blocks: int = 1, ae_patch_size: int = 1, ae_blocks: int = 1) -> WorldConfig:
-    """A consistent WorldConfig: the shared sizes are written once here."""
+           local_blocks: int = 1, ae_patch_size: int = 1, ae_blocks: int = 1, *, num_actions: int) -> WorldConfig:
+    """A consistent WorldConfig: the shared sizes are written once here; the action count is the game's."""
     autoencoder = AutoencoderConfig(image_size=image_size, latent_channels=latent_channels,
                                     channels=ae_channels, patch_size=ae_patch_size, blocks_per_level=ae_blocks)
     latent_size = autoencoder.latent_size
     return WorldConfig(
         image_size=image_size,
-        num_actions=5,
+        num_actions=num_actions,
         autoencoder=autoencoder,
         transformer=TransformerConfig(latent_channels=latent_channels, latent_size=latent_size,
                                       dim=dim, depth=depth, num_heads=num_heads,
-                                      event_dim=event_dim, window_frames=window_frames,
+                                      event_dim=event_dim, window_frames=window_frames, num_actions=num_actions,
                                       local_channels=local_channels, local_frames=local_frames,
                                       local_blocks=local_blocks),
         events=EventEncoderConfig(dim=event_dim, width=event_width),
         reward=RewardConfig(latent_channels=latent_channels, latent_size=latent_size,
-                            width=reward_width),
+                            width=reward_width, num_actions=num_actions),
         sampling=SamplingConfig(),
     )
 
 
-PRESETS: dict[str, Callable[[], WorldConfig]] = {
+PRESETS: dict[str, Callable[..., WorldConfig]] = {  # called with num_actions=
     # Milliseconds per forward: for tests. Same 64x64 frames as the Explorer world.
-    "tiny": lambda: _sized(64, 4, (8, 16, 16), dim=32, depth=2, num_heads=2, event_dim=16,
-                           event_width=16, window_frames=4, reward_width=8, local_channels=8,
-                           local_frames=2),
+    "tiny": functools.partial(_sized, 64, 4, (8, 16, 16), dim=32, depth=2, num_heads=2, event_dim=16,
+                              event_width=16, window_frames=4, reward_width=8, local_channels=8,
+                              local_frames=2),
     # The default world: about 5 M parameters in all (3.7 M in the transformer), sized so that
     # 2 denoising passes + decode per frame can reach 30 FPS at batch 1 on 2 CPU cores. Attention
     # over the 17-frame cache costs as much as the linear layers here, so width is what is spent.
-    "small": lambda: _sized(64, 8, (24, 48, 96), dim=192, depth=6, num_heads=3, event_dim=64,
-                            event_width=64, window_frames=16, reward_width=32),
+    "small": functools.partial(_sized, 64, 8, (24, 48, 96), dim=192, depth=6, num_heads=3, event_dim=64,
+                               event_width=64, window_frames=16, reward_width=32),
     # The shipped CPU-trained default world, trained and played on 2 CPU cores. Its autoencoder
     # folds each 4-pixel tile into one latent cell (patch stem, 3 blocks of 64); its generator
     # moves the view through the conv local path (48 channels, the 2 previous latents, the
     # action-chosen kernel) and remembers and reacts to events through 3 transformer blocks over
     # a 1 + 12 frame cache (docs/generator-design.md).
-    "compact": lambda: _sized(64, 8, (64,), ae_patch_size=4, ae_blocks=3, dim=128, depth=3, num_heads=2,
-                              event_dim=64, event_width=64, window_frames=12, reward_width=32,
-                              local_channels=48, local_frames=2),
+    "compact": functools.partial(_sized, 64, 8, (64,), ae_patch_size=4, ae_blocks=3, dim=128, depth=3, num_heads=2,
+                                 event_dim=64, event_width=64, window_frames=12, reward_width=32,
+                                 local_channels=48, local_frames=2),
     # A bigger world for GPUs.
-    "base": lambda: _sized(64, 8, (64, 128, 192), dim=512, depth=12, num_heads=8, event_dim=128,
-                           event_width=128, window_frames=16, reward_width=64),
+    "base": functools.partial(_sized, 64, 8, (64, 128, 192), dim=512, depth=12, num_heads=8, event_dim=128,
+                              event_width=128, window_frames=16, reward_width=64),
 }

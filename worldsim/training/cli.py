@@ -48,7 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="output folder (default: runs/STAGE)")
     parser.add_argument("--size", choices=["tiny", "compact", "small", "base"],
                         help="model size (autoencoder and recipe; same as --set size=...)")
-    parser.add_argument("--world", choices=["explorer"], help="recipe: world to generate data from when --data is not given")
+    parser.add_argument("--world", metavar="GAME",
+                        help="recipe: the game rolled out into <out>/data when --data is not given: a game "
+                             "shipped in worldsim.envs (default: explorer) or a Gymnasium env id, recorded")
+    parser.add_argument("--chain", choices=["full", "playable"],
+                        help="recipe: the stages to run (same as --set chain=...; a dataset without event "
+                             "texts skips the events stage)")
     parser.set_defaults(func=_run)
 
 
@@ -58,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     from worldsim.training.config import ConfigError
 
     overrides = list(args.overrides)
-    for key in ("data", "size", "world"):
+    for key in ("data", "size", "world", "chain"):
         if getattr(args, key) is not None:
             overrides.insert(0, f"{key}={getattr(args, key)}")
     out_dir = args.out or f"runs/{args.stage}"

@@ -101,8 +101,8 @@ class RecipeConfig:
             raise ConfigError(f"size must be one of {', '.join(RECIPE_SIZES)}, got {self.size!r}")
         if self.chain not in CHAINS:
             raise ConfigError(f"chain must be one of {', '.join(CHAINS)}, got {self.chain!r}")
-        if self.world != "explorer" and not self.data:
-            raise ConfigError(f"only the explorer world can generate data; pass --data for {self.world!r}")
+        if not self.world and not self.data:
+            raise ConfigError("set data (a dataset folder) or world (a game to roll out into <out>/data)")
         generators = self.generator_stages
         if self.ship_generator and self.ship_generator not in generators:
             raise ConfigError(f"ship_generator must be one of {', '.join(generators)} (the {self.chain} chain's "
@@ -114,6 +114,10 @@ class RecipeConfig:
     @property
     def stages(self) -> tuple[str, ...]:
         return CHAINS[self.chain]
+
+    def stages_for(self, has_events: bool) -> tuple[str, ...]:
+        """The chain's stages for a dataset: without event texts there is no event encoder to train."""
+        return self.stages if has_events else tuple(stage for stage in self.stages if stage != "events")
 
     @property
     def generator_stages(self) -> tuple[str, ...]:
@@ -219,24 +223,24 @@ def _machine() -> dict[str, Any]:
 def _dataset(config: RecipeConfig, out: Path) -> str:
     if config.data:
         return config.data
-    from worldsim.data.explorer_rollout import GenerateConfig
-    from worldsim.data.generate import generate
+    from worldsim.games import dataset_maker
 
     folder = out / "data"
-    shard_frames = min(8192, config.data_frames)
-    generate(folder, GenerateConfig(frames=config.data_frames, seed=config.seed, size=config.image_size,
-                                    shard_frames=shard_frames), progress=config.progress)
+    dataset_maker(config.world)(folder, config.data_frames, config.image_size, config.seed, config.progress)
     return str(folder)
 
 
-def stage_config(config: RecipeConfig, stage: str, field_name: str, data: str, stages_dir: Path) -> Any:
-    """A stage's config with the recipe's shared settings filled in, validated."""
+def stage_config(config: RecipeConfig, stage: str, field_name: str, data: str, stages_dir: Path,
+                 chain: tuple[str, ...] | None = None) -> Any:
+    """A stage's config with the recipe's shared settings filled in, validated (`chain`: the stages
+    this run trains, default the config's chain)."""
+    chain = config.stages if chain is None else chain
     values: dict[str, Any] = dict(data=data, seed=config.seed, device=config.device, precision=config.precision,
                                   progress=config.progress)
     if stage == "autoencoder":
         values["size"] = config.size
     else:
-        previous = config.stages[config.stages.index(stage) - 1]
+        previous = chain[chain.index(stage) - 1]
         values["init"] = str(stages_dir / previous / "final")
     if stage in USES_TEACHER:
         values["teacher"] = str(stages_dir / "teacher" / "final")
@@ -260,6 +264,11 @@ def _context_frames(data: str, count: int) -> np.ndarray:
     return np.stack(frames) if frames else np.zeros((0, *dataset.frame_shape), np.uint8)
 
 
+def _title(game_name: str) -> str:
+    """A game name as a model name part: "ALE/Breakout-v5" -> "ale-breakout-v5"."""
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in game_name.lower()).strip("-")
+
+
 def _take_generator(world: Any, source: Any) -> None:
     """Put `source`'s transformer and event encoder into `world` (same config and tokenizer: one chain)."""
     if source.config.to_dict() != world.config.to_dict():
@@ -279,27 +288,32 @@ def run_recipe(config: RecipeConfig, out_dir: str | Path, resume: bool = False) 
         raise ConfigError(f"{out} already holds a recipe run; pass --resume to continue it or choose another --out")
     started = time.perf_counter()
     data = _dataset(config, out)
+    from worldsim.data import Dataset
+    from worldsim.games import game_for_dataset
+
+    dataset = Dataset(data)
+    game = game_for_dataset(dataset)
+    chain = config.stages_for(has_events=bool(dataset.event_texts))
     records = []
     fields = dict(RECIPE_STAGES)
-    for stage in config.stages:
+    for stage in chain:
         field_name = fields[stage]
         stage_out = stages_dir / stage
         summary_file = stage_out / "summary.json"
         if not summary_file.is_file():
-            run_stage(stage, stage_config(config, stage, field_name, data, stages_dir), stage_out, resume=resume)
+            run_stage(stage, stage_config(config, stage, field_name, data, stages_dir, chain), stage_out,
+                      resume=resume)
         records.append(json.loads(summary_file.read_text()))
-    world = WorldModel.from_pretrained(str(stages_dir / config.stages[-1] / "final"))
+    world = WorldModel.from_pretrained(str(stages_dir / chain[-1] / "final"))
     generator_stage = config.ship_generator or config.generator_stages[-1]
     if config.ship_generator:
         _take_generator(world, WorldModel.from_pretrained(str(stages_dir / generator_stage / "final")))
     world.context_frames = torch.from_numpy(_context_frames(data, config.context_frames))
     # training time summed over stages (a resumed stage counts its time before the kill too)
     wall_time = round(sum(record["wall_time_s"] for record in records), 1)
-    from worldsim.data import Dataset
-
-    dataset = Dataset(data)
     world.metadata.update({
-        "name": config.name or f"worldsim-{config.world}-{config.size}",
+        "name": config.name or f"worldsim-{_title(game.name)}-{config.size}",
+        "game": game.to_metadata(),
         "recipe": {"size": config.size, "chain": config.chain, "stages": [r["stage"] for r in records],
                    "generator_stage": generator_stage,
                    "train_wall_time_s": wall_time,
