@@ -39,6 +39,31 @@ def load(
     )  # fmt: skip
 
 
+def _bind_envs_beside() -> None:
+    """Make `worldsim.envs` the `envs/` folder beside this `worldsim` package in a source checkout.
+
+    An editable install maps `worldsim.envs` to its own checkout's `envs/` through an import hook.
+    Running another checkout's code (its folder first on sys.path) would then mix that checkout's
+    `worldsim` with the installed checkout's `worldsim.envs`; binding the sibling folder here keeps
+    the two from one tree. An installed wheel has `worldsim/envs/` inside the package: nothing to do.
+    """
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent
+    sibling = package.parent / "envs" / "__init__.py"
+    if "worldsim.envs" in sys.modules or (package / "envs").is_dir() or not sibling.is_file():
+        return
+    spec = importlib.util.spec_from_file_location("worldsim.envs", sibling,
+                                                  submodule_search_locations=[str(sibling.parent)])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["worldsim.envs"] = module
+    spec.loader.exec_module(module)
+    globals()["envs"] = module
+
+
 def _register_envs() -> None:
     from gymnasium.envs.registration import register, registry
 
@@ -50,12 +75,16 @@ def _register_envs() -> None:
         max_episode_steps=1000,
         vector_entry_point="worldsim.envs.explorer:ExplorerVectorEnv",
     )
-    register(
-        id="worldsim/NeuralExplorer-v0",
-        entry_point="worldsim.envs.neural:NeuralWorldEnv",
-        max_episode_steps=1000,
-        vector_entry_point="worldsim.envs.neural:NeuralWorldVectorEnv",
-    )
+    # Any trained world, with its own action space: gym.make("worldsim/Neural-v0", checkpoint=DIR).
+    # NeuralExplorer-v0 is the same env whose checkpoint defaults to the bundled world.
+    for env_id in ("worldsim/NeuralExplorer-v0", "worldsim/Neural-v0"):
+        register(
+            id=env_id,
+            entry_point="worldsim.envs.neural:NeuralWorldEnv",
+            max_episode_steps=1000,
+            vector_entry_point="worldsim.envs.neural:NeuralWorldVectorEnv",
+        )
 
 
+_bind_envs_beside()
 _register_envs()
