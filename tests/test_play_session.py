@@ -20,6 +20,7 @@ class FakeWorld:
 
     name = "fake"
     num_actions = 5
+    action_names = ("noop", "up", "down", "left", "right")
     frame_shape = (8, 8, 3)
     example_events = ("night falls", "it starts snowing")
     event_vocabulary = example_events

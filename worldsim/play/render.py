@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pygame
 
-from worldsim.play.controls import HELP_LINES, SHIFTED_OFFSET, example_key_name
+from worldsim.play.controls import HELP_LINES, SHIFTED_OFFSET, action_keys, example_key_name
 from worldsim.play.session import GameSession, Hud
 from worldsim.play.worlds import Understanding
 
@@ -68,7 +68,7 @@ class Renderer:
             self._draw_panel(index, frame, hud)
         self._draw_hud(hud)
         if session.help_visible:
-            self._draw_help(session.example_events)
+            self._draw_help(action_keys(session.worlds[0].action_names).help_lines, session.example_events)
         elif hud.paused:
             self._draw_banner("PAUSED  (P to resume)")
 
@@ -142,7 +142,7 @@ class Renderer:
         self.surface.blit(backing, (0, y))
         self.surface.blit(rendered, ((self.layout.window_size[0] - rendered.get_width()) // 2, y + 10))
 
-    def _draw_help(self, example_events: tuple[str, ...]) -> None:
+    def _draw_help(self, action_lines: tuple[tuple[str, str], ...], example_events: tuple[str, ...]) -> None:
         width, _ = self.layout.window_size
         shade = pygame.Surface((width, self.layout.hud_top), pygame.SRCALPHA)
         shade.fill((8, 10, 16, 220))
@@ -150,11 +150,13 @@ class Renderer:
         x, y = 2 * PADDING, 2 * PADDING
         self.surface.blit(self.title_font.render("Controls", True, TEXT), (x, y))
         y += 34
-        for keys, action in HELP_LINES:
+        for keys, action in (*action_lines, *HELP_LINES):
             self._text(keys, (x, y), EVENT)
             self._text(action, (x + 160, y), TEXT)
             y += LINE_HEIGHT - 3
         y += 12
+        if not example_events:
+            return
         self.surface.blit(self.title_font.render("Example events", True, TEXT), (x, y))
         self._text("or press T and type your own", (x + 200, y + 8), DIM, font=self.small_font)
         y += 32

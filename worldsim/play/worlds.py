@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 
+from worldsim.games import game_for_world
+
 if TYPE_CHECKING:
     from worldsim.world import WorldModel
 
@@ -32,6 +34,7 @@ class Understanding:
 class World(Protocol):
     name: str                        # shown above the world's panel and in messages
     num_actions: int
+    action_names: tuple[str, ...]    # one per action (keys and help overlay); action 0 is the idle one
     frame_shape: tuple[int, int, int]
     example_events: tuple[str, ...]  # offered on the number keys
     event_vocabulary: tuple[str, ...]  # the event table a recording of this world starts with
@@ -64,9 +67,12 @@ class RealExplorer:
     def __init__(self, size: int = 64) -> None:
         from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig, events
 
+        from worldsim.envs.explorer.game import GAME
+
         self._events = events
         self._game = ExplorerBatch(1, ExplorerConfig(size=size), seed=0)
         self.num_actions = NUM_ACTIONS
+        self.action_names = GAME.action_names
         self.frame_shape = (size, size, 3)
         self.example_events = tuple(event_type.canonical for event_type in events.EVENT_TYPES)
         self.event_vocabulary = self.example_events  # recordings store canonical texts (event_label)
@@ -114,6 +120,7 @@ class NeuralWorld:
         self._simulator = world_model.simulator(batch_size=1, seed=seed, steps=steps)
         size = world_model.config.image_size
         self.num_actions = world_model.config.num_actions
+        self.action_names = game_for_world(world_model).action_names
         self.frame_shape = (size, size, 3)
         self.example_events = example_events_for(world_model.event_texts)
         self.event_vocabulary = tuple(dict.fromkeys(text for text in world_model.event_texts if text))
