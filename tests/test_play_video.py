@@ -48,7 +48,7 @@ def test_unsupported_formats_and_missing_ffmpeg_are_clear_errors(tmp_path, monke
         open_video(tmp_path / "play.avi", fps=15)
     with pytest.raises(ValueError, match="does not exist"):
         open_video(tmp_path / "missing" / "play.gif", fps=15)
-    monkeypatch.setattr("worldsim.play.video.shutil.which", lambda name: None)
+    monkeypatch.setattr("worldsim.play.video.ffmpeg_program", lambda: None)
     with pytest.raises(ValueError, match="ffmpeg"):
         Mp4Stream(tmp_path / "play.mp4", fps=15)
 

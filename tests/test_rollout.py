@@ -10,12 +10,9 @@ from test_world_fixtures import make_world
 
 from worldsim import cli
 from worldsim.imaging import video
+from worldsim.imaging.gif import gif_bytes, lzw_encode
+from worldsim.scripted import load_actions, parse_event_schedule, random_actions
 from worldsim.rollout import (
-    gif_bytes,
-    lzw_encode,
-    load_actions,
-    parse_event_schedule,
-    random_actions,
     run_rollout,
     save_frames,
 )

@@ -152,7 +152,7 @@ def load_world_model(checkpoint: str | None, device: str, revision: str | None =
 
 def _action_source(spec: str | None, num_actions: int, frames: int | None, seed: int) -> Iterator[int] | None:
     """One action after each frame but the last, the way `worldsim rollout` reads them."""
-    from worldsim.rollout import load_actions, random_actions
+    from worldsim.scripted import load_actions, random_actions
 
     if spec is None:
         return None
@@ -170,7 +170,7 @@ def _action_source(spec: str | None, num_actions: int, frames: int | None, seed:
 
 def _checked_schedule(args: argparse.Namespace, worlds: list[World]) -> dict[int, str]:
     """The scheduled events (frame 0 = start event), every one validated before anything starts."""
-    from worldsim.rollout import parse_event_schedule
+    from worldsim.scripted import parse_event_schedule
 
     try:
         schedule = parse_event_schedule(args.events or "", args.frames or sys.maxsize)

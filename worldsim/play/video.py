@@ -1,13 +1,12 @@
 """`--video`: stream what the window shows to a GIF (or an MP4 through ffmpeg) frame by frame.
 
 Live sessions have no fixed length, so frames go to disk as they come and memory stays flat: each
-GIF frame carries its own palette (the colour maths and LZW coder are `worldsim.rollout`'s), an
-MP4 is piped to an `ffmpeg` process. The file appears (atomic rename) only when the writer closes.
+GIF frame carries its own palette (the colour maths and LZW coder of `worldsim.imaging.gif`), an
+MP4 is piped to the `ffmpeg` program `worldsim.imaging.video.ffmpeg_program` finds. The file appears (atomic rename) only when the writer closes.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
-from worldsim.rollout import gif_palette, lzw_encode
+from worldsim.imaging.gif import gif_palette, lzw_encode
+from worldsim.imaging.video import ffmpeg_program
 
 SUPPORTED_SUFFIXES = (".gif", ".mp4")
 
@@ -120,10 +120,10 @@ class Mp4Stream:
     """H.264 MP4 through an `ffmpeg` process fed raw RGB frames on its stdin."""
 
     def __init__(self, path: Path, fps: float) -> None:
-        ffmpeg = shutil.which("ffmpeg")
+        ffmpeg = ffmpeg_program()
         if ffmpeg is None:
-            raise ValueError(f"cannot write {path}: MP4 needs the ffmpeg program on PATH, which was not "
-                             "found; .gif works without it")
+            raise ValueError(f"cannot write {path}: MP4 needs the ffmpeg program (extra 'video', or on PATH), "
+                             "which was not found; .gif works without it")
         self.path = path
         self.fps = fps
         self.num_frames = 0
