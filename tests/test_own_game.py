@@ -1,0 +1,179 @@
+"""A world of your own game: record any Gymnasium image game → train → load → Neural-v0 → play.
+
+The game is the test suite's own (tests/image_game.py: 27x41 frames, no action meanings, no
+events); Atari Breakout runs the recording part when ale-py is installed.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pygame
+import pytest
+
+import worldsim
+from worldsim.data import Dataset
+from worldsim.data.record import RecordConfig, record
+from worldsim.games import game_for_dataset, game_for_name, game_for_world
+from worldsim.play.controls import action_keys
+from tests.image_game import ENV_ID, HEIGHT, WIDTH, PaddleGame
+
+ROOT = Path(__file__).resolve().parents[1]
+# The tiny recipe, shortened further: the test checks the plumbing, not the world's quality.
+SHORT_RECIPE = ["autoencoder.steps=12", "autoencoder.scale_frames=64", "autoencoder.eval_frames=32",
+                "ar_teacher.steps=6", "reward.steps=6", "context_frames=2", "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("own") / "paddle"
+    record(out, RecordConfig(ENV_ID, frames=400, seed=2, size=32, shard_frames=128), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(recorded, tmp_path_factory) -> Path:
+    from worldsim.training.recipe import build_recipe_config, run_recipe
+
+    out = tmp_path_factory.mktemp("own") / "run"
+    config = build_recipe_config(None, ["size=tiny", "chain=playable", f"data={recorded}", *SHORT_RECIPE])
+    return run_recipe(config, out).world_dir
+
+
+def test_recording_resizes_odd_non_square_frames_and_names_the_actions(recorded):
+    dataset = Dataset(recorded, verify=True)
+    assert dataset.frame_shape == (32, 32, 3) and len(dataset) == 400 and dataset.complete
+    assert dataset.world == ENV_ID and dataset.event_texts == []
+    generator = dataset.manifest["generator"]
+    assert generator["action_names"] == ["action 0", "action 1", "action 2"]
+    assert generator["size"] == 32 and generator["frame_skip"] == 1
+    game = game_for_dataset(dataset)
+    assert game.num_actions == 3 and game.events is None and game.ground_truth is None
+    shard = dataset.load_shard(0)
+    assert shard.rewards.max() == 1.0  # the paddle reached the target at least once
+    # the white paddle survives the 41 -> 32 px area resize in the bottom rows
+    assert shard.frames[:, 26:, :, :].max() > 150
+
+
+def test_an_interrupted_recording_resumes_to_the_full_length(tmp_path, monkeypatch):
+    original_step, calls = PaddleGame.step, []
+
+    def failing_step(self, action):
+        calls.append(action)
+        if len(calls) == 150:
+            raise RuntimeError("power cut")
+        return original_step(self, action)
+
+    config = RecordConfig(ENV_ID, frames=200, size=16, shard_frames=64)
+    monkeypatch.setattr(PaddleGame, "step", failing_step)
+    with pytest.raises(RuntimeError, match="power cut"):
+        record(tmp_path / "ds", config, progress=False)
+    partial = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert not partial["complete"] and sum(s["frames"] for s in partial["shards"]) == 149
+    monkeypatch.setattr(PaddleGame, "step", original_step)
+    dataset = record(tmp_path / "ds", config, progress=False)
+    assert len(dataset) == 200 and dataset.complete
+    with pytest.raises(ValueError, match="already holds a dataset"):
+        record(tmp_path / "ds", config, progress=False)  # finished: a new folder is needed
+
+
+def test_crop_and_frame_skip(tmp_path):
+    config = RecordConfig(ENV_ID, frames=20, crop=(0, 7, 1, 0), frame_skip=3, policy="random")
+    dataset = record(tmp_path / "ds", config, progress=False)
+    assert dataset.frame_shape == (HEIGHT - 7, WIDTH - 1, 3)
+    assert dataset.manifest["generator"]["crop"] == [0, 7, 1, 0]
+    episode = dataset.load_shard(0).episode
+    assert len(np.unique(episode)) == 1  # 20 frames x 3 env steps stay inside one 60-step episode
+    with pytest.raises(ValueError, match="leaves no pixels"):
+        record(tmp_path / "bad", RecordConfig(ENV_ID, frames=5, crop=(20, 10, 0, 0)), progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_recipe_trains_a_world_without_events_on_the_recorded_game(trained):
+    world = worldsim.load(trained)
+    stages = [record["stage"] for record in world.metadata["training"]]
+    assert stages == ["autoencoder", "ar-teacher", "reward"]  # no events stage: the data has none
+    assert world.config.num_actions == 3 and world.config.image_size == 32
+    assert world.metadata["game"] == {"name": ENV_ID, "action_names": ["action 0", "action 1", "action 2"]}
+    assert game_for_world(world).action_names == ("action 0", "action 1", "action 2")
+    assert world.context_frames.shape == (2, 32, 32, 3)
+
+
+def test_neural_env_takes_the_worlds_own_action_space(trained):
+    env = gym.make("worldsim/Neural-v0", checkpoint=str(trained))
+    assert env.action_space == gym.spaces.Discrete(3)
+    assert env.observation_space.shape == (32, 32, 3)
+    frame, _ = env.reset(seed=0)
+    for action in (1, 2, 0, 2):
+        frame, reward, terminated, truncated, _ = env.step(action)
+    assert frame.shape == (32, 32, 3) and frame.dtype == np.uint8 and isinstance(reward, float)
+    with pytest.raises(ValueError):
+        env.step(3)
+    vector = gym.make_vec("worldsim/Neural-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                          checkpoint=str(trained))
+    assert vector.single_action_space == gym.spaces.Discrete(3)
+    vector.reset(seed=0)
+    frames, *_ = vector.step(np.array([1, 2]))
+    assert frames.shape == (2, 32, 32, 3)
+
+
+def test_play_and_rollout_drive_the_recorded_world_headless(trained, tmp_path):
+    from worldsim.cli import main as worldsim_main
+    from worldsim.play.cli import play, build_parser
+
+    args = build_parser().parse_args(["--checkpoint", str(trained), "--headless", "--frames", "6", "--scale", "2",
+                                      "--actions", "random", "--record", str(tmp_path / "session")])
+    assert play(args) == 0
+    session = Dataset(tmp_path / "session")
+    assert len(session) == 5 and session.num_actions == 3 and session.frame_shape == (32, 32, 3)
+    assert worldsim_main(["rollout", "--checkpoint", str(trained), "--frames", "5", "--out",
+                          str(tmp_path / "frames"), "--no-progress"]) == 0
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 5
+
+
+def test_keys_follow_the_games_action_names():
+    atari = action_keys(("NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"))
+    assert atari.action_for_key[pygame.K_SPACE] == 1
+    assert atari.action_for_key[pygame.K_RIGHT] == 2 and atari.action_for_key[pygame.K_a] == 3
+    assert atari.action_for_key[pygame.K_z] == 4 and atari.action_for_key[pygame.K_x] == 5
+    assert atari.help_lines[0] == ("(no key)", "NOOP") and ("Z", "RIGHTFIRE") in atari.help_lines
+    numbered = action_keys(("action 0", "action 1", "action 2"))
+    assert numbered.action_for_key == {pygame.K_z: 1, pygame.K_x: 2}
+    explorer = action_keys(game_for_name("explorer").action_names)
+    assert explorer.action_for_key[pygame.K_w] == 1 and explorer.action_for_key[pygame.K_LEFT] == 3
+
+
+def test_a_recorded_game_is_described_by_its_manifest_not_its_name():
+    shipped = game_for_name("explorer")
+    assert shipped.num_actions == 5 and shipped.events is not None and shipped.ground_truth is not None
+    recorded = game_for_name("ALE/Pong-v5", num_actions=6)
+    assert recorded.action_names[5] == "action 5" and recorded.events is None
+    with pytest.raises(ValueError, match="action names or count"):
+        game_for_name("SomeGame-v0")
+
+
+def test_worldsim_envs_resolves_beside_the_imported_worldsim(tmp_path):
+    """Another checkout's code run against this checkout's editable install keeps its own envs."""
+    for folder in ("worldsim", "envs"):
+        subprocess.run(["cp", "-r", str(ROOT / folder), str(tmp_path / folder)], check=True)
+    code = ("import worldsim, worldsim.envs.explorer as e; "
+            "print(worldsim.__file__); print(worldsim.envs.__file__); print(e.__file__)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            check=True, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    for line in result.stdout.split():
+        assert Path(line).is_relative_to(tmp_path), result.stdout
+
+
+def test_records_atari_breakout_with_fire_at_reset(tmp_path):
+    pytest.importorskip("ale_py")
+    dataset = record(tmp_path / "breakout", RecordConfig("ALE/Breakout-v5", frames=200, size=64, seed=1),
+                     progress=False)
+    assert dataset.frame_shape == (64, 64, 3) and dataset.num_actions == 4
+    assert dataset.manifest["generator"]["action_names"] == ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    assert game_for_dataset(dataset).action_names == ("NOOP", "FIRE", "RIGHT", "LEFT")
+    frames = dataset.load_shard(0).frames
+    assert frames.std() > 0 and not np.array_equal(frames[0], frames[-1])
