@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from worldsim.bench import describe_machine
+from worldsim.data.machine import describe_machine
 from worldsim.data import Dataset
 from worldsim.model import flow, to_pixels
 from worldsim.training.common import load_world, sample_sigma, with_new_transformer

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 import worldsim  # noqa: F401  (registers the environments)
-from worldsim.bench import describe_machine, synchronizer
+from worldsim.bench import synchronizer
+from worldsim.data.machine import describe_machine
 from worldsim.data.atomic import atomic_write_json
 from worldsim.model.config import WorldConfig
 from worldsim.model.reward import NeverTerminates

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig, events
-from worldsim.bench import cpu_model
+from worldsim.data.machine import cpu_model
 from worldsim.data.atomic import atomic_write_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 import worldsim  # noqa: F401  (registers the environments)
-from worldsim.bench import cpu_model
+from worldsim.data.machine import cpu_model
 from worldsim.data.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"

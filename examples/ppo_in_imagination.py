@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 import worldsim  # noqa: F401  (registers the worldsim/ environments)
-from worldsim.bench import describe_machine
+from worldsim.data.machine import describe_machine
 from worldsim.data.atomic import atomic_write_json
 
 

@@ -7,7 +7,8 @@ import pytest
 from test_world_fixtures import MICRO, make_world
 
 from worldsim import cli
-from worldsim.bench import BenchSettings, describe_machine, run_bench, summary_ms
+from worldsim.bench import BenchSettings, run_bench, summary_ms
+from worldsim.data.machine import describe_machine
 
 
 def test_run_bench_reports_every_figure():

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from worldsim.bench import describe_machine
+from worldsim.data.machine import describe_machine
 from worldsim.eval.probes import BUNDLED_PROBES, Probes
 from worldsim.eval.report import write_comparison, write_single
 from worldsim.eval.suite import SUITES, SuiteConfig, run_suite

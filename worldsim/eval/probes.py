@@ -24,7 +24,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 from tqdm import tqdm
 
-from worldsim.bench import describe_machine
+from worldsim.data.machine import describe_machine
 from worldsim.data.atomic import atomic_write_bytes
 from worldsim.envs.explorer import NUM_ACTIONS, TILE_CLASSES
 from worldsim.eval import metrics

@@ -205,15 +205,10 @@ class RecipeResult:
 
 
 def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    machine = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+    """The model card's short hardware entry (`worldsim.data.machine.describe_machine` is the long one)."""
+    from worldsim.data.machine import cpu_model
+
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
     if torch.cuda.is_available():
         machine["gpu"] = torch.cuda.get_device_name(0)
