@@ -1,11 +1,13 @@
 """Gymnasium environments whose frames, rewards and terminations come from a learned world model.
 
-`NeuralWorldEnv` is one env (`gym.make("worldsim/NeuralExplorer-v0")`); `NeuralWorldVectorEnv` steps
+`NeuralWorldEnv` is one env (`gym.make("worldsim/Neural-v0", checkpoint=DIR)` for any world,
+`worldsim/NeuralExplorer-v0` for the default one); `NeuralWorldVectorEnv` steps
 `num_envs` envs as one batch through a single `Simulator` on the device
 (`gym.make_vec(..., vectorization_mode="vector_entry_point")`). Both drive the simulator through
 `NeuralWorldCore`, which holds what they share: the spaces, the events and the seeding.
 
-- Spaces: those of `worldsim/Explorer-v0` (frames uint8 [H, W, 3], `Discrete(num_actions)`).
+- Spaces: the world's own: frames uint8 [S, S, 3] and `Discrete(num_actions)` of the game it was
+  trained on (for the default world, those of `worldsim/Explorer-v0`).
 - Events: `reset(options={"event": text})` and `env.unwrapped.trigger_event(text)`; an event applies
   from the next frame the env produces ("" = no event).
 - Start states: one of the real context frames bundled with the checkpoint (picked by the env's
@@ -26,7 +28,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from worldsim.envs.explorer.viewer import Viewer
+from worldsim.envs.viewer import Viewer
 from worldsim.envs.inputs import check_action, check_options, check_render_mode, env_rows, reset_rows
 from worldsim.envs.seeding import EnvGenerators, check_seed, check_vector_seed, generator_restored_on_error, is_int
 from worldsim.sampling.inputs import check_event_text
@@ -125,7 +127,7 @@ def frames_to_numpy(frames: torch.Tensor) -> np.ndarray:
 
 
 class NeuralWorldEnv(gym.Env):
-    """One env of a learned world: `gym.make("worldsim/NeuralExplorer-v0", checkpoint=..., ...)`.
+    """One env of a learned world: `gym.make("worldsim/Neural-v0", checkpoint=..., ...)`.
 
     Args:
         checkpoint: a bundled name, a folder, a Hub repo id, a loaded `WorldModel`, or None (default world).

@@ -2,7 +2,7 @@
 
 Training, data, evaluation, play and the envs describe a game through this one object and never by
 its name. A spec holds
-  - `name`: the `world` a dataset of the game stores in its manifest,
+  - `name`: the `world` a dataset of the game stores in its manifest (`title`: how text names it),
   - `action_names`: one per action index (keys and the HUD show them; their count is the action space),
   - `frame_shape`: the game's own frames, uint8 [H, W, 3] (None where only its datasets know it),
   - `events`: its event vocabulary with paraphrases (`parse_event(text)`, `training_texts()`), or
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from worldsim.world import WorldModel
 
 __all__ = ["GameSpec", "shipped_game", "game_for_name", "game_for_dataset", "game_for_world",
-           "default_action_names", "dataset_maker", "METADATA_KEY"]
+           "game_for_metadata", "default_action_names", "dataset_maker", "METADATA_KEY"]
 
 # Worlds saved before they recorded their game (no metadata["game"] nor metadata["data"]["world"],
 # e.g. WorldModel.create) are read as worlds of the game every world was trained on until then.
@@ -45,6 +45,7 @@ class GameSpec:
 
     name: str
     action_names: tuple[str, ...]
+    title: str = ""  # how text names the game (default: its name)
     frame_shape: tuple[int, int, int] | None = None
     events: ModuleType | None = None
     make_dataset: DatasetMaker | None = None
@@ -59,6 +60,10 @@ class GameSpec:
     @property
     def num_actions(self) -> int:
         return len(self.action_names)
+
+    @property
+    def display_name(self) -> str:
+        return self.title or self.name
 
     def to_metadata(self) -> dict[str, Any]:
         """What a trained world stores about its game (`metadata["game"]`)."""
@@ -123,14 +128,18 @@ def game_for_dataset(dataset: "Dataset") -> GameSpec:
 
 
 def game_for_world(world: "WorldModel") -> GameSpec:
-    """The game a trained world plays: `metadata["game"]`, else its dataset's `world`, else numbered actions."""
-    num_actions = world.config.num_actions
-    entry = world.metadata.get(METADATA_KEY)
+    """The game a trained world plays (see `game_for_metadata`)."""
+    return game_for_metadata(world.metadata, world.config.num_actions)
+
+
+def game_for_metadata(metadata: Mapping[str, Any], num_actions: int) -> GameSpec:
+    """A world's game from its metadata: `game`, else its dataset's `world`, else numbered actions."""
+    entry = metadata.get(METADATA_KEY)
     if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
         names = entry.get("action_names")
         game = game_for_name(entry["name"], names if isinstance(names, list) else None, num_actions)
     else:
-        data = world.metadata.get("data")
+        data = metadata.get("data")
         name = data.get("world") if isinstance(data, Mapping) else None
         game = game_for_name(name if isinstance(name, str) else EARLIER_WORLDS_GAME, num_actions=num_actions)
     if game.num_actions != num_actions:

@@ -37,6 +37,8 @@ from worldsim.pretrained import BUNDLED_WORLDS, DEFAULT_WORLD, bundled_folder
 if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
     import torch
 
+    from worldsim.games import GameSpec
+
 FORMAT = "worldsim-checkpoint"
 FORMAT_VERSION = 2
 # Format 2 added the transformer's full-resolution local path; a format-1 world has none.
@@ -414,12 +416,12 @@ def _card_body(
     ]
     lines += [f"| {module} | {count:,} |" for module, count in parameter_counts.items()]
     lines += [f"| **total** | {sum(parameter_counts.values()):,} |", ""]
-    lines += _world_summary(world, num_context_frames)
+    lines += _world_summary(world, num_context_frames, _game(config))
     if config.event_texts:
         lines += ["", "## Events it knows", ""] + [f"- {text}" for text in config.event_texts]
     evaluation = config.metadata.get("evaluation")
     if evaluation:
-        lines += ["", *_evaluation_section(evaluation)]
+        lines += ["", *_evaluation_section(evaluation, _game(config))]
     training = {key: value for key, value in config.metadata.items() if key not in ("name", "evaluation")}
     lines += ["", "## Training", ""]
     if training:
@@ -438,9 +440,17 @@ def _card_body(
     return "\n".join(lines)
 
 
-def _evaluation_section(evaluation: Mapping[str, Any]) -> list[str]:
+def _game(config: CheckpointConfig) -> "GameSpec":
+    from worldsim.games import game_for_metadata
+
+    return game_for_metadata(config.metadata, int(config.world["num_actions"]))
+
+
+def _evaluation_section(evaluation: Mapping[str, Any], game: "GameSpec") -> list[str]:
     """The measured-fidelity table `worldsim eval --update-card` stored in the metadata."""
-    lines = ["## Measured against the Explorer truth", "",
+    against = (f"the {game.display_name} truth" if game.ground_truth is not None
+               else f"recorded play of {game.display_name}")
+    lines = [f"## Measured against {against}", "",
              f"`worldsim eval --suite {evaluation['suite']}` (seed {evaluation['seed']}), {evaluation['date']}, "
              f"{evaluation['machine']}, {evaluation['wall_time_s']} s. Columns are defined in worldsim's "
              "docs/METRICS.md (TF = teacher-forced next frame; PSNR@h = frame h of a free rollout).", "",
@@ -448,13 +458,14 @@ def _evaluation_section(evaluation: Mapping[str, Any]) -> list[str]:
     return lines + [f"| {name} | {value} |" for name, value in evaluation["measures"].items()]
 
 
-def _world_summary(world: Mapping[str, Any], num_context_frames: int) -> list[str]:
-    """Headline settings of a `WorldConfig.to_dict()`."""
+def _world_summary(world: Mapping[str, Any], num_context_frames: int, game: "GameSpec") -> list[str]:
+    """Headline settings of a `WorldConfig.to_dict()` and the game it plays."""
     net, sampling, events = world["transformer"], world["sampling"], world["events"]
     size, latent = world["image_size"], net["latent_size"]
     rows = {
         "frames": f"{size}x{size} RGB",
-        "actions": f"{world['num_actions']} discrete",
+        "game": game.display_name,
+        "actions": f"{world['num_actions']} discrete ({', '.join(game.action_names)})",
         "latents": f"{net['latent_channels']} x {latent}x{latent}",
         "transformer": f"dim {net['dim']}, depth {net['depth']}, {net['num_heads']} heads, "
         f"{(latent // net['patch_size']) ** 2} tokens per frame",

@@ -65,9 +65,9 @@ class ExplorerEnv(gym.Env):
 
     def _show(self, frame: np.ndarray) -> None:
         if self._viewer is None:
-            from .viewer import Viewer
+            from worldsim.envs.viewer import Viewer
 
-            self._viewer = Viewer(frame.shape[0], fps=self.metadata["render_fps"])
+            self._viewer = Viewer(frame.shape[0], fps=self.metadata["render_fps"], title="worldsim Explorer")
         self._viewer.show(frame)
 
     def close(self) -> None:

@@ -24,5 +24,5 @@ def make_dataset(out: Path, frames: int, size: int, seed: int, progress: bool) -
     return generate(out, config, progress=progress)
 
 
-GAME = GameSpec(name=NAME, action_names=tuple(ACTIONS), frame_shape=(64, 64, 3), events=events,
+GAME = GameSpec(name=NAME, title="Explorer", action_names=tuple(ACTIONS), frame_shape=(64, 64, 3), events=events,
                 make_dataset=make_dataset, ground_truth=ExplorerBatch)

@@ -105,7 +105,7 @@ def clips_holding(switched: np.ndarray, starts: np.ndarray, clip_frames: int) ->
 
 
 def switches_by_group(dataset: Dataset, counts: np.ndarray) -> dict[str, dict[str, int]]:
-    """Switch counts by event group and the event switched to (Explorer), else by text."""
+    """Switch counts by event group and the event switched to (games whose events have groups), else by text."""
     totals: dict[str, dict[str, int]] = {}
     for text, count in zip(dataset.event_texts, counts.tolist()):
         group, name = _event_label(dataset.world, text)
@@ -115,14 +115,16 @@ def switches_by_group(dataset: Dataset, counts: np.ndarray) -> dict[str, dict[st
 
 
 def _event_label(world: str, text: str) -> tuple[str, str]:
-    if world == "explorer":
-        from worldsim.envs.explorer import events
+    """(group, name) of the event `text` names in the game's vocabulary; ("events", text) otherwise."""
+    from worldsim.games import shipped_game
 
+    game = shipped_game(world)
+    if game is not None and game.events is not None:
         try:
-            event_type = events.parse_event(text)
-            return event_type.group, event_type.name
-        except events.UnknownEventError:
-            pass
+            event = game.events.parse_event(text)
+        except ValueError:
+            return "events", text
+        return getattr(event, "group", "events"), getattr(event, "name", event.canonical)
     return "events", text
 
 

@@ -15,8 +15,9 @@ from worldsim.runtime import DEFAULT_THREADS, add_threads_argument, set_threads
 # The Explorer's own pace, which its datasets (and so the worlds trained on them) share.
 DEFAULT_FPS = float(ExplorerEnv.metadata["render_fps"])
 DESCRIPTION = (
-    "Play a worldsim world live: WASD/arrows move, T types an event, 1-9 trigger example events, "
-    "P pauses, R resets, H shows help."
+    "Play a worldsim world live: keys follow the game's action names (directions on WASD/arrows, FIRE on "
+    "Space, other actions on letters; H lists them), T types an event, 1-9 trigger example events, "
+    "P pauses, R resets."
 )
 
 
@@ -120,6 +121,12 @@ def build_worlds(args: argparse.Namespace) -> list[World]:
     checkpoint = args.checkpoint or DEFAULT_WORLD
     neural = NeuralWorld(world_model, checkpoint, seed=args.seed, steps=args.steps)
     if args.compare:
+        from worldsim.games import game_for_world
+
+        game = game_for_world(world_model)
+        if game.ground_truth is None:
+            raise PlayError(f"--compare: the world's game ({game.name}) has no ground-truth simulator to show "
+                            "beside it (a recorded game); play it without --compare")
         return [neural, RealExplorer(size=neural.frame_shape[0])]
     return [neural]
 

@@ -7,7 +7,7 @@ import numpy as np
 class Viewer:
     """Shows frames scaled up by an integer factor, at most `fps` frames per second."""
 
-    def __init__(self, size: int, scale: int = 8, fps: int = 15, title: str = "worldsim Explorer") -> None:
+    def __init__(self, size: int, scale: int = 8, fps: int = 15, title: str = "worldsim") -> None:
         import pygame  # optional dependency: only the human render mode needs it
 
         self._pygame = pygame
