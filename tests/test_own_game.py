@@ -6,6 +6,8 @@ events); Atari Breakout runs the recording part when ale-py is installed.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -28,20 +30,56 @@ SHORT_RECIPE = ["autoencoder.steps=12", "autoencoder.scale_frames=64", "autoenco
                 "ar_teacher.steps=6", "reward.steps=6", "context_frames=2", "progress=false"]
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("own") / "paddle"
-    record(out, RecordConfig(ENV_ID, frames=400, seed=2, size=32, shard_frames=128), progress=False)
-    return out
+README = ROOT / "README.md"
+README_SECTION = "## Train a world of your own game"
+# The README's commands, made test-sized: the suite's own game instead of Breakout, fewer frames and steps.
+README_SUBSTITUTIONS = {"ALE/Breakout-v5": ENV_ID, "--frames 3000 --size 64": "--frames 400 --size 32",
+                        "--frames 64": "--frames 5"}
+
+
+def readme_section() -> str:
+    text = README.read_text()
+    start = text.index(README_SECTION)
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def readme_commands(folder: Path) -> list[list[str]]:
+    """The section's bash commands with the substitutions and every path inside `folder`."""
+    block = re.search(r"```bash\n(.*?)```", readme_section(), flags=re.S).group(1)
+    commands = []
+    for line in block.splitlines():
+        line = line.split("  #")[0].strip()
+        for old, new in README_SUBSTITUTIONS.items():
+            line = line.replace(old, new)
+        argv = [str(folder / arg) if arg.startswith(("data/", "runs/")) or arg.endswith(".gif") else arg
+                for arg in shlex.split(line)]
+        commands.append(argv)
+    return commands
 
 
 @pytest.fixture(scope="module")
-def trained(recorded, tmp_path_factory) -> Path:
-    from worldsim.training.recipe import build_recipe_config, run_recipe
+def readme_run(tmp_path_factory) -> tuple[Path, list[list[str]]]:
+    """Run the README's record and train commands; the play and rollout ones are for the tests below."""
+    from worldsim.cli import main as worldsim_main
 
-    out = tmp_path_factory.mktemp("own") / "run"
-    config = build_recipe_config(None, ["size=tiny", "chain=playable", f"data={recorded}", *SHORT_RECIPE])
-    return run_recipe(config, out).world_dir
+    folder = tmp_path_factory.mktemp("readme")
+    commands = readme_commands(folder)
+    record_argv, train_argv = commands[0], commands[1]
+    assert record_argv[:3] == ["worldsim", "data", "record"] and train_argv[:3] == ["worldsim", "train", "recipe"]
+    assert worldsim_main([*record_argv[1:], "--seed", "2", "--quiet"]) == 0
+    short = [item for setting in SHORT_RECIPE for item in ("--set", setting)]
+    assert worldsim_main([*train_argv[1:], *short]) == 0
+    return folder, commands
+
+
+@pytest.fixture(scope="module")
+def recorded(readme_run) -> Path:
+    return readme_run[0] / "data" / "breakout"
+
+
+@pytest.fixture(scope="module")
+def trained(readme_run) -> Path:
+    return readme_run[0] / "runs" / "breakout" / "world"
 
 
 def test_recording_resizes_odd_non_square_frames_and_names_the_actions(recorded):
@@ -121,18 +159,42 @@ def test_neural_env_takes_the_worlds_own_action_space(trained):
     assert frames.shape == (2, 32, 32, 3)
 
 
-def test_play_and_rollout_drive_the_recorded_world_headless(trained, tmp_path):
+def test_the_readme_play_rollout_and_python_run_on_the_recorded_world(readme_run, trained, tmp_path):
     from worldsim.cli import main as worldsim_main
-    from worldsim.play.cli import play, build_parser
+    from worldsim.play.cli import build_parser, play
 
-    args = build_parser().parse_args(["--checkpoint", str(trained), "--headless", "--frames", "6", "--scale", "2",
-                                      "--actions", "random", "--record", str(tmp_path / "session")])
-    assert play(args) == 0
+    _, commands = readme_run
+    play_argv, rollout_argv = commands[2], commands[3]
+    assert play_argv[:2] == ["python", "play.py"] and rollout_argv[:2] == ["worldsim", "rollout"]
+    headless = ["--headless", "--frames", "6", "--scale", "2", "--actions", "random",
+                "--record", str(tmp_path / "session")]
+    assert play(build_parser().parse_args([*play_argv[2:], *headless])) == 0
     session = Dataset(tmp_path / "session")
     assert len(session) == 5 and session.num_actions == 3 and session.frame_shape == (32, 32, 3)
-    assert worldsim_main(["rollout", "--checkpoint", str(trained), "--frames", "5", "--out",
-                          str(tmp_path / "frames"), "--no-progress"]) == 0
-    assert len(list((tmp_path / "frames").glob("*.png"))) == 5
+    assert worldsim_main([*rollout_argv[1:], "--no-progress"]) == 0
+    assert Path(rollout_argv[rollout_argv.index("--out") + 1]).stat().st_size > 0
+    code = re.search(r"```python\n(.*?)```", readme_section(), flags=re.S).group(1)
+    namespace: dict = {}
+    exec(code.replace("runs/breakout/world", str(trained)), namespace)
+    assert namespace["env"].action_space == gym.spaces.Discrete(3)
+    assert namespace["world"].metadata["game"]["name"] == ENV_ID
+
+
+def test_recorded_evaluation_scores_a_world_against_held_out_play(trained, tmp_path):
+    from worldsim.eval.recorded import main as evaluate_main
+
+    held_out = record(tmp_path / "held-out", RecordConfig(ENV_ID, frames=120, size=32, seed=9), progress=False)
+    out = tmp_path / "measures.json"
+    assert evaluate_main(["--checkpoint", str(trained), "--data", str(held_out.path), "--clips", "3",
+                          "--horizon", "8", "--out", str(out)]) == 0
+    measures = json.loads(out.read_text())
+    assert 0 < measures["teacher_forced"]["psnr"] < 100 and -1 <= measures["teacher_forced"]["ssim"] <= 1
+    assert len(measures["rollout"]["psnr"]) == 8 and set(measures["psnr_at"]) == {"1", "8"}
+    window = worldsim.load(trained).config.reward.context_frames  # rewards from the K-th frame of an episode on
+    shard = held_out.load_shard(0)
+    scored = np.concatenate([np.flatnonzero(shard.episode == e)[window - 1:] for e in np.unique(shard.episode)])
+    assert measures["reward"]["positive"]["actual"] == int((shard.rewards[scored] > 0).sum())
+    assert evaluate_main(["--checkpoint", str(trained), "--data", str(tmp_path / "missing")]) == 2
 
 
 def test_keys_follow_the_games_action_names():
