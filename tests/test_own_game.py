@@ -141,6 +141,15 @@ def test_the_recipe_trains_a_world_without_events_on_the_recorded_game(trained):
     assert world.context_frames.shape == (2, 32, 32, 3)
 
 
+def test_streaming_stages_keep_no_event_on_a_dataset_without_event_texts():
+    import torch
+
+    from worldsim.training.stream import switched_event_ids
+
+    ids = switched_event_ids(torch.full((3,), -1), frames=6, switch_frames=[2, 4], num_texts=0)
+    assert ids.shape == (3, 6) and bool((ids == -1).all())
+
+
 def test_neural_env_takes_the_worlds_own_action_space(trained):
     env = gym.make("worldsim/Neural-v0", checkpoint=str(trained))
     assert env.action_space == gym.spaces.Discrete(3)

@@ -28,12 +28,13 @@ if TYPE_CHECKING:
     from worldsim.data.reader import Dataset
     from worldsim.world import WorldModel
 
-__all__ = ["GameSpec", "shipped_game", "game_for_name", "game_for_dataset", "game_for_world",
+__all__ = ["DEFAULT_GAME", "GameSpec", "shipped_game", "game_for_name", "game_for_dataset", "game_for_world",
            "game_for_metadata", "default_action_names", "dataset_maker", "METADATA_KEY"]
 
-# Worlds saved before they recorded their game (no metadata["game"] nor metadata["data"]["world"],
-# e.g. WorldModel.create) are read as worlds of the game every world was trained on until then.
-EARLIER_WORLDS_GAME = "explorer"
+# The game worldsim ships (its default world, the recipe's data when no dataset is given). Worlds
+# that do not record their game (no metadata["game"] nor metadata["data"]["world"], e.g. those of
+# WorldModel.create or saved before games were recorded) are read as worlds of this game.
+DEFAULT_GAME = "explorer"
 METADATA_KEY = "game"  # a trained world's metadata entry: {"name": ..., "action_names": [...]}
 # (out, frames, size, seed, progress) -> the dataset written to out
 DatasetMaker = Callable[[Path, int, int, int, bool], "Dataset"]
@@ -141,7 +142,7 @@ def game_for_metadata(metadata: Mapping[str, Any], num_actions: int) -> GameSpec
     else:
         data = metadata.get("data")
         name = data.get("world") if isinstance(data, Mapping) else None
-        game = game_for_name(name if isinstance(name, str) else EARLIER_WORLDS_GAME, num_actions=num_actions)
+        game = game_for_name(name if isinstance(name, str) else DEFAULT_GAME, num_actions=num_actions)
     if game.num_actions != num_actions:
         game = GameSpec(name="unknown", action_names=default_action_names(num_actions))
     return game

@@ -101,6 +101,8 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
         "machine": describe_machine(torch_device),
     }
     worlds = [worldsim.load(name, device=str(torch_device), revision=revision) for name in checkpoints]
+    for name, world in zip(checkpoints, worlds):
+        _check_ground_truth(world, name)
     labels = distinct_labels([checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)],
                              [str(name) for name in checkpoints])
     runs = []
@@ -115,3 +117,14 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
     if not compare:
         return write_single(out, runs[0][1], runs[0][2])
     return write_comparison(out, runs, {**shared, "wall_time_s": round(time.time() - started, 1)})
+
+
+def _check_ground_truth(world, name) -> None:
+    """The suite replays scenarios in the game's true simulator: a recorded game has none."""
+    from worldsim.games import game_for_world
+
+    game = game_for_world(world)
+    if game.ground_truth is None:
+        raise ValueError(f"{name}: its game ({game.display_name}) has no ground-truth simulator for this suite; "
+                         "measure it against held-out recorded play: "
+                         "python -m worldsim.eval.recorded --checkpoint CKPT --data DIR")

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldsim.games import DEFAULT_GAME
 from worldsim.training.ar_teacher import ARTeacherConfig
 from worldsim.training.autoencoder import AutoencoderConfig
 from worldsim.training.causal_cd import CausalCDConfig
@@ -71,7 +72,7 @@ class RecipeConfig:
 
     size: str = "tiny"  # tiny | compact | small | base
     chain: str = "full"  # full | playable (see the module docstring)
-    world: str = "explorer"  # world to generate data from when `data` is empty
+    world: str = DEFAULT_GAME  # game rolled out into <out>/data when `data` is empty (its GameSpec.make_dataset)
     data: str = ""  # an existing dataset folder (empty: generate one into <out>/data)
     data_frames: int = 4096
     image_size: int = 32

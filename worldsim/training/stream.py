@@ -64,9 +64,14 @@ def sticky_actions(batch: int, frames: int, num_actions: int, max_hold: int, dev
 
 
 def switched_event_ids(start_ids: Tensor, frames: int, switch_frames: list[int], num_texts: int) -> Tensor:
-    """Event ids `[B, F]`: each row's start id, switching to a random other text at `switch_frames`."""
+    """Event ids `[B, F]`: each row's start id, switching to a random other text at `switch_frames`.
+
+    A dataset without event texts (a recorded game) has nothing to switch to: its rows keep "no event".
+    """
     batch = start_ids.shape[0]
     ids = start_ids[:, None].repeat(1, frames)
+    if num_texts == 0:
+        return ids
     for frame in switch_frames:
         current = ids[:, frame]
         # a uniformly random *different* id (no-event rows may switch to any text)
