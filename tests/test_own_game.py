@@ -34,7 +34,7 @@ README = ROOT / "README.md"
 README_SECTION = "## Train a world of your own game"
 # The README's commands, made test-sized: the suite's own game instead of Breakout, fewer frames and steps.
 README_SUBSTITUTIONS = {"ALE/Breakout-v5": ENV_ID, "--frames 3000 --size 64": "--frames 400 --size 32",
-                        "--frames 64": "--frames 5"}
+                        "--frames 64": "--frames 5", "--frames 600 --size 64": "--frames 120 --size 32"}
 
 
 def readme_section() -> str:
@@ -51,7 +51,7 @@ def readme_commands(folder: Path) -> list[list[str]]:
         line = line.split("  #")[0].strip()
         for old, new in README_SUBSTITUTIONS.items():
             line = line.replace(old, new)
-        argv = [str(folder / arg) if arg.startswith(("data/", "runs/")) or arg.endswith(".gif") else arg
+        argv = [str(folder / arg) if arg.startswith(("data/", "runs/")) or arg.endswith((".gif", ".json")) else arg
                 for arg in shlex.split(line)]
         commands.append(argv)
     return commands
@@ -189,21 +189,23 @@ def test_the_readme_play_rollout_and_python_run_on_the_recorded_world(readme_run
     assert namespace["world"].metadata["game"]["name"] == ENV_ID
 
 
-def test_recorded_evaluation_scores_a_world_against_held_out_play(trained, tmp_path):
+def test_the_readme_recorded_evaluation_scores_the_world_against_held_out_play(readme_run, trained):
+    from worldsim.cli import main as worldsim_main
     from worldsim.eval.recorded import main as evaluate_main
 
-    held_out = record(tmp_path / "held-out", RecordConfig(ENV_ID, frames=120, size=32, seed=9), progress=False)
-    out = tmp_path / "measures.json"
-    assert evaluate_main(["--checkpoint", str(trained), "--data", str(held_out.path), "--clips", "3",
-                          "--horizon", "8", "--out", str(out)]) == 0
-    measures = json.loads(out.read_text())
+    _, commands = readme_run
+    record_argv, evaluate_argv = commands[4], commands[5]
+    assert record_argv[:3] == ["worldsim", "data", "record"] and evaluate_argv[:3] == ["python", "-m", "worldsim.eval.recorded"]
+    assert worldsim_main([*record_argv[1:], "--quiet"]) == 0
+    assert evaluate_main([*evaluate_argv[3:], "--clips", "3", "--horizon", "8"]) == 0
+    measures = json.loads(Path(evaluate_argv[evaluate_argv.index("--out") + 1]).read_text())
     assert 0 < measures["teacher_forced"]["psnr"] < 100 and -1 <= measures["teacher_forced"]["ssim"] <= 1
     assert len(measures["rollout"]["psnr"]) == 8 and set(measures["psnr_at"]) == {"1", "8"}
     window = worldsim.load(trained).config.reward.context_frames  # rewards from the K-th frame of an episode on
-    shard = held_out.load_shard(0)
+    shard = Dataset(evaluate_argv[evaluate_argv.index("--data") + 1]).load_shard(0)
     scored = np.concatenate([np.flatnonzero(shard.episode == e)[window - 1:] for e in np.unique(shard.episode)])
     assert measures["reward"]["positive"]["actual"] == int((shard.rewards[scored] > 0).sum())
-    assert evaluate_main(["--checkpoint", str(trained), "--data", str(tmp_path / "missing")]) == 2
+    assert evaluate_main(["--checkpoint", str(trained), "--data", str(Path(trained) / "missing")]) == 2
 
 
 def test_keys_follow_the_games_action_names():
@@ -225,6 +227,13 @@ def test_a_recorded_game_is_described_by_its_manifest_not_its_name():
     assert recorded.action_names[5] == "action 5" and recorded.events is None
     with pytest.raises(ValueError, match="action names or count"):
         game_for_name("SomeGame-v0")
+
+
+def test_a_game_without_a_dataset_is_rolled_out_by_its_spec(tmp_path):
+    from worldsim.games import dataset_maker
+
+    dataset = dataset_maker(ENV_ID)(tmp_path / "data", 50, 16, 0, False)  # what `train recipe --world ID` does
+    assert dataset.frame_shape == (16, 16, 3) and len(dataset) == 50 and dataset.complete
 
 
 def test_worldsim_envs_resolves_beside_the_imported_worldsim(tmp_path):
