@@ -195,7 +195,8 @@ def test_the_readme_recorded_evaluation_scores_the_world_against_held_out_play(r
 
     _, commands = readme_run
     record_argv, evaluate_argv = commands[4], commands[5]
-    assert record_argv[:3] == ["worldsim", "data", "record"] and evaluate_argv[:3] == ["python", "-m", "worldsim.eval.recorded"]
+    assert record_argv[:3] == ["worldsim", "data", "record"]
+    assert evaluate_argv[:3] == ["python", "-m", "worldsim.eval.recorded"]
     assert worldsim_main([*record_argv[1:], "--quiet"]) == 0
     assert evaluate_main([*evaluate_argv[3:], "--clips", "3", "--horizon", "8"]) == 0
     measures = json.loads(Path(evaluate_argv[evaluate_argv.index("--out") + 1]).read_text())

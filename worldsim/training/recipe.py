@@ -209,8 +209,8 @@ def _machine() -> dict[str, Any]:
     """The model card's short hardware entry (`worldsim.data.machine.describe_machine` is the long one)."""
     from worldsim.data.machine import cpu_model
 
-    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+               "python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
     if torch.cuda.is_available():
         machine["gpu"] = torch.cuda.get_device_name(0)
     return machine
