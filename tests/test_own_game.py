@@ -180,6 +180,7 @@ def test_the_readme_play_rollout_and_python_run_on_the_recorded_world(readme_run
     assert play(build_parser().parse_args([*play_argv[2:], *headless])) == 0
     session = Dataset(tmp_path / "session")
     assert len(session) == 5 and session.num_actions == 3 and session.frame_shape == (32, 32, 3)
+    assert game_for_dataset(session).action_names == ("action 0", "action 1", "action 2")
     assert worldsim_main([*rollout_argv[1:], "--no-progress"]) == 0
     assert Path(rollout_argv[rollout_argv.index("--out") + 1]).stat().st_size > 0
     code = re.search(r"```python\n(.*?)```", readme_section(), flags=re.S).group(1)
@@ -207,6 +208,17 @@ def test_the_readme_recorded_evaluation_scores_the_world_against_held_out_play(r
     scored = np.concatenate([np.flatnonzero(shard.episode == e)[window - 1:] for e in np.unique(shard.episode)])
     assert measures["reward"]["positive"]["actual"] == int((shard.rewards[scored] > 0).sum())
     assert evaluate_main(["--checkpoint", str(trained), "--data", str(Path(trained) / "missing")]) == 2
+
+
+def test_scripted_actions_may_name_the_games_actions(tmp_path):
+    from worldsim.scripted import load_actions
+
+    names = ("NOOP", "FIRE", "RIGHT", "LEFT")
+    (tmp_path / "moves.txt").write_text("FIRE left, 2\nnoop")
+    assert load_actions(tmp_path / "moves.txt", 4, 4, names).tolist() == [1, 3, 2, 0]
+    with pytest.raises(ValueError, match=r"integers or the game's action names \(NOOP, FIRE, RIGHT, LEFT\) .*, got 'jump'"):
+        (tmp_path / "bad.txt").write_text("FIRE jump")
+        load_actions(tmp_path / "bad.txt", 2, 4, names)
 
 
 def test_keys_follow_the_games_action_names():

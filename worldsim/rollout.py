@@ -134,7 +134,9 @@ def _run(args: argparse.Namespace) -> None:
     if args.actions == "random":
         actions = random_actions(count, num_actions, args.seed)
     else:
-        actions = load_actions(args.actions, count, num_actions)
+        from worldsim.games import game_for_world
+
+        actions = load_actions(args.actions, count, num_actions, game_for_world(world).action_names)
     rollout = run_rollout(world, actions, schedule, seed=args.seed, steps=args.steps, sampler=args.sampler,
                           progress=args.progress)  # fmt: skip
     _write_rollout(out, rollout, args.fps, args.scale)

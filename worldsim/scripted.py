@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,10 @@ def random_actions(count: int, num_actions: int, seed: int, mean_hold: float = 4
     return np.asarray(actions[:count], dtype=np.int64)
 
 
-def load_actions(path: str | os.PathLike, count: int, num_actions: int) -> np.ndarray:
-    """Actions from .npy (no pickles), .json (a list) or text (integers split by spaces/commas)."""
+def load_actions(path: str | os.PathLike, count: int, num_actions: int,
+                 action_names: Sequence[str] = ()) -> np.ndarray:
+    """Actions from .npy (no pickles), .json (a list) or text (integers, or the game's action names
+    in any case, split by spaces/commas; names with spaces cannot be split out of text)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--actions {path}: no such file (use 'random' or a file of integers)")
@@ -54,10 +57,7 @@ def load_actions(path: str | os.PathLike, count: int, num_actions: int) -> np.nd
         values = np.asarray(json.loads(path.read_text()))
     else:
         tokens = [token for token in re.split(r"[\s,]+", path.read_text()) if token]
-        try:
-            values = np.asarray([int(token) for token in tokens], dtype=np.int64)
-        except ValueError:
-            raise ValueError(f"--actions {path}: expected integers separated by spaces or commas") from None
+        values = np.asarray([_action_index(token, action_names, path) for token in tokens], dtype=np.int64)
     if values.ndim != 1 or values.dtype.kind not in "iu":
         raise ValueError(f"--actions {path}: expected a flat list of integers, got {values.dtype} {values.shape}")
     if len(values) < count:
@@ -65,3 +65,16 @@ def load_actions(path: str | os.PathLike, count: int, num_actions: int) -> np.nd
     if values.min(initial=0) < 0 or values.max(initial=0) >= num_actions:
         raise ValueError(f"--actions {path}: actions must be in 0..{num_actions - 1}")
     return values[:count].astype(np.int64)
+
+
+def _action_index(token: str, action_names: Sequence[str], path: Path) -> int:
+    """An integer token, or the index of the action of that name (case-insensitive)."""
+    try:
+        return int(token)
+    except ValueError:
+        pass
+    folded = [name.casefold() for name in action_names]
+    if token.casefold() in folded:
+        return folded.index(token.casefold())
+    names = f" or the game's action names ({', '.join(action_names)})" if action_names else ""
+    raise ValueError(f"--actions {path}: expected integers{names} separated by spaces or commas, got {token!r}")

@@ -157,7 +157,7 @@ def load_world_model(checkpoint: str | None, device: str, revision: str | None =
         ) from error
 
 
-def _action_source(spec: str | None, num_actions: int, frames: int | None, seed: int) -> Iterator[int] | None:
+def _action_source(spec: str | None, action_names: Sequence[str], frames: int | None, seed: int) -> Iterator[int] | None:
     """One action after each frame but the last, the way `worldsim rollout` reads them."""
     from worldsim.scripted import load_actions, random_actions
 
@@ -167,9 +167,9 @@ def _action_source(spec: str | None, num_actions: int, frames: int | None, seed:
         raise PlayError("--actions needs --frames N (scripted play has a length)")
     try:
         if spec == "random":
-            actions = random_actions(frames - 1, num_actions, seed)
+            actions = random_actions(frames - 1, len(action_names), seed)
         else:
-            actions = load_actions(spec, frames - 1, num_actions)
+            actions = load_actions(spec, frames - 1, len(action_names), action_names)
     except ValueError as error:
         raise PlayError(str(error)) from error
     return iter(actions.tolist())
@@ -207,7 +207,8 @@ def _make_recorder(path: str, worlds: list[World], schedule: dict[int, str], arg
             path, world=primary.dataset_world, frame_shape=primary.frame_shape,
             num_actions=primary.num_actions, event_texts=[*primary.event_vocabulary, *labels],
             label=primary.event_label,
-            generator={"world": primary.name, "checkpoint": args.checkpoint, "seed": args.seed},
+            generator={"world": primary.name, "checkpoint": args.checkpoint, "seed": args.seed,
+                       "action_names": list(primary.action_names)},  # the game's names (worldsim.games)
         )
     except (DatasetError, OSError) as error:
         raise PlayError(f"--record {path}: {error}") from error
@@ -224,7 +225,7 @@ def _play(args: argparse.Namespace) -> int:
         raise PlayError(f"--video: {error}") from error
     worlds = build_worlds(args)
     schedule = _checked_schedule(args, worlds)
-    actions = _action_source(args.actions, worlds[0].num_actions, args.frames, args.seed)
+    actions = _action_source(args.actions, worlds[0].action_names, args.frames, args.seed)
     session = GameSession(worlds, event=schedule.get(0, ""), seed=args.seed)
     try:
         app = PlayApp(session, scale=args.scale, fps=args.fps, headless=args.headless)
