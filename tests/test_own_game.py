@@ -45,7 +45,7 @@ def readme_section() -> str:
 
 def readme_commands(folder: Path) -> list[list[str]]:
     """The section's bash commands with the substitutions and every path inside `folder`."""
-    block = re.search(r"```bash\n(.*?)```", readme_section(), flags=re.S).group(1)
+    block = re.search(r"```bash\n(.*?)```", readme_section(), flags=re.S).group(1).replace("\\\n", " ")
     commands = []
     for line in block.splitlines():
         line = line.split("  #")[0].strip()
@@ -199,10 +199,12 @@ def test_the_readme_recorded_evaluation_scores_the_world_against_held_out_play(r
     assert record_argv[:3] == ["worldsim", "data", "record"]
     assert evaluate_argv[:3] == ["python", "-m", "worldsim.eval.recorded"]
     assert worldsim_main([*record_argv[1:], "--quiet"]) == 0
-    assert evaluate_main([*evaluate_argv[3:], "--clips", "3", "--horizon", "8"]) == 0
+    assert evaluate_main([*evaluate_argv[3:], "--clips", "3", "--horizon", "8", "--idm-steps", "5"]) == 0
     measures = json.loads(Path(evaluate_argv[evaluate_argv.index("--out") + 1]).read_text())
     assert 0 < measures["teacher_forced"]["psnr"] < 100 and -1 <= measures["teacher_forced"]["ssim"] <= 1
     assert len(measures["rollout"]["psnr"]) == 8 and set(measures["psnr_at"]) == {"1", "8"}
+    idm = measures["inverse_dynamics"]
+    assert 0 <= idm["recorded"] <= 1 and 0 <= idm["generated"] <= 1 and idm["chance"] == pytest.approx(1 / 3)
     window = worldsim.load(trained).config.reward.context_frames  # rewards from the K-th frame of an episode on
     shard = Dataset(evaluate_argv[evaluate_argv.index("--data") + 1]).load_shard(0)
     scored = np.concatenate([np.flatnonzero(shard.episode == e)[window - 1:] for e in np.unique(shard.episode)])
