@@ -212,6 +212,27 @@ def test_the_readme_recorded_evaluation_scores_the_world_against_held_out_play(r
     assert evaluate_main(["--checkpoint", str(trained), "--data", str(Path(trained) / "missing")]) == 2
 
 
+def test_the_help_overlay_and_keys_of_a_recorded_world(trained):
+    from worldsim.play.app import PlayApp
+    from worldsim.play.session import GameSession
+    from worldsim.play.worlds import NeuralWorld
+
+    world = NeuralWorld(worldsim.load(trained), str(trained))
+    assert world.action_names == ("action 0", "action 1", "action 2")
+    app = PlayApp(GameSession([world]), scale=2, headless=True)
+    try:
+        app.tick()
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_x, unicode="x", mod=0))
+        app.tick()
+        assert app.session.current_action() == 2  # the second spare letter holds action 2
+        playing = app.window_image()
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_h, unicode="h", mod=0))
+        app.tick()
+        assert app.session.help_visible and not np.array_equal(app.window_image(), playing)
+    finally:
+        app.close()
+
+
 def test_scripted_actions_may_name_the_games_actions(tmp_path):
     from worldsim.scripted import load_actions
 
