@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from worldsim.envs.explorer import TILE_CLASSES
 from worldsim.eval import metrics, rollout_measures
@@ -378,6 +379,8 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
     """Replay every scenario family in the truth and in `world`, and measure (see module docstring)."""
     classes = EventClasses(probes.spec.event_groups)
     run = _Run(world, probes, classes, config, world.config.image_size)
+    # One tick per family of scenarios; shown on a terminal only (disable=None).
+    progress = tqdm(total=4, desc="eval", unit="family", disable=None)
 
     fidelity_script = plain_scenario("fidelity", _scenario_rng(config, 0), config.fidelity_rollouts,
                                      config.horizons[-1])
@@ -390,6 +393,7 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
         probes, fidelity_script.actions, *fidelity_pair, config.idm_steps)
     action_branch, collision = _branches(run)
     memory = _memory(run)
+    progress.update(1)
 
     switched, control, targets = switch_scenarios(_scenario_rng(config, 1), config.switch_rollouts,
                                                   config.switch_frame + config.frames_after_switch,
@@ -399,14 +403,19 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
     consistency, consistency_curves = _consistency(run, {"switch": switch_pair, "no_switch": control_pair},
                                                    config.switch_frame)
     detections = _reward_and_termination([tuple(fidelity_pair), switch_pair, control_pair], config.event_tolerance)
+    progress.update(1)
 
     drift_script = drift_scenario(_scenario_rng(config, 2), config.drift_rollouts, config.drift_frames,
                                   config.drift_switch_every)
     drift, drift_curves, drift_strip = _drift(run, drift_script)
+    progress.update(1)
 
     found = {"fidelity": fidelity, "imagined": imagined, "sprites": sprites, "drift": drift,
              "reactivity": reactivity, "consistency": consistency, "controllability": controllability,
              "action_branch": action_branch, "collision": collision, "memory": memory, **detections}
     curves = {"fidelity": fidelity_curves, "reactivity": reactivity_curves, "consistency": consistency_curves,
               "drift": drift_curves, "horizons": list(config.horizons)}
-    return SuiteResult(found, curves, _film_strips(config, tuple(fidelity_pair), switch_pair, targets, drift_strip))
+    strips = _film_strips(config, tuple(fidelity_pair), switch_pair, targets, drift_strip)
+    progress.update(1)
+    progress.close()
+    return SuiteResult(found, curves, strips)
