@@ -167,7 +167,7 @@ def recipe_preset(size: str) -> RecipeConfig:
             events=EventsConfig(targets="learned", log_every=50),
             teacher=TeacherConfig(steps=2000, batch_size=8, clip_frames=8, lr=5e-4, warmup_steps=100,
                                   ema_decay=0.995, log_every=25),
-            ar_teacher=ARTeacherConfig(steps=3000, batch_size=8, clip_frames=8, lr=2e-3, warmup_steps=100,
+            ar_teacher=ARTeacherConfig(steps=2500, batch_size=8, clip_frames=8, lr=2e-3, warmup_steps=100,
                                        ema_decay=0.995, context_noise=0.1, loss_weight="uniform",
                                        train_events=False, log_every=25, diagnose_every=250),
             causal_cd=CausalCDConfig(steps=300, batch_size=8, clip_frames=8, lr=1e-4, ema_decay=0.99, log_every=10),
