@@ -30,7 +30,8 @@ from gymnasium.vector.utils import batch_space
 
 from worldsim.envs.viewer import Viewer
 from worldsim.envs.inputs import check_action, check_options, check_render_mode, env_rows, reset_rows
-from worldsim.envs.seeding import EnvGenerators, check_seed, check_vector_seed, generator_restored_on_error, is_int
+from worldsim.envs.seeding import (EnvGenerators, PerEnvGenerators, check_seed, check_vector_seed,
+                                   generator_restored_on_error, is_int)
 from worldsim.sampling.inputs import check_event_text
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class NeuralWorldEnv(gym.Env):
             self._viewer.show(frames_to_numpy(frames[0]))
 
 
-class NeuralWorldVectorEnv(VectorEnv):
+class NeuralWorldVectorEnv(PerEnvGenerators, VectorEnv):
     """`num_envs` envs of a learned world, stepped as one batch on the device.
 
     Gymnasium's vector API, as `SyncVectorEnv` over `NeuralWorldEnv` would behave:
@@ -247,15 +248,6 @@ class NeuralWorldVectorEnv(VectorEnv):
     @property
     def world(self) -> "WorldModel":
         return self.core.world
-
-    @property
-    def np_random(self) -> tuple[np.random.Generator, ...]:
-        """One generator per env, as in `SyncVectorEnv` (unseeded ones start from OS entropy)."""
-        return self._generators.all()
-
-    @property
-    def np_random_seed(self) -> tuple[int | None, ...]:
-        return self._generators.seeds()
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         options = check_options(options, self.RESET_OPTIONS)

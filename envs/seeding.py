@@ -100,3 +100,19 @@ def _restore(generator: np.random.Generator | None, state: dict | None) -> np.ra
     if generator is not None:
         generator.bit_generator.state = state
     return generator
+
+
+class PerEnvGenerators:
+    """`np_random` / `np_random_seed` of a natively batched vector env with one generator per env
+    (`self._generators`, an `EnvGenerators`), as `SyncVectorEnv` reports them."""
+
+    _generators: EnvGenerators
+
+    @property
+    def np_random(self) -> tuple[np.random.Generator, ...]:
+        """One generator per env (unseeded ones start from OS entropy)."""
+        return self._generators.all()
+
+    @property
+    def np_random_seed(self) -> tuple[int | None, ...]:
+        return self._generators.seeds()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from resume_helpers import straight_and_resumed
 from worldsim.training import stages
 from worldsim.training.autoencoder import cosine_lr_factor, dark_pixels_loss, worst_pixels_loss
 from worldsim.training.config import ConfigError
@@ -91,22 +92,7 @@ def test_init_fine_tunes_an_existing_world(tiny_data, tmp_path):
 def test_killed_stage_resumes_to_identical_weights(tiny_data, tmp_path):
     """The decayed learning rate and the worst-pixel term resume exactly with the trainer."""
     config = _config(tiny_data)
-    straight = stages.run_stage("autoencoder", config, tmp_path / "straight")
-
-    seed_everything(config.seed)
-    _, stage_class = stages.stage_classes("autoencoder")
-    crashing = stage_class(config, DistributedContext())
-    original = crashing.train_step
-
-    def train_step(step):
-        if step == 3:  # after the checkpoint at step 2
-            raise KeyboardInterrupt("killed")
-        return original(step)
-
-    crashing.train_step = train_step
-    with pytest.raises(KeyboardInterrupt):
-        train(crashing, config, tmp_path / "killed")
-    resumed = stages.run_stage("autoencoder", config, tmp_path / "killed", resume=True)
+    straight, resumed = straight_and_resumed("autoencoder", config, tmp_path, kill_at_step=3)  # checkpoint at 2
 
     from safetensors.torch import load_file
 

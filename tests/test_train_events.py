@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from resume_helpers import straight_and_resumed
 from worldsim.model import Tokenizer
 from worldsim.model.text import PAD_ID, UNK_ID
 from worldsim.training import events as E
@@ -190,25 +191,9 @@ def test_events_stage_keeps_the_worlds_event_vectors_when_asked(tiny_setup, tmp_
 def test_killed_events_stage_resumes_to_identical_weights(tiny_setup, tmp_path):
     from safetensors.torch import load_file
 
-    from worldsim.training.distributed import DistributedContext
-    from worldsim.training.trainer import seed_everything, train
-
     data, init = tiny_setup
     config = _config(data, init)
-    straight = stages.run_stage("events", config, tmp_path / "straight")
-    seed_everything(config.seed)
-    crashing = E.EventsStage(config, DistributedContext())
-    original = crashing.train_step
-
-    def train_step(step):
-        if step == 4:  # after the checkpoint at step 3
-            raise KeyboardInterrupt("killed")
-        return original(step)
-
-    crashing.train_step = train_step
-    with pytest.raises(KeyboardInterrupt):
-        train(crashing, config, tmp_path / "killed")
-    resumed = stages.run_stage("events", config, tmp_path / "killed", resume=True)
+    straight, resumed = straight_and_resumed("events", config, tmp_path, kill_at_step=4)  # checkpoint at 3
     a = load_file(tmp_path / "straight" / "final" / "events.safetensors")
     b = load_file(tmp_path / "killed" / "final" / "events.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a) and resumed.last_loss == straight.last_loss

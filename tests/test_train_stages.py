@@ -4,11 +4,10 @@ import json
 import pytest
 import torch
 
+from resume_helpers import straight_and_resumed
 from worldsim.training import stages
 from worldsim.training.common import world_config_for
-from worldsim.training.distributed import DistributedContext
 from worldsim.training.event_conditioning import training_texts_for
-from worldsim.training.trainer import seed_everything, train
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +41,7 @@ def _delta_config(tiny_data, random_world, **extra):
 def test_killed_delta_stage_resumes_to_identical_weights(tiny_data, random_world, tmp_path):
     """Rollouts, the critic, the EMA anchor, switch draws and the data stream all resume exactly."""
     config = _delta_config(tiny_data, random_world)
-    straight = stages.run_stage("delta", config, tmp_path / "straight")
-
-    seed_everything(config.seed)
-    _, stage_class = stages.stage_classes("delta")
-    crashing = stage_class(config, DistributedContext())
-    original = crashing.train_step
-
-    def train_step(step):
-        if step == 3:  # after the checkpoint at step 2
-            raise KeyboardInterrupt("killed")
-        return original(step)
-
-    crashing.train_step = train_step
-    with pytest.raises(KeyboardInterrupt):
-        train(crashing, config, tmp_path / "killed")
-    resumed = stages.run_stage("delta", config, tmp_path / "killed", resume=True)
+    straight, resumed = straight_and_resumed("delta", config, tmp_path, kill_at_step=3)  # checkpoint at 2
 
     from safetensors.torch import load_file
 

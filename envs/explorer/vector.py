@@ -26,7 +26,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..inputs import check_options, check_render_mode, env_rows, reset_rows
-from ..seeding import EnvGenerators, check_vector_seed, is_int
+from ..seeding import EnvGenerators, PerEnvGenerators, check_vector_seed, is_int
 from .batch import NUM_ACTIONS, ExplorerBatch, ExplorerConfig
 from .env import WORLD_SEED_RANGE, check_event_text, event_option
 from .events import EventType, parse_event
@@ -34,7 +34,7 @@ from .events import EventType, parse_event
 __all__ = ["ExplorerVectorEnv", "vector_info"]
 
 
-class ExplorerVectorEnv(VectorEnv):
+class ExplorerVectorEnv(PerEnvGenerators, VectorEnv):
     """`num_envs` Explorer worlds of `size` pixels, truncated after `max_episode_steps` (None: never)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15, "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -60,15 +60,6 @@ class ExplorerVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=bool)  # envs that ended at the last step
         self._pending: list[EventType | None] = [None] * self.num_envs  # start events of those envs
         self._started = False
-
-    @property
-    def np_random(self) -> tuple[np.random.Generator, ...]:
-        """One generator per env, as in `SyncVectorEnv` (unseeded ones start from OS entropy)."""
-        return self._generators.all()
-
-    @property
-    def np_random_seed(self) -> tuple[int | None, ...]:
-        return self._generators.seeds()
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         options = check_options(options, self.RESET_OPTIONS)  # everything is checked before any change
