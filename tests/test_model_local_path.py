@@ -8,6 +8,8 @@ import torch
 from worldsim.model import CausalTransformer, WorldConfig
 from worldsim.model.local_path import previous_frames
 
+from test_model_transformer import make_net  # a tiny float64 network with random weights everywhere
+
 
 def test_previous_frames_take_history_then_earlier_frames_most_recent_first():
     latents = torch.arange(3.0).view(1, 3, 1, 1, 1)  # frames valued 0, 1, 2
@@ -26,16 +28,6 @@ def test_previous_frames_without_history_are_unknown():
     previous, levels = previous_frames(latents, torch.zeros(2, 2), count=2)
     assert (previous[:, 0] == 0).all() and (levels[:, 0] == 1).all()
     assert (previous[:, 1, 0] == 1).all() and levels[:, 1].tolist() == [[0.0, 1.0]] * 2
-
-
-def make_net(**overrides) -> CausalTransformer:
-    config = dataclasses.replace(WorldConfig.preset("tiny").transformer, **overrides)
-    torch.manual_seed(0)
-    net = CausalTransformer(config).double()
-    with torch.no_grad():
-        for parameter in net.parameters():
-            parameter.normal_(0.0, 0.1)
-    return net
 
 
 def clip(net: CausalTransformer, frames: int, seed: int = 0):
