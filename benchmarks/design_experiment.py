@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ import numpy as np
 import torch
 
 from worldsim.envs.explorer import ExplorerBatch, ExplorerConfig
+from worldsim.eval import metrics
+from worldsim.eval.action_branch import move_spread
 from worldsim.eval.probes import Probes
 from worldsim.training.common import load_world, with_new_transformer
 from worldsim.training.stages import build_config, run_stage
@@ -63,18 +64,10 @@ def true_branches(num_contexts: int, walk: int, seed: int) -> dict[str, np.ndarr
     return {"before": before, "after": after, "actions": actions, "moved": moved, "alive": alive}
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    error = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
-    return 10 * np.log10(255.0**2 / np.maximum(error, 1e-10))
-
-
 def share_with_interval(hits: np.ndarray) -> dict[str, float]:
-    """Share of True with a 95 % Wilson interval."""
-    count, total = float(hits.sum()), max(len(hits), 1)
-    share, z = count / total, 1.96
-    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return {"share": share, "low": centre - half, "high": centre + half, "n": int(total)}
+    """Share of True with its 95 % Wilson interval."""
+    low, high = metrics.wilson_interval(int(hits.sum()), len(hits))
+    return {"share": float(hits.mean()) if len(hits) else float("nan"), "low": low, "high": high, "n": len(hits)}
 
 
 def controllability(world, probes: Probes, truth: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
@@ -86,7 +79,7 @@ def controllability(world, probes: Probes, truth: dict[str, np.ndarray], seed: i
     read = probes.infer_actions(truth["before"], generated)
     actions, moved, alive = truth["actions"], truth["moved"], truth["alive"]
     is_move = (actions > 0) & alive
-    frame_psnr = psnr(generated, truth["after"])
+    frame_psnr = metrics.psnr(generated, truth["after"])
     return {
         "idm_moved": share_with_interval(read[is_move & moved] == actions[is_move & moved]),
         "collision_noop": share_with_interval(read[is_move & ~moved] == 0),
@@ -94,15 +87,9 @@ def controllability(world, probes: Probes, truth: dict[str, np.ndarray], seed: i
         "psnr_moved_db": float(frame_psnr[is_move & moved].mean()),
         "psnr_blocked_db": float(frame_psnr[is_move & ~moved].mean()),
         "psnr_still_db": float(frame_psnr[(actions == 0) & alive].mean()),
-        "action_spread_mse": action_spread(generated, len(actions) // 5),
+        # mean pixel MSE between the frames of one context under different moves (same noise)
+        "action_spread_mse": float(move_spread(generated.reshape(-1, 5, *generated.shape[1:])).mean()),
     }
-
-
-def action_spread(generated: np.ndarray, num_contexts: int) -> float:
-    """Mean pixel MSE between the frames of one context under different moves (same noise)."""
-    frames = generated.reshape(num_contexts, 5, -1).astype(np.float64)[:, 1:]
-    pairs = [((frames[:, i] - frames[:, j]) ** 2).mean() for i in range(4) for j in range(i + 1, 4)]
-    return float(np.mean(pairs))
 
 
 def frames_per_second(world, frames: int = 60) -> float:

@@ -41,12 +41,13 @@ if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
 
 FORMAT = "worldsim-checkpoint"
 FORMAT_VERSION = 2
-# Format 2 added the transformer's full-resolution local path; a format-1 world has none.
-_TRANSFORMER_KEYS_ADDED_IN_2 = {"local_channels": 0, "local_blocks": 1, "local_frames": 0}
-# The autoencoder's patch stem came during format 2: worlds written before it have a pixel stem.
-_AUTOENCODER_KEYS_ADDED_IN_2 = {"patch_size": 1}
-# So did the switch for the local path's action-chosen kernel, which every local path had by then.
-_TRANSFORMER_KEYS_ADDED_DURING_2 = {"local_action_conv": True}
+# Keys added up to format 2, at the meaning a world written before them had: no local path (format
+# 1), and during format 2 a pixel-level autoencoder stem and, on the local path, the action-chosen
+# kernel every local path had by then. A world of format <= 2 gets them where it lacks them.
+_KEYS_ADDED_UP_TO_2 = {
+    "transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True},
+    "autoencoder": {"patch_size": 1},
+}
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -183,14 +184,10 @@ class CheckpointConfig:
 
 def _upgrade_world(world: dict, version: int) -> dict:
     """The `world` section of an older format, with the keys added since at their old meaning."""
-    transformer, autoencoder = world.get("transformer"), world.get("autoencoder")
-    if version < 2 and isinstance(transformer, dict):
-        world = {**world, "transformer": {**_TRANSFORMER_KEYS_ADDED_IN_2, **transformer}}
-    if version <= 2 and isinstance(autoencoder, dict):
-        world = {**world, "autoencoder": {**_AUTOENCODER_KEYS_ADDED_IN_2, **autoencoder}}
-    if version <= 2 and isinstance(world.get("transformer"), dict):
-        world = {**world, "transformer": {**_TRANSFORMER_KEYS_ADDED_DURING_2, **world["transformer"]}}
-    return world
+    if version > 2:
+        return world
+    return {**world, **{section: {**defaults, **world[section]} for section, defaults in _KEYS_ADDED_UP_TO_2.items()
+                        if isinstance(world.get(section), dict)}}
 
 
 def parse_checkpoint_config(obj: Any, source: str) -> CheckpointConfig:

@@ -36,9 +36,10 @@ def previous_frames(latents: Tensor, sigma: Tensor, history: Tensor | None = Non
     exist is zeros at level 1.
     """
     batch, frames = sigma.shape
-    pad_latents = latents.new_zeros(batch, count, *latents.shape[2:])
-    pad_sigma = sigma.new_ones(batch, count)
-    parts, levels = [pad_latents], [pad_sigma]
+    known = 0 if history is None else history.shape[1]
+    missing = max(count - known, 0)  # predecessors from before the history: unknown
+    parts = [latents.new_zeros(batch, missing, *latents.shape[2:])] if missing else []
+    levels = [sigma.new_ones(batch, missing)] if missing else []
     if history is not None:
         parts.append(history.to(latents.dtype))
         levels.append(history_sigma.to(sigma.dtype))
@@ -128,13 +129,11 @@ class LocalPath(nn.Module):
         sigma_maps = previous_sigma.to(latents.dtype)[..., None, None].expand(*previous_sigma.shape, *cells)
         action_maps = functional.one_hot(actions, self.num_action_rows).to(latents.dtype)
         action_maps = action_maps[..., None, None].expand(*action_maps.shape, *cells)
-        stacked = torch.cat((latents, previous.flatten(2, 3).to(latents.dtype), sigma_maps, action_maps),
-                            dim=2)
+        previous_channels = previous.flatten(2, 3).to(latents.dtype)  # [B, F, K*C, h, w]
+        stacked = torch.cat((latents, previous_channels, sigma_maps, action_maps), dim=2)
         features = self.stem_in(stacked.flatten(0, 1))
         if self.previous_by_action is not None:
-            moved = self.previous_by_action(previous.flatten(2, 3).flatten(0, 1).to(latents.dtype),
-                                            actions.flatten())
-            features = features + moved
+            features = features + self.previous_by_action(previous_channels.flatten(0, 1), actions.flatten())
         flat_condition = condition.flatten(0, 1)
         for block in self.stem:
             features = block(features, flat_condition)
