@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from worldsim.data.atomic import atomic_write_bytes
-from worldsim.data.explorer_rollout import GenerateConfig, rollout_shard
 from worldsim.data.generate import generate
 from worldsim.data.shards import npz_bytes
+from worldsim.envs.explorer.dataset import GenerateConfig, rollout_shard
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

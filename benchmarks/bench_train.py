@@ -54,8 +54,8 @@ def machine() -> dict:
 def make_inputs(folder: Path, size: str, image_size: int) -> tuple[str, str]:
     """A small generated dataset and a random world of `size` for its frames."""
     from worldsim.data import Dataset
-    from worldsim.data.explorer_rollout import GenerateConfig
     from worldsim.data.generate import generate
+    from worldsim.envs.explorer.dataset import GenerateConfig
     from worldsim.world import WorldModel
 
     data = folder / "data"

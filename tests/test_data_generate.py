@@ -15,15 +15,15 @@ import pytest
 
 from worldsim.cli import main as worldsim_main
 from worldsim.data import Dataset, DatasetError
-from worldsim.data.explorer_rollout import (
+from worldsim.data.format import MANIFEST_NAME
+from worldsim.data.generate import generate
+from worldsim.data.policy import PolicyConfig
+from worldsim.envs.explorer.dataset import (
     GenerateConfig,
     explorer_event_table,
     new_episode_seeds,
     shard_rngs,
 )
-from worldsim.data.format import MANIFEST_NAME
-from worldsim.data.generate import generate
-from worldsim.data.policy import PolicyConfig
 
 explorer = pytest.importorskip("worldsim.envs.explorer")
 

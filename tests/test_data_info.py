@@ -7,9 +7,9 @@ import pytest
 
 from worldsim.cli import main as worldsim_main
 from worldsim.data import Dataset, DatasetWriter
-from worldsim.data.explorer_rollout import GenerateConfig
 from worldsim.data.generate import generate
 from worldsim.data.info import clip_starts, clips_holding, event_switches, summarize
+from worldsim.envs.explorer.dataset import GenerateConfig
 
 explorer = pytest.importorskip("worldsim.envs.explorer")
 

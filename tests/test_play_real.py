@@ -8,10 +8,10 @@ import pytest
 from test_play_app import press, release, type_text
 from worldsim.data import Dataset
 from worldsim.envs.explorer import events
+from worldsim.envs.explorer.play import RealExplorer
 from worldsim.play.app import PlayApp
 from worldsim.play.recording import SessionRecorder
 from worldsim.play.session import GameSession
-from worldsim.play.worlds import RealExplorer
 
 
 @pytest.fixture

@@ -49,8 +49,8 @@ def test_cosine_lr_factor_runs_from_one_to_the_final_fraction():
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from worldsim.data.explorer_rollout import GenerateConfig
     from worldsim.data.generate import generate
+    from worldsim.envs.explorer.dataset import GenerateConfig
 
     folder = tmp_path_factory.mktemp("data") / "explorer32"
     generate(folder, GenerateConfig(frames=256, seed=5, size=32, shard_frames=256), progress=False)

@@ -12,8 +12,8 @@ from worldsim.training.event_conditioning import training_texts_for
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from worldsim.data.explorer_rollout import GenerateConfig
     from worldsim.data.generate import generate
+    from worldsim.envs.explorer.dataset import GenerateConfig
 
     folder = tmp_path_factory.mktemp("data") / "explorer32"
     generate(folder, GenerateConfig(frames=1024, seed=3, size=32, shard_frames=1024), progress=False)

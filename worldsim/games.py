@@ -7,8 +7,13 @@ its name. A spec holds
   - `frame_shape`: the game's own frames, uint8 [H, W, 3] (None where only its datasets know it),
   - `events`: its event vocabulary with paraphrases (`parse_event(text)`, `training_texts()`), or
     None for a game without text events,
-  - `make_dataset(out, frames, size, seed, progress)`: how to roll it out into a dataset, and
-  - `ground_truth`: a factory of the true game for evaluation, None for a recorded game.
+  - `make_dataset(out, frames, size, seed, progress)`: how to roll it out into a dataset,
+  - `fps`: the pace it runs at, frames per second (its datasets and worlds share it),
+  - `ground_truth(num_worlds, size, seed)`: the true game as a batched simulator (`GroundTruth`) for
+    evaluation, None for a recorded game; `tile_classes` names the classes of its `tile_classes()`,
+  - `play_world(size)`: the true game as a play world (`worldsim.play.worlds.World`), None for none,
+  - `generate_settings(**options)`: the settings `worldsim data generate` rolls it out with (a
+    `worldsim.data.generate.GenerateSettings`), None for a game that is not generated that way.
 
 Where a spec comes from:
   - a game shipped in `worldsim.envs` exposes `GAME` in the module `worldsim.envs.<name>.game`;
@@ -22,14 +27,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from worldsim.data.reader import Dataset
     from worldsim.world import WorldModel
 
-__all__ = ["DEFAULT_GAME", "GameSpec", "shipped_game", "game_for_name", "game_for_dataset", "game_for_world",
-           "game_for_metadata", "default_action_names", "dataset_maker", "METADATA_KEY"]
+__all__ = ["DEFAULT_GAME", "GameSpec", "GroundTruth", "shipped_game", "shipped_games", "game_for_name",
+           "game_for_dataset", "game_for_world", "game_for_metadata", "default_action_names", "dataset_maker", "METADATA_KEY"]
 
 # The game worldsim ships (its default world, the recipe's data when no dataset is given). Worlds
 # that do not record their game (no metadata["game"] nor metadata["data"]["world"], e.g. those of
@@ -38,6 +45,31 @@ DEFAULT_GAME = "explorer"
 METADATA_KEY = "game"  # a trained world's metadata entry: {"name": ..., "action_names": [...]}
 # (out, frames, size, seed, progress) -> the dataset written to out
 DatasetMaker = Callable[[Path, int, int, int, bool], "Dataset"]
+
+
+class GroundTruth(Protocol):
+    """A game's true simulator, `num_worlds` worlds stepped as one batch (what the ground-truth
+    measures replay scenarios in and label real frames with)."""
+
+    terminated: np.ndarray  # bool [B]: the worlds whose episode has ended
+
+    def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """Start the worlds in `mask` (all: None) on the maps of `seeds` (int64 [B])."""
+
+    def apply_events(self, event_types: Sequence[Any]) -> None:
+        """Put one event (of the game's `events`) in force per world; None leaves a world as it is."""
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One step of every world: (rewards float32 [B], terminated bool [B])."""
+
+    def render(self) -> np.ndarray:
+        """uint8 [B, H, W, 3]: the frame every world shows."""
+
+    def tile_classes(self) -> np.ndarray:
+        """uint8 [B, rows, cols]: the true class (index into `GameSpec.tile_classes`) of every visible tile."""
+
+    def state(self, i: int) -> dict[str, Any]:
+        """World `i`'s state: at least its player's "position" and the "events" in force per group."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +82,11 @@ class GameSpec:
     frame_shape: tuple[int, int, int] | None = None
     events: ModuleType | None = None
     make_dataset: DatasetMaker | None = None
-    ground_truth: Callable[..., Any] | None = None
+    fps: float | None = None
+    ground_truth: Callable[[int, int, int], GroundTruth] | None = None  # (num_worlds, size, seed)
+    tile_classes: tuple[str, ...] = ()
+    play_world: Callable[[int], Any] | None = None  # size -> worldsim.play.worlds.World
+    generate_settings: Callable[..., Any] | None = None  # options -> worldsim.data.generate.GenerateSettings
 
     def __post_init__(self) -> None:
         if not self.action_names:
@@ -88,6 +124,16 @@ def shipped_game(name: str) -> GameSpec | None:
             return None
         raise  # the game exists but one of its own imports is missing
     return module.GAME
+
+
+def shipped_games() -> list[GameSpec]:
+    """Every game shipped in `worldsim.envs` (a package there with a `game` module), by name."""
+    import pkgutil
+
+    import worldsim.envs
+
+    names = sorted(module.name for module in pkgutil.iter_modules(worldsim.envs.__path__) if module.ispkg)
+    return [game for game in map(shipped_game, names) if game is not None]
 
 
 def game_for_name(name: str, action_names: Sequence[str] | None = None, num_actions: int | None = None,

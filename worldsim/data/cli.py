@@ -37,20 +37,29 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     _add_info(commands)
 
 
+def _generated_games() -> list[str]:
+    """The shipped games `worldsim data generate` can roll out (their spec has `generate_settings`)."""
+    from worldsim.games import shipped_games
+
+    return [game.name for game in shipped_games() if game.generate_settings is not None]
+
+
 def _add_generate(commands: argparse._SubParsersAction) -> None:
+    from worldsim.games import DEFAULT_GAME
+
     parser = commands.add_parser(
-        "generate", help="generate a dataset from the Explorer world (parallel, resumable)",
-        description="Play the Explorer world with the exploration policy and write the frames\n"
-                    "into a dataset folder. The policy holds random moves for 1-8 frames and\n"
-                    "redraws most moves into walls (a quarter are kept: about 8% of steps bump\n"
-                    "into water, trees or rock), stands still in short stretches, switches an\n"
-                    "event every 8-56 frames in a randomly picked group (each switch changes the\n"
-                    "world) and cuts episodes after 200-1000 frames. `worldsim data info DIR`\n"
-                    "reports the resulting shares.",
+        "generate", help="generate a dataset from a shipped game (parallel, resumable)",
+        description="Play a game shipped with worldsim with its exploration policy and write the\n"
+                    "frames into a dataset folder. The Explorer's policy holds random moves for\n"
+                    "1-8 frames and redraws most moves into walls (a quarter are kept: about 8% of\n"
+                    "steps bump into water, trees or rock), stands still in short stretches,\n"
+                    "switches an event every 8-56 frames in a randomly picked group (each switch\n"
+                    "changes the world) and cuts episodes after 200-1000 frames. `worldsim data\n"
+                    "info DIR` reports the resulting shares.",
         epilog=_GENERATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--world", choices=["explorer"], default="explorer",
-                        help="world to generate from (default: explorer)")
+    parser.add_argument("--world", choices=_generated_games(), default=DEFAULT_GAME,
+                        help=f"game to generate from (default: {DEFAULT_GAME})")
     parser.add_argument("--frames", type=_positive_int, required=True, help="total frames")
     parser.add_argument("--out", required=True, help="dataset folder (created, or resumed)")
     parser.add_argument("--workers", type=_positive_int, default=1,
@@ -138,13 +147,13 @@ def _crop(text: str) -> tuple[int, int, int, int]:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from worldsim.data.explorer_rollout import GenerateConfig
     from worldsim.data.generate import generate
+    from worldsim.games import shipped_game
 
+    settings = shipped_game(args.world).generate_settings  # --world's choices all have them
     try:
-        config = GenerateConfig(frames=args.frames, seed=args.seed, size=args.size,
-                                shard_frames=args.shard_frames,
-                                envs_per_shard=args.envs_per_shard, compress=not args.no_compress)
+        config = settings(frames=args.frames, seed=args.seed, size=args.size, shard_frames=args.shard_frames,
+                          envs_per_shard=args.envs_per_shard, compress=not args.no_compress)
         dataset = generate(args.out, config, workers=args.workers, progress=not args.quiet)
     except (ValueError, OSError) as error:  # ValueError includes DatasetError
         return _fail(error)

@@ -1,6 +1,7 @@
-"""`worldsim data generate`: Explorer datasets made by parallel workers, resumable after a kill.
+"""`worldsim data generate`: a game's datasets made by parallel workers, resumable after a kill.
 
-Shard i is a pure function of (settings, i) (see explorer_rollout), so the result is the same for
+The game supplies the settings and the content of each shard (`GenerateSettings`, from its
+`GameSpec.generate_settings`); shard i is a pure function of (settings, i), so the result is the same for
 any worker count and any number of interruptions. Workers write shards atomically; only this
 process rewrites the manifest, after each finished shard. On restart, shards already in the
 manifest are kept (after checking their checksums), leftovers of a killed writer are deleted
@@ -21,19 +22,12 @@ import warnings
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 from tqdm import tqdm
 
 from worldsim.data.atomic import remove_stale_temp_files, sha256_file
-from worldsim.data.explorer_rollout import (
-    WORLD,
-    GenerateConfig,
-    explorer_event_table,
-    explorer_layout,
-    rollout_shard,
-)
-from worldsim.data.format import MANIFEST_NAME, DatasetError
+from worldsim.data.format import MANIFEST_NAME, DatasetError, ShardArrays, ShardLayout
 from worldsim.data.manifest import Manifest, ShardRecord, load_manifest, save_manifest
 from worldsim.data.reader import Dataset
 from worldsim.data.shards import write_shard
@@ -43,8 +37,40 @@ MAX_WORKERS = 64
 _POLL_SECONDS = 0.5
 
 
+class GenerateSettings(Protocol):
+    """A game's settings for one generated dataset: what `generate` needs to split, resume and check
+    the work. Workers are spawned processes, so the settings must pickle."""
+
+    world: str  # the manifest's world: the game's name
+    frames: int  # total frames
+    compress: bool  # shards stored compressed
+
+    @property
+    def num_shards(self) -> int: ...
+
+    def shard_length(self, index: int) -> int: ...
+
+    def settings(self) -> dict[str, Any]:
+        """The manifest's record of the settings; a resumed run must match it exactly."""
+
+    def layout(self) -> ShardLayout:
+        """The shards' layout; settings the game cannot generate raise ValueError."""
+
+    def event_texts(self) -> tuple[str, ...]:
+        """The manifest's event text table."""
+
+    def rollout_shard(self, index: int, on_frames: Callable[[int], None] | None = None) -> ShardArrays:
+        """The content of shard `index`; `on_frames(n)` reports progress (the calls add up to its length)."""
+
+
+def rollout_shard(config: GenerateSettings, index: int,
+                  on_frames: Callable[[int], None] | None = None) -> ShardArrays:
+    """Shard `index` of the dataset `config` describes, as its game makes it."""
+    return config.rollout_shard(index, on_frames)
+
+
 def generate(
-    out: str | Path, config: GenerateConfig, workers: int = 1, progress: bool = True,
+    out: str | Path, config: GenerateSettings, workers: int = 1, progress: bool = True,
     on_shard: Callable[[ShardRecord], None] | None = None,
 ) -> Dataset:
     """Generate (or finish generating) the dataset `config` describes in folder `out`.
@@ -54,7 +80,7 @@ def generate(
     """
     if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be an int in [1, {MAX_WORKERS}], got {workers!r}")
-    explorer_layout(config)  # bad settings fail here, before any folder or worker is made
+    config.layout()  # bad settings fail here, before any folder or worker is made
     out = Path(out)
     _check_free_or_dataset(out)
     with _exclusive(out):
@@ -65,7 +91,7 @@ def generate(
 
 
 def _add_missing_shards(
-    out: Path, config: GenerateConfig, manifest: Manifest, workers: int, progress: bool,
+    out: Path, config: GenerateSettings, manifest: Manifest, workers: int, progress: bool,
     on_shard: Callable[[ShardRecord], None] | None,
 ) -> Manifest:
     done = {shard.index for shard in manifest.shards}
@@ -105,10 +131,10 @@ def _exclusive(out: Path) -> Iterator[None]:
         yield
 
 
-def _start_or_resume(out: Path, config: GenerateConfig, workers: int) -> Manifest:
+def _start_or_resume(out: Path, config: GenerateSettings, workers: int) -> Manifest:
     settings = {**config.settings(), "workers": workers}
     previous = load_manifest(out) if (out / MANIFEST_NAME).exists() else None
-    if previous is not None and not _made_nothing(previous):
+    if previous is not None and not _made_nothing(previous, config):
         _check_resumable(previous, config, out)
         remove_stale_temp_files(out)
         intact = tuple(shard for shard in previous.shards if _is_intact(out, shard))
@@ -118,24 +144,24 @@ def _start_or_resume(out: Path, config: GenerateConfig, workers: int) -> Manifes
         manifest = replace(previous, shards=intact, generator=settings, complete=False)
     else:
         remove_stale_temp_files(out)
-        layout = explorer_layout(config)
-        manifest = Manifest(world=WORLD, frame_shape=layout.frame_shape,
+        layout = config.layout()
+        manifest = Manifest(world=config.world, frame_shape=layout.frame_shape,
                             num_actions=layout.num_actions,
-                            event_texts=explorer_event_table().texts, generator=settings)
+                            event_texts=config.event_texts(), generator=settings)
     save_manifest(out, manifest)
     return manifest
 
 
-def _made_nothing(manifest: Manifest) -> bool:
+def _made_nothing(manifest: Manifest, config: GenerateSettings) -> bool:
     """A generate run stopped before its first shard: start afresh, with any settings."""
-    made_by_generate = manifest.world == WORLD and manifest.generator.get("kind") == "generate"
+    made_by_generate = manifest.world == config.world and manifest.generator.get("kind") == "generate"
     return made_by_generate and not manifest.shards
 
 
-def _check_resumable(manifest: Manifest, config: GenerateConfig, out: Path) -> None:
+def _check_resumable(manifest: Manifest, config: GenerateSettings, out: Path) -> None:
     previous = {k: v for k, v in manifest.generator.items() if k != "workers"}
     wanted = config.settings()
-    if manifest.world != WORLD or previous.get("kind") != "generate":
+    if manifest.world != config.world or previous.get("kind") != "generate":
         raise DatasetError(f"{out} holds a '{manifest.world}' dataset not made by generate")
     for key in sorted(set(previous) | set(wanted)):
         if previous.get(key) != wanted.get(key):
@@ -143,8 +169,8 @@ def _check_resumable(manifest: Manifest, config: GenerateConfig, out: Path) -> N
                 f"{out} was generated with {key}={previous.get(key)!r}, not {wanted.get(key)!r}; "
                 "rerun with the same settings to resume it, or choose a new --out"
             )
-    if manifest.event_texts != explorer_event_table().texts:
-        raise DatasetError(f"{out}: its event text table differs from this worldsim's Explorer events")
+    if manifest.event_texts != config.event_texts():
+        raise DatasetError(f"{out}: its event text table differs from this worldsim's {config.world} events")
 
 
 def _is_intact(out: Path, shard: ShardRecord) -> bool:
@@ -154,7 +180,7 @@ def _is_intact(out: Path, shard: ShardRecord) -> bool:
 
 
 def _produce(
-    out: Path, config: GenerateConfig, todo: list[int], workers: int,
+    out: Path, config: GenerateSettings, todo: list[int], workers: int,
     on_frames: Callable[[int], Any],
 ) -> Iterator[ShardRecord]:
     """Yield the record of every shard in `todo` once it is on disk (in completion order)."""
@@ -165,14 +191,14 @@ def _produce(
         yield from _produce_in_workers(out, config, todo, min(workers, len(todo)), on_frames)
 
 
-def _make_shard(out: Path, config: GenerateConfig, index: int,
+def _make_shard(out: Path, config: GenerateSettings, index: int,
                 on_frames: Callable[[int], Any] | None) -> ShardRecord:
     arrays = rollout_shard(config, index, on_frames)
-    return write_shard(out, index, arrays, explorer_layout(config), compress=config.compress)
+    return write_shard(out, index, arrays, config.layout(), compress=config.compress)
 
 
 def _produce_in_workers(
-    out: Path, config: GenerateConfig, todo: list[int], workers: int,
+    out: Path, config: GenerateSettings, todo: list[int], workers: int,
     on_frames: Callable[[int], Any],
 ) -> Iterator[ShardRecord]:
     # "spawn": workers start clean (no copied locks or threads from a parent that may hold torch).
@@ -214,7 +240,7 @@ def _next_message(results: Any, processes: list) -> tuple[str, Any]:
                 raise RuntimeError(f"a generator worker died (exit code {crashed[0]})") from None
 
 
-def _worker_main(out: Path, config: GenerateConfig, tasks: Any, results: Any) -> None:
+def _worker_main(out: Path, config: GenerateSettings, tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent, which stops us
     _exit_with_parent()
     report = functools.partial(_put_progress, results)

@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from worldsim.envs.explorer.env import ExplorerEnv
+from worldsim.games import DEFAULT_GAME, GameSpec, game_for_metadata, game_for_world, shipped_game
 from worldsim.play.session import GameSession
-from worldsim.play.worlds import NeuralWorld, RealExplorer, World
+from worldsim.play.worlds import NeuralWorld, World
 from worldsim.pretrained import DEFAULT_WORLD
 from worldsim.runtime import DEFAULT_THREADS, add_threads_argument, set_threads
 
-# The Explorer's own pace, which its datasets (and so the worlds trained on them) share.
-DEFAULT_FPS = float(ExplorerEnv.metadata["render_fps"])
+# The default game's own pace, which its datasets (and so the worlds trained on them) share.
+DEFAULT_FPS = float(shipped_game(DEFAULT_GAME).fps)
 DESCRIPTION = (
     "Play a worldsim world live: keys follow the game's action names (directions on WASD/arrows, FIRE on "
     "Space, other actions on letters; H lists them), T types an event, 1-9 trigger example events, "
@@ -30,10 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     world.add_argument("--checkpoint", metavar="NAME|DIR|org/name", default=None,
                        help="bundled world name, checkpoint folder or Hub repo id (default: the bundled world)")
     world.add_argument("--world", choices=("neural", "real", "auto"), default="neural",
-                       help="neural: the learned world; real: the ground-truth Explorer game; "
+                       help="neural: the learned world; real: the ground-truth game it was trained on; "
                             "auto: neural if it loads, else real (with a note)")
     world.add_argument("--compare", action="store_true",
-                       help="show the real Explorer beside the neural world under the same inputs and events")
+                       help="show the real game beside the neural world under the same inputs and events")
     world.add_argument("--device", default="cpu", help="torch device for the neural world (cpu, cuda, cuda:1)")
     world.add_argument("--revision", default=None, help="Hub branch, tag or commit of a Hub repo id")
     add_threads_argument(world)
@@ -108,27 +108,57 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 
 def build_worlds(args: argparse.Namespace) -> list[World]:
-    """The worlds to show: the neural one (plus the real Explorer with --compare), or the real one."""
+    """The worlds to show: the neural one (plus its real game with --compare), or the real one."""
     if args.world == "real":
-        return [RealExplorer()]
+        game = checkpoint_game(args.checkpoint, args.revision)
+        return [real_world(game, "--world real")]
     try:
         world_model = load_world_model(args.checkpoint, args.device, args.revision, args.threads)
     except PlayError as error:
         if args.world != "auto":
             raise
-        print(f"play: note: {error}\nplay: note: playing the real Explorer game instead", file=sys.stderr)
-        return [RealExplorer()]
+        game = _fallback_game(args.checkpoint, args.revision)
+        print(f"play: note: {error}\nplay: note: playing the real {game.display_name} game instead", file=sys.stderr)
+        return [real_world(game, "--world auto")]
     checkpoint = args.checkpoint or DEFAULT_WORLD
     neural = NeuralWorld(world_model, checkpoint, seed=args.seed, steps=args.steps)
     if args.compare:
-        from worldsim.games import game_for_world
-
-        game = game_for_world(world_model)
-        if game.ground_truth is None:
-            raise PlayError(f"--compare: the world's game ({game.name}) has no ground-truth simulator to show "
-                            "beside it (a recorded game); play it without --compare")
-        return [neural, RealExplorer(size=neural.frame_shape[0])]
+        return [neural, real_world(game_for_world(world_model), "--compare", size=neural.frame_shape[0])]
     return [neural]
+
+
+def real_world(game: GameSpec, option: str, size: int | None = None) -> World:
+    """The true `game` as a play world (its `GameSpec.play_world`), frames size x size (None: the game's)."""
+    if game.play_world is None:
+        raise PlayError(f"{option}: the world's game ({game.display_name}) has no real game to play "
+                        "(a recorded game); play its neural world without --world real or --compare")
+    if size is None:
+        size = game.frame_shape[0] if game.frame_shape is not None else 64
+    return game.play_world(size)
+
+
+def checkpoint_game(checkpoint: str | None, revision: str | None = None) -> GameSpec:
+    """The game of the world `checkpoint` names, from its config.json alone (no weights are loaded);
+    None names the bundled default world, a world of the default game."""
+    if checkpoint is None:
+        return shipped_game(DEFAULT_GAME)
+    from worldsim import hub
+
+    try:
+        folder = hub.resolve_checkpoint(checkpoint, hub.HubDownload(revision=revision))
+        path = folder / hub.CONFIG_FILE
+        config = hub.parse_checkpoint_config(hub.read_json(path), str(path))
+        return game_for_metadata(config.metadata, int(config.world["num_actions"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PlayError(f"cannot read the game of world {checkpoint}: {error}") from error
+
+
+def _fallback_game(checkpoint: str | None, revision: str | None) -> GameSpec:
+    """--world auto when the neural world does not load: its game if config.json says, else the default game."""
+    try:
+        return checkpoint_game(checkpoint, revision)
+    except PlayError:
+        return shipped_game(DEFAULT_GAME)
 
 
 def load_world_model(checkpoint: str | None, device: str, revision: str | None = None,

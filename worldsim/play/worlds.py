@@ -1,4 +1,5 @@
-"""World backends for play: the neural Simulator or the real Explorer behind one small interface.
+"""World backends for play: the neural Simulator, or a game's true simulator (its
+`GameSpec.play_world`), behind one small interface.
 
 Both take one action and optionally a new event per frame and hand back a numpy frame, so the
 session, the renderer and the recorder never care which kind of world they drive.
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 
-from worldsim.games import game_for_world
+from worldsim.games import GameSpec, game_for_world
 
 if TYPE_CHECKING:
     from worldsim.world import WorldModel
@@ -57,57 +58,6 @@ class World(Protocol):
         """One frame; `event` switches the event (None keeps it). Bad input: ValueError, no change."""
 
 
-class RealExplorer:
-    """The ground-truth Explorer game (`worldsim.envs.explorer`) as a play world."""
-
-    name = "real Explorer"
-    is_ground_truth = True
-    dataset_world = "explorer"
-
-    def __init__(self, size: int = 64) -> None:
-        from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig, events
-
-        from worldsim.envs.explorer.game import GAME
-
-        self._events = events
-        self._game = ExplorerBatch(1, ExplorerConfig(size=size), seed=0)
-        self.num_actions = NUM_ACTIONS
-        self.action_names = GAME.action_names
-        self.frame_shape = (size, size, 3)
-        self.example_events = tuple(event_type.canonical for event_type in events.EVENT_TYPES)
-        self.event_vocabulary = self.example_events  # recordings store canonical texts (event_label)
-
-    def check_event(self, text: str) -> str | None:
-        try:
-            self._events.parse_event(text)
-        except ValueError as error:
-            return str(error)
-        return None
-
-    def event_label(self, text: str) -> str:
-        return self._events.parse_event(text).canonical
-
-    def understand(self, text: str) -> Understanding:
-        try:
-            return Understanding(self._events.parse_event(text).canonical)
-        except ValueError:
-            return Understanding(None)
-
-    def reset(self, event: str, seed: int, context: np.ndarray | None) -> np.ndarray:
-        self._game.reset(np.array([seed], dtype=np.int64))
-        if event:
-            self._game.apply_events([self._events.parse_event(event)])
-        return self._game.render()[0]
-
-    def step(self, action: int, event: str | None) -> StepResult:
-        if not 0 <= action < self.num_actions:
-            raise ValueError(f"action {action} is outside 0..{self.num_actions - 1}")
-        if event is not None:
-            self._game.apply_events([self._events.parse_event(event)])
-        rewards, terminated = self._game.step(np.array([action], dtype=np.int64))
-        return StepResult(self._game.render()[0], float(rewards[0]), bool(terminated[0]))
-
-
 class NeuralWorld:
     """A `worldsim` world model's Simulator (batch 1) as a play world."""
 
@@ -120,9 +70,10 @@ class NeuralWorld:
         self._simulator = world_model.simulator(batch_size=1, seed=seed, steps=steps)
         size = world_model.config.image_size
         self.num_actions = world_model.config.num_actions
-        self.action_names = game_for_world(world_model).action_names
+        game = game_for_world(world_model)
+        self.action_names = game.action_names
         self.frame_shape = (size, size, 3)
-        self.example_events = example_events_for(world_model.event_texts)
+        self.example_events = example_events_for(world_model.event_texts, game)
         self.event_vocabulary = tuple(dict.fromkeys(text for text in world_model.event_texts if text))
         self.dataset_world = f"neural:{checkpoint}"
 
@@ -153,11 +104,10 @@ class NeuralWorld:
         return StepResult(frames[0].cpu().numpy(), float(rewards[0]), bool(terminated[0]))
 
 
-def example_events_for(event_texts: Sequence[str]) -> tuple[str, ...]:
-    """Number-key events of a neural world: the Explorer canonical texts it knows, in vocabulary
-    order; a world of another game offers its own event texts instead."""
-    from worldsim.envs.explorer import events
-
+def example_events_for(event_texts: Sequence[str], game: GameSpec) -> tuple[str, ...]:
+    """Number-key events of a neural world of `game`: the game's canonical event texts it knows, in
+    the game's order; a world of a game without text events offers its own event texts instead."""
     known = set(event_texts)
-    canonical = tuple(event.canonical for event in events.EVENT_TYPES if event.canonical in known)
+    canonical = () if game.events is None else tuple(
+        event.canonical for event in game.events.EVENT_TYPES if event.canonical in known)
     return canonical or tuple(dict.fromkeys(text for text in event_texts if text))

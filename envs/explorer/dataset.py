@@ -1,7 +1,9 @@
-"""The content of one generated Explorer shard: a batch of envs driven by the exploration policy.
+"""The Explorer's generated data: the settings of `worldsim data generate` for it and the content of
+one shard, a batch of envs driven by the exploration policy.
 
 A shard depends only on (config, shard index), never on the worker that made it or on earlier
-interruptions, so generation can be split across processes and resumed shard by shard.
+interruptions, so `worldsim.data.generate` can split the work across processes and resume it shard
+by shard.
 
 The rollout tells the game-agnostic policy what only the game knows: which moves are blocked
 (water, trees and rock around the player) and how events group (night replaces day). Besides the
@@ -13,14 +15,18 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from worldsim.data.format import EXTRA_DTYPES, ShardArrays, ShardLayout
 from worldsim.data.policy import ExplorationPolicy, PolicyConfig
 
-WORLD = "explorer"
+from . import events
+from .batch import MOVES, NUM_ACTIONS, ExplorerBatch, ExplorerConfig
+from .terrain import TILE_CLASSES
+
+WORLD = "explorer"  # the manifest's world: the game's name
 PROGRESS_EVERY_STEPS = 32  # how often a rollout reports progress
 # Limits that keep a typo from asking for terabytes: a shard's frames are held in memory at once.
 MAX_SIZE = 512
@@ -42,8 +48,10 @@ EXPLORER_POLICY = PolicyConfig(
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """Settings that determine a generated dataset's content (worker count does not)."""
+    """Settings that determine a generated dataset's content (worker count does not); a
+    `worldsim.data.generate.GenerateSettings`."""
 
+    world: ClassVar[str] = WORLD
     frames: int
     seed: int = 0
     size: int = 64  # frames are size x size RGB
@@ -81,6 +89,15 @@ class GenerateConfig:
                 "shard_frames": self.shard_frames, "envs_per_shard": self.envs_per_shard,
                 "policy": self.policy.to_dict(), "compress": self.compress}
 
+    def layout(self) -> ShardLayout:
+        return explorer_layout(self)
+
+    def event_texts(self) -> tuple[str, ...]:
+        return explorer_event_table().texts
+
+    def rollout_shard(self, index: int, on_frames: Callable[[int], None] | None = None) -> ShardArrays:
+        return rollout_shard(self, index, on_frames)
+
 
 @dataclass(frozen=True)
 class EventTable:
@@ -94,8 +111,6 @@ class EventTable:
 @functools.lru_cache(maxsize=1)
 def explorer_event_table() -> EventTable:
     """Training texts of every Explorer event; the held-out eval paraphrases never enter data."""
-    from worldsim.envs.explorer import events
-
     texts: list[str] = []
     texts_by_type = []
     for event_type in events.EVENT_TYPES:
@@ -118,8 +133,6 @@ def _index_of(texts: list[str], text: str) -> int:
 
 def explorer_layout(config: GenerateConfig) -> ShardLayout:
     """The shard layout of `config`; a frame size the Explorer cannot render raises ValueError."""
-    from worldsim.envs.explorer import NUM_ACTIONS, ExplorerConfig
-
     ExplorerConfig(size=config.size)
     return ShardLayout((config.size, config.size, 3), NUM_ACTIONS, len(explorer_event_table().texts))
 
@@ -128,8 +141,6 @@ def rollout_shard(
     config: GenerateConfig, index: int, on_frames: Callable[[int], None] | None = None
 ) -> ShardArrays:
     """Generate shard `index`: envs_per_shard envs stepped together, stored env after env."""
-    from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig
-
     length = config.shard_length(index)
     num_envs = min(config.envs_per_shard, length)
     steps = -(-length // num_envs)
@@ -170,9 +181,6 @@ def blocked_moves(tile_classes: np.ndarray) -> np.ndarray:
     `tile_classes` [B, view, view] is the view with the player on its centre tile; coins, enemies
     and lava only ever lie on walkable ground, so the class shown decides passability.
     """
-    from worldsim.envs.explorer import TILE_CLASSES
-    from worldsim.envs.explorer.batch import MOVES
-
     centre = tile_classes.shape[1] // 2
     walls = np.isin(tile_classes, [TILE_CLASSES.index(name) for name in ("water", "tree", "rock")])
     targets = walls[:, centre + MOVES[:, 1], centre + MOVES[:, 0]]  # [B, actions]
@@ -181,15 +189,11 @@ def blocked_moves(tile_classes: np.ndarray) -> np.ndarray:
 
 def is_move(actions: np.ndarray) -> np.ndarray:
     """bool: the Explorer actions that try to move the player (all but noop)."""
-    from worldsim.envs.explorer.batch import MOVES
-
     return (MOVES[actions] != 0).any(axis=-1)
 
 
 def visible_counts(tile_classes: np.ndarray) -> dict[str, np.ndarray]:
     """Tiles showing an enemy and a coin per env (uint8 [B] each) in the view `tile_classes`."""
-    from worldsim.envs.explorer import TILE_CLASSES
-
     def count(name: str) -> np.ndarray:
         tiles = (tile_classes == TILE_CLASSES.index(name)).sum(axis=(1, 2))
         return np.minimum(tiles, 255).astype(np.uint8)
