@@ -89,3 +89,71 @@ def test_no_long_enough_episode_is_a_clear_error(tmp_path):
     write_indexed(tmp_path / "ds", [5, 5, 5], shard_frames=8)
     with pytest.raises(DatasetError, match="no episode is 6 frames long"):
         Dataset(tmp_path / "ds").clips(6, 2)
+
+
+def test_clip_weights_count_the_labelled_steps_of_each_clip():
+    from worldsim.data.clips import clip_weights
+    from worldsim.data.format import ShardArrays
+
+    blocked = np.array([0, 1, 0, 0, 1, 1, 0, 0], dtype=bool)
+    shard = ShardArrays(frames=np.zeros((8, 2, 2, 3), np.uint8), actions=np.zeros(8, np.int64),
+                        events=np.zeros(8, np.int32), rewards=np.zeros(8, np.float32),
+                        terminated=np.zeros(8, bool), episode=np.zeros(8, np.int64), extras={"blocked": blocked})
+    starts = np.arange(6)
+    # A 3-frame clip holds the 2 steps start, start+1; the last frame's step leaves the clip.
+    np.testing.assert_array_equal(clip_weights(shard, starts, 3, {"blocked": 2.0}), [3, 3, 1, 3, 5, 3])
+    np.testing.assert_array_equal(clip_weights(shard, starts, 3, {}), np.ones(6))
+    # A label the shard does not carry weighs nothing.
+    np.testing.assert_array_equal(clip_weights(shard, starts, 3, {"moved": 5.0}), np.ones(6))
+
+
+class _LabelledDataset:
+    """The part of Dataset a ClipSampler reads: one shard of 2000 frames, 2 % of steps blocked."""
+
+    path = "labelled"
+    frame_shape = (2, 2, 3)
+    num_shards = 1
+
+    def __init__(self):
+        from worldsim.data.format import ShardArrays
+
+        count = 2000
+        blocked = np.zeros(count, dtype=bool)
+        blocked[::50] = True
+        self.shard = ShardArrays(frames=np.zeros((count, 2, 2, 3), np.uint8), actions=np.arange(count),
+                                 events=np.zeros(count, np.int32), rewards=np.zeros(count, np.float32),
+                                 terminated=np.zeros(count, bool), episode=np.zeros(count, np.int64),
+                                 extras={"blocked": blocked})
+        self.shards = [self.shard]
+
+    def __len__(self):
+        return len(self.shard)
+
+    def load_shard(self, position):
+        return self.shard
+
+
+def _blocked_share(label_boost):
+    from worldsim.data.clips import ClipSampler
+
+    dataset = _LabelledDataset()
+    sampler = ClipSampler(dataset, 4, 64, seed=0, label_boost=label_boost)
+    clips = [next(sampler) for _ in range(20)]
+    starts = np.concatenate([clip.actions[:, 0] for clip in clips])  # actions count the frames
+    return np.mean([dataset.shard.extras["blocked"][s:s + 3].any() for s in starts])
+
+
+def test_label_boost_draws_clips_with_labelled_steps_more_often():
+    plain, boosted = _blocked_share(None), _blocked_share({"blocked": 10.0})
+    assert 0.03 < plain < 0.10  # 3 of every 50 starts hold a blocked step
+    assert boosted > 0.3  # weight 11 for those: 33 / (33 + 47) = 0.41 expected
+
+
+def test_label_boost_rejects_unknown_labels_and_negative_boosts():
+    from worldsim.data.clips import check_label_boost
+
+    with pytest.raises(ValueError, match="unknown label 'walls'"):
+        check_label_boost({"walls": 2.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        check_label_boost({"blocked": -1.0})
+    assert check_label_boost({"blocked": 3}) == {"blocked": 3.0}

@@ -84,7 +84,7 @@ def test_a_format_1_checkpoint_loads_as_a_world_without_local_path(tmp_path):
                                                         "transformer.local_frames": 0})
     WorldModel.create(config, ["night falls"], seed=0).save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
-    assert saved["format_version"] == 2
+    assert saved["format_version"] == 3
     # What a format-1 writer wrote: no local-path keys.
     saved["format_version"] = 1
     for key in ("local_channels", "local_blocks", "local_frames"):
@@ -121,6 +121,26 @@ def test_the_action_conv_can_be_switched_off_and_old_worlds_load_with_it(tmp_pat
     world = WorldModel.create(WorldConfig.preset("tiny"), ["night falls"], seed=0)
     world.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
-    del saved["world"]["transformer"]["local_action_conv"]  # written before the switch existed
+    # Written by format 2 before the switch and the cell positions existed.
+    saved["format_version"] = 2
+    del saved["world"]["transformer"]["local_action_conv"]
+    del saved["world"]["transformer"]["local_positions"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    assert WorldModel.from_pretrained(tmp_path).transformer.local.previous_by_action is not None
+    old = WorldModel.from_pretrained(tmp_path)
+    assert old.transformer.local.previous_by_action is not None and old.transformer.local.positions is None
+
+
+def test_positions_start_at_zero_and_then_tell_cells_apart():
+    plain = make_net()
+    placed = CausalTransformer(dataclasses.replace(plain.config, local_positions=True)).double()
+    missing, unexpected = placed.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["local.positions"] and not unexpected
+    latents, sigma, actions, events = clip(plain, frames=2)
+    assert torch.equal(plain(latents, sigma, actions, events), placed(latents, sigma, actions, events))
+    # The same content in two cells: only a position can make their features differ.
+    uniform = torch.ones(1, 1, plain.config.latent_channels, plain.config.latent_size, plain.config.latent_size,
+                         dtype=torch.float64)
+    with torch.no_grad():
+        placed.local.positions.normal_()
+    out = placed(uniform, sigma[:, :1], actions[:, :1], None)
+    assert not torch.allclose(out[..., 5, 5], out[..., 6, 6])

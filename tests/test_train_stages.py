@@ -124,3 +124,19 @@ def test_train_help_lists_every_stage(capsys):
     for stage in [*stages.STAGES, "recipe"]:
         assert stage in text
     assert "--resume" in text and "--set" in text
+
+
+def test_a_grown_transformer_keeps_its_weights_and_refuses_reshaping_changes(random_world):
+    from worldsim.training.common import load_world, with_grown_transformer
+    from worldsim.training.config import ConfigError
+
+    world = load_world(str(random_world), torch.device("cpu"))
+    grown = with_grown_transformer(world, ["local_positions=true"])
+    assert grown.config.transformer.local_positions and not world.config.transformer.local_positions
+    old, new = world.transformer.state_dict(), grown.transformer.state_dict()
+    assert set(new) - set(old) == {"local.positions"}
+    assert all(torch.equal(old[key], new[key]) for key in old)
+    with pytest.raises(ConfigError, match="reshape"):
+        with_grown_transformer(world, ["dim=64"])
+    with pytest.raises(ConfigError, match="key=value"):
+        with_grown_transformer(world, ["local_positions"])

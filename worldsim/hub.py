@@ -40,12 +40,14 @@ if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
     from worldsim.games import GameSpec
 
 FORMAT = "worldsim-checkpoint"
-FORMAT_VERSION = 2
-# Keys added up to format 2, at the meaning a world written before them had: no local path (format
-# 1), and during format 2 a pixel-level autoencoder stem and, on the local path, the action-chosen
-# kernel every local path had by then. A world of format <= 2 gets them where it lacks them.
-_KEYS_ADDED_UP_TO_2 = {
-    "transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True},
+FORMAT_VERSION = 3
+# Keys a world of format <= 2 may lack, at the meaning it had without them: no local path (format
+# 1); during format 2 a pixel-level autoencoder stem and, on the local path, the action-chosen
+# kernel every local path had by then; no learned cell positions (added by format 3). Format 3
+# writes every key.
+_KEYS_ADDED_BY_3 = {
+    "transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True,
+                    "local_positions": False},
     "autoencoder": {"patch_size": 1},
 }
 
@@ -186,7 +188,7 @@ def _upgrade_world(world: dict, version: int) -> dict:
     """The `world` section of an older format, with the keys added since at their old meaning."""
     if version > 2:
         return world
-    return {**world, **{section: {**defaults, **world[section]} for section, defaults in _KEYS_ADDED_UP_TO_2.items()
+    return {**world, **{section: {**defaults, **world[section]} for section, defaults in _KEYS_ADDED_BY_3.items()
                         if isinstance(world.get(section), dict)}}
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from worldsim.data.format import DatasetError, ShardArrays
+from worldsim.data.format import EXTRA_DTYPES, DatasetError, ShardArrays
 
 if TYPE_CHECKING:
     from worldsim.data.reader import Dataset
@@ -40,6 +40,25 @@ def clip_starts(episode: np.ndarray, num_frames: int) -> np.ndarray:
     return np.flatnonzero(episode[num_frames - 1:] == episode[:count]).astype(np.int64)
 
 
+def clip_weights(shard: ShardArrays, starts: np.ndarray, num_frames: int,
+                 label_boost: dict[str, float]) -> np.ndarray:
+    """Sampling weight of every clip start: 1 + sum over labels of boost x (steps of the clip
+    carrying that label). Steps are the clip's transitions (frames start .. start+F-2: the last
+    frame's step leads outside the clip). A shard without a label adds nothing for it.
+    """
+    weights = np.ones(len(starts), dtype=np.float64)
+    steps = max(num_frames - 1, 1)
+    for name, boost in label_boost.items():
+        label = shard.extras.get(name)
+        if label is None:
+            continue
+        # Steps carrying the label in [i, i + steps), for every i, from one cumulative sum.
+        cumulative = np.concatenate(([0], np.cumsum(label.astype(np.int64))))
+        counts = cumulative[np.minimum(starts + steps, len(label))] - cumulative[starts]
+        weights += boost * counts
+    return weights
+
+
 def gather_clips(shards: list[ShardArrays], starts: list[int], num_frames: int) -> Clip:
     """Stack `shards[b]` frames `starts[b] .. starts[b]+num_frames-1` into one batch."""
     windows = [(shard, slice(start, start + num_frames)) for shard, start in zip(shards, starts)]
@@ -53,8 +72,10 @@ def gather_clips(shards: list[ShardArrays], starts: list[int], num_frames: int) 
 
 
 class ClipSampler:
-    """Endless, seeded iterator of `Clip` batches drawn uniformly from the shards in memory.
+    """Endless, seeded iterator of `Clip` batches drawn from the shards in memory.
 
+    Clips are drawn uniformly, or, with `label_boost` (e.g. ``{"blocked": 4.0}``), with weight
+    `clip_weights`: rare transitions a world must learn (moves into walls) come up more often.
     Shards stay in memory up to `max_cached_frames`; when the dataset is larger, the oldest
     resident shard is swapped for the next one of a shuffled order every so many batches, chosen
     so that each resident frame is drawn about once before its shard leaves. A clip lies inside
@@ -63,17 +84,19 @@ class ClipSampler:
 
     def __init__(
         self, dataset: "Dataset", num_frames: int, batch_size: int, seed: int = 0,
-        max_cached_frames: int | None = None,
+        max_cached_frames: int | None = None, label_boost: dict[str, float] | None = None,
     ) -> None:
         if num_frames < 1 or batch_size < 1:
             raise ValueError(f"num_frames and batch_size must be >= 1, got {num_frames}, {batch_size}")
+        self.label_boost = check_label_boost(label_boost or {})
         if dataset.num_shards == 0:
             raise DatasetError(f"{dataset.path}: the dataset has no shards yet")
         self.dataset, self.num_frames, self.batch_size = dataset, num_frames, batch_size
         self._rng = np.random.default_rng(seed)
         frame_bytes = int(np.prod(dataset.frame_shape))
         self._budget = max_cached_frames or DEFAULT_CACHE_BYTES // frame_bytes
-        self._resident: OrderedDict[int, tuple[ShardArrays, np.ndarray]] = OrderedDict()
+        # position -> (shard, its clip starts, their cumulative sampling weights)
+        self._resident: OrderedDict[int, tuple[ShardArrays, np.ndarray, np.ndarray]] = OrderedDict()
         self._order: list[int] = []
         self._fill()
         mean_shard = len(dataset) / dataset.num_shards
@@ -100,13 +123,16 @@ class ClipSampler:
             self._ensure_starts()
         self._batches += 1
         positions = list(self._resident)
-        counts = np.array([len(self._resident[p][1]) for p in positions])
-        ends = np.cumsum(counts)
-        picks = self._rng.integers(0, ends[-1], size=self.batch_size)
-        owners = np.searchsorted(ends, picks, side="right")
-        offsets = picks - (ends - counts)[owners]
-        shards = [self._resident[positions[o]][0] for o in owners]
-        starts = [int(self._resident[positions[o]][1][k]) for o, k in zip(owners, offsets)]
+        totals = np.array([self._resident[p][2][-1] if len(self._resident[p][2]) else 0.0 for p in positions])
+        ends = np.cumsum(totals)
+        picks = self._rng.random(self.batch_size) * ends[-1]
+        owners = np.minimum(np.searchsorted(ends, picks, side="right"), len(positions) - 1)
+        shards, starts = [], []
+        for owner, pick in zip(owners, picks - (ends - totals)[owners]):
+            shard, shard_starts, cumulative = self._resident[positions[owner]]
+            index = min(int(np.searchsorted(cumulative, pick, side="right")), len(shard_starts) - 1)
+            shards.append(shard)
+            starts.append(int(shard_starts[index]))
         return shards, starts
 
     def _fill(self) -> None:
@@ -139,7 +165,9 @@ class ClipSampler:
             self._order = [p for p in order if p not in resident]
         position = self._order.pop()
         shard = self.dataset.load_shard(position)
-        self._resident[position] = (shard, clip_starts(shard.episode, self.num_frames))
+        starts = clip_starts(shard.episode, self.num_frames)
+        weights = clip_weights(shard, starts, self.num_frames, self.label_boost)
+        self._resident[position] = (shard, starts, np.cumsum(weights))
 
     def _next_size(self) -> int:
         if not self._order:
@@ -147,7 +175,17 @@ class ClipSampler:
         return self.dataset.shards[self._order[-1]].frames
 
     def _resident_frames(self) -> int:
-        return sum(len(shard) for shard, _ in self._resident.values())
+        return sum(len(shard) for shard, _, _ in self._resident.values())
 
     def _num_starts(self) -> int:
-        return sum(len(starts) for _, starts in self._resident.values())
+        return sum(len(starts) for _, starts, _ in self._resident.values())
+
+
+def check_label_boost(label_boost: dict[str, float]) -> dict[str, float]:
+    """`label_boost` if every key is a known step label and every boost a number >= 0."""
+    for name, boost in label_boost.items():
+        if name not in EXTRA_DTYPES:
+            raise ValueError(f"label_boost: unknown label {name!r}; labels: {', '.join(EXTRA_DTYPES)}")
+        if isinstance(boost, bool) or not isinstance(boost, (int, float)) or not boost >= 0:
+            raise ValueError(f"label_boost: the boost of {name!r} must be a number >= 0, got {boost!r}")
+    return {name: float(boost) for name, boost in label_boost.items()}

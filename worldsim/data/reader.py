@@ -86,12 +86,14 @@ class Dataset:
             yield self.load_shard(position)
 
     def clips(
-        self, num_frames: int, batch_size: int, seed: int = 0, max_cached_frames: int | None = None
+        self, num_frames: int, batch_size: int, seed: int = 0, max_cached_frames: int | None = None,
+        label_boost: dict[str, float] | None = None,
     ) -> "ClipSampler":
-        """An endless iterator of `Clip` batches of `num_frames` frames inside one episode."""
+        """An endless iterator of `Clip` batches of `num_frames` frames inside one episode
+        (clips holding a labelled step drawn more often with `label_boost`; see ClipSampler)."""
         from worldsim.data.clips import ClipSampler
 
-        return ClipSampler(self, num_frames, batch_size, seed, max_cached_frames)
+        return ClipSampler(self, num_frames, batch_size, seed, max_cached_frames, label_boost)
 
     def __repr__(self) -> str:
         return (f"Dataset({str(self.path)!r}, world={self.world!r}, frames={len(self)}, "

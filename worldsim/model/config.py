@@ -100,6 +100,10 @@ class TransformerConfig:
     local_frames: int = 0
     # The previous latents also pass a 3x3 conv whose kernel the action picks (local_path.ActionConv).
     local_action_conv: bool = True
+    # A learned vector per latent cell added to the stem's features: absolute position, so that
+    # a fixed place (the cells beside a player the view is centred on) is something every token
+    # can attend to, rather than something found by content. Starts at zero (warm starts exact).
+    local_positions: bool = False
 
     @property
     def head_dim(self) -> int:
@@ -336,7 +340,8 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
 def _sized(image_size: int, latent_channels: int, ae_channels: tuple[int, ...], dim: int,
            depth: int, num_heads: int, event_dim: int, event_width: int, window_frames: int,
            reward_width: int, local_channels: int = 0, local_frames: int = 0,
-           local_blocks: int = 1, ae_patch_size: int = 1, ae_blocks: int = 1, *, num_actions: int) -> WorldConfig:
+           local_blocks: int = 1, ae_patch_size: int = 1, ae_blocks: int = 1, local_positions: bool = False, *,
+           num_actions: int) -> WorldConfig:
     """A consistent WorldConfig: the shared sizes are written once here; the action count is the game's."""
     autoencoder = AutoencoderConfig(image_size=image_size, latent_channels=latent_channels,
                                     channels=ae_channels, patch_size=ae_patch_size, blocks_per_level=ae_blocks)
@@ -349,7 +354,7 @@ def _sized(image_size: int, latent_channels: int, ae_channels: tuple[int, ...], 
                                       dim=dim, depth=depth, num_heads=num_heads,
                                       event_dim=event_dim, window_frames=window_frames, num_actions=num_actions,
                                       local_channels=local_channels, local_frames=local_frames,
-                                      local_blocks=local_blocks),
+                                      local_blocks=local_blocks, local_positions=local_positions),
         events=EventEncoderConfig(dim=event_dim, width=event_width),
         reward=RewardConfig(latent_channels=latent_channels, latent_size=latent_size,
                             width=reward_width, num_actions=num_actions),
@@ -370,11 +375,11 @@ PRESETS: dict[str, Callable[..., WorldConfig]] = {  # called with num_actions=
     # The shipped CPU-trained default world, trained and played on 2 CPU cores. Its autoencoder
     # folds each 4-pixel tile into one latent cell (patch stem, 3 blocks of 64); its generator
     # moves the view through the conv local path (48 channels, the 2 previous latents, the
-    # action-chosen kernel) and remembers and reacts to events through 3 transformer blocks over
+    # action-chosen kernel, a learned position per cell) and remembers and reacts to events through 3 transformer blocks over
     # a 1 + 12 frame cache (docs/generator-design.md).
     "compact": functools.partial(_sized, 64, 8, (64,), ae_patch_size=4, ae_blocks=3, dim=128, depth=3, num_heads=2,
                                  event_dim=64, event_width=64, window_frames=12, reward_width=32,
-                                 local_channels=48, local_frames=2),
+                                 local_channels=48, local_frames=2, local_positions=True),
     # A bigger world for GPUs.
     "base": functools.partial(_sized, 64, 8, (64, 128, 192), dim=512, depth=12, num_heads=8, event_dim=128,
                               event_width=128, window_frames=16, reward_width=64),

@@ -8,7 +8,8 @@ resolution whose input is
 
     [noisy latent x_f ; previous latents x_{f-1..f-K} ; their noise levels ; one-hot a_{f-1}]
 
-plus the previous latents convolved with a kernel chosen by the action (`ActionConv`), and the
+plus the previous latents convolved with a kernel chosen by the action (`ActionConv`) and,
+optionally, a learned vector per cell (absolute position), and the
 velocity leaves through a conv *head* that adds the transformer's output back onto the
 stem's features (a skip at full resolution). The transformer in between attends over patch tokens
 and the kv cache: it carries what the local path cannot see (memory of tiles that left the view,
@@ -99,7 +100,7 @@ class LocalPath(nn.Module):
     """Conv stem (latents → patch tokens) and conv head (tokens → velocity) at latent resolution."""
 
     def __init__(self, latent_channels: int, num_actions: int, previous: int, width: int,
-                 blocks: int, patch_size: int, dim: int, action_conv: bool = True) -> None:
+                 blocks: int, patch_size: int, dim: int, action_conv: bool = True, position_cells: int = 0) -> None:
         super().__init__()
         self.previous = previous
         self.num_action_rows = num_actions + 1  # + NO_ACTION
@@ -108,6 +109,9 @@ class LocalPath(nn.Module):
         self.stem_in = nn.Conv2d(inputs, width, 3, padding=1)
         self.previous_by_action = (ActionConv(latent_channels * previous, width, self.num_action_rows)
                                    if previous and action_conv else None)
+        # Absolute position of every cell (position_cells² of them; 0 = none), zero at the start.
+        self.positions = (nn.Parameter(torch.zeros(width, position_cells, position_cells))
+                          if position_cells else None)
         self.stem = nn.ModuleList(FiLMBlock(width, dim) for _ in range(blocks))
         self.to_tokens = nn.Linear(width * patch_size**2, dim)
         self.from_tokens = nn.Linear(dim, width * patch_size**2)
@@ -134,6 +138,8 @@ class LocalPath(nn.Module):
         features = self.stem_in(stacked.flatten(0, 1))
         if self.previous_by_action is not None:
             features = features + self.previous_by_action(previous_channels.flatten(0, 1), actions.flatten())
+        if self.positions is not None:
+            features = features + self.positions
         flat_condition = condition.flatten(0, 1)
         for block in self.stem:
             features = block(features, flat_condition)

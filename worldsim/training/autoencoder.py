@@ -122,7 +122,8 @@ class AutoencoderStage:
                                        "frames": len(self.dataset)}
         self.autoencoder = self.world.autoencoder.train()
         self.optimizer = make_adamw(self.autoencoder.parameters(), config)
-        self.frames = ClipStream(self.dataset, 1, config.batch_size, config.seed, context.rank)
+        self.frames = ClipStream(self.dataset, 1, config.batch_size, config.seed, context.rank,
+                                 label_boost=config.label_boost)
         self.samples_per_step = config.batch_size
 
     def _new_world(self, config: AutoencoderConfig, image_size: int, context: DistributedContext) -> "WorldModel":

@@ -23,15 +23,18 @@ class ClipStream:
     Each rank reads its own order (`seed` and `rank` both feed the sampler's seed).
     """
 
-    def __init__(self, dataset: Dataset, num_frames: int, batch_size: int, seed: int, rank: int = 0):
+    def __init__(self, dataset: Dataset, num_frames: int, batch_size: int, seed: int, rank: int = 0,
+                 label_boost: dict[str, float] | None = None):
         self.dataset, self.num_frames, self.batch_size = dataset, num_frames, batch_size
+        self.label_boost = label_boost
         self.seed = seed * 1_000 + rank
         self._sampler = None
         self._position = 0  # the step whose batch the sampler returns next
 
     def batch(self, step: int) -> Clip:
         if self._sampler is None or step < self._position:
-            self._sampler = self.dataset.clips(self.num_frames, self.batch_size, seed=self.seed)
+            self._sampler = self.dataset.clips(self.num_frames, self.batch_size, seed=self.seed,
+                                               label_boost=self.label_boost)
             self._position = 0
         while self._position < step:  # fast-forward after a resume
             next(self._sampler)

@@ -73,7 +73,8 @@ class CausalCDStage:
         grid = losses.consistency_grid(config.grid_steps, levels)
         self.grid = flow.shift_sigma(grid, sampling.sigma_shift).to(context.device)
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
-        self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank)
+        self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank,
+                                label_boost=config.label_boost)
         self.samples_per_step = config.batch_size
 
     def modules(self):

@@ -8,13 +8,14 @@ metadata under `"training"`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from worldsim.data.clips import check_label_boost
 from worldsim.model import WorldConfig
 from worldsim.training.config import ConfigError, TrainConfig
 
@@ -28,6 +29,7 @@ __all__ = [
     "save_world",
     "world_config_for",
     "with_new_transformer",
+    "with_grown_transformer",
     "freeze",
     "ema_decay_at",
     "sample_sigma",
@@ -41,11 +43,18 @@ class StageConfig(TrainConfig):
     data: str = ""  # dataset folder
     init: str = ""  # world folder to start from (the previous stage's <out>/final)
     ema_decay: float = 0.0  # > 0 keeps an EMA of the trained network and saves it
+    # Draw clips holding labelled steps more often: {"blocked": 4.0} gives a clip weight
+    # 1 + 4 x its moves into walls (labels of generated datasets; see worldsim.data.format).
+    label_boost: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         super().validate()
         if not self.data:
             raise ConfigError("data: set the dataset folder (--data DIR or --set data=DIR)")
+        try:
+            check_label_boost(self.label_boost)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
@@ -74,6 +83,36 @@ def with_new_transformer(world: "WorldModel", overrides: dict[str, Any], seed: i
     config = world.config.with_overrides(overrides)
     torch.manual_seed(seed)
     transformer = CausalTransformer(config.transformer).to(world.device)
+    return WorldModel(config, world.autoencoder, transformer, world.tokenizer, world.event_encoder,
+                      world.reward_model, world.context_frames, world.event_texts, dict(world.metadata))
+
+
+def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldModel":
+    """`world` with its transformer rebuilt under `changes` (``"key=value"`` of transformer config
+    keys, e.g. ``"local_positions=true"``) keeping every trained weight: the changes may only add
+    parameters, which start at their initial values. A warm start for a grown generator design."""
+    import json
+
+    from worldsim.model import CausalTransformer
+    from worldsim.world import WorldModel
+
+    overrides: dict[str, Any] = {}
+    for change in changes:
+        key, sep, text = change.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"transformer_changes: {change!r} is not of the form key=value")
+        try:
+            overrides[f"transformer.{key}"] = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(f"transformer_changes: cannot parse the value of {change!r}") from None
+    config = world.config.with_overrides(overrides)
+    transformer = CausalTransformer(config.transformer).to(world.device)
+    old, new = world.transformer.state_dict(), transformer.state_dict()
+    changed = sorted(key for key in old if key not in new or old[key].shape != new[key].shape)
+    if changed:
+        raise ConfigError(f"transformer_changes {changes} remove or reshape trained weights ({changed[0]}); "
+                          "only changes that add parameters can warm-start")
+    transformer.load_state_dict(old, strict=False)
     return WorldModel(config, world.autoencoder, transformer, world.tokenizer, world.event_encoder,
                       world.reward_model, world.context_frames, world.event_texts, dict(world.metadata))
 

@@ -110,6 +110,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         item_type = args[0] if args else Any
         items = [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table/object, got {value!r}")
+        key_type, value_type = typing.get_args(tp) or (Any, Any)
+        return {_coerce(k, key_type, key): _coerce(v, value_type, f"{key}.{k}") for k, v in value.items()}
     if tp is Any:
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):

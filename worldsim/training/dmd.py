@@ -92,7 +92,8 @@ class DMDStage:
         self.sigmas = step_sigmas(sampling.num_steps, sampling.sigma_shift)
         self.first_frame_sigmas = step_sigmas(sampling.first_frame_steps, sampling.sigma_shift)
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
-        self.clips = ClipStream(self.dataset, self.clip_frames(), config.batch_size, config.seed, context.rank)
+        self.clips = ClipStream(self.dataset, self.clip_frames(), config.batch_size, config.seed, context.rank,
+                                label_boost=config.label_boost)
         self.samples_per_step = config.batch_size
 
     # ------------------------------------------------------------------ shared by the streaming stages

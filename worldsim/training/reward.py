@@ -117,7 +117,7 @@ class RewardStage:
         self.rare = RareWindows(self.dataset, self.window, config.max_rare_windows, config.seed)
         self.num_rare = round(config.rare_share * config.batch_size) if self.rare.count else 0
         self.clips = ClipStream(self.dataset, self.window, config.batch_size - self.num_rare, config.seed,
-                                context.rank)
+                                context.rank, label_boost=config.label_boost)
         self.samples_per_step = config.batch_size
 
     def modules(self):

@@ -8,7 +8,7 @@ the `ar-teacher` stage, which changes only the attention layout and the per-fram
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,7 +18,8 @@ from worldsim.data import Dataset
 from worldsim.model import flow
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, ModelBatch, to_model_batch
-from worldsim.training.common import StageConfig, ema_decay_at, freeze, load_world, sample_sigma, save_world
+from worldsim.training.common import (StageConfig, ema_decay_at, freeze, load_world, sample_sigma, save_world,
+                                      with_grown_transformer)
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
@@ -38,6 +39,9 @@ class FlowMatchingConfig(StageConfig):
     event_drop: float = 0.1  # share of rows trained without their event (for guidance)
     train_events: bool = True  # train the event encoder jointly
     ema_decay: float = 0.999
+    # Grow the init world's generator before training, keeping its weights: transformer config
+    # changes that only add parameters, e.g. ["local_positions=true"] (common.with_grown_transformer).
+    transformer_changes: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         super().validate()
@@ -61,6 +65,8 @@ class FlowMatchingStage:
         self.config, self.context = config, context
         self.dataset = Dataset(config.data)
         self.world = load_world(config.init, context.device)
+        if config.transformer_changes:
+            self.world = with_grown_transformer(self.world, config.transformer_changes)
         freeze(self.world.autoencoder)
         freeze(self.world.reward_model)
         self.transformer = self.world.transformer.train()
@@ -71,7 +77,8 @@ class FlowMatchingStage:
         self.ema = {f"ema_{i}": ema_copy(module) for i, module in enumerate(trained)} if config.ema_decay else {}
         self._trained = trained
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
-        self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank)
+        self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank,
+                                label_boost=config.label_boost)
         self.samples_per_step = config.batch_size
         self._diagnose = None  # built on first use: it samples its true contexts once
 
