@@ -7,9 +7,9 @@ import torch
 
 from worldsim.envs.explorer import TILE_CLASSES
 from worldsim.eval import probes as probe_module
-from worldsim.eval.explorer_frames import EventClasses, ExplorerFrameStream, StreamConfig
 from worldsim.eval.probe_nets import FrameParser, frames_to_input
 from worldsim.eval.probes import ProbeError, Probes, ProbeTrainingConfig, train_probes
+from worldsim.eval.true_frames import EventClasses, StreamConfig, TrueFrameStream
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_event_classes_merge_states_that_look_alike(event_classes):
 
 
 def test_frame_stream_batches_are_consistent(event_classes):
-    stream = ExplorerFrameStream(StreamConfig(num_worlds=8), seed=0, event_classes=event_classes)
+    stream = TrueFrameStream(StreamConfig(num_worlds=8), seed=0, event_classes=event_classes)
     batch = stream.next_batch()
     assert batch.frames.shape == batch.next_frames.shape == (8, 64, 64, 3)
     assert batch.tiles.shape == (8, 16, 16) and batch.tiles.max() < len(TILE_CLASSES)
@@ -48,8 +48,8 @@ def test_frame_stream_batches_are_consistent(event_classes):
 
 def test_held_out_stream_plays_other_maps(event_classes):
     config = StreamConfig(num_worlds=8)
-    train = ExplorerFrameStream(config, seed=0, event_classes=event_classes)
-    held_out = ExplorerFrameStream(config, seed=0, event_classes=event_classes, held_out=True)
+    train = TrueFrameStream(config, seed=0, event_classes=event_classes)
+    held_out = TrueFrameStream(config, seed=0, event_classes=event_classes, held_out=True)
     train_seeds = {train._world.state(i)["seed"] for i in range(8)}
     held_out_seeds = {held_out._world.state(i)["seed"] for i in range(8)}
     assert all(s % 2 == 0 for s in train_seeds) and all(s % 2 == 1 for s in held_out_seeds)
@@ -58,7 +58,7 @@ def test_held_out_stream_plays_other_maps(event_classes):
 def test_tiny_training_learns_tiles_above_the_majority_class(tiny_probes, event_classes):
     trained, metadata, _ = tiny_probes
     held_out = metadata["held_out"]
-    stream = ExplorerFrameStream(StreamConfig(num_worlds=16), seed=5, event_classes=event_classes, held_out=True)
+    stream = TrueFrameStream(StreamConfig(num_worlds=16), seed=5, event_classes=event_classes, held_out=True)
     tiles = np.concatenate([stream.next_batch().tiles for _ in range(4)])
     majority_share = np.bincount(tiles.ravel()).max() / tiles.size
     assert held_out["parser_tile_accuracy"] > majority_share + 0.15

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from worldsim.eval import reconstruction
-from worldsim.eval.explorer_frames import EventClasses
+from worldsim.eval.true_frames import EventClasses
 from worldsim.model import FrameAutoencoder, WorldConfig
 
 

@@ -141,9 +141,9 @@ def test_targets_report_value_interval_and_shortfall():
 
 
 def test_out_and_back_walks_are_free_and_return_to_their_start():
-    from worldsim.eval.explorer_frames import EventClasses
     from worldsim.eval.memory_test import out_and_back
     from worldsim.eval.probes import Probes
+    from worldsim.eval.true_frames import EventClasses
 
     classes = EventClasses(Probes.load().spec.event_groups)
     scenario, truth = out_and_back(np.random.default_rng(0), 6, 3, 64, classes)
@@ -158,10 +158,10 @@ def test_out_and_back_walks_are_free_and_return_to_their_start():
 def test_known_region_matches_the_real_game_geometry():
     """A 'model' that only scrolls the true start frame by the player's displacement is right on the
     known region (up to walking enemies and animation) and wrong on the newly revealed tiles."""
-    from worldsim.eval.explorer_frames import EventClasses
     from worldsim.eval.probes import Probes
     from worldsim.eval.replay import collect, truth_steps
     from worldsim.eval.scenarios import Scenario
+    from worldsim.eval.true_frames import EventClasses
 
     actions = np.array([[4, 4, 4, 2, 2], [3, 3, 1, 1, 1]], dtype=np.int64)  # right/down, left/up
     scenario = Scenario("geometry", np.array([11, 12]), actions, [{}, {}])

@@ -4,8 +4,8 @@ import pytest
 
 from worldsim.envs.explorer import ExplorerBatch, events
 from worldsim.eval import scenarios
-from worldsim.eval.explorer_frames import EventClasses
 from worldsim.eval.replay import collect, truth_steps
+from worldsim.eval.true_frames import EventClasses
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """worldsim: a learned video generator as a playable, trainable game engine.
 
-`import worldsim` registers the Gymnasium environments and exposes `worldsim.load`; torch-heavy
-modules are imported only when used.
+`import worldsim` registers the Gymnasium environments (`worldsim.envs.register_envs`) and exposes
+`worldsim.load`; torch-heavy modules are imported only when used.
 """
 from __future__ import annotations
 
@@ -65,25 +65,9 @@ def _bind_envs_beside() -> None:
 
 
 def _register_envs() -> None:
-    from gymnasium.envs.registration import register, registry
+    from worldsim.envs import register_envs
 
-    if "worldsim/Explorer-v0" in registry:
-        return
-    register(
-        id="worldsim/Explorer-v0",
-        entry_point="worldsim.envs.explorer:ExplorerEnv",
-        max_episode_steps=1000,
-        vector_entry_point="worldsim.envs.explorer:ExplorerVectorEnv",
-    )
-    # Any trained world, with its own action space: gym.make("worldsim/Neural-v0", checkpoint=DIR).
-    # NeuralExplorer-v0 is the same env whose checkpoint defaults to the bundled world.
-    for env_id in ("worldsim/NeuralExplorer-v0", "worldsim/Neural-v0"):
-        register(
-            id=env_id,
-            entry_point="worldsim.envs.neural:NeuralWorldEnv",
-            max_episode_steps=1000,
-            vector_entry_point="worldsim.envs.neural:NeuralWorldVectorEnv",
-        )
+    register_envs()
 
 
 _bind_envs_beside()

@@ -50,12 +50,12 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "generate", help="generate a dataset from a shipped game (parallel, resumable)",
         description="Play a game shipped with worldsim with its exploration policy and write the\n"
-                    "frames into a dataset folder. The Explorer's policy holds random moves for\n"
-                    "1-8 frames and redraws most moves into walls (a quarter are kept: about 8% of\n"
-                    "steps bump into water, trees or rock), stands still in short stretches,\n"
-                    "switches an event every 8-56 frames in a randomly picked group (each switch\n"
-                    "changes the world) and cuts episodes after 200-1000 frames. `worldsim data\n"
-                    "info DIR` reports the resulting shares.",
+                    "frames into a dataset folder. In the default game the policy holds random\n"
+                    "moves for 1-8 frames and redraws most moves into walls (a quarter are kept:\n"
+                    "about 8% of steps bump into water, trees or rock), stands still in short\n"
+                    "stretches, switches an event every 8-56 frames in a randomly picked group (each\n"
+                    "switch changes the world) and cuts episodes after 200-1000 frames. `worldsim\n"
+                    "data info DIR` reports the resulting shares.",
         epilog=_GENERATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--world", choices=_generated_games(), default=DEFAULT_GAME,

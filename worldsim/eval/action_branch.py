@@ -25,9 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldsim.envs.explorer import NUM_ACTIONS
 from worldsim.eval import metrics
-from worldsim.eval.branch_contexts import MOVES, NOOP, BranchContexts
+from worldsim.eval.branch_contexts import MOVES, NOOP, NUM_ACTIONS, BranchContexts
 from worldsim.eval.next_frame import generate_next_frames
 
 

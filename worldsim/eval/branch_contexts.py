@@ -1,13 +1,13 @@
 """True contexts with the truth's outcome of every action: what the action-branch and collision
-tests start from (pure numpy, the Explorer world only).
+tests start from (pure numpy, the suite's true game: `worldsim.eval.truth`).
 
     contexts = sample_branch_contexts(num_contexts=24, context_frames=2, size=64, seed=0)
 
 Each context is `context_frames` consecutive real frames of a world played with the datasets'
-exploration policy, under a held-out event paraphrase or none; the Explorer is deterministic, so
+exploration policy, under a held-out event paraphrase or none; the true game is deterministic, so
 replaying the same seed, events and actions in one copy per action gives the truth's next frame
-under every action, and whether that action moved the player (a move into water, trees or rock
-does not) or ended the episode. Contexts are chosen so that every one has a move that scrolls
+under every action, and whether that action moved the player (a move into a wall does not) or
+ended the episode. Contexts are chosen so that every one has a move that scrolls
 and about `blocked_share` of them also have a move into a wall.
 """
 from __future__ import annotations
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig, events
 from worldsim.eval.scenarios import exploration_actions, held_out_text, map_seeds
+from worldsim.eval.truth import TRUTH, events
 
+NUM_ACTIONS = TRUTH.num_actions
 NOOP = 0
 MOVES = tuple(range(1, NUM_ACTIONS))
 
@@ -68,7 +69,7 @@ class BranchContexts:
 
 @dataclass(frozen=True)
 class _Played:
-    """Candidate contexts played in the Explorer: one world copy per action."""
+    """Candidate contexts played in the true game: one world copy per action."""
 
     frames: np.ndarray  # uint8 [C, K, H, W, 3]
     actions: np.ndarray  # int64 [C, K - 1]
@@ -89,7 +90,7 @@ def _play_candidates(rng: np.random.Generator, count: int, context_frames: int, 
         event = events.EVENT_TYPES[int(rng.integers(len(events.EVENT_TYPES)))]
         texts.append(held_out_text(rng, event) if rng.random() < 0.5 else "")
     copies = np.repeat(np.arange(count), NUM_ACTIONS)  # world row -> candidate
-    world = ExplorerBatch(count * NUM_ACTIONS, ExplorerConfig(size=size))
+    world = TRUTH.ground_truth(count * NUM_ACTIONS, size, 0)
     world.reset(seeds[copies])
     world.apply_events(events.parse_events([texts[c] for c in copies]))
     frames = []

@@ -1,4 +1,4 @@
-"""`worldsim eval`: measure a checkpoint against the Explorer truth (report.md, metrics.json, PNGs)."""
+"""`worldsim eval`: measure a checkpoint against its game's truth (report.md, metrics.json, PNGs)."""
 from __future__ import annotations
 
 import argparse
@@ -23,8 +23,8 @@ metadata), else by its folder name. The keys of metrics.json are documented in d
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add `worldsim eval` to the `worldsim` command."""
     parser = subparsers.add_parser(
-        "eval", help="evaluate checkpoints against the Explorer ground truth",
-        description="Replay seeded scenarios in the real Explorer world and in the neural world, then "
+        "eval", help="evaluate checkpoints against their game's ground truth",
+        description="Replay seeded scenarios in the real game and in the neural world, then "
                     "measure fidelity (whole frame and known region), imagined tiles, sprites, drift, "
                     "event reactivity and consistency, control (action branches, walls, inverse dynamics), "
                     "memory and reward/termination with probes trained on real frames; every share with a "

@@ -120,7 +120,9 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
 
 
 def _check_ground_truth(world, name) -> None:
-    """The suite replays scenarios in the game's true simulator: a recorded game has none."""
+    """The suite replays scenarios in its game's true simulator (`worldsim.eval.truth`): a recorded
+    game has none, and another shipped game is not the one its scenarios and probes are built for."""
+    from worldsim.eval.truth import TRUTH
     from worldsim.games import game_for_world
 
     game = game_for_world(world)
@@ -128,3 +130,6 @@ def _check_ground_truth(world, name) -> None:
         raise ValueError(f"{name}: its game ({game.display_name}) has no ground-truth simulator for this suite; "
                          "measure it against held-out recorded play: "
                          "python -m worldsim.eval.recorded --checkpoint CKPT --data DIR")
+    if game.name != TRUTH.name:
+        raise ValueError(f"{name}: its game ({game.display_name}) is not the one this suite's scenarios and "
+                         f"probes are built for ({TRUTH.display_name})")

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from worldsim.envs.explorer import events
 from worldsim.eval import metrics
-from worldsim.eval.explorer_frames import EventClasses
 from worldsim.eval.replay import Trajectory, collect, truth_steps
 from worldsim.eval.scenarios import Scenario, held_out_text, map_seeds
+from worldsim.eval.true_frames import EventClasses
+from worldsim.eval.truth import events
 
 OPPOSITE = {1: 2, 2: 1, 3: 4, 4: 3}  # up <-> down, left <-> right
 _CANDIDATES_PER_ROLLOUT = 4

@@ -1,4 +1,4 @@
-"""The probe networks: small convolutional nets trained on real Explorer frames.
+"""The probe networks: small convolutional nets trained on real frames of the suite's game.
 
 - `FrameParser`: frame → tile class per 4×4 cell (fully convolutional, works at any size that is a
   multiple of 4). Its pooled penultimate features are half of the Fréchet feature space.

@@ -1,5 +1,5 @@
 """The probe set (frame parser, event classifier, inverse dynamics, Fréchet features): training on
-real Explorer frames, held-out accuracy, and the bundled weights.
+real frames of the suite's game, held-out accuracy, and the bundled weights.
 
     python -m worldsim.eval.probes --out worldsim/pretrained/probes     # train, test, save (CPU, minutes)
 
@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from worldsim.data.machine import describe_machine
 from worldsim.data.atomic import atomic_write_bytes
-from worldsim.envs.explorer import NUM_ACTIONS, TILE_CLASSES
 from worldsim.eval import metrics
-from worldsim.eval.explorer_frames import EventClasses, ExplorerFrameStream, LabelledBatch, StreamConfig
 from worldsim.eval.probe_nets import EventClassifier, FrameParser, InverseDynamics, frames_to_input
+from worldsim.eval.true_frames import EventClasses, LabelledBatch, StreamConfig, TrueFrameStream
+from worldsim.eval.truth import TRUTH
 
 BUNDLED_PROBES = Path(__file__).resolve().parent.parent / "pretrained" / "probes"
 WEIGHTS_FILE, METADATA_FILE = "probes.safetensors", "probes.json"
@@ -239,10 +239,10 @@ LOCAL_GROUP_TILES = {"enemies": ("enemy",), "lava": ("lava", "basalt")}
 
 
 def _tile_counts(tiles: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-    return np.stack([(tiles == TILE_CLASSES.index(n)).sum(axis=(1, 2)) for n in names], axis=1)
+    return np.stack([(tiles == TRUTH.tile_classes.index(n)).sum(axis=(1, 2)) for n in names], axis=1)
 
 
-def evaluate_probes(probes: Probes, stream: ExplorerFrameStream, num_batches: int) -> dict[str, Any]:
+def evaluate_probes(probes: Probes, stream: TrueFrameStream, num_batches: int) -> dict[str, Any]:
     """Held-out accuracies: tiles, events (per group; target on the frame-wide groups), and
     actions on pairs where the player moved."""
     tile_hits, moved_hits, local_keys = [], [], {g: [] for g in LOCAL_GROUP_TILES}
@@ -290,11 +290,11 @@ def train_probes(config: ProbeTrainingConfig, out: str | Path | None = None,
     torch.manual_seed(config.seed)
     started = time.time()
     event_classes = EventClasses.from_world(config.size)
-    spec = ProbeSpec(tuple(TILE_CLASSES), event_classes.groups, NUM_ACTIONS, config.width)
+    spec = ProbeSpec(TRUTH.tile_classes, event_classes.groups, TRUTH.num_actions, config.width)
     probes = Probes(spec).to(config.device).train()
     schedules = _schedules(probes, config)
     stream_config = StreamConfig(num_worlds=config.batch_worlds, size=config.size)
-    stream = ExplorerFrameStream(stream_config, config.seed, event_classes)
+    stream = TrueFrameStream(stream_config, config.seed, event_classes)
     total_steps = max(schedule.steps for schedule in schedules)
     bar = tqdm(range(total_steps), desc="probes", disable=not progress)
     for step in bar:
@@ -304,7 +304,7 @@ def train_probes(config: ProbeTrainingConfig, out: str | Path | None = None,
             bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()})
     probes.load_state_dict({k: v.half().float() for k, v in probes.state_dict().items()})
     probes.eval()
-    held_out_stream = ExplorerFrameStream(stream_config, config.seed + 1, event_classes, held_out=True)
+    held_out_stream = TrueFrameStream(stream_config, config.seed + 1, event_classes, held_out=True)
     held_out = evaluate_probes(probes, held_out_stream, config.eval_batches)
     metadata = {
         "training": dataclasses.asdict(config),
@@ -322,7 +322,7 @@ def train_probes(config: ProbeTrainingConfig, out: str | Path | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worldsim.eval.probes",
-                                     description="Train the evaluation probes on real Explorer frames and save them.")
+                                     description="Train the evaluation probes on real frames of the suite's game and save them.")
     parser.add_argument("--out", required=True, help="folder for probes.safetensors and probes.json")
     for field in dataclasses.fields(ProbeTrainingConfig):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,

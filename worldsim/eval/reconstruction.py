@@ -1,8 +1,8 @@
-"""How well a frame autoencoder reconstructs real Explorer frames, per event and per tile class.
+"""How well a frame autoencoder reconstructs real frames of the suite's game, per event and per tile class.
 
     python -m worldsim.eval.reconstruction WORLD [--frames 2048] [--seed 0]
 
-Held-out frames come from `ExplorerFrameStream` with `held_out=True` (map seeds the training
+Held-out frames come from `TrueFrameStream` with `held_out=True` (map seeds the training
 streams never use) under random events in every group, so each event class is represented.
 Two views of one reconstruction:
 
@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldsim.envs.explorer import TILE_CLASSES
 from worldsim.eval import metrics
-from worldsim.eval.explorer_frames import EventClasses, ExplorerFrameStream, StreamConfig
+from worldsim.eval.true_frames import EventClasses, StreamConfig, TrueFrameStream
+from worldsim.eval.truth import TRUTH
 
+TILE_CLASSES = TRUTH.tile_classes
 TILE_PIXELS = 4  # pixels per tile side: one tile = one latent cell
 _DECODE_CHUNK = 128
 
@@ -45,7 +46,7 @@ def held_out_frames(num_frames: int, seed: int = 0, size: int = 64, num_worlds: 
     if num_frames <= 0:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
     event_classes = EventClasses.from_world(size)
-    stream = ExplorerFrameStream(StreamConfig(num_worlds=num_worlds, size=size), seed, event_classes, held_out=True)
+    stream = TrueFrameStream(StreamConfig(num_worlds=num_worlds, size=size), seed, event_classes, held_out=True)
     batches = [stream.next_batch() for _ in range(-(-num_frames // num_worlds))]
     events = {g: np.concatenate([b.events[g] for b in batches])[:num_frames] for g in event_classes.groups}
     return LabelledFrames(np.concatenate([b.frames for b in batches])[:num_frames],

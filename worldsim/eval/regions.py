@@ -1,6 +1,6 @@
 """Which parts of a frame a world model could know: pure numpy masks from the player's track.
 
-The Explorer view is `view` tiles square with the player on tile (view // 2, view // 2), so tile
+The true game's view is `view` tiles square with the player on tile (view // 2, view // 2), so tile
 (row r, column c) of a frame taken at player tile (x, y) shows the map tile
 (x - view // 2 + c, y - view // 2 + r). Two frames taken at positions p_t and p_s therefore share
 tile (r, c) of frame t exactly when (c + dx, r + dy) lies inside the view, (dx, dy) = p_t - p_s.

@@ -1,4 +1,4 @@
-"""Replaying a `Scenario`: in the Explorer (the truth), in a neural Simulator, and teacher-forced.
+"""Replaying a `Scenario`: in the suite's true game, in a neural Simulator, and teacher-forced.
 
 Replays are generators that yield one `Step` per frame for all rollouts at once, so long drift
 rollouts never hold their whole video in memory; `collect` stacks a short replay into arrays.
@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from worldsim.envs.explorer import ExplorerBatch, ExplorerConfig, events
-from worldsim.eval.explorer_frames import EventClasses
 from worldsim.eval.scenarios import Scenario
+from worldsim.eval.true_frames import EventClasses
+from worldsim.eval.truth import TRUTH, events
+from worldsim.games import GroundTruth
 
 
 @dataclass
@@ -35,17 +36,17 @@ class Step:
     positions: np.ndarray | None = None  # truth only: int64 [N, 2], the player's (x, y) map tile
 
 
-def _apply_texts(world: ExplorerBatch, texts: list[str | None]) -> None:
+def _apply_texts(world: GroundTruth, texts: list[str | None]) -> None:
     if any(text is not None for text in texts):
         world.apply_events(events.parse_events(texts))
 
 
 def truth_steps(scenario: Scenario, size: int, event_classes: EventClasses,
                 restart_dead: bool = False) -> Iterator[Step]:
-    """The Explorer replay. With `restart_dead`, a world that died starts over on a fresh map
+    """The true replay. With `restart_dead`, a world that died starts over on a fresh map
     (seeded by its old seed) under the events in force, so long rollouts keep yielding live frames."""
     n = scenario.num_rollouts
-    world = ExplorerBatch(n, ExplorerConfig(size=size))
+    world = TRUTH.ground_truth(n, size, 0)
     world.reset(scenario.seeds)
     alive = np.ones(n, dtype=bool)
     in_force: list[dict[str, str]] = [{} for _ in range(n)]  # group -> text, for restarts
@@ -70,7 +71,7 @@ def truth_steps(scenario: Scenario, size: int, event_classes: EventClasses,
             alive |= terminated
 
 
-def _restart(world: ExplorerBatch, rows: np.ndarray, seeds: np.ndarray, in_force: list[dict[str, str]]) -> None:
+def _restart(world: GroundTruth, rows: np.ndarray, seeds: np.ndarray, in_force: list[dict[str, str]]) -> None:
     world.reset(seeds, mask=rows)
     for group in events.GROUPS:
         _apply_texts(world, [in_force[i].get(group) if rows[i] else None for i in range(len(rows))])

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from worldsim.envs.explorer import TILE_CLASSES
 from worldsim.eval import metrics, regions
+from worldsim.eval.truth import TRUTH
 
 TILE_PIXELS = 4
+TILE_CLASSES = TRUTH.tile_classes
 COIN, ENEMY = TILE_CLASSES.index("coin"), TILE_CLASSES.index("enemy")
 
 

@@ -1,4 +1,4 @@
-"""Seeded action/event scripts, replayed identically in the Explorer truth and in a neural Simulator.
+"""Seeded action/event scripts, replayed identically in the suite's true game and in a neural Simulator.
 
 A `Scenario` fixes, for N rollouts of T steps: the map seed, the action after each frame and the
 event text put in force at each frame. Event texts are always *held-out* evaluation paraphrases
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from worldsim.data.policy import ExplorationPolicy, PolicyConfig
-from worldsim.envs.explorer import NUM_ACTIONS, events
-from worldsim.eval.explorer_frames import EventClasses
+from worldsim.eval.true_frames import EventClasses
+from worldsim.eval.truth import TRUTH, events
 
 _ACTION_POLICY = PolicyConfig(event_every=None, episode_frames=None)
 
@@ -76,7 +76,7 @@ class SwitchTargets:
 
 def exploration_actions(rng: np.random.Generator, num_rollouts: int, num_steps: int) -> np.ndarray:
     """`int64 [N, T]` actions of the datasets' sticky exploration policy."""
-    policy = ExplorationPolicy(num_rollouts, NUM_ACTIONS, [], _ACTION_POLICY, rng)
+    policy = ExplorationPolicy(num_rollouts, TRUTH.num_actions, [], _ACTION_POLICY, rng)
     actions = np.zeros((num_rollouts, num_steps), dtype=np.int64)
     for step in range(num_steps):
         actions[:, step] = policy.step().actions

@@ -29,16 +29,16 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from worldsim.envs.explorer import TILE_CLASSES
 from worldsim.eval import metrics, rollout_measures
 from worldsim.eval.action_branch import BranchMeasures, branch_measures
 from worldsim.eval.branch_contexts import sample_branch_contexts
-from worldsim.eval.explorer_frames import EventClasses
 from worldsim.eval.memory_test import memory_agreement, out_and_back
 from worldsim.eval.probes import Probes
 from worldsim.eval.replay import Trajectory, collect, generated_steps, teacher_forced_frames, truth_steps
 from worldsim.eval.scenarios import Scenario, SwitchTargets, drift_scenario, plain_scenario, switch_scenarios
 from worldsim.eval.suite_config import SUITES, SuiteConfig
+from worldsim.eval.true_frames import EventClasses
+from worldsim.eval.truth import TRUTH
 
 __all__ = ["SUITES", "SuiteConfig", "SuiteResult", "run_suite"]
 
@@ -286,7 +286,7 @@ class _WindowBuffer:
 
 
 def _window_distances(run: _Run, window: _WindowBuffer) -> dict[str, float]:
-    num_classes = len(TILE_CLASSES)
+    num_classes = len(TRUTH.tile_classes)
     truth = np.concatenate(window.truth)
     truth_features = run.probes.features(truth)
     truth_histogram = metrics.class_histogram(np.concatenate(window.truth_tiles), num_classes)

@@ -12,7 +12,7 @@ import pygame
 
 from worldsim.play.session import GameSession
 
-# Keys for actions named after a direction or FIRE (the Explorer's and Atari's names, any case).
+# Keys for actions named after a direction or FIRE (as the shipped games and Atari name them, any case).
 NAMED_KEYS: dict[str, tuple[int, ...]] = {
     "up": (pygame.K_w, pygame.K_UP), "down": (pygame.K_s, pygame.K_DOWN),
     "left": (pygame.K_a, pygame.K_LEFT), "right": (pygame.K_d, pygame.K_RIGHT), "fire": (pygame.K_SPACE,),

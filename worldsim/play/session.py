@@ -1,6 +1,6 @@
 """The game's state and rules of play, free of pygame so that every rule can be tested directly.
 
-A `GameSession` drives one or more worlds (the neural world, the real Explorer, or both side by
+A `GameSession` drives one or more worlds (the neural world, the real game, or both side by
 side) under the same actions and events. The pygame front end (`worldsim.play.app`) only turns
 key presses into calls on the session and draws what `session.hud()` and `session.frames` hold.
 """

@@ -1,4 +1,5 @@
-"""Labelled real Explorer frames, generated on the fly, for training and testing the probes.
+"""Labelled real frames of the suite's game (`worldsim.eval.truth`), generated on the fly, for
+training and testing the probes.
 
 Event labels are *visual states* per event group. A group that no event has touched since a reset
 is in its base state; where an event renders exactly like that base state (day, clear weather,
@@ -8,18 +9,19 @@ summer, ordinary coins) the two are one class, otherwise the base state is a cla
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from worldsim.envs.explorer import NUM_ACTIONS, ExplorerBatch, ExplorerConfig, events
+from worldsim.eval.truth import TRUTH, events
 
 BASE_CLASS = "base"  # name of a group's untouched state when no event looks like it
 _BASE_CHECK_WORLDS = 64  # worlds rendered to decide whether an event looks like the base state
 
 
-def _renders_like_base(event: events.EventType, size: int) -> bool:
+def _renders_like_base(event: Any, size: int) -> bool:
     """Whether putting `event` in force right after a reset changes no frame and no tile."""
-    world = ExplorerBatch(_BASE_CHECK_WORLDS, ExplorerConfig(size=size), seed=7919)
+    world = TRUTH.ground_truth(_BASE_CHECK_WORLDS, size, 7919)
     base_frames, base_tiles = world.render(), world.tile_classes()
     world.apply_events([event] * _BASE_CHECK_WORLDS)
     return bool(np.array_equal(world.render(), base_frames) and np.array_equal(world.tile_classes(), base_tiles))
@@ -78,8 +80,8 @@ class StreamConfig:
     start_event_prob: float = 0.7  # per group at a restart: start with a random event of that group
 
 
-class ExplorerFrameStream:
-    """Endless labelled batches from `num_worlds` Explorer worlds under random actions and events.
+class TrueFrameStream:
+    """Endless labelled batches from `num_worlds` true worlds under random actions and events.
 
     Map seeds are drawn from the stream's own generator and split by parity (`held_out` streams use
     odd map seeds, training streams even ones), so training and held-out maps never coincide.
@@ -89,7 +91,7 @@ class ExplorerFrameStream:
         self.config, self.event_classes = config, event_classes
         self._rng = np.random.default_rng(seed)
         self._parity = int(held_out)
-        self._world = ExplorerBatch(config.num_worlds, ExplorerConfig(size=config.size))
+        self._world = TRUTH.ground_truth(config.num_worlds, config.size, 0)
         self._steps_left = np.zeros(config.num_worlds, dtype=np.int64)
         self._restart(np.ones(config.num_worlds, dtype=bool))
 
@@ -109,7 +111,7 @@ class ExplorerFrameStream:
         switching = self._rng.random(self.config.num_worlds) < self.config.switch_prob
         chosen = self._rng.integers(0, len(events.EVENT_TYPES), self.config.num_worlds)
         self._world.apply_events([events.EVENT_TYPES[c] if s else None for c, s in zip(chosen, switching)])
-        self._world.step(self._rng.integers(0, NUM_ACTIONS, self.config.num_worlds))
+        self._world.step(self._rng.integers(0, TRUTH.num_actions, self.config.num_worlds))
         self._steps_left -= 1
 
     def _positions(self) -> np.ndarray:
@@ -123,7 +125,7 @@ class ExplorerFrameStream:
             self._random_step()
         frames, tiles, before = self._world.render(), self._world.tile_classes(), self._positions()
         labels = self.event_classes.labels([self._world.state(i)["events"] for i in range(self.config.num_worlds)])
-        actions = self._rng.integers(0, NUM_ACTIONS, self.config.num_worlds)
+        actions = self._rng.integers(0, TRUTH.num_actions, self.config.num_worlds)
         self._world.step(actions)
         self._steps_left -= 1
         moved = np.any(self._positions() != before, axis=1)
