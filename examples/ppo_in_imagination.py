@@ -5,7 +5,9 @@ its training comes from the neural world (`worldsim/NeuralExplorer-v0`, batched 
 Afterwards it plays episodes of the real `worldsim/Explorer-v0`. Two baselines give the number a
 meaning: a uniformly random policy, and the same PPO trained in the real Explorer for the same
 number of env steps. The script prints a table and writes a JSON (returns mean ± std, steps,
-wall times, machine).
+wall times, machine) with a `transfer` summary: each policy's mean real return with its standard
+error, and `gain_ratio`, the share of the real-trained PPO's gain over random that the
+imagination-trained PPO keeps ((imagination - random) / (real - random)).
 
     python examples/ppo_in_imagination.py --total-steps 200000 --num-envs 64 --device cuda
     python examples/ppo_in_imagination.py --help
@@ -54,6 +56,7 @@ class Args:
     max_grad_norm: float = 0.5
     eval_episodes: int = 16  # episodes of the real Explorer per policy
     real_baseline: bool = True  # also train the same PPO in the real Explorer
+    imagination: bool = True  # train in the neural world (off: only the baselines, e.g. to size a budget)
     out: str = "runs/ppo_in_imagination.json"
 
 
@@ -185,7 +188,8 @@ def update_policy(agent: Agent, optimizer: torch.optim.Optimizer, batch: dict[st
 
 
 def real_explorer(num_envs: int, args: Args) -> gym.vector.VectorEnv:
-    return gym.make_vec("worldsim/Explorer-v0", num_envs=num_envs, vectorization_mode="sync",
+    """The real game, all envs stepped as one numpy batch (the Explorer's own vector env)."""
+    return gym.make_vec("worldsim/Explorer-v0", num_envs=num_envs, vectorization_mode="vector_entry_point",
                         max_episode_steps=args.max_episode_steps)
 
 
@@ -217,27 +221,47 @@ def random_policy(num_actions: int, seed: int) -> Callable[[np.ndarray], np.ndar
 
 def summary(returns: np.ndarray, **extra: Any) -> dict[str, Any]:
     return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "return_stderr": float(returns.std(ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else None,
             "episodes": len(returns), **extra}
+
+
+def transfer_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean real returns with standard errors, and the share of the real-trained gain over random
+    that training in imagination keeps (None where a policy was not trained or real PPO did not
+    beat random: then there is no gain to share)."""
+    def mean_and_error(name: str) -> dict[str, Any] | None:
+        result = results.get(name)
+        return None if result is None else {"mean": result["return_mean"], "stderr": result["return_stderr"]}
+
+    out = {"random_return": mean_and_error("random"), "real_trained_return": mean_and_error("real_ppo"),
+           "imagination_trained_return": mean_and_error("imagination_ppo"), "gain_ratio": None}
+    if out["real_trained_return"] and out["imagination_trained_return"]:
+        real_gain = out["real_trained_return"]["mean"] - out["random_return"]["mean"]
+        if real_gain > 0:
+            out["gain_ratio"] = (out["imagination_trained_return"]["mean"] - out["random_return"]["mean"]) / real_gain
+    return out
 
 
 def run(args: Args) -> dict[str, Any]:
     start = time.perf_counter()
     eval_seed = args.seed + 1_000_000  # evaluation maps differ from the ones trained on
-    neural = gym.make_vec("worldsim/NeuralExplorer-v0", num_envs=args.num_envs, vectorization_mode="vector_entry_point",
-                          checkpoint=args.checkpoint, device=args.device, max_episode_steps=args.max_episode_steps,
-                          array_type="torch")
-    agent, stats = train_ppo(neural, args)
-    neural.close()
-    results = {"imagination_ppo": summary(evaluate(agent_policy(agent, args.device), args, eval_seed), **stats)}
-    num_actions = neural.single_action_space.n
+    results = {}
+    if args.imagination:
+        neural = gym.make_vec("worldsim/NeuralExplorer-v0", num_envs=args.num_envs,
+                              vectorization_mode="vector_entry_point", checkpoint=args.checkpoint, device=args.device,
+                              max_episode_steps=args.max_episode_steps, array_type="torch")
+        agent, stats = train_ppo(neural, args)
+        neural.close()
+        results["imagination_ppo"] = summary(evaluate(agent_policy(agent, args.device), args, eval_seed), **stats)
+    real = real_explorer(args.num_envs, args)
+    num_actions = real.single_action_space.n
     results["random"] = summary(evaluate(random_policy(num_actions, args.seed), args, eval_seed))
     if args.real_baseline:
-        real = real_explorer(args.num_envs, args)
         agent, stats = train_ppo(real, args)
-        real.close()
         results["real_ppo"] = summary(evaluate(agent_policy(agent, args.device), args, eval_seed), **stats)
-    return {"args": dataclasses.asdict(args), "results": results, "wall_s": round(time.perf_counter() - start, 2),
-            "machine": describe_machine(torch.device(args.device))}
+    real.close()
+    return {"args": dataclasses.asdict(args), "results": results, "transfer": transfer_summary(results),
+            "wall_s": round(time.perf_counter() - start, 2), "machine": describe_machine(torch.device(args.device))}
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -261,8 +285,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = run(args)
     for name, result in report["results"].items():
         steps = result.get("train_steps", 0)
-        print(f"{name:>16}: return {result['return_mean']:7.3f} ± {result['return_std']:.3f} "
-              f"over {result['episodes']} real episodes (trained {steps} steps)")
+        print(f"{name:>16}: return {result['return_mean']:7.3f} ± {result['return_std']:.3f} (std; "
+              f"s.e. {result['return_stderr'] or float('nan'):.3f}) over {result['episodes']} real episodes "
+              f"(trained {steps} steps)")
+    if report["transfer"]["gain_ratio"] is not None:
+        print(f"imagination-trained PPO keeps {report['transfer']['gain_ratio']:.0%} of the real-trained gain over random")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, report)
     print(f"wrote {args.out}")

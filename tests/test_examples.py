@@ -45,6 +45,19 @@ def test_gae_stops_at_episode_ends(ppo):
     assert advantages[:, 0].tolist() == [1.5, 1.0, 6.0]
 
 
+def test_transfer_summary_shares_the_real_gain_over_random(ppo):
+    def result(mean):
+        return {"return_mean": mean, "return_stderr": 0.1}
+
+    summary = ppo.transfer_summary({"random": result(1.0), "real_ppo": result(3.0), "imagination_ppo": result(2.5)})
+    assert summary["gain_ratio"] == pytest.approx(0.75)
+    assert summary["real_trained_return"] == {"mean": 3.0, "stderr": 0.1}
+    # No gain to share when real PPO does not beat random, or when a policy was not trained.
+    assert ppo.transfer_summary({"random": result(1.0), "real_ppo": result(0.5),
+                                 "imagination_ppo": result(2.0)})["gain_ratio"] is None
+    assert ppo.transfer_summary({"random": result(1.0), "real_ppo": result(3.0)})["gain_ratio"] is None
+
+
 def test_ppo_in_imagination_runs_end_to_end(ppo, tmp_path):
     checkpoint = WorldModel.create(WorldConfig.preset("tiny"), event_texts=["night falls"], seed=0)
     folder = checkpoint.save_pretrained(tmp_path / "world")
@@ -52,11 +65,15 @@ def test_ppo_in_imagination_runs_end_to_end(ppo, tmp_path):
     ppo.main(["--checkpoint", str(folder), "--total-steps", "32", "--num-envs", "4", "--rollout-steps", "8",
               "--eval-episodes", "2", "--max-episode-steps", "12", "--update-epochs", "1", "--out", str(out)])
     report = json.loads(out.read_text())
-    assert set(report) == {"args", "results", "wall_s", "machine"}
+    assert set(report) == {"args", "results", "transfer", "wall_s", "machine"}
     assert set(report["results"]) == {"imagination_ppo", "random", "real_ppo"}
     for result in report["results"].values():
         assert result["episodes"] == 2
         assert math.isfinite(result["return_mean"]) and math.isfinite(result["return_std"])
+        assert math.isfinite(result["return_stderr"])
+    for name, key in (("random", "random_return"), ("real_ppo", "real_trained_return"),
+                      ("imagination_ppo", "imagination_trained_return")):
+        assert report["transfer"][key]["mean"] == report["results"][name]["return_mean"]
     assert report["results"]["imagination_ppo"]["train_steps"] == 32
     assert report["results"]["real_ppo"]["train_steps"] == 32
     assert {"cpu_model", "cpu_cores", "torch_version", "date"} <= set(report["machine"])
