@@ -232,7 +232,7 @@ class WorldConfig:
     @staticmethod
     def preset(name: str, num_actions: int = 5) -> "WorldConfig":
         """A fresh config of a named size: "tiny" (tests), "compact" (CPU-trained default), "small", "base",
-        for a game of `num_actions` actions (the default is the Explorer's five; a dataset gives its own)."""
+        for a game of `num_actions` actions (default: the bundled default game's five; a dataset gives its own)."""
         if name not in PRESETS:
             raise ConfigError(f"preset: unknown name {name!r}; choose one of {sorted(PRESETS)}")
         return PRESETS[name](num_actions=num_actions)
@@ -363,7 +363,7 @@ def _sized(image_size: int, latent_channels: int, ae_channels: tuple[int, ...], 
 
 
 PRESETS: dict[str, Callable[..., WorldConfig]] = {  # called with num_actions=
-    # Milliseconds per forward: for tests. Same 64x64 frames as the Explorer world.
+    # Milliseconds per forward: for tests. 64x64 frames, like the bundled world.
     "tiny": functools.partial(_sized, 64, 4, (8, 16, 16), dim=32, depth=2, num_heads=2, event_dim=16,
                               event_width=16, window_frames=4, reward_width=8, local_channels=8,
                               local_frames=2),

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from worldsim.games import DEFAULT_GAME
+
 _EPILOG = """\
 stages, each starting from the previous stage's <out>/final world:
   autoencoder   frame autoencoder (creates the world; --size tiny|compact|small|base)
@@ -18,12 +20,12 @@ stages, each starting from the previous stage's <out>/final world:
   reward        reward/termination model
   events        event text encoder from the events' paraphrases (any world; keeps its event vectors)
   recipe        the whole chain; writes a Hub-ready world folder
-  probes        the evaluation probes, trained on real Explorer frames (no --data needed)
+  probes        the evaluation probes, trained on frames of the default game's ground truth (no --data needed)
 
 examples:
   worldsim train recipe --size tiny --out runs/tiny
   worldsim train probes --set parser_steps=3000 --out runs/probes
-  worldsim train teacher --data data/explorer --set init=runs/ae/final --set steps=2000 --out runs/teacher
+  worldsim train teacher --data data/game --set init=runs/ae/final --set steps=2000 --out runs/teacher
   torchrun --nproc_per_node 8 -m worldsim.cli train dmd --config configs/dmd.toml --resume
 
 A stage killed at any point continues exactly where its last checkpoint left it with --resume.
@@ -50,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="model size (autoencoder and recipe; same as --set size=...)")
     parser.add_argument("--world", metavar="GAME",
                         help="recipe: the game rolled out into <out>/data when --data is not given: a game "
-                             "shipped in worldsim.envs (default: explorer) or a Gymnasium env id, recorded")
+                             f"shipped in worldsim.envs (default: {DEFAULT_GAME}) or a Gymnasium env id, recorded")
     parser.add_argument("--chain", choices=["full", "playable"],
                         help="recipe: the stages to run (same as --set chain=...; a dataset without event "
                              "texts skips the events stage)")
