@@ -51,7 +51,7 @@ def readme_commands(folder: Path) -> list[list[str]]:
         line = line.split("  #")[0].strip()
         for old, new in README_SUBSTITUTIONS.items():
             line = line.replace(old, new)
-        argv = [str(folder / arg) if arg.startswith(("data/", "runs/")) or arg.endswith((".gif", ".json")) else arg
+        argv = [str(folder / arg) if arg.startswith(("data/", "runs/", "eval/")) or arg.endswith((".gif", ".json")) else arg
                 for arg in shlex.split(line)]
         commands.append(argv)
     return commands
@@ -197,10 +197,11 @@ def test_the_readme_recorded_evaluation_scores_the_world_against_held_out_play(r
     _, commands = readme_run
     record_argv, evaluate_argv = commands[4], commands[5]
     assert record_argv[:3] == ["worldsim", "data", "record"]
-    assert evaluate_argv[:3] == ["python", "-m", "worldsim.eval.recorded"]
+    assert evaluate_argv[:4] == ["worldsim", "eval", "--checkpoint", str(trained)]
     assert worldsim_main([*record_argv[1:], "--quiet"]) == 0
-    assert evaluate_main([*evaluate_argv[3:], "--clips", "3", "--horizon", "8", "--idm-steps", "5"]) == 0
-    measures = json.loads(Path(evaluate_argv[evaluate_argv.index("--out") + 1]).read_text())
+    assert worldsim_main([*evaluate_argv[1:], "--suite", "tiny"]) == 0
+    out = Path(evaluate_argv[evaluate_argv.index("--out") + 1])
+    measures = json.loads((out / "metrics.json").read_text())
     assert 0 < measures["teacher_forced"]["psnr"] < 100 and -1 <= measures["teacher_forced"]["ssim"] <= 1
     assert len(measures["rollout"]["psnr"]) == 8 and set(measures["psnr_at"]) == {"1", "8"}
     idm = measures["inverse_dynamics"]
@@ -210,6 +211,8 @@ def test_the_readme_recorded_evaluation_scores_the_world_against_held_out_play(r
     scored = np.concatenate([np.flatnonzero(shard.episode == e)[window - 1:] for e in np.unique(shard.episode)])
     assert measures["reward"]["positive"]["actual"] == int((shard.rewards[scored] > 0).sum())
     assert evaluate_main(["--checkpoint", str(trained), "--data", str(Path(trained) / "missing")]) == 2
+    # Without --data there is nothing to measure a recorded game against: a clear error.
+    assert worldsim_main(["eval", "--checkpoint", str(trained), "--out", str(out / "truth")]) == 2
 
 
 def test_the_help_overlay_and_keys_of_a_recorded_world(trained):

@@ -14,6 +14,13 @@ examples:
   worldsim eval --checkpoint explorer-64 --suite quick --out eval/explorer-64
   worldsim eval --compare runs/ar-teacher runs/causal-cd runs/dmd runs/stream runs/delta runs/rolling \\
                 --suite full --out eval/ablation
+  worldsim eval --checkpoint runs/breakout/world --data data/breakout-test --idm-data data/breakout --out eval/breakout
+
+With --data the world is measured against held-out recorded play instead (any game; the only way
+for a game recorded from Gymnasium, which has no ground-truth simulator): teacher-forced and
+rollout PSNR/SSIM, reward precision/recall and, with --idm-data, inverse dynamics on generated
+frames (--suite sizes them: tiny 3 clips of 8 frames, quick 16 of 32, full 64 of 64);
+<out>/metrics.json holds them.
 
 Rows of the ablation table are labelled by each checkpoint's latest training stage (from its
 metadata), else by its folder name. The keys of metrics.json are documented in docs/METRICS.md.
@@ -44,6 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--probes", default=None, help="probe folder (default: the bundled probes)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto = cuda if available)")
     parser.add_argument("--seed", type=int, default=None, help="scenario seed (default: the suite's, 0)")
+    parser.add_argument("--data", default=None, metavar="DIR",
+                        help="measure against this held-out recording instead of the ground-truth suite")
+    parser.add_argument("--idm-data", default=None, metavar="DIR",
+                        help="with --data: a recording to train the inverse-dynamics probe on (e.g. the training data)")
     parser.add_argument("--update-card", action="store_true",
                         help="store the headline measures in the checkpoint folder's metadata and model card "
                              "(one local checkpoint folder; its weights are not touched)")
@@ -56,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from worldsim.runtime import check_device, check_output_folder
 
     checkpoints = args.compare or [args.checkpoint]
+    if args.data or args.idm_data:
+        return _run_recorded(args)
     if args.update_card and (args.compare or not (Path(args.checkpoint) / "config.json").is_file()):
         print("worldsim eval: error: --update-card needs one local checkpoint folder (not --compare, "
               f"not a bundled name or Hub id); got {' '.join(checkpoints)}", file=sys.stderr)
@@ -76,6 +89,34 @@ def run(args: argparse.Namespace) -> int:
     if args.update_card:
         _update_card(Path(args.checkpoint), document)
         print(f"stored the measures in {args.checkpoint}/config.json and README.md")
+    return 0
+
+
+def _run_recorded(args: argparse.Namespace) -> int:
+    """`worldsim eval --data DIR`: the recorded-play measures of one checkpoint."""
+    from worldsim.data.atomic import atomic_write_json
+    import dataclasses
+
+    from worldsim.eval.recorded import SUITES as RECORDED_SUITES
+    from worldsim.eval.recorded import evaluate_checkpoint, headline
+    from worldsim.runtime import check_output_folder
+
+    if args.compare or args.update_card or not args.data:
+        print("worldsim eval: error: --data measures one --checkpoint against a recording (no --compare, "
+              "--update-card; --idm-data needs --data)", file=sys.stderr)
+        return 2
+    try:
+        check_output_folder(args.out)
+        config = RECORDED_SUITES[args.suite]
+        config = config if args.seed is None else dataclasses.replace(config, seed=args.seed)
+        result = evaluate_checkpoint(args.checkpoint, args.data, args.idm_data, config, revision=args.revision)
+    except (ValueError, OSError) as error:
+        print(f"worldsim eval: error: {error}", file=sys.stderr)
+        return 2
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(args.out) / "metrics.json", result)
+    print(json.dumps(headline(result), indent=1))
+    print(f"wrote {args.out}/metrics.json")
     return 0
 
 

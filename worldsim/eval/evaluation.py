@@ -128,8 +128,7 @@ def _check_ground_truth(world, name) -> None:
     game = game_for_world(world)
     if game.ground_truth is None:
         raise ValueError(f"{name}: its game ({game.display_name}) has no ground-truth simulator for this suite; "
-                         "measure it against held-out recorded play: "
-                         "python -m worldsim.eval.recorded --checkpoint CKPT --data DIR")
+                         "measure it against held-out recorded play: worldsim eval --checkpoint CKPT --data DIR")
     if game.name != TRUTH.name:
         raise ValueError(f"{name}: its game ({game.display_name}) is not the one this suite's scenarios and "
                          f"probes are built for ({TRUTH.display_name})")

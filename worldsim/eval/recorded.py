@@ -35,7 +35,7 @@ from worldsim.model.frames import to_pixels
 if TYPE_CHECKING:
     from worldsim.eval.probe_nets import InverseDynamics
 
-__all__ = ["RecordedEvalConfig", "evaluate_recorded", "teacher_forced", "rollout", "rollout_scores",
+__all__ = ["RecordedEvalConfig", "SUITES", "evaluate_recorded", "evaluate_checkpoint", "headline", "teacher_forced", "rollout", "rollout_scores",
            "reward_detection", "train_inverse_dynamics", "inverse_dynamics_accuracy"]
 
 
@@ -54,6 +54,11 @@ class RecordedEvalConfig:
     def __post_init__(self) -> None:
         if min(self.clips, self.context, self.horizon, self.reward_frames, self.idm_steps, self.idm_batch) < 1:
             raise ValueError(f"clips, context, horizon and reward_frames must be >= 1, got {self}")
+
+
+# `worldsim eval --data DIR --suite NAME`: a smoke test in seconds, or the measures of a report.
+SUITES = {"tiny": RecordedEvalConfig(clips=3, horizon=8, reward_frames=512, idm_steps=20),
+          "quick": RecordedEvalConfig(), "full": RecordedEvalConfig(clips=64, horizon=64, reward_frames=16384)}
 
 
 def teacher_forced(world, frames: np.ndarray, actions: np.ndarray, context: int, seed: int) -> dict[str, float]:
@@ -190,22 +195,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=RecordedEvalConfig.horizon)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    import worldsim
-    from worldsim.data import Dataset
     from worldsim.data.atomic import atomic_write_json
 
     try:
         config = RecordedEvalConfig(clips=args.clips, horizon=args.horizon, seed=args.seed, idm_steps=args.idm_steps)
-        idm_dataset = Dataset(args.idm_data) if args.idm_data else None
-        result = evaluate_recorded(worldsim.load(args.checkpoint), Dataset(args.data), config, idm_dataset)
+        result = evaluate_checkpoint(args.checkpoint, args.data, args.idm_data, config)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.out:
         atomic_write_json(args.out, result)
-    headline = ("teacher_forced", "psnr_at", "reward", "inverse_dynamics")
-    print(json.dumps({key: result[key] for key in headline if key in result}, indent=1))
+    print(json.dumps(headline(result), indent=1))
     return 0
+
+
+def evaluate_checkpoint(checkpoint: str, data: str, idm_data: str | None = None,
+                        config: RecordedEvalConfig = RecordedEvalConfig(), revision: str | None = None) -> dict:
+    """`evaluate_recorded` of a checkpoint (folder, bundled name or Hub id) on dataset folders."""
+    import worldsim
+    from worldsim.data import Dataset
+
+    idm_dataset = Dataset(idm_data) if idm_data else None
+    return evaluate_recorded(worldsim.load(checkpoint, revision=revision), Dataset(data), config, idm_dataset)
+
+
+def headline(result: dict) -> dict:
+    """The measures a person reads first."""
+    return {key: result[key] for key in ("teacher_forced", "psnr_at", "reward", "inverse_dynamics") if key in result}
 
 
 if __name__ == "__main__":
