@@ -54,7 +54,8 @@ from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
 __all__ = [
     "EventsConfig", "EventsStage", "HeldOutReport", "held_out_accuracy", "EventAlignment", "Augmentation",
-    "ParaphraseBatches", "augment_words", "misspell", "nonsense_text", "generic_words", "templated_nonsense",
+    "ParaphraseBatches", "augment_words", "misspell", "random_word", "nonsense_text", "generic_words",
+    "templated_nonsense",
     "word_token_ids", "pad_token_ids", "choose_threshold", "remap_token_embeddings",
 ]
 
@@ -76,9 +77,12 @@ class Augmentation:
     shuffle: float = 0.3  # a text's words are shuffled
     typo: float = 0.1  # a word is misspelt (one letter deleted, replaced or inserted)
     unknown_word: float = 0.3  # a word's id becomes [UNK] (its trigrams stay)
+    # a random letter string is inserted into the text: a word the world has never seen, which a
+    # paraphrase in the wild often holds, must not pull the text away from its event
+    extra_word: float = 0.0
 
     def validate(self) -> None:
-        for name in ("drop_word", "shuffle", "typo", "unknown_word"):
+        for name in ("drop_word", "shuffle", "typo", "unknown_word", "extra_word"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"augment.{name} must be a probability in [0, 1], got {getattr(self, name)}")
 
@@ -127,20 +131,29 @@ def misspell(word: str, rng: random.Random) -> str:
     return word[:at] + letter + word[at:]
 
 
-def augment_words(words: list[str], drop: float, shuffle: float, typo: float, rng: random.Random) -> list[str]:
-    """Words dropped (at least one kept), shuffled and misspelt at the given probabilities."""
+def augment_words(words: list[str], drop: float, shuffle: float, typo: float, rng: random.Random,
+                  extra: float = 0.0) -> list[str]:
+    """Words dropped (at least one kept), shuffled and misspelt at the given probabilities; with
+    probability `extra` a random letter string is inserted at a random place."""
     if not words:
         return []
     kept = [word for word in words if rng.random() >= drop] or [rng.choice(words)]
     if rng.random() < shuffle:
         rng.shuffle(kept)
-    return [misspell(word, rng) if rng.random() < typo else word for word in kept]
+    kept = [misspell(word, rng) if rng.random() < typo else word for word in kept]
+    if extra and rng.random() < extra:  # no draw at 0: the other noise stays what it was without it
+        kept.insert(rng.randrange(len(kept) + 1), random_word(rng))
+    return kept
+
+
+def random_word(rng: random.Random) -> str:
+    """A random lower-case 'word' of 2 to 9 letters."""
+    return "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9)))
 
 
 def nonsense_text(rng: random.Random) -> str:
     """One to four random lower-case 'words' of 2 to 9 letters."""
-    return " ".join("".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9)))
-                    for _ in range(rng.randint(1, 4)))
+    return " ".join(random_word(rng) for _ in range(rng.randint(1, 4)))
 
 
 def generic_words(events: Sequence[KnownEvent], min_share: float = 0.3) -> frozenset[str]:
@@ -162,8 +175,7 @@ def templated_nonsense(text: str, generic: frozenset[str], rng: random.Random) -
     keep = [word in generic for word in words]
     if all(keep):
         keep[rng.randrange(len(words))] = False
-    return " ".join(word if kept else "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9)))
-                    for word, kept in zip(words, keep))
+    return " ".join(word if kept else random_word(rng) for word, kept in zip(words, keep))
 
 
 def word_token_ids(words: list[str], tokenizer: Tokenizer, unknown_word: float, rng: random.Random) -> list[int]:
@@ -216,7 +228,8 @@ class ParaphraseBatches:
             else:
                 label = rng.randrange(len(self.events))
                 text = rng.choice(self.events[label].texts)
-            words = augment_words(split_words(text), noise.drop_word, noise.shuffle, noise.typo, rng)
+            words = augment_words(split_words(text), noise.drop_word, noise.shuffle, noise.typo, rng,
+                                  noise.extra_word if label < len(self.events) else 0.0)
             rows.append(word_token_ids(words, self.tokenizer, noise.unknown_word, rng))
             labels.append(label)
         return pad_token_ids(rows, self.tokenizer.max_tokens), torch.tensor(labels)
@@ -361,8 +374,13 @@ class EventsStage:
 
     @torch.no_grad()
     def _world_vectors(self) -> Tensor:
-        """`[K, E]`: each event's mean vector over its texts under the init world's encoder."""
-        return torch.stack([self.world.encode_events(list(event.texts)).mean(0) for event in self.events])
+        """`[K, E]`: each event's mean vector under the init world's encoder, over the texts its generator
+        was trained with (the world's event texts; its canonical text for an event the world never saw).
+        Paraphrases added to the game since then are left out: the init encoder has never been taught
+        them, and their vectors would move the anchor away from where the generator expects the event."""
+        trained = set(self.world.event_texts)
+        return torch.stack([self.world.encode_events([text for text in event.texts if text in trained]
+                                                     or [event.canonical]).mean(0) for event in self.events])
 
     def modules(self):
         return {"event_encoder": self.encoder, "event_prototypes": self.prototypes}
