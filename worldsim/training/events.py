@@ -12,13 +12,14 @@ Objective. A step draws `batch_size` texts: training texts (canonical + training
 never the held-out ones), one event at a time uniformly, then one of its texts, and a share of
 nonsense texts labelled "unknown" (random letter strings, and event texts whose distinctive
 words are replaced by random letters, so generic words alone mean nothing). Each text is
-augmented at the token level: words dropped, shuffled, misspelt, and word ids replaced by [UNK]
-with their trigrams kept, so that the trigram path learns to carry the meaning of words never
-seen. The loss
+augmented at the token level: words dropped, shuffled, misspelt, word ids replaced by [UNK]
+with their trigrams kept (so that the trigram path learns to carry the meaning of words never
+seen), and optionally a random unseen word inserted. The loss
 (`losses.event_prototype_loss`) is a cross-entropy over cosine similarities to one learnt
 prototype per event (+ one for "unknown"). With `targets = "world"` each event's prototype
 starts at, and its texts' vectors are held near, the vector the init world's encoder gives that
-event (the mean over its texts): a generator trained on those vectors keeps its conditioning.
+event (the mean over the texts the world was trained with, not over paraphrases added to the game
+since): a generator trained on those vectors keeps its conditioning.
 `targets = "learned"` leaves the vectors free (a world whose generator is not trained yet).
 
 Threshold. After training, the similarity that separates "understood" from "not understood" is
