@@ -170,7 +170,7 @@ def test_events_stage_writes_a_world_that_understands_its_events(tiny_setup, tmp
     from worldsim.world import WorldModel
 
     data, init = tiny_setup
-    summary = stages.run_stage("events", _config(data, init, steps=40, lr=3e-3), tmp_path / "run")
+    summary = stages.run_stage("events", _config(data, init, steps=80, lr=3e-3), tmp_path / "run")
     assert summary.last_loss < summary.first_loss
     world = WorldModel.from_pretrained(tmp_path / "run" / "final")
     # The tokenizer was rebuilt over every training text of the game (the init world knew three).
@@ -182,7 +182,9 @@ def test_events_stage_writes_a_world_that_understands_its_events(tiny_setup, tmp
     report = E.held_out_accuracy(world)
     assert report.total == 80 and report.correct == entry["held_out_correct"] and report.accuracy is not None
     assert len(report.misses) == report.total - report.correct
-    assert world.understand_event("night falls").nearest == "night falls"
+    # a few dozen tiny steps over 16 events of ~80 texts each: most canonical texts (chance: 1 in 16)
+    got = world.understand_events([event.canonical for event in explorer_events.EVENT_TYPES])
+    assert sum(item.nearest == event.canonical for item, event in zip(got, explorer_events.EVENT_TYPES)) >= 8
     assert world.metadata["training"][-1]["stage"] == "events"
 
 
