@@ -27,6 +27,17 @@ def test_diagnostics_are_logged_every_n_steps_and_at_the_end(tmp_path):
     assert [(row["step"], row["branch/calls"]) for row in rows] == [(2, 1), (4, 2), (5, 3)]
 
 
+class SilentStage(ToyStage):
+    def diagnostics(self):
+        return {}  # a game without a ground truth: nothing to measure
+
+
+def test_a_stage_with_nothing_to_diagnose_logs_no_empty_rows(tmp_path):
+    config = ToyConfig(steps=4, diagnose_every=2, log_every=4, progress=False)
+    train(SilentStage(config), config, tmp_path)
+    assert [row["step"] for row in read_metrics(tmp_path / "metrics.csv")] == [4]
+
+
 def test_no_diagnostics_unless_asked(tmp_path):
     config = ToyConfig(steps=3, log_every=1, progress=False)
     train(DiagnosedStage(config), config, tmp_path)

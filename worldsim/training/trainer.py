@@ -246,10 +246,12 @@ def train(stage: Stage, config: TrainConfig, out_dir: Path, context: Distributed
 
 
 def _log_diagnostics(stage: Stage, step: int, log: MetricLog) -> None:
-    """Log the stage's `diagnostics()` (a dict of floats), for stages that have them."""
+    """Log the stage's `diagnostics()` (a dict of floats), for stages that have them; a game
+    without a ground truth gives none, and an empty row would say nothing."""
     diagnostics = getattr(stage, "diagnostics", None)
-    if diagnostics is not None:
-        log.log(step, diagnostics())
+    found = diagnostics() if diagnostics is not None else {}
+    if found:
+        log.log(step, found)
 
 
 def _progress_bar(config: TrainConfig, name: str, start_step: int, context: DistributedContext):
