@@ -79,11 +79,20 @@ class Renderer:
         # pygame.transform.scale samples nearest-neighbour: pixels stay crisp squares.
         self.surface.blit(pygame.transform.scale(image, self.layout.panel_size), origin)
         if len(self.layout.panel_origins) > 1:
-            label = f"{self.panel_names[index]}   return {hud.returns[index]:+g}"
-            rendered = self.small_font.render(label, True, TEXT)
+            rendered = self._panel_label(self.panel_names[index], hud.returns[index], self.layout.panel_size[0])
             # in the strip above the panel (Layout leaves LABEL_STRIP rows there)
             y = origin[1] - LABEL_STRIP + (LABEL_STRIP - rendered.get_height()) // 2
             self.surface.blit(rendered, (origin[0] + 2, y))
+
+    def _panel_label(self, name: str, episode_return: float, width: int):
+        """The longest form of a panel's label that fits its width (side-by-side labels must not
+        run into each other at small scales)."""
+        forms = (f"{name}   return {episode_return:+g}", f"{name} {episode_return:+g}", name)
+        for form in forms:
+            rendered = self.small_font.render(form, True, TEXT)
+            if rendered.get_width() <= width - 4:
+                return rendered
+        return rendered
 
     # ----------------------------------------------------------------------------- HUD
     def _draw_hud(self, hud: Hud) -> None:
