@@ -21,7 +21,11 @@ def test_the_default_world_ships_with_files_under_16_mib():
 
 def test_its_metadata_records_every_recipe_stage_and_the_measured_fidelity():
     metadata = json.loads((bundled_folder(DEFAULT_WORLD) / "config.json").read_text())["metadata"]
-    assert [record["stage"] for record in metadata["training"]] == list(CHAINS[metadata["recipe"]["chain"]])
+    # The recipe's chain, then the stages that continued from its world (each recorded by name).
+    chain = list(CHAINS[metadata["recipe"]["chain"]])
+    stages = [record["stage"] for record in metadata["training"]]
+    assert stages[:len(chain)] == chain
+    assert stages[len(chain):] == [step["stage"] for step in metadata["recipe"].get("continued", [])]
     assert all(record["steps"] > 0 and record["wall_time_s"] > 0 for record in metadata["training"])
     assert metadata["data"]["world"] == "explorer" and metadata["data"]["frames"] > 0
     assert metadata["hardware"]["cores"] > 0
@@ -58,3 +62,16 @@ def test_it_follows_its_keys():
     assert found["move_to_seed_spread"] > 5
     assert found["wrong_minus_true_psnr_db"] < -3
     assert found["idm_moved_accuracy"] >= 0.9
+
+
+def test_it_stops_at_walls():
+    """Moves into water, trees or rock leave the view where it is: the inverse-dynamics probe reads
+    noop from the generated pair (the first playable world scrolled anyway: 0 of 18)."""
+    from worldsim.eval.action_branch import action_branch_test
+    from worldsim.eval.branch_contexts import sample_branch_contexts
+    from worldsim.eval.probes import Probes
+
+    contexts = sample_branch_contexts(24, context_frames=2, size=64, seed=3)
+    found = action_branch_test(worldsim.load(), contexts, seed=0, probes=Probes.load())
+    assert found["idm_blocked_pairs"] >= 10
+    assert found["idm_blocked_accuracy"] >= 0.7
