@@ -224,7 +224,7 @@ def test_a_run_that_made_no_shard_can_be_rerun_with_other_settings(tmp_path, mon
     def crash(*args, **kwargs):
         raise MemoryError("the first shard did not fit")
 
-    monkeypatch.setattr("worldsim.data.generate.rollout_shard", crash)
+    monkeypatch.setattr(GenerateConfig, "rollout_shard", crash)
     with pytest.raises(MemoryError):
         generate(out, SMALL, progress=False)
     assert (out / MANIFEST_NAME).exists() and not Dataset(out).num_shards

@@ -63,12 +63,6 @@ class GenerateSettings(Protocol):
         """The content of shard `index`; `on_frames(n)` reports progress (the calls add up to its length)."""
 
 
-def rollout_shard(config: GenerateSettings, index: int,
-                  on_frames: Callable[[int], None] | None = None) -> ShardArrays:
-    """Shard `index` of the dataset `config` describes, as its game makes it."""
-    return config.rollout_shard(index, on_frames)
-
-
 def generate(
     out: str | Path, config: GenerateSettings, workers: int = 1, progress: bool = True,
     on_shard: Callable[[ShardRecord], None] | None = None,
@@ -193,7 +187,7 @@ def _produce(
 
 def _make_shard(out: Path, config: GenerateSettings, index: int,
                 on_frames: Callable[[int], Any] | None) -> ShardRecord:
-    arrays = rollout_shard(config, index, on_frames)
+    arrays = config.rollout_shard(index, on_frames)
     return write_shard(out, index, arrays, config.layout(), compress=config.compress)
 
 

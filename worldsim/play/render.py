@@ -86,13 +86,10 @@ class Renderer:
 
     def _panel_label(self, name: str, episode_return: float, width: int):
         """The longest form of a panel's label that fits its width (side-by-side labels must not
-        run into each other at small scales)."""
-        forms = (f"{name}   return {episode_return:+g}", f"{name} {episode_return:+g}", name)
-        for form in forms:
-            rendered = self.small_font.render(form, True, TEXT)
-            if rendered.get_width() <= width - 4:
-                return rendered
-        return rendered
+        run into each other at small scales); measured without rendering, rendered once."""
+        forms = (f"{name}   return {episode_return:+g}", f"{name} {episode_return:+g}")
+        fitting = next((form for form in forms if self.small_font.size(form)[0] <= width - 4), name)
+        return self.small_font.render(fitting, True, TEXT)
 
     # ----------------------------------------------------------------------------- HUD
     def _draw_hud(self, hud: Hud) -> None:

@@ -93,9 +93,6 @@ def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldMod
     parameters, which start at their initial values. A warm start for a grown generator design."""
     import json
 
-    from worldsim.model import CausalTransformer
-    from worldsim.world import WorldModel
-
     overrides: dict[str, Any] = {}
     for change in changes:
         key, sep, text = change.partition("=")
@@ -105,16 +102,14 @@ def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldMod
             overrides[f"transformer.{key}"] = json.loads(text)
         except json.JSONDecodeError:
             raise ConfigError(f"transformer_changes: cannot parse the value of {change!r}") from None
-    config = world.config.with_overrides(overrides)
-    transformer = CausalTransformer(config.transformer).to(world.device)
-    old, new = world.transformer.state_dict(), transformer.state_dict()
+    grown = with_new_transformer(world, overrides)
+    old, new = world.transformer.state_dict(), grown.transformer.state_dict()
     changed = sorted(key for key in old if key not in new or old[key].shape != new[key].shape)
     if changed:
         raise ConfigError(f"transformer_changes {changes} remove or reshape trained weights ({changed[0]}); "
                           "only changes that add parameters can warm-start")
-    transformer.load_state_dict(old, strict=False)
-    return WorldModel(config, world.autoencoder, transformer, world.tokenizer, world.event_encoder,
-                      world.reward_model, world.context_frames, world.event_texts, dict(world.metadata))
+    grown.transformer.load_state_dict(old, strict=False)
+    return grown
 
 
 def save_world(world: "WorldModel", out_dir: Path, summary: "TrainSummary", **metadata: Any) -> None:
