@@ -6,6 +6,13 @@ noise level (`logit_normal_weight`). This is the teacher whose ODE map a causal 
 actually learn (a bidirectional teacher's target would depend on future frames the student never
 sees), so `causal-cd` distils from it. Trained like the bidirectional `teacher`, from whose world
 it starts by default; the same network then also works with a diffusion-forcing sampler.
+
+With `own_history > 0` a share of rows trains on the network's own history (scheduled sampling):
+their context frames after the first are replaced by the network's rollout from the clip's first
+frame under the clip's actions and events, sampled as the world is played, while the targets stay
+the true frames. Teacher forcing alone never shows the network its own slightly blurred frames, so
+in play it continues their blur until the view dissolves; these rows teach it to pull such a
+history back toward the data.
 """
 from __future__ import annotations
 
@@ -15,9 +22,11 @@ import torch
 from torch import Tensor
 
 from worldsim.model import flow
+from worldsim.sampling.frame_sampler import CleanFrames, Conditions, step_sigmas
 from worldsim.training import losses
 from worldsim.training.batches import ModelBatch
 from worldsim.training.config import ConfigError
+from worldsim.training.self_rollout import continue_from, gaussian_noise_source
 from worldsim.training.teacher import FlowMatchingConfig, FlowMatchingStage
 
 __all__ = ["ARTeacherConfig", "ARTeacherStage"]
@@ -31,11 +40,14 @@ class ARTeacherConfig(FlowMatchingConfig):
     # matter most). "uniform": every level alike, for a world sampled as it is in 1-2 steps,
     # whose first step predicts x0 at sigma 1 — where the bell weight vanishes.
     loss_weight: str = "bell"
+    own_history: float = 0.0  # share of rows whose context is the network's own rollout (module docstring)
 
     def validate(self) -> None:
         super().validate()
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"context_noise must be in [0, 1), got {self.context_noise}")
+        if not 0.0 <= self.own_history <= 1.0:
+            raise ConfigError(f"own_history must be in [0, 1], got {self.own_history}")
         if self.loss_weight not in ("bell", "uniform"):
             raise ConfigError(f"loss_weight must be 'bell' or 'uniform', got {self.loss_weight!r}")
 
@@ -45,7 +57,7 @@ class ARTeacherStage(FlowMatchingStage):
     role = "teacher-forcing autoregressive teacher (for causal-cd)"
 
     def velocity(self, batch: ModelBatch, noisy: Tensor, sigma: Tensor, events: Tensor) -> Tensor:
-        clean, clean_sigma = batch.latents, None
+        clean, clean_sigma = self.context_latents(batch, events), None
         if self.config.context_noise > 0:
             clean_sigma = self.config.context_noise * torch.rand_like(sigma)
             clean = flow.add_noise(batch.latents, torch.randn_like(batch.latents), clean_sigma)
@@ -54,3 +66,23 @@ class ARTeacherStage(FlowMatchingStage):
 
     def frame_weight(self, sigma: Tensor) -> Tensor | None:
         return losses.logit_normal_weight(sigma) if self.config.loss_weight == "bell" else None
+
+    def context_latents(self, batch: ModelBatch, events: Tensor) -> Tensor:
+        """The clean frames the noisy ones are conditioned on: the true clip, with the frames after
+        the first replaced by the network's own rollout in an `own_history` share of rows.
+
+        The last frame is no frame's context, so the rollout stops one short of it.
+        """
+        latents = batch.latents
+        rows = torch.rand(latents.shape[0], device=latents.device) < self.config.own_history
+        if latents.shape[1] < 3 or not bool(rows.any()):
+            return latents
+        sampling = self.world.config.sampling
+        actions, row_events = batch.actions[rows], events[rows]
+        start = CleanFrames(latents[rows, :1], Conditions(actions[:, :1], row_events[:, :1]))
+        later = Conditions(actions[:, 1:-1], row_events[:, 1:-1])
+        own = continue_from(self.transformer, start, later, step_sigmas(sampling.num_steps, sampling.sigma_shift),
+                            gaussian_noise_source(row_events))
+        latents = latents.clone()
+        latents[rows, 1:-1] = own
+        return latents

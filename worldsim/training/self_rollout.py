@@ -13,6 +13,8 @@ same history and, at each exit step, the same noisy input: its x0 is the proxima
 Delta Forcing's M3 continuity variant.
 
 `rolling_rollout` is the Rolling Forcing variant: a window of frames at staggered noise levels.
+`continue_from` is a plain rollout without gradient: the self-generated history the `ar-teacher`
+stage can train on.
 """
 from __future__ import annotations
 
@@ -30,11 +32,12 @@ from worldsim.sampling.frame_sampler import (
     commit,
     denoise_step,
     predict_velocity,
+    sample_frames,
 )
 from worldsim.training.losses import rolling_gradient_mask, rolling_window_sigmas
 
 __all__ = ["ExitSteps", "Anchor", "Rollout", "RollingWindow", "gaussian_noise_source", "frame_with_exit",
-           "rollout", "rolling_rollout"]
+           "rollout", "rolling_rollout", "continue_from"]
 
 
 @dataclass(frozen=True)
@@ -194,3 +197,18 @@ def rolling_rollout(
             emitted.append(x0[:, :1])
             state, first = state[:, 1:], first + 1
     return windows, torch.cat(emitted, dim=1) if emitted else state[:, :0]
+
+
+@torch.no_grad()
+def continue_from(net: CausalTransformer, start: CleanFrames, conditions: Conditions, sigmas: Sequence[float],
+                  noise: NoiseSource) -> Tensor:
+    """Frames `[B, F, ...]` generated after the clean `start` frames, one at a time along `sigmas`,
+    exactly as the Simulator plays them (a fresh cache, no gradient)."""
+    cache = net.new_cache(start.latents.shape[0], device=start.latents.device)
+    pending, frames = start, []
+    for index in range(conditions.actions.shape[1]):
+        condition = Conditions(conditions.actions[:, index:index + 1], conditions.events[:, index:index + 1])
+        frame = sample_frames(net, cache, condition, sigmas, noise, pending)
+        pending = CleanFrames(frame, condition)
+        frames.append(frame)
+    return torch.cat(frames, dim=1)
