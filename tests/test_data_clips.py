@@ -107,6 +107,18 @@ def test_clip_weights_count_the_labelled_steps_of_each_clip():
     np.testing.assert_array_equal(clip_weights(shard, starts, 3, {"moved": 5.0}), np.ones(6))
 
 
+def test_event_switch_is_a_label_of_every_shard():
+    """A step whose next frame is under another event carries `event_switch`, stored or not."""
+    from worldsim.data.clips import check_label_boost, clip_weights
+    from worldsim.data.format import ShardArrays
+
+    events = np.array([-1, -1, 3, 3, 3, 0, 0, 0], np.int32)  # switches at steps 1 and 4
+    shard = ShardArrays(frames=np.zeros((8, 2, 2, 3), np.uint8), actions=np.zeros(8, np.int64), events=events,
+                        rewards=np.zeros(8, np.float32), terminated=np.zeros(8, bool), episode=np.zeros(8, np.int64))
+    np.testing.assert_array_equal(clip_weights(shard, np.arange(6), 3, {"event_switch": 1.0}), [2, 2, 1, 2, 2, 1])
+    assert check_label_boost({"event_switch": 2}) == {"event_switch": 2.0}
+
+
 class _LabelledDataset:
     """The part of Dataset a ClipSampler reads: one shard of 2000 frames, 2 % of steps blocked."""
 

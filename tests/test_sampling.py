@@ -16,6 +16,7 @@ from worldsim.sampling.frame_sampler import (
     denoise_step,
     fused_commit_is_exact,
     sample_frames,
+    sample_frames_guided,
     step_sigmas,
 )
 from worldsim.sampling.noise import RowNoise, gaussian_noise, hash32, seeds_for_batch
@@ -184,6 +185,28 @@ def test_fused_sampling_equals_separate_commits_through_evictions(world, rollout
 
 # ----------------------------------------------------------------------------------------------
 # chunks and the rolling window
+
+
+def test_switch_guidance_extrapolates_from_the_reference_event(world):
+    """One step is one x0 prediction, linear in the velocity: guided = ref + s * (plain - ref).
+    Rows at scale 1 are the plain sampler (up to rounding: `pending` is committed in a pass of its own)."""
+    net, sigmas = world.transformer, step_sigmas(1, 1.0)
+    night, day = conditions(world, 2), conditions(world, 2, event="a sunny meadow")
+    scale = torch.tensor([3.0, 1.0])
+
+    def run(sampler, *args):
+        cache = net.new_cache(2)
+        commit(net, cache, random_clean(world, batch=2, seed=5))
+        with torch.no_grad():
+            frames = sampler(net, cache, *args, sigmas, RowNoise([3, 4]), random_clean(world, batch=2))
+        assert cache.num_frames.tolist() == [2, 2]
+        return frames
+
+    plain, reference = run(sample_frames, night), run(sample_frames, day)
+    guided = run(sample_frames_guided, night, day.events, scale)
+    assert torch.allclose(guided[0], reference[0] + 3.0 * (plain[0] - reference[0]), atol=1e-4)
+    assert torch.allclose(guided[1], plain[1], atol=1e-5)
+    assert not torch.allclose(guided[0], plain[0], atol=1e-3)
 
 
 def test_first_frame_of_a_chunk_equals_the_frame_sampled_alone(world):

@@ -60,6 +60,42 @@ def test_killed_delta_stage_resumes_to_identical_weights(tiny_data, random_world
     assert record["stage"] == "delta" and record["variant"] == "M3-clip" and record["rho"] == 0.5
 
 
+def _ar_teacher_config(tiny_data, random_world, **extra):
+    overrides = [f"data={tiny_data}", f"init={random_world}", "steps=4", "batch_size=3", "clip_frames=5",
+                 "checkpoint_every=2", "log_every=1", "progress=false", "diagnose_every=0"]
+    return stages.build_config("ar-teacher", None, overrides + [f"{k}={v}" for k, v in extra.items()])
+
+
+def test_own_history_rows_condition_on_the_network_rollout(tiny_data, random_world):
+    """With own_history the context frames after the first are the network's rollout from the clip's
+    first frame; the first frame and the last (no frame's context) stay true; share 0 keeps the clip."""
+    from worldsim.training.ar_teacher import ARTeacherStage
+    from worldsim.training.batches import to_model_batch
+    from worldsim.training.distributed import DistributedContext
+    from worldsim.training.event_conditioning import encode_event_ids
+
+    stage = ARTeacherStage(_ar_teacher_config(tiny_data, random_world, own_history=1.0), DistributedContext())
+    batch = to_model_batch(stage.clips.batch(0), stage.world.autoencoder, stage.world.config.no_action)
+    events = encode_event_ids(batch.event_ids, stage.vocabulary, stage.world.tokenizer, stage.event_encoder)
+    own = stage.context_latents(batch, events)
+    assert torch.equal(own[:, 0], batch.latents[:, 0]) and torch.equal(own[:, -1], batch.latents[:, -1])
+    assert (own[:, 1:-1] - batch.latents[:, 1:-1]).abs().flatten(1).amax(dim=1).min() > 1e-3  # every row
+    stage.config.own_history = 0.0
+    assert stage.context_latents(batch, events) is batch.latents
+
+
+def test_killed_ar_teacher_with_own_history_resumes_to_identical_weights(tiny_data, random_world, tmp_path):
+    """The rows drawn for own history and the rollouts' noise come back exactly after a resume."""
+    config = _ar_teacher_config(tiny_data, random_world, own_history=0.5, context_noise=0.2)
+    straight, resumed = straight_and_resumed("ar-teacher", config, tmp_path, kill_at_step=3)
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "straight" / "final" / "transformer.safetensors")
+    b = load_file(tmp_path / "killed" / "final" / "transformer.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.last_loss == straight.last_loss
+
+
 def test_train_cli_rejects_bad_settings_without_running(tiny_data, random_world, tmp_path, capsys):
     from worldsim.cli import main
 

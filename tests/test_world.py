@@ -268,6 +268,36 @@ def test_recache_on_switch(world):
     assert torch.equal(next_plain[1], next_recached[1])
 
 
+def test_switch_guidance_acts_on_the_switched_rows_for_its_frames(world, monkeypatch):
+    from worldsim.sampling import simulator as simulator_module
+
+    guided_calls = []
+    original = simulator_module.sample_frames_guided
+
+    def counting(*args, **kwargs):
+        guided_calls.append(args[4].tolist())  # the per-row scale
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(simulator_module, "sample_frames_guided", counting)
+
+    def switched(scale):
+        sim = world.simulator(batch_size=2, seed=0, switch_guidance=scale, switch_guidance_frames=2)
+        sim.reset(event="a sunny meadow")
+        frames = [sim.step([1, 1])[0], sim.step([2, 2], events=["night falls", None])[0]]
+        frames += [sim.step([3, 3])[0] for _ in range(3)]
+        return torch.stack(frames, dim=1)
+
+    plain = switched(1.0)
+    assert guided_calls == []
+    guided = switched(4.0)
+    assert guided_calls == [[4.0, 1.0], [4.0, 1.0]]  # the switch frame and the one after, row 0 only
+    assert torch.equal(plain[:, 0], guided[:, 0])
+    assert (plain[1].int() - guided[1].int()).abs().max() <= 1  # row 1 never switched (rounding aside)
+    assert not torch.equal(plain[0, 1], guided[0, 1])
+    with pytest.raises(ValueError, match="switch guidance"):
+        world.simulator(sampler="rolling", switch_guidance=2.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # the rolling sampler
 

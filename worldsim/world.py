@@ -146,6 +146,8 @@ class WorldModel:
         recache_on_switch: bool | None = None,
         sampler: str = "frame",
         compile: bool | None = None,
+        switch_guidance: float = 1.0,
+        switch_guidance_frames: int = 4,
     ) -> Simulator:
         """A Simulator of `batch_size` envs (see worldsim.sampling.simulator for the options).
 
@@ -155,7 +157,7 @@ class WorldModel:
         """
         return Simulator(
             self, batch_size, seed=seed, steps=steps, recache_on_switch=recache_on_switch, sampler=sampler,
-            compile=compile,
+            compile=compile, switch_guidance=switch_guidance, switch_guidance_frames=switch_guidance_frames,
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------ files

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 # Frames kept in memory by a sampler when the caller sets no limit.
 DEFAULT_CACHE_BYTES = 1 << 30
 
+# Step labels every shard has, derived from its arrays: step i leads from frame i to frame i+1.
+DERIVED_LABELS = {
+    "event_switch": lambda shard: np.append(shard.events[1:] != shard.events[:-1], False),
+}
+
 
 @dataclass
 class Clip:
@@ -44,12 +49,13 @@ def clip_weights(shard: ShardArrays, starts: np.ndarray, num_frames: int,
                  label_boost: dict[str, float]) -> np.ndarray:
     """Sampling weight of every clip start: 1 + sum over labels of boost x (steps of the clip
     carrying that label). Steps are the clip's transitions (frames start .. start+F-2: the last
-    frame's step leads outside the clip). A shard without a label adds nothing for it.
+    frame's step leads outside the clip). A shard without a stored label adds nothing for it;
+    `DERIVED_LABELS` exist in every shard.
     """
     weights = np.ones(len(starts), dtype=np.float64)
     steps = max(num_frames - 1, 1)
     for name, boost in label_boost.items():
-        label = shard.extras.get(name)
+        label = DERIVED_LABELS[name](shard) if name in DERIVED_LABELS else shard.extras.get(name)
         if label is None:
             continue
         # Steps carrying the label in [i, i + steps), for every i, from one cumulative sum.
@@ -183,9 +189,10 @@ class ClipSampler:
 
 def check_label_boost(label_boost: dict[str, float]) -> dict[str, float]:
     """`label_boost` if every key is a known step label and every boost a number >= 0."""
+    known = (*EXTRA_DTYPES, *DERIVED_LABELS)
     for name, boost in label_boost.items():
-        if name not in EXTRA_DTYPES:
-            raise ValueError(f"label_boost: unknown label {name!r}; labels: {', '.join(EXTRA_DTYPES)}")
+        if name not in known:
+            raise ValueError(f"label_boost: unknown label {name!r}; labels: {', '.join(known)}")
         if isinstance(boost, bool) or not isinstance(boost, (int, float)) or not boost >= 0:
             raise ValueError(f"label_boost: the boost of {name!r} must be a number >= 0, got {boost!r}")
     return {name: float(boost) for name, boost in label_boost.items()}

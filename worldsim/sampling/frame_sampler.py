@@ -165,3 +165,38 @@ def sample_frames(
         velocity = predict_velocity(net, cache, x, levels, conditions, pending if step == 0 else None)
         x = denoise_step(x, sigma, sigma_next, velocity, noise)
     return x
+
+
+def sample_frames_guided(
+    net: CausalTransformer,
+    cache: KVCache,
+    conditions: Conditions,
+    reference_events: Tensor,
+    scale: Tensor,
+    sigmas: Sequence[float],
+    noise: NoiseSource,
+    pending: CleanFrames | None = None,
+) -> Tensor:
+    """`sample_frames` with each velocity pushed away from the one under `reference_events`:
+    `v_ref + scale · (v − v_ref)` per row (`scale` [B]; rows at 1 get the unguided frame, up to the
+    rounding of committing `pending` in its own pass).
+
+    Right after an event switch the reference is the event before it, so the guidance amplifies
+    what the new event changes (the world's frames otherwise carry the old look forward). Costs
+    two passes per step, plus a separate commit of `pending`, which both passes then see.
+    """
+    if pending is not None:
+        commit(net, cache, pending)
+    config = net.config
+    num_frames = conditions.actions.shape[1]
+    reference = Conditions(conditions.actions, reference_events)
+    guided = (scale != 1.0).view(-1, *([1] * 4))
+    scale = scale.view(-1, *([1] * 4)).to(reference_events.dtype)
+    x = noise((num_frames, config.latent_channels, config.latent_size, config.latent_size))
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        levels = x.new_full(x.shape[:2], sigma)
+        velocity = predict_velocity(net, cache, x, levels, conditions)
+        velocity_reference = predict_velocity(net, cache, x, levels, reference)
+        pushed = velocity_reference + scale * (velocity - velocity_reference)
+        x = denoise_step(x, sigma, sigma_next, torch.where(guided, pushed, velocity), noise)
+    return x

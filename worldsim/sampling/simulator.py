@@ -43,7 +43,7 @@ from worldsim.model.frames import to_frames, to_pixels
 from worldsim.model.kv_cache import KVCache
 from worldsim.model.reward import class_to_reward
 from worldsim.sampling import inputs
-from worldsim.sampling.frame_sampler import CleanFrames, Conditions, sample_frames, step_sigmas
+from worldsim.sampling.frame_sampler import CleanFrames, Conditions, sample_frames, sample_frames_guided, step_sigmas
 from worldsim.sampling.noise import RowNoise, seeds_for_batch
 from worldsim.sampling.recache import FrameHistory, recache_rows
 from worldsim.sampling.rolling import RollingSampler
@@ -67,6 +67,8 @@ class Simulator:
         recache_on_switch: bool | None = None,
         sampler: str = "frame",
         compile: bool | None = None,
+        switch_guidance: float = 1.0,
+        switch_guidance_frames: int = 4,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -80,6 +82,9 @@ class Simulator:
         recache = sampling.recache_on_switch if recache_on_switch is None else recache_on_switch
         if recache and sampler == "rolling":
             raise ValueError("re-cache on switch is implemented for the frame sampler only")
+        if switch_guidance != 1.0 and sampler == "rolling":
+            raise ValueError("switch guidance is implemented for the frame sampler only")
+        self.switch_guidance, self.switch_guidance_frames = float(switch_guidance), int(switch_guidance_frames)
         self.device = world.device
         self._use_bf16 = self.device.type == "cuda"
         self._compiled = self.device.type == "cuda" if compile is None else compile
@@ -94,6 +99,9 @@ class Simulator:
             self._cache = net.new_cache(batch_size, device=self.device, dtype=cache_dtype)
             self._history = FrameHistory(self._cache, latent_shape, net.config.event_dim) if recache else None
             self._event_vectors = torch.zeros(batch_size, world.config.events.dim, device=self.device)
+            # the event before each row's last switch, and the frames generated since (guidance)
+            self._previous_vectors = torch.zeros_like(self._event_vectors)
+            self._since_switch = torch.full((batch_size,), self.switch_guidance_frames, device=self.device)
             self._rolling = None
             if sampler == "rolling":
                 self._rolling = RollingSampler(net, self._cache, self.sigmas, self._noise)
@@ -208,7 +216,7 @@ class Simulator:
             self._history.record(self._cache.num_frames, pending)
         conditions = Conditions(actions[:, None], self._event_vectors[:, None].clone())
         if self._rolling is None:
-            latents = sample_frames(world.transformer, self._cache, conditions, self.sigmas, self._noise, pending)
+            latents = self._sample(conditions, pending)
             self._pending = CleanFrames(latents, conditions)
         else:
             latents = self._rolling.push(conditions)
@@ -223,7 +231,21 @@ class Simulator:
         reward = class_to_reward(reward_logits.argmax(dim=-1)).float()
         return self._frames.clone(), reward, done_logit > 0
 
+    def _sample(self, conditions: Conditions, pending: CleanFrames) -> Tensor:
+        """The frame sampler's next latents, guided away from the old event in the rows that
+        switched less than `switch_guidance_frames` frames ago."""
+        net = self.world.transformer
+        guided = self._since_switch < self.switch_guidance_frames
+        self._since_switch = (self._since_switch + 1).clamp_max(self.switch_guidance_frames)
+        if self.switch_guidance == 1.0 or not bool(guided.any()):
+            return sample_frames(net, self._cache, conditions, self.sigmas, self._noise, pending)
+        scale = torch.where(guided, self.switch_guidance, 1.0)
+        return sample_frames_guided(net, self._cache, conditions, self._previous_vectors[:, None].clone(), scale,
+                                    self.sigmas, self._noise, pending)
+
     def _switch_events(self, rows: Tensor, vectors: Tensor) -> None:
+        self._previous_vectors[rows] = self._event_vectors[rows]
+        self._since_switch[rows] = 0
         self._event_vectors[rows] = vectors
         if self._history is not None:
             recache_rows(self.world.transformer, self._cache, self._history, rows, vectors)
@@ -271,6 +293,7 @@ class Simulator:
             self._recent[rows] = recent
             self._frames[rows] = frames
         self._event_vectors[rows] = vectors
+        self._since_switch[rows] = self.switch_guidance_frames
 
     def _decode(self, latents: Tensor) -> Tensor:
         with record_function("worldsim.decode"):
