@@ -36,6 +36,30 @@ def test_flow_matching_weight_selects_frames():
         L.flow_matching_loss(v_pred, x0[:, :1], noise)
 
 
+def test_change_weight_lifts_the_cells_that_change():
+    latents = torch.zeros(1, 3, 2, 2, 2)
+    latents[0, 1, :, 0, 0] = 1.0  # one cell changes into frame 1 and back in frame 2
+    weight = L.change_weight(latents, strength=2.0)
+    assert weight.shape == (1, 3, 1, 2, 2)
+    assert torch.all(weight[0, 0] == 1)  # the first frame has nothing to compare with
+    changed = weight[0, 1:, 0, 0, 0]
+    # 2 changed cells of 12: mean change 1/6, so a changed cell weighs 1 + 2 * 6 = 13, the others 1
+    torch.testing.assert_close(changed, torch.full((2,), 13.0))
+    assert torch.all(weight[0, 1:, 0, 1:] == 1) and torch.all(weight[0, 1:, 0, 0, 1] == 1)
+    assert torch.all(L.change_weight(torch.zeros(1, 2, 2, 2, 2), 5.0) == 1)  # nothing moves: plain mean
+
+
+def test_cell_weight_keeps_the_loss_scale_and_focuses_it():
+    x0, noise = torch.zeros(1, 2, 1, 1, 2), torch.zeros(1, 2, 1, 1, 2)
+    v_pred = torch.zeros(1, 2, 1, 1, 2)
+    v_pred[0, 1, 0, 0, 1] = 2.0  # one wrong element of four, squared error 4
+    assert L.flow_matching_loss(v_pred, x0, noise) == 1.0
+    assert L.flow_matching_loss(v_pred, x0, noise, cell_weight=torch.full((1, 2, 1, 1, 2), 7.0)) == 1.0
+    focused = torch.ones(1, 2, 1, 1, 2)
+    focused[0, 1, 0, 0, 1] = 5.0  # weights 1, 1, 1, 5: mean 2
+    assert L.flow_matching_loss(v_pred, x0, noise, cell_weight=focused) == 2.5
+
+
 def test_logit_normal_weight_is_a_bell_with_unit_mean():
     sigma = (torch.arange(100_000, dtype=torch.float64) + 0.5) / 100_000
     weight = L.logit_normal_weight(sigma)

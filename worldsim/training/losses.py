@@ -71,13 +71,15 @@ def _half_squared_distance(x: Tensor, target: Tensor) -> Tensor:
 
 
 def flow_matching_loss(
-    v_pred: Tensor, x0: Tensor, noise: Tensor, weight: Tensor | None = None
+    v_pred: Tensor, x0: Tensor, noise: Tensor, weight: Tensor | None = None, cell_weight: Tensor | None = None
 ) -> Tensor:
     """Flow-matching regression, a scalar.
 
     With `x_sigma = (1 − σ)·x0 + σ·ε` the velocity target is `v = ε − x0` (independent of σ), and
     the loss is `mean_b,f [ w_{b,f} · mean_pixels (v_pred − v)² ]`. `weight` (`[B]` or `[B, F]`,
     default 1) weights each frame, e.g. by `logit_normal_weight(sigma)` for the AR teacher.
+    `cell_weight` (broadcastable to x0, e.g. `change_weight`) weights elements, divided by its
+    mean so that the loss keeps its scale.
     """
     if v_pred.shape != x0.shape or noise.shape != x0.shape:
         raise ValueError(
@@ -85,10 +87,25 @@ def flow_matching_loss(
             f"noise {tuple(noise.shape)}"
         )
     squared_error = (v_pred - (noise - x0)).pow(2)
+    if cell_weight is not None:
+        squared_error = squared_error * (cell_weight / cell_weight.mean())
     if weight is None:
         return squared_error.mean()
     per_unit = squared_error.flatten(weight.dim()).mean(dim=-1)  # [B] or [B, F]
     return (weight * per_unit).mean()
+
+
+def change_weight(latents: Tensor, strength: float) -> Tensor:
+    """Per-cell loss weight `[B, F, 1, h, w]` that favours what changes between frames.
+
+    `1 + strength · c / mean(c)`, with `c` the channel-mean `|z_f − z_{f−1}|` of each latent cell
+    (0 for a clip's first frame). A sprite is one or two cells of a frame whose other cells stay
+    put, so under a plain mean its error hardly counts; this lifts moving sprites, scrolling edges
+    and event restyles to `strength` times the average cell's weight, more where little else moves.
+    """
+    change = (latents[:, 1:] - latents[:, :-1]).abs().mean(dim=2, keepdim=True)
+    change = torch.cat([torch.zeros_like(change[:, :1]), change], dim=1)
+    return 1 + strength * change / change.mean().clamp_min(1e-6)
 
 
 def logit_normal_weight(sigma: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:

@@ -39,6 +39,9 @@ class FlowMatchingConfig(StageConfig):
     event_drop: float = 0.1  # share of rows trained without their event (for guidance)
     train_events: bool = True  # train the event encoder jointly
     ema_decay: float = 0.999
+    # Extra loss weight on latent cells that change from the previous frame (losses.change_weight):
+    # moving sprites are a cell or two of an otherwise still frame. 0 = a plain mean.
+    change_weight: float = 0.0
     # Grow the init world's generator before training, keeping its weights: transformer config
     # changes that only add parameters, e.g. ["local_positions=true"] (common.with_grown_transformer).
     transformer_changes: list[str] = field(default_factory=list)
@@ -50,6 +53,8 @@ class FlowMatchingConfig(StageConfig):
             raise ConfigError(f"clip_frames must be >= 1, got {self.clip_frames}")
         if not 0.0 <= self.event_drop < 1.0:
             raise ConfigError(f"event_drop must be in [0, 1), got {self.event_drop}")
+        if self.change_weight < 0:
+            raise ConfigError(f"change_weight must be >= 0, got {self.change_weight}")
 
 
 TeacherConfig = FlowMatchingConfig
@@ -115,7 +120,8 @@ class FlowMatchingStage:
         noise = torch.randn_like(batch.latents)
         noisy = flow.add_noise(batch.latents, noise, sigma)
         velocity = self.velocity(batch, noisy, sigma, events)
-        loss = losses.flow_matching_loss(velocity, batch.latents, noise, self.frame_weight(sigma))
+        cells = losses.change_weight(batch.latents, self.config.change_weight) if self.config.change_weight else None
+        loss = losses.flow_matching_loss(velocity, batch.latents, noise, self.frame_weight(sigma), cells)
         grad_norm = optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
         for ema, module in zip(self.ema.values(), self._trained):
             ema_update(ema, module, ema_decay_at(self.config.ema_decay, step))
