@@ -36,16 +36,17 @@ def test_flow_matching_weight_selects_frames():
         L.flow_matching_loss(v_pred, x0[:, :1], noise)
 
 
-def test_change_weight_lifts_the_cells_that_change():
+def test_change_weight_lifts_the_cells_that_change_and_keeps_every_frame_at_mean_one():
     latents = torch.zeros(1, 3, 2, 2, 2)
     latents[0, 1, :, 0, 0] = 1.0  # one cell changes into frame 1 and back in frame 2
     weight = L.change_weight(latents, strength=2.0)
     assert weight.shape == (1, 3, 1, 2, 2)
     assert torch.all(weight[0, 0] == 1)  # the first frame has nothing to compare with
-    changed = weight[0, 1:, 0, 0, 0]
-    # 2 changed cells of 12: mean change 1/6, so a changed cell weighs 1 + 2 * 6 = 13, the others 1
-    torch.testing.assert_close(changed, torch.full((2,), 13.0))
-    assert torch.all(weight[0, 1:, 0, 1:] == 1) and torch.all(weight[0, 1:, 0, 0, 1] == 1)
+    # 2 changed cells of 12: mean change 1/6, raw weight 1 + 2 * 6 = 13 against 1 for the others;
+    # per frame (13 + 1 + 1 + 1) / 4 = 4, so 13 / 4 and 1 / 4
+    torch.testing.assert_close(weight[0, 1:, 0, 0, 0], torch.full((2,), 13 / 4))
+    torch.testing.assert_close(weight[0, 1:, 0, 1, 1], torch.full((2,), 1 / 4))
+    torch.testing.assert_close(weight.mean(dim=(2, 3, 4)), torch.ones(1, 3))
     assert torch.all(L.change_weight(torch.zeros(1, 2, 2, 2, 2), 5.0) == 1)  # nothing moves: plain mean
 
 

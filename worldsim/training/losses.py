@@ -96,16 +96,20 @@ def flow_matching_loss(
 
 
 def change_weight(latents: Tensor, strength: float) -> Tensor:
-    """Per-cell loss weight `[B, F, 1, h, w]` that favours what changes between frames.
+    """Per-cell loss weight `[B, F, 1, h, w]` that favours what changes between frames, with the
+    weight of every frame kept at a mean of 1.
 
-    `1 + strength · c / mean(c)`, with `c` the channel-mean `|z_f − z_{f−1}|` of each latent cell
-    (0 for a clip's first frame). A sprite is one or two cells of a frame whose other cells stay
-    put, so under a plain mean its error hardly counts; this lifts moving sprites, scrolling edges
-    and event restyles to `strength` times the average cell's weight, more where little else moves.
+    Raw weight `1 + strength · c / mean(c)`, with `c` the channel-mean `|z_f − z_{f−1}|` of each
+    latent cell (0 for a clip's first frame) and the mean over the batch; each frame's weights are
+    then divided by their own mean. A sprite is a cell or two of a frame whose other cells stay
+    put, so under a plain mean its error hardly counts; here a still frame with a walking enemy puts
+    several times the average weight on the enemy's cells. The per-frame mean keeps frames where
+    nothing changes (a move into a wall, standing still) as heavy as frames that scroll.
     """
     change = (latents[:, 1:] - latents[:, :-1]).abs().mean(dim=2, keepdim=True)
     change = torch.cat([torch.zeros_like(change[:, :1]), change], dim=1)
-    return 1 + strength * change / change.mean().clamp_min(1e-6)
+    raw = 1 + strength * change / change.mean().clamp_min(1e-6)
+    return raw / raw.mean(dim=(2, 3, 4), keepdim=True)
 
 
 def logit_normal_weight(sigma: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
