@@ -3,6 +3,8 @@ import pytest
 
 from worldsim.envs.explorer import events
 from worldsim.envs.explorer.batch import EVENT_EFFECTS
+from worldsim.model import Tokenizer
+from worldsim.model.config import EventEncoderConfig
 
 
 def test_vocabulary_has_enough_events_and_paraphrases():
@@ -26,6 +28,15 @@ def test_texts_are_unique_across_events_and_splits():
     held_out = {events.normalize(text) for text in events.eval_texts()}
     assert train.isdisjoint(held_out)
     assert len(held_out) == sum(len(event.eval) for event in events.EVENT_TYPES)
+
+
+def test_every_text_fits_the_text_window_whole():
+    # Scenarios put held-out texts in force through the Simulator, which refuses a text longer
+    # than the tokenizer's window; a longer one would also be scored truncated by the held-out measure.
+    window = EventEncoderConfig().max_tokens
+    tokenizer = Tokenizer.build(events.training_texts(), max_tokens=window)
+    too_long = [text for event in events.EVENT_TYPES for text in event.texts if tokenizer.num_tokens(text) > window]
+    assert too_long == []
 
 
 def test_every_text_parses_to_its_event():
