@@ -174,6 +174,20 @@ def test_resume_with_changed_settings_is_refused_before_anything_changes(tmp_pat
     assert ckpt.latest_step(tmp_path / "run" / "checkpoints") == 16
 
 
+def test_a_setting_added_after_the_run_started_resumes_at_its_default_only(tmp_path):
+    """A run started before a stage gained a setting (absent from its config.json) resumes while the
+    setting keeps its default; set to anything else, it is a change like any other."""
+    _run(tmp_path / "run", steps=8)
+    saved_path = tmp_path / "run" / "config.json"
+    saved = json.loads(saved_path.read_text())
+    del saved["ratio"]  # as written by a version without the setting
+    saved_path.write_text(json.dumps(saved))
+    with pytest.raises(ckpt.CheckpointError, match="ratio None -> 2.0"):
+        _run(tmp_path / "run", steps=16, resume=True, ratio=2.0)
+    _run(tmp_path / "run", steps=16, resume=True)
+    assert ckpt.latest_step(tmp_path / "run" / "checkpoints") == 16
+
+
 def test_resume_as_another_stage_is_refused(tmp_path):
     _run(tmp_path / "run", steps=8)
     config = ToyConfig(steps=16, lr=5e-2, checkpoint_every=8, log_every=2, progress=False, warmup_steps=5)
