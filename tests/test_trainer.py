@@ -146,6 +146,23 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path):
     assert len(list((tmp_path / "killed" / "checkpoints").glob("step-*.json"))) == 2
 
 
+def test_throughput_is_the_median_of_the_training_rows_only(tmp_path):
+    """Diagnostics rows in metrics.csv carry no rate; the summary's rate ignores them."""
+    class DiagnosedStage(ToyStage):
+        def diagnostics(self):
+            return {"probe": 1.0}
+
+    config = ToyConfig(steps=12, lr=5e-2, checkpoint_every=4, log_every=2, progress=False, warmup_steps=5,
+                       diagnose_every=2)
+    summary = train(DiagnosedStage(config), config, tmp_path / "run")
+    from worldsim.training.metrics_log import read_metrics
+
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    rates = sorted(row["samples_per_s"] for row in rows if "loss" in row and row["loss"] == row["loss"])
+    assert any("probe" in row for row in rows) and len(rates) == 6
+    assert summary.samples_per_s == round(rates[len(rates) // 2], 3)
+
+
 def test_fresh_run_refuses_to_overwrite_a_checkpoint(tmp_path):
     _run(tmp_path / "run", steps=8)
     before = (tmp_path / "run" / "checkpoints" / "latest.json").read_text()

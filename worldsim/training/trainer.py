@@ -270,7 +270,8 @@ def _finish(stage: Stage, config: TrainConfig, out_dir: Path, context: Distribut
     rows = read_metrics(out_dir / "metrics.csv") if context.is_main else []
     losses = _loss_rows(rows)
     head = max(1, len(losses) // 5)
-    rates = [r["samples_per_s"] for r in rows if "samples_per_s" in r]
+    # diagnostics rows share the file and leave the rate empty (NaN), which would break the median
+    rates = [r["samples_per_s"] for r in rows if not math.isnan(r.get("samples_per_s", math.nan))]
     summary = TrainSummary(
         stage=stage.name, steps=config.steps, wall_time_s=round(elapsed, 3),
         samples_per_s=round(sorted(rates)[len(rates) // 2], 3) if rates else math.nan,
