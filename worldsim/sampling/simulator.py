@@ -137,7 +137,8 @@ class Simulator:
 
     def nbytes(self) -> int:
         """Bytes of all per-simulator state: constant over any number of steps."""
-        tensors = [self._event_vectors, self._noise.seeds, self._noise.counters]
+        tensors = [self._event_vectors, self._previous_vectors, self._since_switch, self._noise.seeds,
+                   self._noise.counters]
         if self._pending is not None:
             conditions = self._pending.conditions
             tensors += [self._pending.latents, conditions.actions, conditions.events, self._recent, self._frames]
