@@ -157,14 +157,10 @@ def sample_frames(
     `pending` frames are committed on the way, with the first step. Returns the clean latents
     ``[B, F, C, h, w]``; the caller keeps them as the next `pending`.
     """
-    config = net.config
-    num_frames = conditions.actions.shape[1]
-    x = noise((num_frames, config.latent_channels, config.latent_size, config.latent_size))
-    for step, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
-        levels = x.new_full(x.shape[:2], sigma)
-        velocity = predict_velocity(net, cache, x, levels, conditions, pending if step == 0 else None)
-        x = denoise_step(x, sigma, sigma_next, velocity, noise)
-    return x
+    def velocity_at(x: Tensor, levels: Tensor, step: int) -> Tensor:
+        return predict_velocity(net, cache, x, levels, conditions, pending if step == 0 else None)
+
+    return _denoise(net, conditions, sigmas, noise, velocity_at)
 
 
 def sample_frames_guided(
@@ -187,16 +183,25 @@ def sample_frames_guided(
     """
     if pending is not None:
         commit(net, cache, pending)
-    config = net.config
-    num_frames = conditions.actions.shape[1]
     reference = Conditions(conditions.actions, reference_events)
     guided = (scale != 1.0).view(-1, *([1] * 4))
     scale = scale.view(-1, *([1] * 4)).to(reference_events.dtype)
-    x = noise((num_frames, config.latent_channels, config.latent_size, config.latent_size))
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
-        levels = x.new_full(x.shape[:2], sigma)
+
+    def velocity_at(x: Tensor, levels: Tensor, step: int) -> Tensor:
         velocity = predict_velocity(net, cache, x, levels, conditions)
         velocity_reference = predict_velocity(net, cache, x, levels, reference)
-        pushed = velocity_reference + scale * (velocity - velocity_reference)
-        x = denoise_step(x, sigma, sigma_next, torch.where(guided, pushed, velocity), noise)
+        return torch.where(guided, velocity_reference + scale * (velocity - velocity_reference), velocity)
+
+    return _denoise(net, conditions, sigmas, noise, velocity_at)
+
+
+def _denoise(net: CausalTransformer, conditions: Conditions, sigmas: Sequence[float], noise: NoiseSource,
+             velocity_at: Callable[[Tensor, Tensor, int], Tensor]) -> Tensor:
+    """The few-step loop shared by the samplers: start from noise, and at every level take
+    `velocity_at(x, levels [B, F], step)` into one `denoise_step`."""
+    config = net.config
+    num_frames = conditions.actions.shape[1]
+    x = noise((num_frames, config.latent_channels, config.latent_size, config.latent_size))
+    for step, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+        x = denoise_step(x, sigma, sigma_next, velocity_at(x, x.new_full(x.shape[:2], sigma), step), noise)
     return x

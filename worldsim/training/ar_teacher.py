@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from worldsim.model import flow
-from worldsim.sampling.frame_sampler import CleanFrames, Conditions, step_sigmas
+from worldsim.sampling.frame_sampler import CleanFrames, Conditions
 from worldsim.training import losses
 from worldsim.training.batches import ModelBatch
 from worldsim.training.config import ConfigError
@@ -77,11 +77,10 @@ class ARTeacherStage(FlowMatchingStage):
         rows = torch.rand(latents.shape[0], device=latents.device) < self.config.own_history
         if latents.shape[1] < 3 or not bool(rows.any()):
             return latents
-        sampling = self.world.config.sampling
         actions, row_events = batch.actions[rows], events[rows]
         start = CleanFrames(latents[rows, :1], Conditions(actions[:, :1], row_events[:, :1]))
         later = Conditions(actions[:, 1:-1], row_events[:, 1:-1])
-        own = continue_from(self.transformer, start, later, step_sigmas(sampling.num_steps, sampling.sigma_shift),
+        own = continue_from(self.transformer, start, later, self.world.config.sampling.step_sigmas(),
                             gaussian_noise_source(row_events))
         latents = latents.clone()
         latents[rows, 1:-1] = own
