@@ -144,3 +144,32 @@ def test_positions_start_at_zero_and_then_tell_cells_apart():
         placed.local.positions.normal_()
     out = placed(uniform, sigma[:, :1], actions[:, :1], None)
     assert not torch.allclose(out[..., 5, 5], out[..., 6, 6])
+
+
+def test_a_widened_history_computes_what_the_shorter_one_did_until_it_learns_to_look_further():
+    from worldsim.model.local_path import widened_history_weights
+
+    short = make_net()  # two predecessors, action conv on
+    long = CausalTransformer(dataclasses.replace(short.config, local_frames=5)).double()
+    long.load_state_dict(widened_history_weights(short.state_dict(), short.config.latent_channels, 2, 5,
+                                                 prefix="local."))
+    latents, sigma, actions, events = clip(short, frames=6)
+    assert torch.equal(short(latents, sigma, actions, events), long(latents, sigma, actions, events))
+    # The padded weights are real parameters: once they change, frames 3+ back reach the output.
+    with torch.no_grad():
+        long.local.stem_in.weight.normal_(0.0, 0.3)
+        for parameter in long.blocks.parameters():  # silence attention: only the local path sees the past
+            parameter.zero_()
+    older = latents.clone()
+    older[:, 0] += 1.0  # frame 0 is the 4th predecessor of frame 4 and the 5th of frame 5
+    difference = (long(older, sigma, actions, events) - long(latents, sigma, actions, events)).abs()
+    assert difference[0, 4].sum() > 0 and difference[0, 5].sum() > 0
+
+
+def test_a_history_cannot_shrink():
+    import pytest
+
+    from worldsim.model.local_path import widened_history_weights
+
+    with pytest.raises(ValueError, match="only grow"):
+        widened_history_weights(make_net().state_dict(), 4, 2, 1, prefix="local.")

@@ -174,5 +174,9 @@ def test_a_grown_transformer_keeps_its_weights_and_refuses_reshaping_changes(ran
     assert all(torch.equal(old[key], new[key]) for key in old)
     with pytest.raises(ConfigError, match="reshape"):
         with_grown_transformer(world, ["dim=64"])
+    longer = with_grown_transformer(world, [f"local_frames={world.config.transformer.local_frames + 3}"])
+    assert longer.transformer.local.stem_in.weight.shape[1] > world.transformer.local.stem_in.weight.shape[1]
+    with pytest.raises(ConfigError, match="reshape"):  # a shorter history would drop trained weights
+        with_grown_transformer(world, [f"local_frames={world.config.transformer.local_frames - 1}"])
     with pytest.raises(ConfigError, match="key=value"):
         with_grown_transformer(world, ["local_positions"])

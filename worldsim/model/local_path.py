@@ -53,6 +53,34 @@ def previous_frames(latents: Tensor, sigma: Tensor, history: Tensor | None = Non
     return sequence[:, index], sequence_sigma[:, index]
 
 
+def widened_history_weights(state: dict[str, Tensor], latent_channels: int, old_previous: int,
+                            new_previous: int, prefix: str = "") -> dict[str, Tensor]:
+    """A local path's weights for `new_previous` >= `old_previous` predecessors, computing exactly
+    what they computed before: the input channels of the added (older) predecessors and of their
+    noise levels get zero weights, so the grown network starts as the trained one and learns how
+    much of the longer past to use. `state` holds the path's tensors under `prefix`.
+
+    Why grow the history: an enemy that has just held its tile for two frames moves next, but
+    which way depends on where it stood four to six frames ago, which two predecessors cannot see.
+    """
+    if new_previous < old_previous:
+        raise ValueError(f"a history can only grow: {old_previous} -> {new_previous} predecessors")
+    added = (new_previous - old_previous) * latent_channels
+    grown = dict(state)
+    stem = state[prefix + "stem_in.weight"]  # [out, C + K*C + K + actions, 3, 3]
+    latents_end = latent_channels * (1 + old_previous)
+    pad = stem.new_zeros(stem.shape[0], added, *stem.shape[2:])
+    level_pad = stem.new_zeros(stem.shape[0], new_previous - old_previous, *stem.shape[2:])
+    grown[prefix + "stem_in.weight"] = torch.cat(
+        (stem[:, :latents_end], pad, stem[:, latents_end : latents_end + old_previous], level_pad,
+         stem[:, latents_end + old_previous :]), dim=1)
+    key = prefix + "previous_by_action.weight"  # [actions, out, K*C, 3, 3]
+    if key in state:
+        kernels = state[key]
+        grown[key] = torch.cat((kernels, kernels.new_zeros(*kernels.shape[:2], added, *kernels.shape[3:])), dim=2)
+    return grown
+
+
 class ActionConv(nn.Module):
     """A 3x3 convolution whose kernel is chosen by the action: one kernel per action row.
 

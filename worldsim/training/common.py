@@ -90,7 +90,8 @@ def with_new_transformer(world: "WorldModel", overrides: dict[str, Any], seed: i
 def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldModel":
     """`world` with its transformer rebuilt under `changes` (``"key=value"`` of transformer config
     keys, e.g. ``"local_positions=true"``) keeping every trained weight: the changes may only add
-    parameters, which start at their initial values. A warm start for a grown generator design."""
+    parameters, which start at their initial values, or lengthen the local path's history
+    (``"local_frames=6"``), whose older predecessors start unused. A warm start for a grown design."""
     import json
 
     overrides: dict[str, Any] = {}
@@ -103,13 +104,26 @@ def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldMod
         except json.JSONDecodeError:
             raise ConfigError(f"transformer_changes: cannot parse the value of {change!r}") from None
     grown = with_new_transformer(world, overrides)
-    old, new = world.transformer.state_dict(), grown.transformer.state_dict()
+    old, new = _with_widened_history(world, grown), grown.transformer.state_dict()
     changed = sorted(key for key in old if key not in new or old[key].shape != new[key].shape)
     if changed:
         raise ConfigError(f"transformer_changes {changes} remove or reshape trained weights ({changed[0]}); "
                           "only changes that add parameters can warm-start")
     grown.transformer.load_state_dict(old, strict=False)
     return grown
+
+
+def _with_widened_history(world: "WorldModel", grown: "WorldModel") -> dict[str, Any]:
+    """`world`'s transformer weights, with the local path's inputs padded for the longer history
+    when `grown` sees more predecessors (model.local_path.widened_history_weights)."""
+    from worldsim.model.local_path import widened_history_weights
+
+    state = world.transformer.state_dict()
+    before, after = world.config.transformer, grown.config.transformer
+    if world.transformer.local is None or after.local_frames <= before.local_frames:
+        return state
+    return widened_history_weights(state, before.latent_channels, before.local_frames, after.local_frames,
+                                   prefix="local.")
 
 
 def save_world(world: "WorldModel", out_dir: Path, summary: "TrainSummary", **metadata: Any) -> None:

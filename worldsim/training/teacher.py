@@ -43,7 +43,8 @@ class FlowMatchingConfig(StageConfig):
     # moving sprites are a cell or two of an otherwise still frame. 0 = a plain mean.
     change_weight: float = 0.0
     # Grow the init world's generator before training, keeping its weights: transformer config
-    # changes that only add parameters, e.g. ["local_positions=true"] (common.with_grown_transformer).
+    # changes that only add parameters, e.g. ["local_positions=true"], or lengthen the local path's
+    # history, e.g. ["local_frames=6"] (common.with_grown_transformer).
     transformer_changes: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
