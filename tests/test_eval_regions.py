@@ -4,7 +4,7 @@ import pytest
 
 from worldsim.eval import metrics, regions
 from worldsim.eval.memory_test import memory_agreement
-from worldsim.eval.rollout_measures import step_bands
+from worldsim.eval.rollout_measures import ENEMY, enemies_kept_next_frame, previous_in_view, step_bands
 from worldsim.eval.targets import check_targets
 
 
@@ -179,3 +179,31 @@ def test_known_region_matches_the_real_game_geometry():
     revealed_psnr = metrics.masked_psnr(scrolled[:, last], truth.frames[:, last], ~known[:, last])
     assert (known_psnr > 25.0).all()
     assert (revealed_psnr < known_psnr - 8.0).all()
+
+
+def test_previous_in_view_moves_the_frame_before_into_the_cells_after_a_step():
+    previous = np.zeros((1, 2, 4, 4), dtype=bool)
+    previous[0, :, 1, 2] = True  # map tile shown at row 1, column 2 in both frames before
+    shift = np.array([[[1, 0], [0, -1]]])  # a step right, then a step up
+    moved, known = previous_in_view(previous, shift)
+    # Right: the view slides left, the tile is one column further left; the last column is new.
+    assert np.argwhere(moved[0, 0]).tolist() == [[1, 1]] and not known[0, 0, :, 3].any()
+    assert known[0, 0, :, :3].all()
+    # Up: the view slides down, the tile is one row lower; the top row is new.
+    assert np.argwhere(moved[0, 1]).tolist() == [[2, 2]] and not known[0, 1, 0].any()
+
+
+def test_enemies_kept_tell_holders_from_steppers():
+    from types import SimpleNamespace
+
+    tiles = np.zeros((1, 3, 4, 4), dtype=np.uint8)
+    tiles[0, 0, 1, 1] = tiles[0, 1, 1, 1] = tiles[0, 2, 1, 2] = ENEMY  # holds at frame 1, steps at frame 2
+    tiles[0, 0, 3, 3] = tiles[0, 1, 3, 3] = tiles[0, 2, 3, 3] = ENEMY  # holds twice
+    truth = SimpleNamespace(tiles=tiles, alive=np.ones((1, 3), dtype=bool), positions=np.zeros((1, 3, 2), np.int64))
+    forced = tiles[:, 1:].copy()
+    forced[0, 1, 1, 2] = 0  # the generator loses the stepping enemy
+    found = enemies_kept_next_frame(truth, forced)
+    assert found["teacher_forced_enemy_tiles"] == {"holding": 3, "stepping": 1}
+    assert found["teacher_forced_enemies_kept"] == {"holding": 1.0, "stepping": 0.0}
+    low, high = found["teacher_forced_enemies_kept_ci95"]["stepping"]
+    assert low == 0.0 < high < 1.0

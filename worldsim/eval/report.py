@@ -270,12 +270,18 @@ def _memory_and_sprites_section(metrics: dict[str, Any]) -> list[str]:
     for name in ("enemy", "coin"):
         rows.append((f"{name} count, generated / truth ({sprites[f'{name}_count_truth']} in the truth)",
                      _interval(sprites[f"{name}_count_ratio"], sprites[f"{name}_count_ratio_ci95"], percent=False)))
+    for motion in ("holding", "stepping"):
+        rows.append((f"enemies {motion}, kept in the teacher-forced next frame "
+                     f"({sprites['teacher_forced_enemy_tiles'][motion]} tiles)",
+                     _interval(sprites["teacher_forced_enemies_kept"][motion],
+                               sprites["teacher_forced_enemies_kept_ci95"][motion])))
     skipped = memory["skipped_steps"]
     note = f" Walks of N = {skipped} do not fit half the cache window and were skipped." if skipped else ""
     return ["## Memory and sprites", "",
             f"Memory: N tiles out and N back on free paths (cache window {memory['window_frames']} frames), tile "
             f"agreement (frame parser) of the way back with the way out at the same positions.{note} Sprites: parser "
-            "counts along the fidelity rollouts over the truth's counts.", "", *_table(rows)]
+            "counts along the fidelity rollouts over the truth's counts; kept enemies: those on the tile they held a frame "
+            "before, and those that just stepped (their way depends on 4-6 frames of past).", "", *_table(rows)]
 
 
 def _targets_section(document: dict[str, Any]) -> list[str]:

@@ -8,7 +8,8 @@ model), the teacher-forced predictions of the first rollouts, and the player's t
   visible region: pixels in view in every frame since the start;
 - imagined tiles: tile-class statistics (frame parser) of the newly revealed tiles of generated
   frames against the true tiles there, with the same distance between two real replays as floor;
-- sprites: parser counts of enemies and coins in generated frames over the truth's counts;
+- sprites: parser counts of enemies and coins in generated frames over the truth's counts, and
+  which enemies the teacher-forced next frame keeps: those holding their tile or those stepping;
 - inverse dynamics along the rollouts, by band of steps.
 
 Every value comes with a 95 % interval: bootstrap over rollouts for means and ratios, Wilson for
@@ -149,6 +150,47 @@ def sprite_persistence(truth, generated_tiles: np.ndarray, steps: tuple[int, ...
                                                      seed=seed) for band, frames in step_bands(steps).items()}
         found[f"{name}_count_ratio_by_step"] = {band: value for band, (value, _) in by_band.items()}
         found[f"{name}_count_ratio_by_step_ci95"] = {band: interval for band, (_, interval) in by_band.items()}
+    return found
+
+
+def previous_in_view(previous: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bool tile maps of the frames before, moved into the cells of the frames after.
+
+    previous ``[N, T, h, w]``; shift ``[N, T, 2]`` the player's (dx, dy) map step between them,
+    so cell (r, c) of the frame after showed map tile (r + dy, c + dx) of the frame before.
+    Returns the moved maps and where they are known (cells that were in view before).
+    """
+    moved, known = np.zeros_like(previous), np.zeros_like(previous)
+    height, width = previous.shape[-2:]
+    for n, t in np.ndindex(*previous.shape[:2]):
+        dx, dy = (int(v) for v in shift[n, t])
+        rows, cols = slice(max(-dy, 0), height - max(dy, 0)), slice(max(-dx, 0), width - max(dx, 0))
+        source = previous[n, t, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)]
+        moved[n, t, rows, cols], known[n, t, rows, cols] = source, True
+    return moved, known
+
+
+def enemies_kept_next_frame(truth, forced_tiles: np.ndarray) -> dict[str, Any]:
+    """Of the true enemy tiles of frames 1..T, the share the teacher-forced frame shows too, for
+    enemies that hold the tile they stood on a frame before and for enemies that step onto it.
+
+    An Explorer enemy holds each tile of its patrol for two frames; after a step it holds, and
+    after a hold it steps one way or the other depending on where it stood four to six frames
+    before. A generator that reads only the last two frames keeps holders and loses steppers.
+    `forced_tiles` ``[R, T, h, w]``: parsed teacher-forced frames of the first R rollouts.
+    """
+    rows = forced_tiles.shape[0]
+    tiles, alive = truth.tiles[:rows], truth.alive[:rows, 1:]
+    shift = truth.positions[:rows, 1:] - truth.positions[:rows, :-1]
+    before, known = previous_in_view(tiles[:, :-1] == ENEMY, shift)
+    enemy_now, kept = (tiles[:, 1:] == ENEMY) & alive[..., None, None], forced_tiles == ENEMY
+    found: dict[str, Any] = {"teacher_forced_enemies_kept": {}, "teacher_forced_enemies_kept_ci95": {},
+                             "teacher_forced_enemy_tiles": {}}
+    for name, cells in (("holding", enemy_now & before), ("stepping", enemy_now & known & ~before)):
+        share, interval, trials = metrics.share_with_interval(kept[cells])
+        found["teacher_forced_enemies_kept"][name] = share
+        found["teacher_forced_enemies_kept_ci95"][name] = interval
+        found["teacher_forced_enemy_tiles"][name] = trials
     return found
 
 

@@ -112,15 +112,17 @@ def _fidelity(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, 
     return found, curves, truth, generated, forced
 
 
-def _imagination_and_sprites(run: _Run, scenario: Scenario, truth: Trajectory,
-                             generated: Trajectory) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Imagined-tile statistics (with a real floor from the same actions on other maps) and sprites."""
+def _imagination_and_sprites(run: _Run, scenario: Scenario, truth: Trajectory, generated: Trajectory,
+                             forced: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Imagined-tile statistics (with a real floor from the same actions on other maps) and sprites
+    (along the rollouts, and in the teacher-forced frames `forced`)."""
     generated_tiles = _parse(run, generated.frames)
     other_maps = Scenario("fidelity-other-maps", scenario.seeds + 1, scenario.actions, scenario.switches)
     other_truth = collect(truth_steps(other_maps, run.size, run.classes))
     seed = run.config.seed
-    return (rollout_measures.imagined_tiles(truth, generated_tiles, other_truth, seed),
-            rollout_measures.sprite_persistence(truth, generated_tiles, run.config.idm_steps, seed))
+    sprites = rollout_measures.sprite_persistence(truth, generated_tiles, run.config.idm_steps, seed)
+    sprites.update(rollout_measures.enemies_kept_next_frame(truth, _parse(run, forced)))
+    return rollout_measures.imagined_tiles(truth, generated_tiles, other_truth, seed), sprites
 
 
 # ---------------------------------------------------------------------------------- branches
@@ -387,7 +389,7 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
     fidelity, fidelity_curves, *fidelity_pair, forced = _fidelity(run, fidelity_script)
     fidelity.update(rollout_measures.known_region(*fidelity_pair, forced, config.horizons, config.seed))
     fidelity_curves["known_psnr_by_step"] = rollout_measures.known_region_curve(*fidelity_pair)
-    imagined, sprites = _imagination_and_sprites(run, fidelity_script, *fidelity_pair)
+    imagined, sprites = _imagination_and_sprites(run, fidelity_script, *fidelity_pair, forced)
     controllability = _controllability(run, fidelity_script, *fidelity_pair)
     controllability["rollout_inverse_dynamics"] = rollout_measures.rollout_inverse_dynamics(
         probes, fidelity_script.actions, *fidelity_pair, config.idm_steps)
