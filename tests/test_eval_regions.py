@@ -4,7 +4,7 @@ import pytest
 
 from worldsim.eval import metrics, regions
 from worldsim.eval.memory_test import memory_agreement
-from worldsim.eval.rollout_measures import ENEMY, enemies_kept_next_frame, previous_in_view, step_bands
+from worldsim.eval.rollout_measures import ENEMY, enemies_kept_next_frame, step_bands
 from worldsim.eval.targets import check_targets
 
 
@@ -185,7 +185,7 @@ def test_previous_in_view_moves_the_frame_before_into_the_cells_after_a_step():
     previous = np.zeros((1, 2, 4, 4), dtype=bool)
     previous[0, :, 1, 2] = True  # map tile shown at row 1, column 2 in both frames before
     shift = np.array([[[1, 0], [0, -1]]])  # a step right, then a step up
-    moved, known = previous_in_view(previous, shift)
+    moved, known = regions.previous_in_view(previous, shift)
     # Right: the view slides left, the tile is one column further left; the last column is new.
     assert np.argwhere(moved[0, 0]).tolist() == [[1, 1]] and not known[0, 0, :, 3].any()
     assert known[0, 0, :, :3].all()

@@ -8,6 +8,7 @@ tile (r, c) of frame t exactly when (c + dx, r + dy) lies inside the view, (dx, 
 - `seen_tiles`: tiles of frame t whose map tile was in view in one of the first `context[t]`
   frames (the *known region*: a newly revealed row or column cannot be known, only imagined);
 - `always_visible_tiles`: tiles of frame t whose map tile was in view in every frame 0..t;
+- `previous_in_view`: tile maps of the frames before, moved into the cells of the frames after;
 - `pixel_mask`: a tile mask blown up to pixels.
 
 Positions are int arrays `[..., T, 2]` of (x, y) map tiles; masks are bool `[..., T, view, view]`.
@@ -52,6 +53,23 @@ def always_visible_tiles(positions: np.ndarray, view: int) -> np.ndarray:
     num_frames = shared.shape[-4]
     later = np.arange(num_frames)[None, :] > np.arange(num_frames)[:, None]  # s > t: does not count
     return np.all(shared | later[:, :, None, None], axis=-3)
+
+
+def previous_in_view(previous: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bool tile maps of the frames before, moved into the cells of the frames after.
+
+    previous ``[N, T, h, w]``; shift ``[N, T, 2]`` the player's (dx, dy) map step between them,
+    so cell (r, c) of the frame after showed map tile (r + dy, c + dx) of the frame before.
+    Returns the moved maps and where they are known (cells that were in view before).
+    """
+    moved, known = np.zeros_like(previous), np.zeros_like(previous)
+    height, width = previous.shape[-2:]
+    for n, t in np.ndindex(*previous.shape[:2]):
+        dx, dy = (int(v) for v in shift[n, t])
+        rows, cols = slice(max(-dy, 0), height - max(dy, 0)), slice(max(-dx, 0), width - max(dx, 0))
+        source = previous[n, t, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)]
+        moved[n, t, rows, cols], known[n, t, rows, cols] = source, True
+    return moved, known
 
 
 def pixel_mask(tiles: np.ndarray, tile_pixels: int) -> np.ndarray:

@@ -153,23 +153,6 @@ def sprite_persistence(truth, generated_tiles: np.ndarray, steps: tuple[int, ...
     return found
 
 
-def previous_in_view(previous: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bool tile maps of the frames before, moved into the cells of the frames after.
-
-    previous ``[N, T, h, w]``; shift ``[N, T, 2]`` the player's (dx, dy) map step between them,
-    so cell (r, c) of the frame after showed map tile (r + dy, c + dx) of the frame before.
-    Returns the moved maps and where they are known (cells that were in view before).
-    """
-    moved, known = np.zeros_like(previous), np.zeros_like(previous)
-    height, width = previous.shape[-2:]
-    for n, t in np.ndindex(*previous.shape[:2]):
-        dx, dy = (int(v) for v in shift[n, t])
-        rows, cols = slice(max(-dy, 0), height - max(dy, 0)), slice(max(-dx, 0), width - max(dx, 0))
-        source = previous[n, t, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)]
-        moved[n, t, rows, cols], known[n, t, rows, cols] = source, True
-    return moved, known
-
-
 def enemies_kept_next_frame(truth, forced_tiles: np.ndarray) -> dict[str, Any]:
     """Of the true enemy tiles of frames 1..T, the share the teacher-forced frame shows too, for
     enemies that hold the tile they stood on a frame before and for enemies that step onto it.
@@ -182,7 +165,7 @@ def enemies_kept_next_frame(truth, forced_tiles: np.ndarray) -> dict[str, Any]:
     rows = forced_tiles.shape[0]
     tiles, alive = truth.tiles[:rows], truth.alive[:rows, 1:]
     shift = truth.positions[:rows, 1:] - truth.positions[:rows, :-1]
-    before, known = previous_in_view(tiles[:, :-1] == ENEMY, shift)
+    before, known = regions.previous_in_view(tiles[:, :-1] == ENEMY, shift)
     enemy_now, kept = (tiles[:, 1:] == ENEMY) & alive[..., None, None], forced_tiles == ENEMY
     found: dict[str, Any] = {"teacher_forced_enemies_kept": {}, "teacher_forced_enemies_kept_ci95": {},
                              "teacher_forced_enemy_tiles": {}}

@@ -236,15 +236,14 @@ class Simulator:
         """The frame sampler's next latents, guided away from the old event in the rows that
         switched less than `switch_guidance_frames` frames ago."""
         net = self.world.transformer
-        if self.switch_guidance == 1.0:  # off: the per-frame path stays as it was
-            return sample_frames(net, self._cache, conditions, self.sigmas, self._noise, pending)
-        guided = self._since_switch < self.switch_guidance_frames
-        self._since_switch = (self._since_switch + 1).clamp_max(self.switch_guidance_frames)
-        if not bool(guided.any()):
-            return sample_frames(net, self._cache, conditions, self.sigmas, self._noise, pending)
-        scale = torch.where(guided, self.switch_guidance, 1.0)
-        return sample_frames_guided(net, self._cache, conditions, self._previous_vectors[:, None].clone(), scale,
-                                    self.sigmas, self._noise, pending)
+        if self.switch_guidance != 1.0:  # off, the per-frame path keeps no guidance bookkeeping
+            guided = self._since_switch < self.switch_guidance_frames
+            self._since_switch = (self._since_switch + 1).clamp_max(self.switch_guidance_frames)
+            if bool(guided.any()):
+                scale = torch.where(guided, self.switch_guidance, 1.0)
+                return sample_frames_guided(net, self._cache, conditions, self._previous_vectors[:, None].clone(),
+                                            scale, self.sigmas, self._noise, pending)
+        return sample_frames(net, self._cache, conditions, self.sigmas, self._noise, pending)
 
     def _switch_events(self, rows: Tensor, vectors: Tensor) -> None:
         self._previous_vectors[rows] = self._event_vectors[rows]

@@ -162,11 +162,13 @@ def check_resume(out_dir: Path, stage_name: str, config: TrainConfig) -> None:
         raise CheckpointError(f"{out_dir} holds a {saved.get('stage')!r} run; it cannot be resumed as stage "
                               f"{stage_name!r} (use another --out for a new run)")
     before, now = _flatten(saved), _flatten({"stage": stage_name, **config_to_dict(config)})
-    # A setting added to the stage after the run started is no change while it keeps its default.
     defaults = _flatten(config_to_dict(type(config)()))
+
+    def added_at_default(key: str) -> bool:  # a setting the stage gained after the run started, left as is
+        return key not in before and key in defaults and now.get(key) == defaults[key]
+
     changed = [key for key in sorted(set(before) | set(now))
-               if key not in RESUMABLE_CHANGES and before.get(key) != now.get(key)
-               and not (key not in before and key in defaults and now.get(key) == defaults[key])]  # fmt: skip
+               if key not in RESUMABLE_CHANGES and before.get(key) != now.get(key) and not added_at_default(key)]
     if changed:
         listing = "; ".join(f"{key} {before.get(key)!r} -> {now.get(key)!r}" for key in changed)
         raise CheckpointError(
