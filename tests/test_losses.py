@@ -50,6 +50,16 @@ def test_change_weight_lifts_the_cells_that_change_and_keeps_every_frame_at_mean
     assert torch.all(L.change_weight(torch.zeros(1, 2, 2, 2, 2), 5.0) == 1)  # nothing moves: plain mean
 
 
+def test_switch_weight_lifts_the_frame_where_the_event_changes_and_keeps_the_batch_mean_at_one():
+    event_ids = torch.tensor([[-1, -1, 3, 3], [2, 2, 2, 2]])  # row 0 switches into frame 2
+    weight = L.switch_weight(event_ids, strength=7.0)
+    # raw weights: 8 on the switch frame, 1 on the 7 others: mean 15 / 8
+    torch.testing.assert_close(weight[0, 2], torch.tensor(8 / (15 / 8)))
+    torch.testing.assert_close(weight[1], torch.full((4,), 1 / (15 / 8)))
+    torch.testing.assert_close(weight.mean(), torch.tensor(1.0))
+    assert torch.all(L.switch_weight(torch.zeros(2, 3, dtype=torch.long), 7.0) == 1)  # no switch: plain mean
+
+
 def test_cell_weight_keeps_the_loss_scale_and_focuses_it():
     x0, noise = torch.zeros(1, 2, 1, 1, 2), torch.zeros(1, 2, 1, 1, 2)
     v_pred = torch.zeros(1, 2, 1, 1, 2)

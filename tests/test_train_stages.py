@@ -84,9 +84,27 @@ def test_own_history_rows_condition_on_the_network_rollout(tiny_data, random_wor
     assert stage.context_latents(batch, events) is batch.latents
 
 
+def test_switch_weight_multiplies_the_noise_level_weight_on_switch_frames(tiny_data, random_world):
+    from worldsim.training import losses
+    from worldsim.training.ar_teacher import ARTeacherStage
+    from worldsim.training.batches import to_model_batch
+    from worldsim.training.distributed import DistributedContext
+
+    stage = ARTeacherStage(_ar_teacher_config(tiny_data, random_world, loss_weight="bell", switch_weight=5.0),
+                           DistributedContext())
+    batch = to_model_batch(stage.clips.batch(0), stage.world.autoencoder, stage.world.config.no_action)
+    batch.event_ids[0, 2:] = batch.event_ids[0, 1] + 1  # a switch into frame 2 of row 0
+    sigma = torch.rand(batch.event_ids.shape)
+    weight = stage._loss_weight(batch, sigma)
+    torch.testing.assert_close(weight, losses.logit_normal_weight(sigma) * losses.switch_weight(batch.event_ids, 5.0))
+    assert weight[0, 2] / losses.logit_normal_weight(sigma)[0, 2] > 1.5  # the switch frame weighs more
+    stage.config.switch_weight = 0.0
+    torch.testing.assert_close(stage._loss_weight(batch, sigma), losses.logit_normal_weight(sigma))
+
+
 def test_killed_ar_teacher_with_own_history_resumes_to_identical_weights(tiny_data, random_world, tmp_path):
     """The rows drawn for own history and the rollouts' noise come back exactly after a resume."""
-    config = _ar_teacher_config(tiny_data, random_world, own_history=0.5, context_noise=0.2)
+    config = _ar_teacher_config(tiny_data, random_world, own_history=0.5, context_noise=0.2, switch_weight=4.0)
     straight, resumed = straight_and_resumed("ar-teacher", config, tmp_path, kill_at_step=3)
     from safetensors.torch import load_file
 

@@ -24,6 +24,8 @@ __all__ = [
     "per_sample_norm",
     "flow_matching_loss",
     "logit_normal_weight",
+    "change_weight",
+    "switch_weight",
     "reconstruction_loss",
     "psnr",
     "consistency_grid",
@@ -110,6 +112,19 @@ def change_weight(latents: Tensor, strength: float) -> Tensor:
     change = torch.cat([torch.zeros_like(change[:, :1]), change], dim=1)
     raw = 1 + strength * change / change.mean().clamp_min(1e-6)
     return raw / raw.mean(dim=(2, 3, 4), keepdim=True)
+
+
+def switch_weight(event_ids: Tensor, strength: float) -> Tensor:
+    """Per-frame loss weight `[B, F]`: `1 + strength` on frames whose event differs from the frame
+    before (a switch), 1 elsewhere, divided by the batch mean so that the loss keeps its scale.
+
+    A restyle ("night falls") happens in the one frame after the switch; the frames after it copy
+    the new look from their context. In a 16-frame clip that frame is 1/16 of a plain mean.
+    """
+    switched = torch.zeros_like(event_ids, dtype=torch.bool)
+    switched[:, 1:] = event_ids[:, 1:] != event_ids[:, :-1]
+    raw = 1 + strength * switched.float()
+    return raw / raw.mean()
 
 
 def logit_normal_weight(sigma: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:

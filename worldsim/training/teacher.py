@@ -42,6 +42,9 @@ class FlowMatchingConfig(StageConfig):
     # Extra loss weight on latent cells that change from the previous frame (losses.change_weight):
     # moving sprites are a cell or two of an otherwise still frame. 0 = a plain mean.
     change_weight: float = 0.0
+    # Extra loss weight on the frame where the event switches (losses.switch_weight): the restyle
+    # happens in that one frame (later frames copy it from their context). 0 = no extra weight.
+    switch_weight: float = 0.0
     # Grow the init world's generator before training, keeping its weights: transformer config
     # changes that only add parameters, e.g. ["local_positions=true"], or lengthen the local path's
     # history, e.g. ["local_frames=6"] (common.with_grown_transformer).
@@ -56,6 +59,8 @@ class FlowMatchingConfig(StageConfig):
             raise ConfigError(f"event_drop must be in [0, 1), got {self.event_drop}")
         if self.change_weight < 0:
             raise ConfigError(f"change_weight must be >= 0, got {self.change_weight}")
+        if self.switch_weight < 0:
+            raise ConfigError(f"switch_weight must be >= 0, got {self.switch_weight}")
 
 
 TeacherConfig = FlowMatchingConfig
@@ -112,6 +117,14 @@ class FlowMatchingStage:
     def frame_weight(self, sigma: Tensor) -> Tensor | None:
         return None
 
+    def _loss_weight(self, batch: ModelBatch, sigma: Tensor) -> Tensor | None:
+        """Per-frame weight `[B, F]`: the stage's weight over noise levels times the switch weight."""
+        weight = self.frame_weight(sigma)
+        if not self.config.switch_weight:
+            return weight
+        switches = losses.switch_weight(batch.event_ids, self.config.switch_weight)
+        return switches if weight is None else weight * switches
+
     def train_step(self, step: int) -> dict[str, float]:
         batch = to_model_batch(self.clips.batch(step), self.world.autoencoder, self.world.config.no_action)
         events = encode_event_ids(batch.event_ids, self.vocabulary, self.world.tokenizer, self.event_encoder,
@@ -122,7 +135,7 @@ class FlowMatchingStage:
         noisy = flow.add_noise(batch.latents, noise, sigma)
         velocity = self.velocity(batch, noisy, sigma, events)
         cells = losses.change_weight(batch.latents, self.config.change_weight) if self.config.change_weight else None
-        loss = losses.flow_matching_loss(velocity, batch.latents, noise, self.frame_weight(sigma), cells)
+        loss = losses.flow_matching_loss(velocity, batch.latents, noise, self._loss_weight(batch, sigma), cells)
         grad_norm = optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
         for ema, module in zip(self.ema.values(), self._trained):
             ema_update(ema, module, ema_decay_at(self.config.ema_decay, step))
