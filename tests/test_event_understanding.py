@@ -107,3 +107,47 @@ def test_non_ascii_events_are_events(world):
     sim = world.simulator(batch_size=1, seed=0, steps=1)
     sim.reset(event="🌙")
     assert sim.events == ["🌙"] and sim.understood_events[0] is not None
+
+
+def test_the_generator_is_conditioned_on_the_known_event_a_text_is_understood_as(world):
+    """A paraphrase plays exactly as the event it is understood as; a text not understood keeps its vector."""
+    texts = ["it gets dark", "it is raining", None]
+    understood = world.understand_events(texts)
+    assert all(u.event is not None for u in understood[:2])  # threshold 0
+    expected = world.encode_events([understood[0].event, understood[1].event, None])
+    torch.testing.assert_close(world.condition_events(texts), expected)
+    same = [world.simulator(batch_size=1, seed=4, steps=1) for _ in range(2)]
+    frames = [sim.reset(event=text) for sim, text in zip(same, ["it gets dark", understood[0].event])]
+    assert torch.equal(frames[0], frames[1])
+    assert torch.equal(same[0].step([1])[0], same[1].step([1])[0])
+
+
+def test_texts_not_understood_and_worlds_without_snapping_keep_their_own_vectors(world):
+    import dataclasses
+
+    strict = dict(world.metadata)
+    sampling = world.config.sampling
+    try:
+        world.metadata[METADATA_KEY] = {**world.metadata[METADATA_KEY], "threshold": 1.0}
+        assert world.understand_event("it gets dark").event is None
+        torch.testing.assert_close(world.condition_events(["it gets dark"]), world.encode_events(["it gets dark"]))
+        world.metadata.update(strict)
+        world.config.sampling = dataclasses.replace(sampling, snap_events=False)
+        torch.testing.assert_close(world.condition_events(["it gets dark"]), world.encode_events(["it gets dark"]))
+    finally:
+        world.metadata.update(strict)
+        world.config.sampling = sampling
+
+
+def test_a_world_saved_before_snapping_existed_loads_without_it(world, tmp_path):
+    import json
+
+    from worldsim.world import WorldModel
+
+    world.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["world"]["sampling"]["snap_events"] is True
+    saved["format_version"] = 3  # what format 3 wrote: every text conditioned on its own vector
+    del saved["world"]["sampling"]["snap_events"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert WorldModel.from_pretrained(tmp_path).config.sampling.snap_events is False

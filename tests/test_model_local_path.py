@@ -5,6 +5,7 @@ import dataclasses
 
 import torch
 
+from worldsim import hub
 from worldsim.model import CausalTransformer, WorldConfig
 from worldsim.model.local_path import previous_frames
 
@@ -84,7 +85,7 @@ def test_a_format_1_checkpoint_loads_as_a_world_without_local_path(tmp_path):
                                                         "transformer.local_frames": 0})
     WorldModel.create(config, ["night falls"], seed=0).save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
-    assert saved["format_version"] == 3
+    assert saved["format_version"] == hub.FORMAT_VERSION
     # What a format-1 writer wrote: no local-path keys.
     saved["format_version"] = 1
     for key in ("local_channels", "local_blocks", "local_frames"):

@@ -40,15 +40,17 @@ if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
     from worldsim.games import GameSpec
 
 FORMAT = "worldsim-checkpoint"
-FORMAT_VERSION = 3
-# Keys a world of format <= 2 may lack, at the meaning it had without them: no local path (format
-# 1); during format 2 a pixel-level autoencoder stem and, on the local path, the action-chosen
-# kernel every local path had by then; no learned cell positions (added by format 3). Format 3
-# writes every key.
-_KEYS_ADDED_BY_3 = {
-    "transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True,
-                    "local_positions": False},
-    "autoencoder": {"patch_size": 1},
+FORMAT_VERSION = 4
+# The keys each format added, at the meaning an older world had without them. Format 2 and before:
+# no local path (format 1); during format 2 a pixel-level autoencoder stem and, on the local path,
+# the action-chosen kernel every local path had by then; no learned cell positions (added by
+# format 3). Format 3: the generator was conditioned on every event text's own vector (format 4
+# adds snapping an understood text to its known event). The current format writes every key.
+_KEYS_ADDED_BY = {
+    3: {"transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True,
+                        "local_positions": False},
+        "autoencoder": {"patch_size": 1}},
+    4: {"sampling": {"snap_events": False}},
 }
 
 CONFIG_FILE = "config.json"
@@ -186,10 +188,11 @@ class CheckpointConfig:
 
 def _upgrade_world(world: dict, version: int) -> dict:
     """The `world` section of an older format, with the keys added since at their old meaning."""
-    if version > 2:
-        return world
-    return {**world, **{section: {**defaults, **world[section]} for section, defaults in _KEYS_ADDED_BY_3.items()
-                        if isinstance(world.get(section), dict)}}
+    for added_in, sections in sorted(_KEYS_ADDED_BY.items()):
+        if version < added_in:
+            world = {**world, **{section: {**defaults, **world[section]} for section, defaults in sections.items()
+                                 if isinstance(world.get(section), dict)}}
+    return world
 
 
 def parse_checkpoint_config(obj: Any, source: str) -> CheckpointConfig:

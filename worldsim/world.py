@@ -138,6 +138,20 @@ class WorldModel:
     def understand_events(self, texts: Sequence[str | None]) -> list[EventUnderstanding]:
         return self.event_table.understand(list(texts), self.encode_events)
 
+    def condition_events(self, texts: Sequence[str | None]) -> Tensor:
+        """The event vectors [N, E] the generator is conditioned on for `texts`.
+
+        With `config.sampling.snap_events` a text understood as a known event is conditioned on that
+        event's canonical text, so every wording the world understands plays as the event it names
+        (a paraphrase's own vector sits off the vectors the generator was trained on and restyles
+        the scene less); a text that is not understood keeps its own vector. Without it: `encode_events`.
+        """
+        texts = list(texts)
+        if self.config.sampling.snap_events:
+            understood = self.understand_events(texts)
+            texts = [item.event if item.event is not None else text for text, item in zip(texts, understood)]
+        return self.encode_events(texts)
+
     def simulator(
         self,
         batch_size: int = 1,

@@ -105,7 +105,7 @@ def teacher_forced_frames(world, frames: np.ndarray, actions: np.ndarray, texts:
     device, net, sampling = world.device, world.transformer, world.config.sampling
     latents = world.autoencoder.encode(to_pixels(torch.as_tensor(frames.reshape(-1, *frames.shape[2:])), device=device))
     latents = latents.float().reshape(n, num_frames, *latents.shape[1:])
-    vectors = world.encode_events([text for row in texts for text in row]).to(device).reshape(n, num_frames, -1)
+    vectors = world.condition_events([text for row in texts for text in row]).to(device).reshape(n, num_frames, -1)
     actions = torch.as_tensor(actions, device=device, dtype=torch.long)
     generator = torch.Generator(device=device).manual_seed(seed)
 

@@ -194,6 +194,9 @@ class SamplingConfig:
     sigma_shift: float = 2.0
     # LongLive-style: when an event switches, re-encode the cached frames under the new event.
     recache_on_switch: bool = False
+    # Condition on the canonical text of the known event a free text is understood as
+    # (WorldModel.condition_events); texts not understood keep their own vector.
+    snap_events: bool = True
 
     def step_sigmas(self, first_frame: bool = False) -> list[float]:
         """The descending sigma levels from 1 to 0 (num_steps + 1 values) used by the sampler."""

@@ -175,7 +175,7 @@ class Simulator:
         if self._pending is None and not bool(mask.all()):
             raise ValueError("the first reset must start every env (rows=None or all True)")
         selected = mask.nonzero()[:, 0].tolist()
-        vectors = world.encode_events([texts[row] for row in selected]).to(self.device)
+        vectors = world.condition_events([texts[row] for row in selected]).to(self.device)
         with self._inference():
             rows_on_device = mask.to(self.device)
             if seeds is not None:
@@ -200,7 +200,7 @@ class Simulator:
         action_values = inputs.check_actions(actions, batch, world.config.num_actions)
         new_texts = inputs.check_step_events(events, batch, world.tokenizer.num_tokens, world.tokenizer.max_tokens)
         switched = [row for row, text in enumerate(new_texts) if text is not None and text != self._event_texts[row]]
-        vectors = world.encode_events([new_texts[row] for row in switched]).to(self.device) if switched else None
+        vectors = world.condition_events([new_texts[row] for row in switched]).to(self.device) if switched else None
         with self._inference():
             if switched:
                 self._switch_events(torch.tensor(switched, device=self.device), vectors)
