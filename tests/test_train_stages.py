@@ -198,3 +198,49 @@ def test_a_grown_transformer_keeps_its_weights_and_refuses_reshaping_changes(ran
         with_grown_transformer(world, [f"local_frames={world.config.transformer.local_frames - 1}"])
     with pytest.raises(ConfigError, match="key=value"):
         with_grown_transformer(world, ["local_positions"])
+
+
+@pytest.mark.parametrize("layout", ["teacher_forcing", "bidirectional"])
+def test_a_teacher_forcing_score_judges_each_new_frame_by_the_frames_before_it_only(random_world, layout):
+    """In the teacher-forcing layout the scores of a rollout's first new frame do not move when a
+    later frame changes (an AR world scores next frames); in the bidirectional layout they do."""
+    from worldsim.training.common import load_world
+    from worldsim.training.distributed import DistributedContext
+    from worldsim.training.distribution_matching import DistributionMatching, DMDSettings
+
+    world = load_world(str(random_world), torch.device("cpu"))
+    scores = DistributionMatching(world.transformer, DMDSettings(layout=layout, real_guidance=2.0), 2.0,
+                                  DistributedContext(), grad_clip=1.0)
+    with torch.no_grad():  # a critic that differs from the teacher, as after some training
+        for parameter in scores.critic.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    latent = world.config.transformer
+    context = torch.randn(2, 1, latent.latent_channels, latent.latent_size, latent.latent_size)
+    frames = torch.randn(2, 3, *context.shape[2:])
+    actions, events = torch.randint(0, 5, (2, 4)), torch.randn(2, 4, world.config.events.dim)
+    changed = frames.clone()
+    changed[:, -1] += 1.0
+
+    def first_frame_x0(new_frames):
+        torch.manual_seed(0)
+        scored = scores.score(new_frames, context, actions, events)
+        return scored.x0_real[:, 0], scored.x0_fake[:, 0]
+
+    unchanged = all(torch.allclose(a, b, atol=1e-5) for a, b in zip(first_frame_x0(frames), first_frame_x0(changed)))
+    assert unchanged == (layout == "teacher_forcing")
+    torch.manual_seed(1)
+    assert scores.train_critic(frames, context, actions, events) > 0
+
+
+def test_dmd_runs_with_an_autoregressive_world_as_its_own_real_score(tiny_data, random_world, tmp_path):
+    overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=2", "batch_size=2",
+                 "frames=2", "context_frames=1", "progress=false", "log_every=1", "dmd.layout=teacher_forcing"]
+    summary = stages.run_stage("dmd", stages.build_config("dmd", None, overrides), tmp_path / "dmd")
+    assert summary.steps == 2
+    header = (tmp_path / "dmd" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"loss", "generator_loss", "fake_real_gap"} <= set(header)
+    from safetensors.torch import load_file
+
+    before = load_file(random_world / "transformer.safetensors")
+    after = load_file(tmp_path / "dmd" / "final" / "transformer.safetensors")
+    assert any(not torch.equal(before[key], after[key]) for key in before)  # the generator moved

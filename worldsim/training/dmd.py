@@ -4,7 +4,8 @@ Per step the student (from `causal-cd`) generates F frames from scratch, frame b
 KV cache, exactly as the Simulator does (first frame 4 steps, then 2), under the actions and
 events of a real clip. One exit step per rollout (drawn on rank 0 and broadcast) is
 differentiated, everything else runs without gradient. The DMD gradient between the real score
-(the bidirectional teacher) and the fake score (the critic) is applied to the frames; then the
+(the teacher: bidirectional, or with `dmd.layout = "teacher_forcing"` an autoregressive world,
+which may be the student's own init) and the fake score (the critic) is applied to the frames; then the
 critic takes a few flow-matching steps on the detached rollout, and the generator's EMA moves.
 
 `DMDStage` also holds what the streaming stages (`stream`, `delta`, `rolling`) share: the
@@ -35,7 +36,9 @@ __all__ = ["DMDConfig", "DMDStage", "RolloutConditions"]
 
 @dataclass
 class DMDConfig(StageConfig):
-    teacher: str = ""  # the `teacher` stage's final world: real score, and the critic's start
+    # The real score and the critic's start: the `teacher` stage's final world, or an AR world
+    # (`ar-teacher`) with dmd.layout = "teacher_forcing".
+    teacher: str = ""
     frames: int = 8  # frames per rollout (at most the teacher's clip length)
     context_frames: int = 0  # real frames a rollout starts from (0 = from scratch, first-frame steps)
     steps: int = 3000
@@ -48,7 +51,8 @@ class DMDConfig(StageConfig):
         super().validate()
         self.require_init("the causal-cd stage's final world")
         if not self.teacher:
-            raise ConfigError("teacher: set the bidirectional teacher's world folder (the teacher stage's final)")
+            raise ConfigError("teacher: set the teacher's world folder (the teacher stage's final, or an AR world "
+                              "with dmd.layout=teacher_forcing)")
         if self.frames < 1 or self.context_frames < 0:
             raise ConfigError("frames must be >= 1 and context_frames >= 0")
         self.dmd.validate()
