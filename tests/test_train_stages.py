@@ -234,7 +234,8 @@ def test_a_teacher_forcing_score_judges_each_new_frame_by_the_frames_before_it_o
 
 def test_dmd_runs_with_an_autoregressive_world_as_its_own_real_score(tiny_data, random_world, tmp_path):
     overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=2", "batch_size=2",
-                 "frames=2", "context_frames=1", "progress=false", "log_every=1", "dmd.layout=teacher_forcing"]
+                 "frames=2", "context_frames=1", "progress=false", "log_every=1", "dmd.layout=teacher_forcing",
+                 "diagnose_every=2"]
     summary = stages.run_stage("dmd", stages.build_config("dmd", None, overrides), tmp_path / "dmd")
     assert summary.steps == 2
     header = (tmp_path / "dmd" / "metrics.csv").read_text().splitlines()[0].split(",")

@@ -153,6 +153,24 @@ def world_config_for(size: str, image_size: int) -> WorldConfig:
     })
 
 
+class WorldDiagnostics:
+    """The action-branch test and collision probe of a training world as it is now (games with a
+    ground truth only; see worldsim.eval.training_probe); empty for other games. Built on the first
+    call, which samples its true contexts once."""
+
+    def __init__(self, game: str, image_size: int) -> None:
+        self.game, self.image_size = game, image_size
+        self._diagnose = None
+
+    def __call__(self, world: "WorldModel") -> dict[str, float]:
+        from worldsim.eval.training_probe import training_diagnostics
+
+        if self._diagnose is None:
+            self._diagnose = training_diagnostics(self.game, self.image_size) or (lambda world: {})
+        world.event_cache.clear()  # the event encoder may have changed since the last call
+        return self._diagnose(world)
+
+
 def freeze(module: nn.Module) -> nn.Module:
     """Eval mode, no gradients: a network that is only read (teacher, autoencoder)."""
     module.eval()

@@ -22,7 +22,7 @@ from torch import Tensor
 from worldsim.data import Clip, Dataset
 from worldsim.sampling.frame_sampler import CleanFrames, Conditions, step_sigmas
 from worldsim.training.batches import ClipStream, condition_actions, encode_latents
-from worldsim.training.common import StageConfig, ema_decay_at, freeze, load_world, save_world
+from worldsim.training.common import StageConfig, WorldDiagnostics, ema_decay_at, freeze, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext, broadcast_choice
 from worldsim.training.distribution_matching import DistributionMatching, DMDSettings
@@ -99,6 +99,11 @@ class DMDStage:
         self.clips = ClipStream(self.dataset, self.clip_frames(), config.batch_size, config.seed, context.rank,
                                 label_boost=config.label_boost)
         self.samples_per_step = config.batch_size
+        self._diagnose = WorldDiagnostics(self.dataset.world, self.world.config.image_size)
+
+    def diagnostics(self) -> dict[str, float]:
+        """The action-branch test and collision probe of the generator as it is now."""
+        return self._diagnose(self.world)
 
     # ------------------------------------------------------------------ shared by the streaming stages
 

@@ -18,8 +18,8 @@ from worldsim.data import Dataset
 from worldsim.model import flow
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, ModelBatch, to_model_batch
-from worldsim.training.common import (StageConfig, ema_decay_at, freeze, load_world, sample_sigma, save_world,
-                                      with_grown_transformer)
+from worldsim.training.common import (StageConfig, WorldDiagnostics, ema_decay_at, freeze, load_world, sample_sigma,
+                                      save_world, with_grown_transformer)
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
@@ -91,17 +91,10 @@ class FlowMatchingStage:
         self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank,
                                 label_boost=config.label_boost)
         self.samples_per_step = config.batch_size
-        self._diagnose = None  # built on first use: it samples its true contexts once
+        self._diagnose = WorldDiagnostics(self.dataset.world, self.world.config.image_size)
 
     def diagnostics(self) -> dict[str, float]:
-        """The action-branch test and collision probe of the network as it is now (games with a
-        ground truth only; see worldsim.eval.training_probe)."""
-        from worldsim.eval.training_probe import training_diagnostics
-
-        if self._diagnose is None:
-            found = training_diagnostics(self.dataset.world, self.world.config.image_size)
-            self._diagnose = found or (lambda world: {})
-        self.world.event_cache.clear()  # the event encoder has changed since the last call
+        """The action-branch test and collision probe of the network as it is now."""
         return self._diagnose(self.world)
 
     def modules(self):
