@@ -60,6 +60,48 @@ def test_switch_weight_lifts_the_frame_where_the_event_changes_and_keeps_the_bat
     assert torch.all(L.switch_weight(torch.zeros(2, 3, dtype=torch.long), 7.0) == 1)  # no switch: plain mean
 
 
+def _scrolling_clip(steps: list[tuple[int, int]], size: int = 6, channels: int = 3) -> torch.Tensor:
+    """Latents `[1, F, C, size, size]` of a view over a random map that moves by `steps` (dx, dy)."""
+    world = torch.randn(channels, 3 * size, 3 * size, generator=torch.Generator().manual_seed(0))
+    x = y = size
+    frames = [world[:, y: y + size, x: x + size]]
+    for dx, dy in steps:
+        x, y = x + dx, y + dy
+        frames.append(world[:, y: y + size, x: x + size])
+    return torch.stack(frames)[None].clone()
+
+
+def test_carried_cells_follow_the_scroll_and_drop_new_strips_and_changed_cells():
+    latents = _scrolling_clip([(1, 0), (1, 0), (0, 0)])  # two moves right, then still
+    latents[0, 2, :, 3, 1] += 5.0  # a sprite steps into cell (3, 1) of frame 2
+    carried = L.carried_cells(latents, context_frames=1)
+    assert carried.shape == (1, 3, 6, 6) and carried.dtype == torch.bool
+    assert not carried[0, 0, :, 5].any() and carried[0, 0, :, :5].all()  # the new column is imagined
+    assert not carried[0, 1, :, 4:].any()  # two columns revealed by now
+    assert not carried[0, 1, 3, 1] and carried[0, 1, 2, 1]  # the sprite's cell is not carried ...
+    assert not carried[0, 2, 3, 1]  # ... nor what follows from it, though it holds still
+    assert carried[0, 2].sum() == carried[0, 1].sum()  # a still frame loses nothing more
+
+
+def test_carried_cells_stop_at_a_restyle_and_need_a_context():
+    latents = _scrolling_clip([(0, 1), (0, 1), (0, 1)])
+    latents[0, 2] = latents[0, 2] * 0.5 + 1.0  # the event switches: every cell changes
+    carried = L.carried_cells(latents, context_frames=1)
+    assert carried[0, 0, :5].all() and not carried[0, 0, 5].any()  # moved down: bottom row is new
+    assert not carried[0, 1:].any()
+    assert not L.carried_cells(latents, context_frames=0).any()
+    assert L.carried_cells(latents, context_frames=2).shape == (1, 2, 6, 6)
+
+
+def test_carried_region_loss_counts_only_carried_cells_per_element_of_the_frame():
+    target = torch.zeros(1, 2, 2, 2, 2)
+    frames = torch.full((1, 2, 2, 2, 2), 2.0)
+    carried = torch.zeros(1, 2, 2, 2, dtype=torch.bool)
+    assert L.carried_region_loss(frames, target, carried) == 0
+    carried[0, 1, 0, 0] = True  # one cell of 8, 2 channels: squared error 4 on 2 of 16 elements
+    torch.testing.assert_close(L.carried_region_loss(frames, target, carried), torch.tensor(0.5 * 8 / 16))
+
+
 def test_cell_weight_keeps_the_loss_scale_and_focuses_it():
     x0, noise = torch.zeros(1, 2, 1, 1, 2), torch.zeros(1, 2, 1, 1, 2)
     v_pred = torch.zeros(1, 2, 1, 1, 2)

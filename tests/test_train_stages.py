@@ -7,6 +7,7 @@ import torch
 from resume_helpers import straight_and_resumed
 from worldsim.training import stages
 from worldsim.training.common import world_config_for
+from worldsim.training.config import ConfigError
 from worldsim.training.event_conditioning import training_texts_for
 
 
@@ -182,7 +183,6 @@ def test_train_help_lists_every_stage(capsys):
 
 def test_a_grown_transformer_keeps_its_weights_and_refuses_reshaping_changes(random_world):
     from worldsim.training.common import load_world, with_grown_transformer
-    from worldsim.training.config import ConfigError
 
     world = load_world(str(random_world), torch.device("cpu"))
     grown = with_grown_transformer(world, ["local_positions=true"])
@@ -232,14 +232,20 @@ def test_a_teacher_forcing_score_judges_each_new_frame_by_the_frames_before_it_o
     assert scores.train_critic(frames, context, actions, events) > 0
 
 
-def test_dmd_runs_with_an_autoregressive_world_as_its_own_real_score(tiny_data, random_world, tmp_path):
+def test_dmd_runs_with_an_autoregressive_world_as_its_own_real_score_and_an_anchor(tiny_data, random_world,
+                                                                                    tmp_path):
     overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=2", "batch_size=2",
                  "frames=2", "context_frames=1", "progress=false", "log_every=1", "dmd.layout=teacher_forcing",
-                 "diagnose_every=2"]
+                 "diagnose_every=2", "anchor_weight=1.0"]
     summary = stages.run_stage("dmd", stages.build_config("dmd", None, overrides), tmp_path / "dmd")
     assert summary.steps == 2
-    header = (tmp_path / "dmd" / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert {"loss", "generator_loss", "fake_real_gap"} <= set(header)
+    lines = (tmp_path / "dmd" / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert {"loss", "generator_loss", "fake_real_gap", "anchor_loss", "carried_share"} <= set(header)
+    share = float(lines[1].split(",")[header.index("carried_share")])
+    assert 0.0 <= share <= 1.0
+    with pytest.raises(ConfigError, match="context_frames"):  # nothing is carried without real context
+        stages.build_config("dmd", None, [*overrides[:-1], "context_frames=0", "anchor_weight=1.0"])
     from safetensors.torch import load_file
 
     before = load_file(random_world / "transformer.safetensors")

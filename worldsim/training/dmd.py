@@ -8,6 +8,12 @@ differentiated, everything else runs without gradient. The DMD gradient between 
 which may be the student's own init) and the fake score (the critic) is applied to the frames; then the
 critic takes a few flow-matching steps on the detached rollout, and the generator's EMA moves.
 
+With `anchor_weight` > 0 (and real context frames), the generated frames are also regressed to the
+clip's true frames on the cells the context already determines (`losses.carried_cells`: the map
+carried over through the scroll, not new strips, moving sprites or restyles). Distribution
+matching alone is mode seeking with nothing that ties a frame to the map it continues; the anchor
+ties it there and leaves what must be imagined to the scores.
+
 `DMDStage` also holds what the streaming stages (`stream`, `delta`, `rolling`) share: the
 student and teacher worlds, event conditions for both, the scores and the exit-step draw.
 """
@@ -21,6 +27,7 @@ from torch import Tensor
 
 from worldsim.data import Clip, Dataset
 from worldsim.sampling.frame_sampler import CleanFrames, Conditions, step_sigmas
+from worldsim.training import losses
 from worldsim.training.batches import ClipStream, condition_actions, encode_latents
 from worldsim.training.common import StageConfig, WorldDiagnostics, ema_decay_at, freeze, load_world, save_world
 from worldsim.training.config import ConfigError
@@ -46,6 +53,8 @@ class DMDConfig(StageConfig):
     lr: float = 2e-5
     ema_decay: float = 0.99
     dmd: DMDSettings = field(default_factory=DMDSettings)
+    anchor_weight: float = 0.0  # weight of the carried-region regression (0 = pure distribution matching)
+    anchor_tolerance: float = 0.05  # latent distance under which a cell counts as carried (latents ~ unit variance)
 
     def validate(self) -> None:
         super().validate()
@@ -55,6 +64,10 @@ class DMDConfig(StageConfig):
                               "with dmd.layout=teacher_forcing)")
         if self.frames < 1 or self.context_frames < 0:
             raise ConfigError("frames must be >= 1 and context_frames >= 0")
+        if self.anchor_weight < 0 or self.anchor_tolerance <= 0:
+            raise ConfigError("anchor_weight must be >= 0 and anchor_tolerance positive")
+        if self.anchor_weight and self.context_frames < 1:
+            raise ConfigError("anchor_weight needs context_frames >= 1: the anchor holds what the context determines")
         self.dmd.validate()
 
 
@@ -127,7 +140,10 @@ class DMDStage:
 
     def real_start(self, step: int) -> tuple[RolloutConditions, CleanFrames | None, Tensor | None]:
         """Conditions of a real clip, and its first `context_frames` frames as the rollout's start."""
-        clip = self.clips.batch(step)
+        return self.start_of(self.clips.batch(step))
+
+    def start_of(self, clip: Clip) -> tuple[RolloutConditions, CleanFrames | None, Tensor | None]:
+        """`real_start` for a clip already drawn."""
         device = self.context.device
         actions = condition_actions(torch.from_numpy(clip.actions).to(device), self.world.config.no_action)
         student_events, teacher_events = self.embed_event_ids(torch.from_numpy(clip.events).to(device))
@@ -180,16 +196,29 @@ class DMDStage:
 
     # ------------------------------------------------------------------ the dmd step
 
+    def anchor_loss(self, clip: Clip, frames: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The carried-region regression of generated `frames` to the clip's true frames, and its logs."""
+        with torch.no_grad():
+            truth = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
+            carried = losses.carried_cells(truth, self.config.context_frames, self.config.anchor_tolerance)
+        loss = losses.carried_region_loss(frames, truth[:, self.config.context_frames:], carried)
+        return loss, {"anchor_loss": loss.item(), "carried_share": carried.float().mean().item()}
+
     def train_step(self, step: int) -> dict[str, float]:
-        conditions, pending, context_latents = self.real_start(step)
+        clip = self.clips.batch(step)
+        conditions, pending, context_latents = self.start_of(clip)
         count = self.config.context_frames
         cache = self.generator.new_cache(self.config.batch_size, device=self.context.device)
         new = slice(count, None)
         frames = self.generate(conditions.for_student(new), cache, pending, self.draw_exits()).frames
         scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)))
-        metrics = self.update_generator(scored.per_sample_loss.mean(), step)
+        loss, anchor_metrics = scored.per_sample_loss.mean(), {}
+        if self.config.anchor_weight:
+            anchor, anchor_metrics = self.anchor_loss(clip, frames)
+            loss = loss + self.config.anchor_weight * anchor
+        metrics = self.update_generator(loss, step)
         metrics.update(self.train_critic(frames, context_latents, *conditions.window(slice(None))))
-        return {**metrics, "fake_real_gap": scored.fake_real_gap()}
+        return {**metrics, **anchor_metrics, "fake_real_gap": scored.fake_real_gap()}
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.generator.load_state_dict(self.ema.state_dict())  # ship the EMA generator

@@ -26,6 +26,8 @@ __all__ = [
     "logit_normal_weight",
     "change_weight",
     "switch_weight",
+    "carried_cells",
+    "carried_region_loss",
     "reconstruction_loss",
     "psnr",
     "consistency_grid",
@@ -125,6 +127,60 @@ def switch_weight(event_ids: Tensor, strength: float) -> Tensor:
     switched[:, 1:] = event_ids[:, 1:] != event_ids[:, :-1]
     raw = 1 + strength * switched.float()
     return raw / raw.mean()
+
+
+def _shifted_cells(frames: Tensor, dx: int, dy: int) -> tuple[Tensor, Tensor]:
+    """Frames `[B, C, h, w]` moved so that cell (r, c) holds cell (r + dy, c + dx); and where that
+    cell exists (bool `[h, w]`). Cells from outside the frame are zero."""
+    height, width = frames.shape[-2:]
+    moved = torch.zeros_like(frames)
+    inside = torch.zeros(height, width, dtype=torch.bool, device=frames.device)
+    rows, cols = slice(max(-dy, 0), height - max(dy, 0)), slice(max(-dx, 0), width - max(dx, 0))
+    moved[..., rows, cols] = frames[..., max(dy, 0): height + min(dy, 0), max(dx, 0): width + min(dx, 0)]
+    inside[rows, cols] = True
+    return moved, inside
+
+
+def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05, max_shift: int = 1) -> Tensor:
+    """bool `[B, F - context_frames, h, w]`: the cells of every frame after the context whose content
+    was carried unchanged from the last context frame, frame by frame, through a global shift of up
+    to `max_shift` cells (a scrolling view) — the part of a frame its context already determines.
+
+    Per frame the shift is the one of smallest median per-cell distance (channel-mean squared
+    difference) to the frame before, so sprites and animated cells do not sway it; a cell is
+    carried when its distance under that shift is below `tolerance` and the cell it came from was
+    carried too. A newly revealed strip, a moving sprite, a restyled frame (an event switch) and
+    everything after them are not. With no context frame nothing is carried.
+    """
+    batch, num_frames, _, height, width = latents.shape
+    carried = torch.zeros(batch, num_frames - context_frames, height, width, dtype=torch.bool,
+                          device=latents.device)
+    if context_frames < 1:
+        return carried
+    shifts = [(dx, dy) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    known = torch.ones(batch, height, width, dtype=torch.bool, device=latents.device)
+    for index, frame in enumerate(range(context_frames, num_frames)):
+        distances, sources = [], []
+        for dx, dy in shifts:
+            moved, inside = _shifted_cells(latents[:, frame - 1], dx, dy)
+            distance = (latents[:, frame] - moved).pow(2).mean(dim=1)  # [B, h, w]
+            distances.append(distance.masked_fill(~inside, float("nan")))
+            sources.append(_shifted_cells(known[:, None].float(), dx, dy)[0][:, 0] > 0.5)
+        distance, source = torch.stack(distances), torch.stack(sources)  # [S, B, h, w]
+        best = distance.flatten(2).nanmedian(dim=2).values.argmin(dim=0)  # [B]
+        rows = torch.arange(batch, device=latents.device)
+        known = (distance[best, rows] < tolerance) & source[best, rows]  # NaN (outside) compares False
+        carried[:, index] = known
+    return carried
+
+
+def carried_region_loss(frames: Tensor, target: Tensor, carried: Tensor) -> Tensor:
+    """Half squared distance of generated latents `[B, F, C, h, w]` to the true ones on the carried
+    cells (bool `[B, F, h, w]`), per element of the whole frames, so that a frame with fewer
+    carried cells weighs less. Regression is safe there: the context fixes those cells, so pulling
+    them to the truth does not average over futures (which is what blurs a frame elsewhere)."""
+    squared = (frames - target).pow(2) * carried[:, :, None].to(frames.dtype)
+    return 0.5 * squared.mean()
 
 
 def logit_normal_weight(sigma: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
