@@ -73,8 +73,10 @@ def test_eval_tiny_suite_writes_report_metrics_and_plots(tmp_path):
     assert {"horizon.png", "switch.png", "drift.png", "filmstrip_switch.png"} <= set(metrics["plots"])
     report = (out / "report.md").read_text()
     for heading in ("## Probes", "## Fidelity", "## Drift", "## Event reactivity", "## Event consistency",
-                    "## Controllability", "## Reward and termination", "![horizon](horizon.png)"):
+                    "## Controllability", "## Reward and termination", "![horizon](horizon.png)", "## Targets"):
         assert heading in report
+    coins = next(line for line in report.splitlines() if "`sprites.coin_count_ratio`" in line)
+    assert " to 125" in coins  # a sprite count has a ceiling too
 
 
 def test_compare_writes_the_ablation_table_on_identical_scenarios(tmp_path):

@@ -140,6 +140,14 @@ def test_targets_report_value_interval_and_shortfall():
     assert found["memory.4.agreement_with_outgoing"]["value"] is None  # not measured
 
 
+def test_sprite_targets_fail_a_world_that_invents_sprites_as_well_as_one_that_loses_them():
+    for ratio, met, miss in [(0.5, False, 0.3), (1.0, True, 0.0), (1.25, True, 0.0), (3.95, False, 2.7)]:
+        found = check_targets({"sprites": {"coin_count_ratio": ratio}})["sprites.coin_count_ratio"]
+        assert found["met"] is met and found["shortfall"] == pytest.approx(miss)
+        assert found["target"] == 0.8 and found["ceiling"] == 1.25
+    assert check_targets({})["collision.read_as_noop_share"]["ceiling"] is None
+
+
 def test_out_and_back_walks_are_free_and_return_to_their_start():
     from worldsim.eval.memory_test import out_and_back
     from worldsim.eval.probes import Probes

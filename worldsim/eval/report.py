@@ -284,14 +284,21 @@ def _memory_and_sprites_section(metrics: dict[str, Any]) -> list[str]:
             "before, and those that just stepped (their way depends on 4-6 frames of past).", "", *_table(rows)]
 
 
+def _bound(value: float, percent: bool) -> str:
+    return _percent(value) if percent else _number(value, 1)
+
+
 def _targets_section(document: dict[str, Any]) -> list[str]:
     lines = ["## Targets", "", "| measure | value [95 % interval] | target | met |", "|---|---|---|---|"]
     for key, found in document["targets"].items():
         percent = found["target"] <= 1.0
+        ceiling = found.get("ceiling")
+        over = ceiling is not None and found["value"] is not None and found["value"] > ceiling
         verdict = "–" if found["value"] is None else ("yes" if found["met"] else
-                                                      f"no ({_number(found['shortfall'], 3)} short)")
+                                                      f"no ({_number(found['shortfall'], 3)} {'over' if over else 'short'})")
+        wanted = _bound(found["target"], percent) + ("" if ceiling is None else f" to {_bound(ceiling, percent)}")
         lines.append(f"| {found['meaning']} (`{key}`) | {_interval(found['value'], found['ci95'], percent)} | "
-                     f"{_percent(found['target']) if percent else _number(found['target'], 1)} | {verdict} |")
+                     f"{wanted} | {verdict} |")
     return lines + [""]
 
 
