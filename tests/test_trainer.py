@@ -285,3 +285,16 @@ def test_ema_update_and_single_process_broadcast_choice():
     assert broadcast_choice(lambda: 3, DistributedContext()) == 3
     with pytest.raises(ValueError, match="decay"):
         ema_update(ema, model, 1.5)
+
+
+def test_a_time_limited_run_stops_with_a_final_world_and_resumes_to_the_same_weights(tmp_path):
+    reference, _ = _run(tmp_path / "straight")
+    _, summary = _run(tmp_path / "timed", max_minutes=1e-9)  # out of time after its first step
+    assert summary.steps == 1 and (tmp_path / "timed" / "final" / "done").is_file()
+    assert ckpt.latest_step(tmp_path / "timed" / "checkpoints") == 1
+    assert json.loads((tmp_path / "timed" / "summary.json").read_text())["steps"] == 1
+    resumed, summary = _run(tmp_path / "timed", resume=True)  # no limit now: a resumable change
+    assert summary.steps == 30
+    for (key, a), b in zip(reference.modules()["model"].state_dict().items(),
+                           resumed.modules()["model"].state_dict().values()):
+        assert torch.equal(a, b), f"model.{key} differs after a time-limited start"

@@ -1,7 +1,7 @@
 """worldsim: a learned video generator as a playable, trainable game engine.
 
-`import worldsim` registers the Gymnasium environments (`worldsim.envs.register_envs`) and exposes
-`worldsim.load`; torch-heavy modules are imported only when used.
+`import worldsim` registers the Gymnasium environments (`worldsim.envs.register_envs`, where
+Gymnasium is installed) and exposes `worldsim.load`; torch-heavy modules are imported only when used.
 """
 from __future__ import annotations
 
@@ -67,7 +67,13 @@ def _bind_envs_beside() -> None:
 def _register_envs() -> None:
     from worldsim.envs import register_envs
 
-    register_envs()
+    try:
+        register_envs()
+    except ModuleNotFoundError as error:
+        # Training, data and evaluation need no Gymnasium: on a machine without it (a GPU box
+        # with only torch) the package imports and only the envs are unavailable.
+        if (error.name or "").split(".")[0] != "gymnasium":
+            raise
 
 
 _bind_envs_beside()

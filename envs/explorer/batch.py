@@ -43,6 +43,7 @@ from .terrain import (
 
 ACTIONS: tuple[str, ...] = ("noop", "up", "down", "left", "right")
 NUM_ACTIONS = len(ACTIONS)
+FPS = 15  # frames per second the game is played and shown at
 MOVES = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]], dtype=np.int64)  # (dx, dy) per action
 
 KNOBS: tuple[str, ...] = ("time", "weather", "season", "coins", "enemies", "lava_extent", "lava_hot")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..inputs import check_action, check_options, check_render_mode
 from ..seeding import check_seed
-from .batch import NUM_ACTIONS, ExplorerBatch, ExplorerConfig
+from .batch import FPS, NUM_ACTIONS, ExplorerBatch, ExplorerConfig
 from .events import EventType, parse_event, parse_events
 
 # World seeds an unseeded reset draws from the env's np_random lie in [0, WORLD_SEED_RANGE).
@@ -27,7 +27,7 @@ RESET_OPTIONS = frozenset({"event"})
 
 
 class ExplorerEnv(gym.Env):
-    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 15}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": FPS}
 
     def __init__(self, render_mode: str | None = None, size: int = 64) -> None:
         check_render_mode(render_mode, self.metadata)

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 from worldsim.games import GameSpec
 
 from . import events
-from .batch import ACTIONS, ExplorerBatch, ExplorerConfig
+from .batch import ACTIONS, FPS, ExplorerBatch, ExplorerConfig
 from .dataset import WORLD, GenerateConfig
-from .env import ExplorerEnv
 from .terrain import TILE_CLASSES
 
 if TYPE_CHECKING:
@@ -39,5 +38,5 @@ def play_world(size: int = 64) -> "World":
 
 
 GAME = GameSpec(name=NAME, title="Explorer", action_names=tuple(ACTIONS), frame_shape=(64, 64, 3), events=events,
-                make_dataset=make_dataset, fps=float(ExplorerEnv.metadata["render_fps"]), ground_truth=ground_truth,
+                make_dataset=make_dataset, fps=float(FPS), ground_truth=ground_truth,
                 tile_classes=tuple(TILE_CLASSES), play_world=play_world, generate_settings=GenerateConfig)

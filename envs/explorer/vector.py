@@ -27,7 +27,7 @@ from gymnasium.vector.utils import batch_space
 
 from ..inputs import check_options, check_render_mode, env_rows, reset_rows
 from ..seeding import EnvGenerators, PerEnvGenerators, check_vector_seed, is_int
-from .batch import NUM_ACTIONS, ExplorerBatch, ExplorerConfig
+from .batch import FPS, NUM_ACTIONS, ExplorerBatch, ExplorerConfig
 from .env import WORLD_SEED_RANGE, check_event_text, event_option
 from .events import EventType, parse_event
 
@@ -37,7 +37,7 @@ __all__ = ["ExplorerVectorEnv", "vector_info"]
 class ExplorerVectorEnv(PerEnvGenerators, VectorEnv):
     """`num_envs` Explorer worlds of `size` pixels, truncated after `max_episode_steps` (None: never)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 15, "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": FPS, "autoreset_mode": AutoresetMode.NEXT_STEP}
     RESET_OPTIONS = frozenset({"event", "reset_mask"})
 
     def __init__(self, num_envs: int = 1, size: int = 64, max_episode_steps: int | None = 1000,

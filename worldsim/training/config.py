@@ -60,6 +60,9 @@ class TrainConfig:
     # > 0: every N steps the stage's diagnostics (where it has them: the action-branch test, the
     # collision probe) are logged, so a run that does not separate its moves shows within minutes.
     diagnose_every: int = 0
+    # > 0: this invocation stops after this many minutes of wall time (checkpoint and final world
+    # written as at the end), so a run fits a lease or a session; `--resume` continues toward `steps`.
+    max_minutes: float = 0.0
 
     def validate(self) -> None:
         """Reject values no run could use; stages extend this with their own checks."""
@@ -69,6 +72,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.diagnose_every < 0:
             raise ConfigError(f"diagnose_every must be >= 0, got {self.diagnose_every}")
+        if not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
+            raise ConfigError(f"max_minutes must be a finite number >= 0, got {self.max_minutes}")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not (math.isfinite(self.lr) and self.lr > 0):

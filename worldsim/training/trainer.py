@@ -36,6 +36,7 @@ from worldsim.training.distributed import (
     DistributedContext,
     autocast,
     average_gradients,
+    broadcast_choice,
     broadcast_parameters,
 )
 from worldsim.training.metrics_log import MetricLog, read_metrics
@@ -46,7 +47,7 @@ __all__ = ["Stage", "TrainSummary", "seed_everything", "optimizer_step", "make_a
 # (stage, data, model, batch size, learning rate, seed, ...) is part of what it learns from, and a
 # change would silently mix two runs in one lineage.
 RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "keep_checkpoints", "progress",
-                               "tensorboard", "diagnose_every", "device"})
+                               "tensorboard", "diagnose_every", "device", "max_minutes"})
 
 
 class Stage(Protocol):
@@ -210,7 +211,8 @@ def train(stage: Stage, config: TrainConfig, out_dir: Path, context: Distributed
                         tensorboard_dir=tensorboard_dir)
     progress = _progress_bar(config, stage.name, start_step, context)
     pending: dict[str, list[float]] = {}
-    step_time, interval_steps = 0.0, 0
+    step_time, interval_steps, done = 0.0, 0, start_step
+    run_started = time.monotonic()
     for step in range(start_step, config.steps):
         started = time.perf_counter()
         lr_factor = _set_learning_rates(optimizers, step, config.warmup_steps)
@@ -226,7 +228,8 @@ def train(stage: Stage, config: TrainConfig, out_dir: Path, context: Distributed
         for key, value in metrics.items():
             pending.setdefault(key, []).append(float(value))
         done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
+        out_of_time = _out_of_time(config, time.monotonic() - run_started, context)
+        if done % config.log_every == 0 or done == config.steps or out_of_time:
             rate = interval_steps * stage.samples_per_step * context.world_size / max(step_time, 1e-9)
             means = {key: _mean(values) for key, values in pending.items()}
             if log is not None:
@@ -237,17 +240,28 @@ def train(stage: Stage, config: TrainConfig, out_dir: Path, context: Distributed
             pending, step_time, interval_steps = {}, 0.0, 0
         if progress is not None:
             progress.update(1)
-        if log is not None and config.diagnose_every and (done % config.diagnose_every == 0 or done == config.steps):
+        if log is not None and config.diagnose_every and (done % config.diagnose_every == 0 or done == config.steps
+                                                          or out_of_time):
             _log_diagnostics(stage, done, log)
-        if done % config.checkpoint_every == 0 or done == config.steps:
+        if done % config.checkpoint_every == 0 or done == config.steps or out_of_time:
             save_checkpoint(checkpoint_dir, done, modules, optimizers, {"wall_time_s": elapsed},
                             keep=config.keep_checkpoints, rank=context.rank,
                             world_size=context.world_size, barrier=context.barrier)
+        if out_of_time:
+            break
     if progress is not None:
         progress.close()
     if log is not None:
         log.close()
-    return _finish(stage, config, out_dir, context, elapsed)
+    return _finish(stage, config, out_dir, context, elapsed, steps_done=done)
+
+
+def _out_of_time(config: TrainConfig, seconds_this_run: float, context: DistributedContext) -> bool:
+    """Whether this invocation (diagnostics included) has run `max_minutes`, decided on rank 0 so
+    every rank stops at the same step."""
+    if not config.max_minutes:
+        return False
+    return bool(broadcast_choice(lambda: int(seconds_this_run >= 60.0 * config.max_minutes), context))
 
 
 def _log_diagnostics(stage: Stage, step: int, log: MetricLog) -> None:
@@ -268,14 +282,14 @@ def _progress_bar(config: TrainConfig, name: str, start_step: int, context: Dist
 
 
 def _finish(stage: Stage, config: TrainConfig, out_dir: Path, context: DistributedContext,
-            elapsed: float) -> TrainSummary:
+            elapsed: float, steps_done: int) -> TrainSummary:
     rows = read_metrics(out_dir / "metrics.csv") if context.is_main else []
     losses = _loss_rows(rows)
     head = max(1, len(losses) // 5)
     # diagnostics rows share the file and leave the rate empty (NaN), which would break the median
     rates = [r["samples_per_s"] for r in rows if not math.isnan(r.get("samples_per_s", math.nan))]
     summary = TrainSummary(
-        stage=stage.name, steps=config.steps, wall_time_s=round(elapsed, 3),
+        stage=stage.name, steps=steps_done, wall_time_s=round(elapsed, 3),
         samples_per_s=round(sorted(rates)[len(rates) // 2], 3) if rates else math.nan,
         first_loss=_mean(losses[:head]), last_loss=_mean(losses[-head:]), out_dir=str(out_dir),
     )
