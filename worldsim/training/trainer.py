@@ -5,6 +5,7 @@ one optimisation step per `train_step(step)`. `train` does everything around it:
 newest checkpoint, learning-rate warm-up, bf16 autocast, the progress bar (loss and rate), the CSV
 log, atomic checkpoints every `checkpoint_every` steps, and finally `stage.finish(out/final, summary)` plus
 `out/summary.json` (steps, wall time, throughput, first/last losses) for the recipe's model card.
+With `max_minutes` the loop ends early at a step boundary, checkpointed and finished the same way.
 
 Exact resume: a checkpoint holds every changing tensor (modules, EMA copies, optimizers) and every
 RNG state, and stages draw their batch for step s as a pure function of (seed, rank, s), so a
