@@ -1,4 +1,4 @@
-"""scripts/device_training.sh, the one-call training run for a lent accelerator, exercised on the
+"""examples/device_training.sh, the one-call training run for a lent accelerator, exercised on the
 CPU at toy size: data, two Self Forcing runs side by side, one tar per run; a run that fails is
 reported with the end of its log and makes the script fail, while the other run is still packed."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ def run_script(tmp_path: Path, runs: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DEVICE="cpu", FRAMES="2048", WORKERS="1", BATCH="2", STEPS="2", MINUTES="5",
                BENCH="0", RUNS=runs, OUT=str(tmp_path / "out"), WORK=str(tmp_path / "work"),
                PYTHON=sys.executable, OMP_NUM_THREADS="1")
-    return subprocess.run(["bash", str(REPO / "scripts" / "device_training.sh")], env=env, cwd=tmp_path,
+    return subprocess.run(["bash", str(REPO / "examples" / "device_training.sh")], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
 
 

@@ -18,7 +18,7 @@
 #   OUT=./device-out  WORK=/tmp/worldsim-device  PYTHON=python
 #
 # Example (a device call, from the repository root):
-#   OUT=$OUT MINUTES=7 bash scripts/device_training.sh
+#   OUT=$OUT MINUTES=7 bash examples/device_training.sh
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
