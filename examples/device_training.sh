@@ -11,9 +11,10 @@
 # Needs torch, numpy, einops and safetensors only (no Gymnasium, no pygame) and no install: the
 # package is imported from this checkout. Settings come from the environment:
 #
-#   DEVICE=cuda  FRAMES=200000  WORKERS=14  MINUTES=7  BATCH=32  STEPS=100000  BENCH=1
+#   DEVICE=cuda  FRAMES=200000  WORKERS=14  MINUTES=7  BATCH=32  BENCH=1
+#   STEPS=                      steps per run (empty: the config's, 316; MINUTES ends a run sooner)
 #   INIT=explorer-64            the world every run starts from (also its real score)
-#   RUNS="anchor4:anchor_weight=4 f16:anchor_weight=4,frames=16"
+#   RUNS="w4 w8:anchor_weight=8"
 #                               name:setting,setting,... (each setting as `--set` takes it)
 #   OUT=./device-out  WORK=/tmp/worldsim-device  PYTHON=python
 #
@@ -30,10 +31,10 @@ FRAMES="${FRAMES:-200000}"
 WORKERS="${WORKERS:-14}"
 MINUTES="${MINUTES:-7}"
 BATCH="${BATCH:-32}"
-STEPS="${STEPS:-100000}"
+STEPS="${STEPS:-}"
 BENCH="${BENCH:-1}"
 INIT="${INIT:-explorer-64}"
-RUNS="${RUNS:-anchor4:anchor_weight=4 f16:anchor_weight=4,frames=16}"
+RUNS="${RUNS:-w4 w8:anchor_weight=8}"
 OUT="${OUT:-./device-out}"
 WORK="${WORK:-/tmp/worldsim-device}"
 PYTHON="${PYTHON:-python}"
@@ -49,13 +50,14 @@ pids=()
 for entry in $RUNS; do
     name="${entry%%:*}"
     settings=()
+    if [[ -n "$STEPS" ]]; then settings+=(--set "steps=$STEPS"); fi
     if [[ "$entry" == *:* ]]; then
         IFS=',' read -r -a pairs <<< "${entry#*:}"
         for pair in "${pairs[@]}"; do settings+=(--set "$pair"); done
     fi
     worldsim train dmd --config "$repo_root/configs/dmd-anchor.toml" --data "$data" --out "$WORK/$name" \
         --set "init=$INIT" --set "teacher=$INIT" --set "device=$DEVICE" --set "batch_size=$BATCH" \
-        --set "steps=$STEPS" --set "max_minutes=$MINUTES" "${settings[@]}" > "$WORK/$name.log" 2>&1 &
+        --set "max_minutes=$MINUTES" "${settings[@]}" > "$WORK/$name.log" 2>&1 &
     names+=("$name")
     pids+=("$!")
 done
