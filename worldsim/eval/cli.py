@@ -15,6 +15,7 @@ examples:
   worldsim eval --compare runs/ar-teacher runs/causal-cd runs/dmd runs/stream runs/delta runs/rolling \\
                 --suite full --out eval/ablation
   worldsim eval --checkpoint runs/breakout/world --data data/breakout-test --idm-data data/breakout --out eval/breakout
+  worldsim eval --switch-study runs/stream/final runs/delta/final --seeds 0 1 2 3 --out eval/delta-vs-stream
 
 With --data the world is measured against held-out recorded play instead (any game; the only way
 for a game recorded from Gymnasium, which has no ground-truth simulator): teacher-forced and
@@ -43,6 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help=f"bundled name, folder or Hub repo id (default: {DEFAULT_WORLD})")
     which.add_argument("--compare", nargs="+", metavar="CHECKPOINT",
                        help="evaluate several checkpoints on identical seeds and write the ablation table")
+    which.add_argument("--switch-study", nargs="+", metavar="CHECKPOINT",
+                       help="only the event switches, pooled over --seeds: consistency drop and reactivity with "
+                            "95 %% intervals per checkpoint, Delta Forcing's default chosen against stream "
+                            "(summary.json, report.md)")
     parser.add_argument("--suite", choices=list(SUITES), default="quick",
                         help="quick: minutes on a CPU; full: >= 2000-frame drift rollouts, for a GPU; "
                              "tiny: seconds, a smoke test (default: quick)")
@@ -51,6 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--probes", default=None, help="probe folder (default: the bundled probes)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto = cuda if available)")
     parser.add_argument("--seed", type=int, default=None, help="scenario seed (default: the suite's, 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                        help="with --switch-study: the scenario seeds whose switches are pooled (default: 0 1 2 3, "
+                             "144 switches in the quick suite)")
     parser.add_argument("--data", default=None, metavar="DIR",
                         help="measure against this held-out recording instead of the ground-truth suite")
     parser.add_argument("--idm-data", default=None, metavar="DIR",
@@ -69,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     checkpoints = args.compare or [args.checkpoint]
     if args.data or args.idm_data:
         return _run_recorded(args)
+    if args.switch_study or args.seeds:
+        return _run_switch_study(args)
     if args.update_card and (args.compare or not (Path(args.checkpoint) / "config.json").is_file()):
         print("worldsim eval: error: --update-card needs one local checkpoint folder (not --compare, "
               f"not a bundled name or Hub id); got {' '.join(checkpoints)}", file=sys.stderr)
@@ -117,6 +127,29 @@ def _run_recorded(args: argparse.Namespace) -> int:
     atomic_write_json(Path(args.out) / "metrics.json", result)
     print(json.dumps(headline(result), indent=1))
     print(f"wrote {args.out}/metrics.json")
+    return 0
+
+
+def _run_switch_study(args: argparse.Namespace) -> int:
+    """`worldsim eval --switch-study CKPT ...`: the pooled switch measurement of several checkpoints."""
+    from worldsim.eval.switch_study import DEFAULT_SEEDS, switch_study
+    from worldsim.runtime import check_device, check_output_folder
+
+    if not args.switch_study or args.update_card or args.seed is not None:
+        print("worldsim eval: error: --seeds goes with --switch-study, which takes no --seed or --update-card",
+              file=sys.stderr)
+        return 2
+    try:
+        check_output_folder(args.out)
+        if args.device != "auto":
+            check_device(args.device)
+        summary = switch_study(args.switch_study, args.out, suite=args.suite, seeds=tuple(args.seeds or DEFAULT_SEEDS),
+                               device=args.device, probes_folder=args.probes, revision=args.revision)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"worldsim eval: error: {error}", file=sys.stderr)
+        return 2
+    print((Path(args.out) / "report.md").read_text())
+    print(f"wrote {args.out}/summary.json and report.md ({summary['switches']} switches)")
     return 0
 
 

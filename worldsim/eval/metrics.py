@@ -378,6 +378,23 @@ def ratio_with_interval(numerators: np.ndarray, denominators: np.ndarray, seed: 
     return ratio_of_sums(numerators, denominators), list(interval)
 
 
+def ratio_difference_with_interval(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
+                                   seed: int = 0) -> tuple[float, list[float]]:
+    """`ratio(first) − ratio(second)` of paired per-unit (numerators, denominators), with a bootstrap
+    95 % interval that resamples the shared units together (both ratios come from the same rollouts,
+    so what the units have in common cancels instead of widening the interval)."""
+    arrays = [np.asarray(a, np.float64) for a in (*first, *second)]
+    for array in arrays[1:]:
+        _check_same_shape(arrays[0], array, "ratio_difference_with_interval")
+    first_num, first_den, second_num, second_den = arrays
+
+    def difference(idx: np.ndarray) -> float:
+        return ratio_of_sums(first_num[idx], first_den[idx]) - ratio_of_sums(second_num[idx], second_den[idx])
+
+    interval = bootstrap_interval(len(first_num), difference, seed=seed)
+    return difference(np.arange(len(first_num))), list(interval)
+
+
 def share_with_interval(hits: np.ndarray) -> tuple[float, list[float], int]:
     """Share of true entries in a bool array, its Wilson 95 % interval and the number of trials."""
     hits = np.asarray(hits, dtype=bool).ravel()

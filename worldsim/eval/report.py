@@ -177,7 +177,8 @@ def _reactivity_section(react: dict[str, Any]) -> list[str]:
 def _consistency_section(consistency: dict[str, Any]) -> list[str]:
     rows = [("tile agreement after a switch", _percent(consistency["tile_agreement_switch"])),
             ("tile agreement, same frames without the switch", _percent(consistency["tile_agreement_no_switch"])),
-            ("drop caused by the switch", _percent(consistency["tile_agreement_drop"]))]
+            ("drop caused by the switch (interval paired by rollout)",
+             _interval(consistency["tile_agreement_drop"], consistency.get("tile_agreement_drop_ci95")))]
     return ["## Event consistency", "", *_table(rows), "![switch](switch.png)", ""]
 
 

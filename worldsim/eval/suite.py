@@ -37,10 +37,11 @@ from worldsim.eval.probes import Probes
 from worldsim.eval.replay import Trajectory, collect, generated_steps, teacher_forced_frames, truth_steps
 from worldsim.eval.scenarios import Scenario, SwitchTargets, drift_scenario, plain_scenario, switch_scenarios
 from worldsim.eval.suite_config import SUITES, SuiteConfig
+from worldsim.eval.switch_units import SwitchUnits
 from worldsim.eval.true_frames import EventClasses
 from worldsim.eval.truth import TRUTH
 
-__all__ = ["SUITES", "SuiteConfig", "SuiteResult", "run_suite"]
+__all__ = ["SUITES", "SuiteConfig", "SuiteResult", "run_suite", "measure_switches"]
 
 
 @dataclass
@@ -228,7 +229,9 @@ def _recognition(run: _Run, frames: np.ndarray, targets: SwitchTargets) -> np.nd
     return np.stack([predicted[group].reshape(frames.shape[:2])[row] for row, group in enumerate(targets.groups)])
 
 
-def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory, targets: SwitchTargets) -> tuple[dict, dict]:
+def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory,
+                targets: SwitchTargets) -> tuple[dict, dict, tuple[np.ndarray, np.ndarray]]:
+    """Reactivity measures, the recognised share by frame, and per switch (in time, truth in time)."""
     config = run.config
     latency = {}
     recognised = {}
@@ -262,19 +265,62 @@ def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory, targets: Sw
         "visible_switches": int(visible.sum()),
         "by_group": by_group,
     }
-    return found, {"recognised_by_offset": recognised}
+    return found, {"recognised_by_offset": recognised}, (in_time, visible)
 
 
-def _consistency(run: _Run, pairs: dict[str, tuple[Trajectory, Trajectory]], switch_frame: int) -> tuple[dict, dict]:
-    """Tile agreement (frame parser on generated frames vs true tiles) around the switch, with and without it."""
-    found, curves = {}, {}
-    for name, (truth, generated) in pairs.items():
-        agreement = metrics.tile_agreement(_parse(run, generated.frames), truth.tiles)
-        curves[name] = _per_frame_mean(agreement, truth.alive)
-        found[f"tile_agreement_{name}"] = _mean(agreement[:, switch_frame:], truth.alive[:, switch_frame:])
-    found["tile_agreement_drop"] = found["tile_agreement_no_switch"] - found["tile_agreement_switch"]
-    found["frames_after_switch"] = run.config.frames_after_switch
-    return found, {"agreement_by_frame": curves, "switch_frame": switch_frame}
+def _agreement_after(run: _Run, pair: tuple[Trajectory, Trajectory], switch_frame: int
+                     ) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Tile agreement (frame parser on generated frames vs true tiles) per rollout, summed over the
+    frames from the switch on, the frames summed, and the mean by frame (for the plot)."""
+    truth, generated = pair
+    agreement = metrics.tile_agreement(_parse(run, generated.frames), truth.tiles)
+    after = truth.alive[:, switch_frame:]
+    return (agreement[:, switch_frame:] * after).sum(axis=1), after.sum(axis=1), _per_frame_mean(agreement, truth.alive)
+
+
+def _consistency(run: _Run, switch_pair, control_pair, switch_frame: int) -> tuple[dict, dict, tuple]:
+    """Tile agreement around the switch, with it and on the matched control; the drop has a paired interval."""
+    switched, switched_frames, switched_curve = _agreement_after(run, switch_pair, switch_frame)
+    control, control_frames, control_curve = _agreement_after(run, control_pair, switch_frame)
+    drop, interval = metrics.ratio_difference_with_interval((control, control_frames), (switched, switched_frames),
+                                                            seed=run.config.seed)
+    found = {"tile_agreement_switch": metrics.ratio_of_sums(switched, switched_frames),
+             "tile_agreement_no_switch": metrics.ratio_of_sums(control, control_frames),
+             "tile_agreement_drop": drop, "tile_agreement_drop_ci95": interval,
+             "frames_after_switch": run.config.frames_after_switch}
+    curves = {"agreement_by_frame": {"switch": switched_curve, "no_switch": control_curve}, "switch_frame": switch_frame}
+    return found, curves, (switched, switched_frames, control, control_frames)
+
+
+@dataclass
+class _SwitchFamily:
+    reactivity: dict[str, Any]
+    consistency: dict[str, Any]
+    curves: dict[str, Any]
+    switch_pair: tuple[Trajectory, Trajectory]
+    control_pair: tuple[Trajectory, Trajectory]
+    targets: SwitchTargets
+    units: SwitchUnits
+
+
+def _switches(run: _Run) -> _SwitchFamily:
+    """One held-out paraphrase switch per rollout and its matched control, replayed in truth and world."""
+    config = run.config
+    switched, control, targets = switch_scenarios(_scenario_rng(config, 1), config.switch_rollouts,
+                                                  config.switch_frame + config.frames_after_switch,
+                                                  config.switch_frame, run.classes)
+    switch_pair, control_pair = _replay_pair(run, switched, seed_offset=2), _replay_pair(run, control, seed_offset=2)
+    reactivity, reactivity_curves, (in_time, visible) = _reactivity(run, *switch_pair, targets)
+    consistency, consistency_curves, sums = _consistency(run, switch_pair, control_pair, config.switch_frame)
+    units = SwitchUnits(list(targets.groups), in_time, visible, *sums)
+    return _SwitchFamily(reactivity, consistency, {"reactivity": reactivity_curves, "consistency": consistency_curves},
+                         switch_pair, control_pair, targets, units)
+
+
+def measure_switches(world: Any, probes: Probes, config: SuiteConfig) -> SwitchUnits:
+    """Only the switch family of the suite: per-switch units that pool across seeds (`switch_study`)."""
+    return _switches(_Run(world, probes, EventClasses(probes.spec.event_groups), config,
+                          world.config.image_size)).units
 
 
 # ---------------------------------------------------------------------------------- drift
@@ -397,14 +443,10 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
     memory = _memory(run)
     progress.update(1)
 
-    switched, control, targets = switch_scenarios(_scenario_rng(config, 1), config.switch_rollouts,
-                                                  config.switch_frame + config.frames_after_switch,
-                                                  config.switch_frame, classes)
-    switch_pair, control_pair = _replay_pair(run, switched, seed_offset=2), _replay_pair(run, control, seed_offset=2)
-    reactivity, reactivity_curves = _reactivity(run, *switch_pair, targets)
-    consistency, consistency_curves = _consistency(run, {"switch": switch_pair, "no_switch": control_pair},
-                                                   config.switch_frame)
-    detections = _reward_and_termination([tuple(fidelity_pair), switch_pair, control_pair], config.event_tolerance)
+    switches = _switches(run)
+    switch_pair = switches.switch_pair
+    detections = _reward_and_termination([tuple(fidelity_pair), switch_pair, switches.control_pair],
+                                         config.event_tolerance)
     progress.update(1)
 
     drift_script = drift_scenario(_scenario_rng(config, 2), config.drift_rollouts, config.drift_frames,
@@ -413,11 +455,11 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
     progress.update(1)
 
     found = {"fidelity": fidelity, "imagined": imagined, "sprites": sprites, "drift": drift,
-             "reactivity": reactivity, "consistency": consistency, "controllability": controllability,
+             "reactivity": switches.reactivity, "consistency": switches.consistency, "controllability": controllability,
              "action_branch": action_branch, "collision": collision, "memory": memory, **detections}
-    curves = {"fidelity": fidelity_curves, "reactivity": reactivity_curves, "consistency": consistency_curves,
+    curves = {"fidelity": fidelity_curves, **switches.curves,
               "drift": drift_curves, "horizons": list(config.horizons)}
-    strips = _film_strips(config, tuple(fidelity_pair), switch_pair, targets, drift_strip)
+    strips = _film_strips(config, tuple(fidelity_pair), switch_pair, switches.targets, drift_strip)
     progress.update(1)
     progress.close()
     return SuiteResult(found, curves, strips)
