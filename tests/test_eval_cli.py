@@ -120,6 +120,11 @@ def test_checkpoint_label_names_the_generator_stage_a_recipe_ships():
     with_variant = {"training": [{"stage": "delta", "variant": "m2"}, {"stage": "rolling"}],
                     "recipe": {"generator_stage": "delta"}}
     assert checkpoint_label(Fake(with_variant), "runs/x") == "delta-m2"
+    # A trust region or continuity weight off the defaults is part of the variant's name.
+    tuned = {"training": [{"stage": "delta", "variant": "M1-clip", "rho": 0.2, "lam": 1.0}]}
+    assert checkpoint_label(Fake(tuned), "runs/x") == "delta-M1-clip-rho0.2"
+    tuned["training"][0].update(rho=0.5, lam=2.0)
+    assert checkpoint_label(Fake(tuned), "runs/x") == "delta-M1-clip-lam2"
 
 
 def test_eval_rejects_an_unknown_suite(tmp_path, capsys):

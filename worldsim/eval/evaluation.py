@@ -40,9 +40,19 @@ def checkpoint_label(world: Any, name: str) -> str:
         history = [record for record in history if record.get("stage") == shipped] or [{"stage": shipped}]
     if history:
         latest = history[-1]
-        variant = latest.get("variant")
+        variant = _variant(latest)
         return f"{latest['stage']}-{variant}" if variant else latest["stage"]
     return _folder_name(name)
+
+
+def _variant(record: dict[str, Any]) -> str:
+    """A Delta Forcing record's variant, with ρ and λ where they differ from the defaults (0.5, 1)."""
+    variant = record.get("variant") or ""
+    if variant and record.get("rho", 0.5) != 0.5:
+        variant += f"-rho{record['rho']:g}"
+    if variant and record.get("lam", 1.0) != 1.0:
+        variant += f"-lam{record['lam']:g}"
+    return variant
 
 
 def _safe_folder_name(label: str) -> str:
