@@ -185,3 +185,20 @@ def test_update_card_refuses_anything_but_one_local_folder(tmp_path, capsys):
     assert main(["eval", "--checkpoint", "explorer-64", "--suite", "tiny", "--out", out, "--update-card"]) == 2
     assert "one local checkpoint folder" in capsys.readouterr().err
     assert not (tmp_path / "eval").exists()
+
+
+def test_a_generator_stage_on_a_recipe_world_is_what_its_label_names(tmp_path):
+    from worldsim.training.common import save_world
+    from worldsim.training.trainer import TrainSummary
+
+    world = WorldModel.create(WorldConfig.preset("tiny"), event_texts=events.training_texts(), seed=0)
+    world.metadata["training"] = [{"stage": "ar-teacher"}, {"stage": "dmd"}]
+    world.metadata["recipe"] = {"stages": ["ar-teacher", "dmd", "stream"], "generator_stage": "dmd"}
+    summary = TrainSummary("delta", 1, 1.0, 1.0, 0.1, 0.1, str(tmp_path))
+    save_world(world, tmp_path / "delta", summary, variant="M2-gauss-first2")
+    tuned = WorldModel.from_pretrained(str(tmp_path / "delta"))
+    assert tuned.metadata["recipe"]["generator_stage"] == "delta"
+    assert tuned.metadata["recipe"]["stages"] == ["ar-teacher", "dmd", "stream"]  # the rest of the record stays
+    assert checkpoint_label(tuned, "runs/x") == "delta-M2-gauss-first2"
+    save_world(tuned, tmp_path / "reward", TrainSummary("reward", 1, 1.0, 1.0, 0.1, 0.1, str(tmp_path)))
+    assert WorldModel.from_pretrained(str(tmp_path / "reward")).metadata["recipe"]["generator_stage"] == "delta"

@@ -16,9 +16,9 @@ def _units(agreement_switch, agreement_no_switch, recognised=None, frames=10.0) 
     recognised = np.ones(count, bool) if recognised is None else np.asarray(recognised, bool)
     return SwitchUnits(groups=["time"] * count, recognised=recognised, truth_recognised=np.ones(count, bool),
                        agreement_switch=np.asarray(agreement_switch, float) * frames,
-                       frames_switch=np.full(count, frames),
+                       counted_switch=np.full(count, frames),
                        agreement_no_switch=np.asarray(agreement_no_switch, float) * frames,
-                       frames_no_switch=np.full(count, frames))
+                       counted_no_switch=np.full(count, frames))
 
 
 def test_ratio_difference_is_exact_and_its_paired_interval_ignores_what_the_units_share():
@@ -87,7 +87,7 @@ def test_switch_study_cli_pools_seeds_and_writes_the_documented_summary(tmp_path
     assert summary["switches"] == 12 and summary["seeds"] == [0, 1]  # tiny: 6 switches per seed
     assert summary["default_delta"] == "delta-M1-clip" and summary["delta"] == summary["delta-M1-clip"]
     # The same weights replayed the same seeds: identical measures, a zero paired difference.
-    for key in ("consistency_drop", "reactivity", "tile_agreement_switch"):
+    for key in ("consistency_drop", "reactivity", "known_map_agreement_switch"):
         assert summary["stream"][key] == summary["delta-M1-clip"][key]
     assert summary["delta_minus_stream_drop"] == 0.0
     low, high = summary["stream"]["consistency_drop_ci95"]
@@ -105,3 +105,26 @@ def test_switch_study_cli_rejects_seeds_without_a_study_and_repeated_seeds(tmp_p
                  "--out", str(tmp_path / "b")]) == 2
     assert "seeds repeat" in capsys.readouterr().err
     assert not (tmp_path / "b" / "summary.json").exists()
+
+
+def test_the_known_map_leaves_out_what_the_event_changes_new_tiles_and_diverged_players():
+    from worldsim.eval.replay import Trajectory
+    from worldsim.eval.suite import _known_map
+
+    def trajectory(tiles, positions):
+        count = len(positions)
+        return Trajectory(frames=np.zeros((1, count, 1, 1, 3), np.uint8), rewards=np.zeros((1, count), np.float32),
+                          terminated=np.zeros((1, count), bool), tiles=np.array([tiles], np.uint8),
+                          alive=np.ones((1, count), bool), positions=np.array([positions]))
+
+    control_tiles = np.zeros((4, 3, 3), np.uint8)
+    switch_tiles = control_tiles.copy()
+    switch_tiles[2:, 0, 0] = 7  # the event paints a tile from frame 2 on
+    control_positions = [(0, 0), (0, 0), (1, 0), (1, 0)]  # frame 2 scrolls one column: a new column appears
+    switch_positions = [(0, 0), (0, 0), (1, 0), (2, 0)]  # ... and in frame 3 the player went elsewhere
+    known = _known_map(trajectory(switch_tiles, switch_positions), trajectory(control_tiles, control_positions),
+                       switch_frame=2)[0]
+    assert known[0].all() and known[1].all()  # before the switch everything was in view and is untouched
+    assert not known[2, 0, 0] and not known[2, :, 2].any()  # painted by the event; the new column
+    assert known[2].sum() == 9 - 1 - 3
+    assert not known[3].any()  # the two players stand in different places

@@ -178,7 +178,9 @@ def _consistency_section(consistency: dict[str, Any]) -> list[str]:
     rows = [("tile agreement after a switch", _percent(consistency["tile_agreement_switch"])),
             ("tile agreement, same frames without the switch", _percent(consistency["tile_agreement_no_switch"])),
             ("drop caused by the switch (interval paired by rollout)",
-             _interval(consistency["tile_agreement_drop"], consistency.get("tile_agreement_drop_ci95")))]
+             _interval(consistency["tile_agreement_drop"], consistency.get("tile_agreement_drop_ci95"))),
+            ("on the known map (seen before, left alone by the event)",
+             _interval(consistency.get("known_map_drop"), consistency.get("known_map_drop_ci95")))]
     return ["## Event consistency", "", *_table(rows), "![switch](switch.png)", ""]
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from worldsim.eval import metrics, rollout_measures
+from worldsim.eval import metrics, regions, rollout_measures
 from worldsim.eval.action_branch import BranchMeasures, branch_measures
 from worldsim.eval.branch_contexts import sample_branch_contexts
 from worldsim.eval.memory_test import memory_agreement, out_and_back
@@ -268,28 +268,50 @@ def _reactivity(run: _Run, truth: Trajectory, generated: Trajectory,
     return found, {"recognised_by_offset": recognised}, (in_time, visible)
 
 
-def _agreement_after(run: _Run, pair: tuple[Trajectory, Trajectory], switch_frame: int
+def _agreement_after(tiles: np.ndarray, truth: Trajectory, switch_frame: int
                      ) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """Tile agreement (frame parser on generated frames vs true tiles) per rollout, summed over the
+    """Tile agreement of parsed generated `tiles` with the true ones per rollout, summed over the
     frames from the switch on, the frames summed, and the mean by frame (for the plot)."""
-    truth, generated = pair
-    agreement = metrics.tile_agreement(_parse(run, generated.frames), truth.tiles)
+    agreement = metrics.tile_agreement(tiles, truth.tiles)
     after = truth.alive[:, switch_frame:]
     return (agreement[:, switch_frame:] * after).sum(axis=1), after.sum(axis=1), _per_frame_mean(agreement, truth.alive)
 
 
+def _known_map(switch_truth: Trajectory, control_truth: Trajectory, switch_frame: int) -> np.ndarray:
+    """bool `[N, T + 1, h, w]`: the known map a switch should leave alone — tiles in view before the
+    switch that the real game shows the same with and without it (a coin shower's coins, lava and
+    enemies are not), while the player stands in the same place and is alive in both."""
+    view = switch_truth.tiles.shape[-1]
+    seen = regions.seen_tiles(switch_truth.positions, view, switch_frame)
+    same_place = (switch_truth.positions == control_truth.positions).all(axis=-1)
+    valid = same_place & switch_truth.alive & control_truth.alive
+    return seen & (switch_truth.tiles == control_truth.tiles) & valid[..., None, None]
+
+
 def _consistency(run: _Run, switch_pair, control_pair, switch_frame: int) -> tuple[dict, dict, tuple]:
-    """Tile agreement around the switch, with it and on the matched control; the drop has a paired interval."""
-    switched, switched_frames, switched_curve = _agreement_after(run, switch_pair, switch_frame)
-    control, control_frames, control_curve = _agreement_after(run, control_pair, switch_frame)
+    """Tile agreement around the switch, with it and on the matched control, on every tile and on
+    the known map; the drops have intervals paired by rollout."""
+    switch_tiles, control_tiles = _parse(run, switch_pair[1].frames), _parse(run, control_pair[1].frames)
+    switched, switched_frames, switched_curve = _agreement_after(switch_tiles, switch_pair[0], switch_frame)
+    control, control_frames, control_curve = _agreement_after(control_tiles, control_pair[0], switch_frame)
     drop, interval = metrics.ratio_difference_with_interval((control, control_frames), (switched, switched_frames),
                                                             seed=run.config.seed)
+    known = _known_map(switch_pair[0], control_pair[0], switch_frame)[:, switch_frame:]
+    counted = known.sum(axis=(1, 2, 3))
+    known_switched = ((switch_tiles == switch_pair[0].tiles)[:, switch_frame:] & known).sum(axis=(1, 2, 3))
+    known_control = ((control_tiles == control_pair[0].tiles)[:, switch_frame:] & known).sum(axis=(1, 2, 3))
+    known_drop, known_interval = metrics.ratio_difference_with_interval(
+        (known_control, counted), (known_switched, counted), seed=run.config.seed)
     found = {"tile_agreement_switch": metrics.ratio_of_sums(switched, switched_frames),
              "tile_agreement_no_switch": metrics.ratio_of_sums(control, control_frames),
              "tile_agreement_drop": drop, "tile_agreement_drop_ci95": interval,
+             "known_map_agreement_switch": metrics.ratio_of_sums(known_switched, counted),
+             "known_map_agreement_no_switch": metrics.ratio_of_sums(known_control, counted),
+             "known_map_drop": known_drop, "known_map_drop_ci95": known_interval,
+             "known_map_tiles": int(counted.sum()),
              "frames_after_switch": run.config.frames_after_switch}
     curves = {"agreement_by_frame": {"switch": switched_curve, "no_switch": control_curve}, "switch_frame": switch_frame}
-    return found, curves, (switched, switched_frames, control, control_frames)
+    return found, curves, (known_switched, counted, known_control, counted)
 
 
 @dataclass

@@ -104,7 +104,8 @@ def _report(summary: dict[str, Any], labels: list[str]) -> str:
              f"{summary['switches']} switches to held-out paraphrases (suite `{summary['suite']}`, seeds "
              f"{', '.join(map(str, summary['seeds']))}); every checkpoint replayed the same maps, actions and events.",
              "Consistency drop: tile agreement with the truth after the switch, lost against the matched rollout "
-             "without it (lower keeps the map). Reactivity: switches the event classifier recognises within "
+             "without it, on the known map (tiles seen before the switch that the event leaves as they are; lower "
+             "keeps the map). Reactivity: switches the event classifier recognises within "
              f"{summary['within_frames']} frames. Intervals: 95 %, bootstrap over switches (drop), Wilson (reactivity).", "",
              "| checkpoint | consistency drop | reactivity | relative to the truth's |", "|---|---|---|---|"]
     for label in labels:

@@ -23,14 +23,16 @@ class SwitchUnits:
     groups: list[str]  # the event group each switch changes
     recognised: np.ndarray  # bool [N]: the event classifier saw the new state on the model's frames within k frames
     truth_recognised: np.ndarray  # bool [N]: ... on the real game's frames (enemies and lava may be out of view)
-    agreement_switch: np.ndarray  # [N] tile agreement with the truth summed over the frames after the switch
-    frames_switch: np.ndarray  # [N] frames summed (the true player alive)
-    agreement_no_switch: np.ndarray  # [N] the same on the matched control rollout
-    frames_no_switch: np.ndarray  # [N]
+    # Known-map tiles (seen before the switch, left alone by the event in the real game) from the
+    # switch on: how many the parser reads as the truth does, and how many were counted.
+    agreement_switch: np.ndarray  # [N] agreeing tiles of the switch rollout
+    counted_switch: np.ndarray  # [N] tiles counted
+    agreement_no_switch: np.ndarray  # [N] agreeing tiles of the matched control rollout
+    counted_no_switch: np.ndarray  # [N]
 
     def __post_init__(self) -> None:
-        arrays = (self.recognised, self.truth_recognised, self.agreement_switch, self.frames_switch,
-                  self.agreement_no_switch, self.frames_no_switch)
+        arrays = (self.recognised, self.truth_recognised, self.agreement_switch, self.counted_switch,
+                  self.agreement_no_switch, self.counted_no_switch)
         if any(np.shape(array) != (len(self.groups),) for array in arrays):
             raise ValueError(f"SwitchUnits: every array needs one entry per switch ({len(self.groups)})")
 
@@ -47,25 +49,25 @@ class SwitchUnits:
             recognised=np.concatenate([part.recognised for part in parts]),
             truth_recognised=np.concatenate([part.truth_recognised for part in parts]),
             agreement_switch=np.concatenate([part.agreement_switch for part in parts]),
-            frames_switch=np.concatenate([part.frames_switch for part in parts]),
+            counted_switch=np.concatenate([part.counted_switch for part in parts]),
             agreement_no_switch=np.concatenate([part.agreement_no_switch for part in parts]),
-            frames_no_switch=np.concatenate([part.frames_no_switch for part in parts]),
+            counted_no_switch=np.concatenate([part.counted_no_switch for part in parts]),
         )
 
     def tile_agreement(self, switched: bool) -> float:
-        """Mean tile agreement over the frames after the switch (or the control's same frames)."""
+        """Known-map tile agreement after the switch (or on the control's same tiles)."""
         if switched:
-            return metrics.ratio_of_sums(self.agreement_switch, self.frames_switch)
-        return metrics.ratio_of_sums(self.agreement_no_switch, self.frames_no_switch)
+            return metrics.ratio_of_sums(self.agreement_switch, self.counted_switch)
+        return metrics.ratio_of_sums(self.agreement_no_switch, self.counted_no_switch)
 
     def _drop_at(self, idx: np.ndarray) -> float:
         """The consistency drop over the switches `idx` (with repeats, for the bootstrap)."""
-        return (metrics.ratio_of_sums(self.agreement_no_switch[idx], self.frames_no_switch[idx])
-                - metrics.ratio_of_sums(self.agreement_switch[idx], self.frames_switch[idx]))
+        return (metrics.ratio_of_sums(self.agreement_no_switch[idx], self.counted_no_switch[idx])
+                - metrics.ratio_of_sums(self.agreement_switch[idx], self.counted_switch[idx]))
 
     def consistency_drop(self, seed: int = 0) -> tuple[float, list[float]]:
-        """Tile agreement lost because of the switch (control minus switch); each switch is resampled
-        with its own control, so what a map does to both cancels."""
+        """Known-map tile agreement lost because of the switch (control minus switch); each switch is
+        resampled with its own control, so what a map does to both cancels."""
         interval = metrics.bootstrap_interval(self.switches, self._drop_at, seed=seed)
         return self._drop_at(np.arange(self.switches)), list(interval)
 
@@ -94,7 +96,7 @@ class SwitchUnits:
         reactivity, reactivity_interval = self.reactivity()
         relative, relative_interval = self.reactivity_relative_to_truth(seed)
         return {"switches": self.switches, "consistency_drop": drop, "consistency_drop_ci95": drop_interval,
-                "tile_agreement_switch": self.tile_agreement(True),
-                "tile_agreement_no_switch": self.tile_agreement(False),
+                "known_map_agreement_switch": self.tile_agreement(True),
+                "known_map_agreement_no_switch": self.tile_agreement(False),
                 "reactivity": reactivity, "reactivity_ci95": reactivity_interval,
                 "reactivity_relative_to_truth": relative, "reactivity_relative_to_truth_ci95": relative_interval}

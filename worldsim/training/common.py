@@ -18,6 +18,7 @@ from torch import nn
 from worldsim.data.clips import check_label_boost
 from worldsim.model import WorldConfig
 from worldsim.training.config import ConfigError, TrainConfig
+from worldsim.training.stages import GENERATOR_STAGES
 
 if TYPE_CHECKING:
     from worldsim.training.trainer import TrainSummary
@@ -135,6 +136,10 @@ def save_world(world: "WorldModel", out_dir: Path, summary: "TrainSummary", **me
         "last_loss": summary.last_loss, **metadata,
     })
     world.metadata["training"] = history
+    recipe = world.metadata.get("recipe")
+    if recipe and summary.stage in GENERATOR_STAGES:
+        # Trained on top of a recipe's world, it now ships this stage's generator, not the recipe's.
+        world.metadata["recipe"] = {**recipe, "generator_stage": summary.stage}
     world.save_pretrained(out_dir)
 
 

@@ -44,6 +44,7 @@ from worldsim.training.dmd import DMDConfig
 from worldsim.training.events import EventsConfig
 from worldsim.training.reward import RewardStageConfig
 from worldsim.training.rolling import RollingConfig
+from worldsim.training.stages import GENERATOR_STAGES
 from worldsim.training.stream import StreamConfig
 from worldsim.training.teacher import TeacherConfig
 
@@ -62,7 +63,6 @@ CHAINS: dict[str, tuple[str, ...]] = {
 }
 USES_TEACHER = ("dmd", "stream", "delta", "rolling")
 RECIPE_SIZES = ("tiny", "compact", "small", "base")
-GENERATOR_STAGES = ("ar-teacher", "causal-cd", "dmd", "stream", "delta", "rolling")
 
 
 @dataclass

@@ -10,7 +10,7 @@ from worldsim.training.config import load_config
 if TYPE_CHECKING:
     from worldsim.training.trainer import TrainSummary
 
-__all__ = ["STAGES", "stage_classes", "build_config", "run_stage"]
+__all__ = ["STAGES", "GENERATOR_STAGES", "stage_classes", "build_config", "run_stage"]
 
 # stage name -> (module, config class, stage class), in the order the recipe runs them
 STAGES: dict[str, tuple[str, str, str]] = {
@@ -25,6 +25,10 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "reward": ("worldsim.training.reward", "RewardStageConfig", "RewardStage"),
     "events": ("worldsim.training.events", "EventsConfig", "EventsStage"),
 }
+
+
+# the stages that train a world's generator (the transformer that makes the frames)
+GENERATOR_STAGES = ("ar-teacher", "causal-cd", "dmd", "stream", "delta", "rolling")
 
 
 def stage_classes(name: str) -> tuple[type, type]:
