@@ -15,10 +15,9 @@ def _units(agreement_switch, agreement_no_switch, recognised=None, frames=10.0) 
     count = len(agreement_switch)
     recognised = np.ones(count, bool) if recognised is None else np.asarray(recognised, bool)
     return SwitchUnits(groups=["time"] * count, recognised=recognised, truth_recognised=np.ones(count, bool),
+                       counted=np.full(count, frames),
                        agreement_switch=np.asarray(agreement_switch, float) * frames,
-                       counted_switch=np.full(count, frames),
-                       agreement_no_switch=np.asarray(agreement_no_switch, float) * frames,
-                       counted_no_switch=np.full(count, frames))
+                       agreement_no_switch=np.asarray(agreement_no_switch, float) * frames)
 
 
 def test_ratio_difference_is_exact_and_its_paired_interval_ignores_what_the_units_share():
@@ -54,8 +53,7 @@ def test_drop_difference_is_paired_and_needs_the_same_switches():
 
 def test_units_reject_arrays_of_the_wrong_length():
     with pytest.raises(ValueError, match="one entry per switch"):
-        SwitchUnits(["time", "lava"], np.ones(2, bool), np.ones(1, bool), np.ones(2), np.ones(2), np.ones(2),
-                    np.ones(2))
+        SwitchUnits(["time", "lava"], np.ones(2, bool), np.ones(1, bool), np.ones(2), np.ones(2), np.ones(2))
 
 
 def test_reactivity_shares_count_switches_recognised_in_time():

@@ -46,12 +46,14 @@ def checkpoint_label(world: Any, name: str) -> str:
 
 
 def _variant(record: dict[str, Any]) -> str:
-    """A Delta Forcing record's variant, with ρ and λ where they differ from the defaults (0.5, 1)."""
+    """A Delta Forcing record's variant, with ρ and λ where they differ from the stage's defaults."""
+    from worldsim.training.delta import DeltaSettings
+
     variant = record.get("variant") or ""
-    if variant and record.get("rho", 0.5) != 0.5:
-        variant += f"-rho{record['rho']:g}"
-    if variant and record.get("lam", 1.0) != 1.0:
-        variant += f"-lam{record['lam']:g}"
+    for name in ("rho", "lam"):
+        default = getattr(DeltaSettings, name)
+        if variant and record.get(name, default) != default:
+            variant += f"-{name}{record[name]:g}"
     return variant
 
 

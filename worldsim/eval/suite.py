@@ -62,6 +62,10 @@ class _Run:
     size: int
 
 
+def _new_run(world: Any, probes: Probes, config: SuiteConfig) -> _Run:
+    return _Run(world, probes, EventClasses(probes.spec.event_groups), config, world.config.image_size)
+
+
 def _mean(values: np.ndarray, mask: np.ndarray | None = None) -> float:
     values = values if mask is None else values[mask]
     return float(values.mean()) if values.size else float("nan")
@@ -289,29 +293,30 @@ def _known_map(switch_truth: Trajectory, control_truth: Trajectory, switch_frame
 
 
 def _consistency(run: _Run, switch_pair, control_pair, switch_frame: int) -> tuple[dict, dict, tuple]:
-    """Tile agreement around the switch, with it and on the matched control, on every tile and on
-    the known map; the drops have intervals paired by rollout."""
+    """Tile agreement around the switch, with it and on the matched control (the drop with an
+    interval paired by rollout), and per rollout the known-map tiles counted and agreeing in each."""
     switch_tiles, control_tiles = _parse(run, switch_pair[1].frames), _parse(run, control_pair[1].frames)
     switched, switched_frames, switched_curve = _agreement_after(switch_tiles, switch_pair[0], switch_frame)
     control, control_frames, control_curve = _agreement_after(control_tiles, control_pair[0], switch_frame)
     drop, interval = metrics.ratio_difference_with_interval((control, control_frames), (switched, switched_frames),
                                                             seed=run.config.seed)
     known = _known_map(switch_pair[0], control_pair[0], switch_frame)[:, switch_frame:]
-    counted = known.sum(axis=(1, 2, 3))
     known_switched = ((switch_tiles == switch_pair[0].tiles)[:, switch_frame:] & known).sum(axis=(1, 2, 3))
     known_control = ((control_tiles == control_pair[0].tiles)[:, switch_frame:] & known).sum(axis=(1, 2, 3))
-    known_drop, known_interval = metrics.ratio_difference_with_interval(
-        (known_control, counted), (known_switched, counted), seed=run.config.seed)
     found = {"tile_agreement_switch": metrics.ratio_of_sums(switched, switched_frames),
              "tile_agreement_no_switch": metrics.ratio_of_sums(control, control_frames),
              "tile_agreement_drop": drop, "tile_agreement_drop_ci95": interval,
-             "known_map_agreement_switch": metrics.ratio_of_sums(known_switched, counted),
-             "known_map_agreement_no_switch": metrics.ratio_of_sums(known_control, counted),
-             "known_map_drop": known_drop, "known_map_drop_ci95": known_interval,
-             "known_map_tiles": int(counted.sum()),
              "frames_after_switch": run.config.frames_after_switch}
     curves = {"agreement_by_frame": {"switch": switched_curve, "no_switch": control_curve}, "switch_frame": switch_frame}
-    return found, curves, (known_switched, counted, known_control, counted)
+    return found, curves, (known.sum(axis=(1, 2, 3)), known_switched, known_control)
+
+
+def _known_map_measures(units: SwitchUnits, seed: int) -> dict[str, Any]:
+    """The suite's `consistency.known_map_*` keys, from the per-switch units."""
+    drop, interval = units.consistency_drop(seed)
+    return {"known_map_agreement_switch": units.tile_agreement(True),
+            "known_map_agreement_no_switch": units.tile_agreement(False),
+            "known_map_drop": drop, "known_map_drop_ci95": interval, "known_map_tiles": int(units.counted.sum())}
 
 
 @dataclass
@@ -333,16 +338,16 @@ def _switches(run: _Run) -> _SwitchFamily:
                                                   config.switch_frame, run.classes)
     switch_pair, control_pair = _replay_pair(run, switched, seed_offset=2), _replay_pair(run, control, seed_offset=2)
     reactivity, reactivity_curves, (in_time, visible) = _reactivity(run, *switch_pair, targets)
-    consistency, consistency_curves, sums = _consistency(run, switch_pair, control_pair, config.switch_frame)
-    units = SwitchUnits(list(targets.groups), in_time, visible, *sums)
+    consistency, consistency_curves, known_map = _consistency(run, switch_pair, control_pair, config.switch_frame)
+    units = SwitchUnits(list(targets.groups), in_time, visible, *known_map)
+    consistency.update(_known_map_measures(units, config.seed))
     return _SwitchFamily(reactivity, consistency, {"reactivity": reactivity_curves, "consistency": consistency_curves},
                          switch_pair, control_pair, targets, units)
 
 
 def measure_switches(world: Any, probes: Probes, config: SuiteConfig) -> SwitchUnits:
     """Only the switch family of the suite: per-switch units that pool across seeds (`switch_study`)."""
-    return _switches(_Run(world, probes, EventClasses(probes.spec.event_groups), config,
-                          world.config.image_size)).units
+    return _switches(_new_run(world, probes, config)).units
 
 
 # ---------------------------------------------------------------------------------- drift
@@ -447,8 +452,7 @@ def _film_strips(config: SuiteConfig, fidelity_pair: tuple[Trajectory, Trajector
 
 def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
     """Replay every scenario family in the truth and in `world`, and measure (see module docstring)."""
-    classes = EventClasses(probes.spec.event_groups)
-    run = _Run(world, probes, classes, config, world.config.image_size)
+    run = _new_run(world, probes, config)
     # One tick per family of scenarios; shown on a terminal only (disable=None).
     progress = tqdm(total=4, desc="eval", unit="family", disable=None)
 

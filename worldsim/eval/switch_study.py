@@ -31,6 +31,10 @@ RULE = ("among the delta variants whose reactivity is at most 0.02 below stream'
         "(all delta variants compete when none keeps the reactivity)")
 
 
+def _keeps_reactivity(found: dict[str, Any], stream: dict[str, Any]) -> bool:
+    return found["reactivity"] >= stream["reactivity"] - MAX_REACTIVITY_LOSS
+
+
 def choose_delta(variants: dict[str, dict[str, Any]]) -> str | None:
     """The label of Delta's default by `RULE`; None without a delta variant."""
     deltas = {label: found for label, found in variants.items() if label.startswith("delta")}
@@ -39,9 +43,7 @@ def choose_delta(variants: dict[str, dict[str, Any]]) -> str | None:
     stream = variants.get("stream")
     eligible = deltas
     if stream is not None:
-        keeps = {label: found for label, found in deltas.items()
-                 if found["reactivity"] >= stream["reactivity"] - MAX_REACTIVITY_LOSS}
-        eligible = keeps or deltas
+        eligible = {label: found for label, found in deltas.items() if _keeps_reactivity(found, stream)} or deltas
     return min(eligible, key=lambda label: eligible[label]["consistency_drop"])
 
 
@@ -57,7 +59,7 @@ def _verdict(units: dict[str, SwitchUnits], variants: dict[str, dict[str, Any]],
     difference, interval = units[default].drop_difference(units["stream"])
     return {"delta_minus_stream_drop": difference, "delta_minus_stream_drop_ci95": interval,
             "delta_interval_below_stream": delta["consistency_drop_ci95"][1] < stream["consistency_drop_ci95"][0],
-            "delta_reactivity_kept": delta["reactivity"] >= stream["reactivity"] - MAX_REACTIVITY_LOSS}
+            "delta_reactivity_kept": _keeps_reactivity(delta, stream)}
 
 
 def switch_study(checkpoints: list[str], out: str | Path, suite: str = "quick", seeds: tuple[int, ...] = DEFAULT_SEEDS,

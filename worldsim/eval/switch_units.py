@@ -9,7 +9,7 @@ concatenated units, so an interval over 144 switches resamples whole switches, n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -24,15 +24,13 @@ class SwitchUnits:
     recognised: np.ndarray  # bool [N]: the event classifier saw the new state on the model's frames within k frames
     truth_recognised: np.ndarray  # bool [N]: ... on the real game's frames (enemies and lava may be out of view)
     # Known-map tiles (seen before the switch, left alone by the event in the real game) from the
-    # switch on: how many the parser reads as the truth does, and how many were counted.
+    # switch on: one mask for both rollouts, so one count; how many the parser reads as the truth does.
+    counted: np.ndarray  # [N] known-map tiles counted
     agreement_switch: np.ndarray  # [N] agreeing tiles of the switch rollout
-    counted_switch: np.ndarray  # [N] tiles counted
     agreement_no_switch: np.ndarray  # [N] agreeing tiles of the matched control rollout
-    counted_no_switch: np.ndarray  # [N]
 
     def __post_init__(self) -> None:
-        arrays = (self.recognised, self.truth_recognised, self.agreement_switch, self.counted_switch,
-                  self.agreement_no_switch, self.counted_no_switch)
+        arrays = (self.recognised, self.truth_recognised, self.counted, self.agreement_switch, self.agreement_no_switch)
         if any(np.shape(array) != (len(self.groups),) for array in arrays):
             raise ValueError(f"SwitchUnits: every array needs one entry per switch ({len(self.groups)})")
 
@@ -44,26 +42,18 @@ class SwitchUnits:
     def concatenate(parts: list["SwitchUnits"]) -> "SwitchUnits":
         if not parts:
             raise ValueError("SwitchUnits.concatenate: nothing to pool")
-        return SwitchUnits(
-            groups=[group for part in parts for group in part.groups],
-            recognised=np.concatenate([part.recognised for part in parts]),
-            truth_recognised=np.concatenate([part.truth_recognised for part in parts]),
-            agreement_switch=np.concatenate([part.agreement_switch for part in parts]),
-            counted_switch=np.concatenate([part.counted_switch for part in parts]),
-            agreement_no_switch=np.concatenate([part.agreement_no_switch for part in parts]),
-            counted_no_switch=np.concatenate([part.counted_no_switch for part in parts]),
-        )
+        arrays = {field.name: np.concatenate([getattr(part, field.name) for part in parts])
+                  for field in fields(SwitchUnits) if field.name != "groups"}
+        return SwitchUnits(groups=[group for part in parts for group in part.groups], **arrays)
 
     def tile_agreement(self, switched: bool) -> float:
         """Known-map tile agreement after the switch (or on the control's same tiles)."""
-        if switched:
-            return metrics.ratio_of_sums(self.agreement_switch, self.counted_switch)
-        return metrics.ratio_of_sums(self.agreement_no_switch, self.counted_no_switch)
+        return metrics.ratio_of_sums(self.agreement_switch if switched else self.agreement_no_switch, self.counted)
 
     def _drop_at(self, idx: np.ndarray) -> float:
         """The consistency drop over the switches `idx` (with repeats, for the bootstrap)."""
-        return (metrics.ratio_of_sums(self.agreement_no_switch[idx], self.counted_no_switch[idx])
-                - metrics.ratio_of_sums(self.agreement_switch[idx], self.counted_switch[idx]))
+        return (metrics.ratio_of_sums(self.agreement_no_switch[idx], self.counted[idx])
+                - metrics.ratio_of_sums(self.agreement_switch[idx], self.counted[idx]))
 
     def consistency_drop(self, seed: int = 0) -> tuple[float, list[float]]:
         """Known-map tile agreement lost because of the switch (control minus switch); each switch is
