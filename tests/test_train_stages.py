@@ -61,6 +61,47 @@ def test_killed_delta_stage_resumes_to_identical_weights(tiny_data, random_world
     assert record["stage"] == "delta" and record["variant"] == "M3-clip" and record["rho"] == 0.5
 
 
+def test_chunks_since_switch_counts_per_row_from_the_chunk_a_switch_falls_in():
+    from worldsim.training.stream import chunks_since_switch
+
+    # 2 context frames, then 3 chunks of 2 frames; row 0 switches in the context (not counted) and
+    # into frame 5 (chunk 1), row 1 into frame 2 (chunk 0) and frame 7 (chunk 2), row 2 never
+    event_ids = torch.tensor([[0, 3, 3, 3, 3, 4, 4, 4],
+                              [1, 1, 2, 2, 2, 2, 2, 5],
+                              [6, 6, 6, 6, 6, 6, 6, 6]])
+    since = chunks_since_switch(event_ids, first_frame=2, chunk_frames=2)
+    assert since.tolist() == [[-1, 0, -1], [0, 1, -1], [1, 0, -1]]
+
+
+def test_streaming_on_real_clips_anchors_every_chunk_and_applies_delta_per_row(tiny_data, random_world, tmp_path):
+    """script=clip: the clip's own actions and per-row switches; the carried-map anchor on every chunk;
+    Delta Forcing only on the rows a switch just reached (after_switch), plain DMD elsewhere."""
+    from worldsim.training.delta import DeltaStage
+    from worldsim.training.distributed import DistributedContext
+
+    config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0,
+                           **{"delta.continuity": "M1", "delta.apply_to": "after_switch",
+                              "delta.after_switch_chunks": 1})
+    stage = DeltaStage(config, DistributedContext())
+    clip = stage.clips.batch(0)
+    assert clip.frames.shape[1] == 2 + 2 * 2  # the whole sequence is real
+    conditions, event_ids = stage.sequence_conditions(clip)
+    assert torch.equal(event_ids, torch.from_numpy(clip.events))
+    assert not (conditions.actions[:, 1:] == stage.world.config.no_action).all()  # the clip's own moves
+    applied = stage.applies(torch.tensor([-1, 0, 1]))
+    assert applied.tolist() == [False, True, False]
+    summary = stages.run_stage("delta", config, tmp_path / "delta")
+    assert summary.steps == 4
+    header = (tmp_path / "delta" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"anchor_loss", "carried_share", "generator_loss"} <= set(header)
+    record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert record["script"] == "clip" and record["anchor_weight"] == 2.0
+    with pytest.raises(ConfigError, match="script=clip"):  # random scripts have no true frames to anchor to
+        _delta_config(tiny_data, random_world, context_frames=2, anchor_weight=2.0)
+    with pytest.raises(ConfigError, match="script"):
+        _delta_config(tiny_data, random_world, script="replay")
+
+
 def _ar_teacher_config(tiny_data, random_world, **extra):
     overrides = [f"data={tiny_data}", f"init={random_world}", "steps=4", "batch_size=3", "clip_frames=5",
                  "checkpoint_every=2", "log_every=1", "progress=false", "diagnose_every=0"]

@@ -80,10 +80,11 @@ class DeltaStage(StreamStage):
             return None
         return Anchor(self.ema, self.ema.new_cache(self.config.batch_size, device=self.context.device))
 
-    def applies(self, chunks_since_switch: int | None) -> bool:
+    def applies(self, since_switch: Tensor) -> Tensor:
+        """bool `[B]`: the rows whose chunk gets Delta Forcing (the others get plain DMD)."""
         if self.settings.apply_to == "all":
-            return True
-        return chunks_since_switch is not None and chunks_since_switch < self.settings.after_switch_chunks
+            return torch.ones_like(since_switch, dtype=torch.bool)
+        return (since_switch >= 0) & (since_switch < self.settings.after_switch_chunks)
 
     def continuity(self, scored: ScoredWindow, frames: Tensor, history: Tensor, anchor_frames: Tensor | None) -> Tensor:
         """The chosen continuity term per sample, on the scale of the DMD loss (mean over elements)."""
@@ -99,17 +100,21 @@ class DeltaStage(StreamStage):
         return torch.zeros_like(scored.per_sample_loss)
 
     def chunk_loss(self, scored: ScoredWindow, frames: Tensor, history: Tensor | None, anchor_frames: Tensor | None,
-                   chunks_since_switch: int | None) -> tuple[Tensor, dict[str, float]]:
+                   since_switch: Tensor) -> tuple[Tensor, dict[str, float]]:
         too_short = self.settings.continuity == "M2" and history is not None and history.shape[1] < 2
-        if history is None or too_short or not self.applies(chunks_since_switch):
+        applied = self.applies(since_switch)
+        if history is None or too_short or not applied.any():
             return scored.per_sample_loss.mean(), {}
         d = losses.delta_statistic(scored.x0_real, frames.detach(), history, self.settings.eps)
         w = losses.trust_region_weight(d, self.settings.rho, self.settings.weight)
+        w = torch.where(applied, w, torch.ones_like(w))  # w = 1 is plain DMD
         continuity = self.continuity(scored, frames, history, anchor_frames)
         loss = losses.delta_forcing_loss(scored.per_sample_loss, continuity, w, self.settings.lam)
-        metrics = {"delta_d": d.mean().item(), "delta_w": w.mean().item(), "continuity": continuity.mean().item()}
-        if chunks_since_switch == 0:
-            metrics.update(delta_d_at_switch=d.mean().item(), delta_w_at_switch=w.mean().item())
+        metrics = {"delta_d": d[applied].mean().item(), "delta_w": w[applied].mean().item(),
+                   "continuity": continuity[applied].mean().item()}
+        at_switch = since_switch == 0
+        if at_switch.any():
+            metrics.update(delta_d_at_switch=d[at_switch].mean().item(), delta_w_at_switch=w[at_switch].mean().item())
         return loss, metrics
 
     def record(self) -> dict[str, Any]:

@@ -196,13 +196,18 @@ class DMDStage:
 
     # ------------------------------------------------------------------ the dmd step
 
-    def anchor_loss(self, clip: Clip, frames: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """The carried-region regression of generated `frames` to the clip's true frames, and its logs."""
+    def carried_truth(self, clip: Clip) -> tuple[Tensor, Tensor]:
+        """The clip's true latents after its context frames, and the cells the context carries into them."""
         with torch.no_grad():
             truth = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
             carried = losses.carried_cells(truth, self.config.context_frames, self.config.anchor_tolerance)
-        loss = losses.carried_region_loss(frames, truth[:, self.config.context_frames:], carried)
-        return loss, {"anchor_loss": loss.item(), "carried_share": carried.float().mean().item()}
+        return truth[:, self.config.context_frames:], carried
+
+    def anchor_loss(self, frames: Tensor, truth: Tensor, carried: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The weighted carried-region regression of generated `frames` to the true ones, and its logs."""
+        loss = losses.carried_region_loss(frames, truth, carried)
+        return self.config.anchor_weight * loss, {"anchor_loss": loss.item(),
+                                                  "carried_share": carried.float().mean().item()}
 
     def train_step(self, step: int) -> dict[str, float]:
         clip = self.clips.batch(step)
@@ -214,8 +219,8 @@ class DMDStage:
         scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)))
         loss, anchor_metrics = scored.per_sample_loss.mean(), {}
         if self.config.anchor_weight:
-            anchor, anchor_metrics = self.anchor_loss(clip, frames)
-            loss = loss + self.config.anchor_weight * anchor
+            anchor, anchor_metrics = self.anchor_loss(frames, *self.carried_truth(clip))
+            loss = loss + anchor
         metrics = self.update_generator(loss, step)
         metrics.update(self.train_critic(frames, context_latents, *conditions.window(slice(None))))
         return {**metrics, **anchor_metrics, "fake_real_gap": scored.fake_real_gap()}

@@ -4,9 +4,15 @@ A step generates one long sequence per row, chunk by chunk, with the persistent 
 sink + ring window keep memory bounded however long the sequence is). Each chunk's scoring window
 is a few overlap frames (the end of the previous chunk, clean, no gradient) followed by the
 chunk's new frames; the DMD loss on the new frames updates the generator after every chunk, and
-the critic follows. At random chunk boundaries (the same on every rank) the event switches to a
-random other event, so the model learns to react to switches deep into a rollout. Actions are
-sticky random (held for a random number of frames), like the data's exploration policy.
+the critic follows. Two scripts give a sequence its conditions:
+
+- `random` (default): sticky random actions (held for a random number of frames, like the data's
+  exploration policy), and at random chunk boundaries (the same on every rank) the event switches
+  to a random other event, so the model learns to react to switches deep into a rollout;
+- `clip`: a real clip as long as the sequence gives the actions and the events, with the switches
+  where the game had them (per row, anywhere in a chunk). There are true frames then, so the
+  carried-map anchor of `dmd` (`anchor_weight`) applies to every chunk: without it, distribution
+  matching on long rollouts lets the map drift (nothing ties a frame to the map it continues).
 
 This is the baseline that Delta Forcing (`delta`) improves; `chunk_loss` is what it overrides.
 """
@@ -19,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from worldsim.sampling.frame_sampler import CleanFrames
+from worldsim.data import Clip
 from worldsim.training.batches import condition_actions
 from worldsim.training.common import save_world
 from worldsim.training.config import ConfigError
@@ -29,7 +35,9 @@ from worldsim.training.dmd import DMDConfig, DMDStage, RolloutConditions
 from worldsim.training.self_rollout import Anchor
 from worldsim.training.trainer import TrainSummary
 
-__all__ = ["StreamConfig", "StreamStage", "sticky_actions", "switched_event_ids"]
+__all__ = ["StreamConfig", "StreamStage", "sticky_actions", "switched_event_ids", "chunks_since_switch"]
+
+SCRIPTS = ("random", "clip")
 
 
 @dataclass
@@ -40,6 +48,7 @@ class StreamConfig(DMDConfig):
     context_frames: int = 1  # real frames each sequence starts from (0 = from scratch)
     switch_prob: float = 0.3  # chance of an event switch at each chunk boundary
     max_hold: int = 8  # sticky actions are held 1..max_hold frames
+    script: str = "random"  # random: sticky actions, synthetic switches | clip: a real clip's actions and events
     steps: int = 1000
     batch_size: int = 4
 
@@ -49,6 +58,10 @@ class StreamConfig(DMDConfig):
             raise ConfigError("chunks and max_hold must be >= 1 and overlap_frames >= 0")
         if not 0.0 <= self.switch_prob <= 1.0:
             raise ConfigError(f"switch_prob must be in [0, 1], got {self.switch_prob}")
+        if self.script not in SCRIPTS:
+            raise ConfigError(f"script must be one of {SCRIPTS}, got {self.script!r}")
+        if self.anchor_weight and self.script != "clip":
+            raise ConfigError("anchor_weight needs script=clip: only a real clip has true frames to anchor to")
 
 
 def sticky_actions(batch: int, frames: int, num_actions: int, max_hold: int, device: torch.device) -> Tensor:
@@ -81,6 +94,27 @@ def switched_event_ids(start_ids: Tensor, frames: int, switch_frames: list[int],
     return ids
 
 
+def chunks_since_switch(event_ids: Tensor, first_frame: int, chunk_frames: int) -> Tensor:
+    """long `[chunks, B]`: per chunk and row, how many chunks ago the row's event last switched (0:
+    a switch into one of this chunk's frames), -1 before the row's first switch.
+
+    `event_ids` `[B, F]` hold the whole sequence; chunks start at `first_frame` (the frames before
+    are the real context, whose switches the generator was shown rather than made) and tile the rest.
+    """
+    batch, total = event_ids.shape
+    num_chunks = (total - first_frame) // chunk_frames
+    switched = torch.zeros(batch, total, dtype=torch.bool, device=event_ids.device)
+    switched[:, 1:] = event_ids[:, 1:] != event_ids[:, :-1]
+    in_chunk = switched[:, first_frame:first_frame + num_chunks * chunk_frames]
+    in_chunk = in_chunk.reshape(batch, num_chunks, chunk_frames).any(dim=2).T  # [chunks, B]
+    since = torch.full((batch,), -1, dtype=torch.long, device=event_ids.device)
+    rows = []
+    for switches in in_chunk:
+        since = torch.where(switches, torch.zeros_like(since), torch.where(since >= 0, since + 1, since))
+        rows.append(since)
+    return torch.stack(rows)
+
+
 class StreamStage(DMDStage):
     name = "stream"
     role = "few-step causal generator (streaming long tuning)"
@@ -90,14 +124,24 @@ class StreamStage(DMDStage):
         self.samples_per_step = config.batch_size * config.chunks  # chunk windows per step
 
     def clip_frames(self) -> int:
+        if self.config.script == "clip":
+            return self.sequence_frames()
         return max(self.config.context_frames, 1)
 
-    def sequence_conditions(self, step: int) -> tuple[RolloutConditions, CleanFrames | None, Tensor | None, list[int]]:
-        """Conditions of a whole sequence (context frames first), its start, and the switch chunks."""
-        config = self.config
-        clip = self.clips.batch(step)
-        device = self.context.device
-        context_count, total = config.context_frames, config.context_frames + config.chunks * config.frames
+    def sequence_frames(self) -> int:
+        return self.config.context_frames + self.config.chunks * self.config.frames
+
+    def sequence_conditions(self, clip: Clip) -> tuple[RolloutConditions, Tensor]:
+        """Conditions of a whole sequence (context frames first) and its event ids `[B, F]`."""
+        if self.config.script == "clip":
+            event_ids = torch.from_numpy(clip.events).to(self.context.device)
+            return self.start_of(clip)[0], event_ids
+        return self.random_conditions(clip)
+
+    def random_conditions(self, clip: Clip) -> tuple[RolloutConditions, Tensor]:
+        """Sticky random actions after the clip's context, and synthetic switches at chunk boundaries."""
+        config, device = self.config, self.context.device
+        context_count, total = config.context_frames, self.sequence_frames()
         switch_chunks = broadcast_choice(
             lambda: [k for k in range(1, config.chunks) if float(torch.rand(())) < config.switch_prob], self.context)
         start_ids = torch.from_numpy(clip.events[:, -1]).to(device)
@@ -108,32 +152,33 @@ class StreamStage(DMDStage):
         actions[:, :context_count] = real_actions[:, :context_count]  # the context frames keep their real actions
         actions[:, 0] = self.world.config.no_action
         student_events, teacher_events = self.embed_event_ids(event_ids)
-        conditions = RolloutConditions(actions, student_events, teacher_events)
-        return (conditions, *self.context_start(clip, conditions), switch_chunks)
+        return RolloutConditions(actions, student_events, teacher_events), event_ids
 
     def anchor(self) -> Anchor | None:
         """A network that follows the rollout at the same inputs (Delta Forcing's M3 uses the EMA)."""
         return None
 
     def chunk_loss(self, scored: ScoredWindow, frames: Tensor, history: Tensor | None, anchor_frames: Tensor | None,
-                   chunks_since_switch: int | None) -> tuple[Tensor, dict[str, float]]:
+                   since_switch: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The generator's loss for one chunk (plain DMD here).
 
         `history` holds the clean frames before the chunk (None at a from-scratch start),
-        `chunks_since_switch` is 0 for the chunk that starts at a switch, 1 for the next, ...,
-        None before the first switch.
+        `since_switch` (long `[B]`) how many chunks ago each row's event switched: 0 for the chunk
+        a switch falls in, 1 for the next, ..., -1 before the row's first switch.
         """
         return scored.per_sample_loss.mean(), {}
 
     def train_step(self, step: int) -> dict[str, float]:
         config = self.config
-        conditions, pending, history, switch_chunks = self.sequence_conditions(step)
+        clip = self.clips.batch(step)
+        conditions, event_ids = self.sequence_conditions(clip)
+        pending, history = self.context_start(clip, conditions)
+        anchored = self.carried_truth(clip) if config.anchor_weight else None
+        since_switch = chunks_since_switch(event_ids, config.context_frames, config.frames)
         cache = self.generator.new_cache(config.batch_size, device=self.context.device)
         anchor = self.anchor()
         totals: dict[str, list[float]] = {}
-        since_switch = None
         for chunk in range(config.chunks):
-            since_switch = 0 if chunk in switch_chunks else (None if since_switch is None else since_switch + 1)
             start = config.context_frames + chunk * config.frames
             new = slice(start, start + config.frames)
             result = self.generate(conditions.for_student(new), cache, pending, self.draw_exits(), anchor)
@@ -141,7 +186,12 @@ class StreamStage(DMDStage):
             overlap = None if history is None or config.overlap_frames == 0 else history[:, -config.overlap_frames:]
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
             scored = self.scores.score(result.frames, overlap, *conditions.window(window))
-            loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch)
+            loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch[chunk])
+            if anchored is not None:
+                after_context = slice(chunk * config.frames, (chunk + 1) * config.frames)
+                anchor_term, anchor_metrics = self.anchor_loss(result.frames, *(t[:, after_context] for t in anchored))
+                loss = loss + anchor_term
+                metrics.update(anchor_metrics)
             metrics.update(self.update_generator(loss, step))
             metrics.update(self.train_critic(result.frames, overlap, *conditions.window(window)))
             metrics["fake_real_gap"] = scored.fake_real_gap()
@@ -157,7 +207,9 @@ class StreamStage(DMDStage):
 
     def record(self) -> dict[str, Any]:
         """What this stage adds to the world's training record."""
-        return {"chunks": self.config.chunks, "chunk_frames": self.config.frames}
+        config = self.config
+        record = {"chunks": config.chunks, "chunk_frames": config.frames, "script": config.script}
+        return {**record, "anchor_weight": config.anchor_weight} if config.anchor_weight else record
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.generator.load_state_dict(self.ema.state_dict())
