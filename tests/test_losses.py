@@ -93,6 +93,17 @@ def test_carried_cells_stop_at_a_restyle_and_need_a_context():
     assert L.carried_cells(latents, context_frames=2).shape == (1, 2, 6, 6)
 
 
+def test_carried_cells_across_restyles_start_again_from_the_restyled_frame():
+    latents = _scrolling_clip([(0, 1), (0, 1), (0, 1), (0, 0)])
+    latents[0, 2:] = latents[0, 2:] * 0.5 + 1.0  # the event switches into frame 2 and stays
+    plain = L.carried_cells(latents, context_frames=1)
+    across = L.carried_cells(latents, context_frames=1, across_restyles=True)
+    assert torch.equal(across[:, :2], plain[:, :2])  # up to the restyled frame, nothing differs
+    assert not across[0, 1].any()  # the restyled frame itself is not carried
+    assert across[0, 2, :5].all() and not across[0, 2, 5].any()  # the next frame carries it, scrolled
+    assert across[0, 3].sum() == across[0, 2].sum() and not plain[0, 2:].any()
+
+
 def test_carried_region_loss_counts_only_carried_cells_per_element_of_the_frame():
     target = torch.zeros(1, 2, 2, 2, 2)
     frames = torch.full((1, 2, 2, 2, 2), 2.0)

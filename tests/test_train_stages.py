@@ -80,7 +80,7 @@ def test_streaming_on_real_clips_anchors_every_chunk_and_applies_delta_per_row(t
     from worldsim.training.distributed import DistributedContext
 
     config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0,
-                           **{"delta.continuity": "M1", "delta.apply_to": "after_switch",
+                           anchor_across_restyles="true", **{"delta.continuity": "M1", "delta.apply_to": "after_switch",
                               "delta.after_switch_chunks": 1})
     stage = DeltaStage(config, DistributedContext())
     clip = stage.clips.batch(0)
@@ -95,7 +95,7 @@ def test_streaming_on_real_clips_anchors_every_chunk_and_applies_delta_per_row(t
     header = (tmp_path / "delta" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"anchor_loss", "carried_share", "generator_loss"} <= set(header)
     record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
-    assert record["script"] == "clip" and record["anchor_weight"] == 2.0
+    assert record["script"] == "clip" and record["anchor_weight"] == 2.0 and record["anchor_across_restyles"]
     with pytest.raises(ConfigError, match="script=clip"):  # random scripts have no true frames to anchor to
         _delta_config(tiny_data, random_world, context_frames=2, anchor_weight=2.0)
     with pytest.raises(ConfigError, match="script"):

@@ -10,7 +10,8 @@ critic takes a few flow-matching steps on the detached rollout, and the generato
 
 With `anchor_weight` > 0 (and real context frames), the generated frames are also regressed to the
 clip's true frames on the cells the context already determines (`losses.carried_cells`: the map
-carried over through the scroll, not new strips, moving sprites or restyles). Distribution
+carried over through the scroll, not new strips, moving sprites or restyles; with
+`anchor_across_restyles` the map after a restyle, in its new look, too). Distribution
 matching alone is mode seeking with nothing that ties a frame to the map it continues; the anchor
 ties it there and leaves what must be imagined to the scores.
 
@@ -55,6 +56,7 @@ class DMDConfig(StageConfig):
     dmd: DMDSettings = field(default_factory=DMDSettings)
     anchor_weight: float = 0.0  # weight of the carried-region regression (0 = pure distribution matching)
     anchor_tolerance: float = 0.05  # latent distance under which a cell counts as carried (latents ~ unit variance)
+    anchor_across_restyles: bool = False  # after a restyled frame (an event switch), carry the map in its new look
 
     def validate(self) -> None:
         super().validate()
@@ -200,7 +202,8 @@ class DMDStage:
         """The clip's true latents after its context frames, and the cells the context carries into them."""
         with torch.no_grad():
             truth = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
-            carried = losses.carried_cells(truth, self.config.context_frames, self.config.anchor_tolerance)
+            carried = losses.carried_cells(truth, self.config.context_frames, self.config.anchor_tolerance,
+                                           across_restyles=self.config.anchor_across_restyles)
         return truth[:, self.config.context_frames:], carried
 
     def anchor_loss(self, frames: Tensor, truth: Tensor, carried: Tensor) -> tuple[Tensor, dict[str, float]]:

@@ -141,7 +141,8 @@ def _shifted_cells(frames: Tensor, dx: int, dy: int) -> tuple[Tensor, Tensor]:
     return moved, inside
 
 
-def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05, max_shift: int = 1) -> Tensor:
+def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05, max_shift: int = 1,
+                  across_restyles: bool = False) -> Tensor:
     """bool `[B, F - context_frames, h, w]`: the cells of every frame after the context whose content
     was carried unchanged from the last context frame, frame by frame, through a global shift of up
     to `max_shift` cells (a scrolling view) — the part of a frame its context already determines.
@@ -149,8 +150,11 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
     Per frame the shift is the one of smallest median per-cell distance (channel-mean squared
     difference) to the frame before, so sprites and animated cells do not sway it; a cell is
     carried when its distance under that shift is below `tolerance` and the cell it came from was
-    carried too. A newly revealed strip, a moving sprite, a restyled frame (an event switch) and
-    everything after them are not. With no context frame nothing is carried.
+    carried too. A newly revealed strip, a moving sprite, a restyled frame (an event switch: even
+    the median cell changed) and everything after them are not. With `across_restyles` a restyled
+    frame is not carried but the chain starts again from it: the frames after a switch are the
+    same map in the new look, so what they carry from the restyled frame is determined too.
+    With no context frame nothing is carried.
     """
     batch, num_frames, _, height, width = latents.shape
     carried = torch.zeros(batch, num_frames - context_frames, height, width, dtype=torch.bool,
@@ -159,6 +163,7 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
         return carried
     shifts = [(dx, dy) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
     known = torch.ones(batch, height, width, dtype=torch.bool, device=latents.device)
+    rows = torch.arange(batch, device=latents.device)
     for index, frame in enumerate(range(context_frames, num_frames)):
         distances, sources = [], []
         for dx, dy in shifts:
@@ -167,10 +172,13 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
             distances.append(distance.masked_fill(~inside, float("nan")))
             sources.append(_shifted_cells(known[:, None].float(), dx, dy)[0][:, 0] > 0.5)
         distance, source = torch.stack(distances), torch.stack(sources)  # [S, B, h, w]
-        best = distance.flatten(2).nanmedian(dim=2).values.argmin(dim=0)  # [B]
-        rows = torch.arange(batch, device=latents.device)
-        known = (distance[best, rows] < tolerance) & source[best, rows]  # NaN (outside) compares False
-        carried[:, index] = known
+        medians = distance.flatten(2).nanmedian(dim=2).values  # [S, B]
+        best = medians.argmin(dim=0)  # [B]
+        carried[:, index] = (distance[best, rows] < tolerance) & source[best, rows]  # NaN (outside) compares False
+        known = carried[:, index]
+        if across_restyles:
+            restyled = medians[best, rows] >= tolerance  # [B]
+            known = known | restyled[:, None, None]
     return carried
 
 

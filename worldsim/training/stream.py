@@ -209,7 +209,9 @@ class StreamStage(DMDStage):
         """What this stage adds to the world's training record."""
         config = self.config
         record = {"chunks": config.chunks, "chunk_frames": config.frames, "script": config.script}
-        return {**record, "anchor_weight": config.anchor_weight} if config.anchor_weight else record
+        if config.anchor_weight:
+            record.update(anchor_weight=config.anchor_weight, anchor_across_restyles=config.anchor_across_restyles)
+        return record
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.generator.load_state_dict(self.ema.state_dict())
