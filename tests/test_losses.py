@@ -287,6 +287,23 @@ def test_delta_statistic_measures_disagreement_in_units_of_the_transition():
     torch.testing.assert_close(L.delta_statistic(pulled, generator, stacked, eps=0.0), d)
 
 
+def test_motion_scale_measures_the_history_not_the_chunk():
+    history = torch.zeros(2, 3, 4, 2, 2)
+    history[:, 1] = 1.0  # frame-to-frame motions 4 then 4 (16 elements of 1): the largest is 4
+    history[0, 2] = 1.0  # row 0 then stands still
+    generator = 10.0 + _randn(2, 4, 4, 2, 2, seed=3)  # a restyled chunk of 4 frames, far from the history
+    scale = L.transition_norm(generator, history, scale="motion")
+    torch.testing.assert_close(scale, torch.full((2,), 4.0 * 4 ** 0.5))
+    assert (L.transition_norm(generator, history, scale="chunk") > 3 * scale).all()  # the restyle inflates it
+    teacher = generator + 1.0
+    d = L.delta_statistic(teacher, generator, history, eps=0.0, scale="motion")
+    torch.testing.assert_close(d, L.per_sample_norm(teacher - generator) / scale)
+    with pytest.raises(ValueError, match="2 frames"):
+        L.transition_norm(generator, history[:, -1], scale="motion")
+    with pytest.raises(ValueError, match="scale"):
+        L.transition_norm(generator, history, scale="speed")
+
+
 @pytest.mark.parametrize("kind", L.WEIGHT_KINDS)
 def test_trust_region_weight_is_one_when_teacher_agrees_and_falls_as_it_pulls_away(kind):
     history, generator = _chunk()

@@ -80,7 +80,7 @@ def test_streaming_on_real_clips_anchors_every_chunk_and_applies_delta_per_row(t
     from worldsim.training.distributed import DistributedContext
 
     config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0,
-                           anchor_across_restyles="true", **{"delta.continuity": "M1", "delta.apply_to": "after_switch",
+                           anchor_across_restyles="true", **{"delta.continuity": "M1", "delta.scale": "motion", "delta.apply_to": "after_switch",
                               "delta.after_switch_chunks": 1})
     stage = DeltaStage(config, DistributedContext())
     clip = stage.clips.batch(0)
@@ -100,6 +100,8 @@ def test_streaming_on_real_clips_anchors_every_chunk_and_applies_delta_per_row(t
         _delta_config(tiny_data, random_world, context_frames=2, anchor_weight=2.0)
     with pytest.raises(ConfigError, match="script"):
         _delta_config(tiny_data, random_world, script="replay")
+    with pytest.raises(ConfigError, match="delta.scale"):
+        _delta_config(tiny_data, random_world, **{"delta.scale": "speed"})
 
 
 def _ar_teacher_config(tiny_data, random_world, **extra):

@@ -5,7 +5,9 @@ from the config (`--set delta.continuity=M2`, `--set delta.weight=gauss`, ...):
 
 - per chunk k, the history `h_k` (last clean frame before the chunk), the generator's frames
   `x̂_k` and the teacher's x0 `x̂ᴿ_k` (computed inside the DMD step anyway);
-- the latent delta `d_k = ‖x̂ᴿ_k − x̂_k‖ / (‖x̂_k − h_k‖ + ε)` (stop-grad, per sample);
+- the latent delta `d_k = ‖x̂ᴿ_k − x̂_k‖ / (T_k + ε)` (stop-grad, per sample), with the unit
+  `T_k` the chunk's own transition `‖x̂_k − h_k‖` (`scale = "chunk"`) or the motion of the frames
+  before the chunk (`scale = "motion"`, which a restyling switch does not inflate);
 - the trust-region weight `w_k` (`clip`: min(1, ρ/d), `gauss`: exp(−(d/ρ)²), `cosine` gate);
 - the loss `w_k·L_DMD,k + λ·(1 − w_k)·L_cont,k` with the continuity term
   M1 trust-region-projected target, M2 monotone-jump penalty (frame-to-frame change bounded by
@@ -40,7 +42,8 @@ CONTINUITY_VARIANTS = ("M1", "M2", "M3", "none")
 class DeltaSettings:
     weight: str = "clip"  # clip | gauss | cosine
     continuity: str = "M1"  # M1 (projected target) | M2 (monotone jump) | M3 (EMA anchor) | none
-    rho: float = 0.5  # trust-region radius, in units of the chunk's own transition
+    rho: float = 0.5  # trust-region radius, in units of the transition scale
+    scale: str = "chunk"  # chunk: the chunk's own transition | motion: the motion before the chunk
     lam: float = 1.0  # weight of the continuity term
     apply_to: str = "all"  # all | after_switch
     after_switch_chunks: int = 2  # with apply_to=after_switch: chunks after a switch that get Delta Forcing
@@ -52,6 +55,8 @@ class DeltaSettings:
             raise ConfigError(f"delta.weight must be one of {losses.WEIGHT_KINDS}, got {self.weight!r}")
         if self.continuity not in CONTINUITY_VARIANTS:
             raise ConfigError(f"delta.continuity must be one of {CONTINUITY_VARIANTS}, got {self.continuity!r}")
+        if self.scale not in losses.TRANSITION_SCALES:
+            raise ConfigError(f"delta.scale must be one of {losses.TRANSITION_SCALES}, got {self.scale!r}")
         if self.apply_to not in ("all", "after_switch"):
             raise ConfigError(f"delta.apply_to must be 'all' or 'after_switch', got {self.apply_to!r}")
         if self.rho <= 0 or self.lam < 0 or self.after_switch_chunks < 1 or self.motion_margin <= 0:
@@ -90,7 +95,7 @@ class DeltaStage(StreamStage):
         """The chosen continuity term per sample, on the scale of the DMD loss (mean over elements)."""
         settings, elements = self.settings, frames[0].numel()
         if settings.continuity == "M1":
-            target = losses.projected_target(scored.x0_real, frames.detach(), history, settings.rho)
+            target = losses.projected_target(scored.x0_real, frames.detach(), history, settings.rho, settings.scale)
             return losses.projected_target_loss(frames, target) / elements
         if settings.continuity == "M2":
             bound = settings.motion_margin * losses.frame_motion(history).max(dim=1).values
@@ -101,11 +106,12 @@ class DeltaStage(StreamStage):
 
     def chunk_loss(self, scored: ScoredWindow, frames: Tensor, history: Tensor | None, anchor_frames: Tensor | None,
                    since_switch: Tensor) -> tuple[Tensor, dict[str, float]]:
-        too_short = self.settings.continuity == "M2" and history is not None and history.shape[1] < 2
+        needs_motion = self.settings.continuity == "M2" or self.settings.scale == "motion"
+        too_short = needs_motion and history is not None and history.shape[1] < 2
         applied = self.applies(since_switch)
         if history is None or too_short or not applied.any():
             return scored.per_sample_loss.mean(), {}
-        d = losses.delta_statistic(scored.x0_real, frames.detach(), history, self.settings.eps)
+        d = losses.delta_statistic(scored.x0_real, frames.detach(), history, self.settings.eps, self.settings.scale)
         w = losses.trust_region_weight(d, self.settings.rho, self.settings.weight)
         w = torch.where(applied, w, torch.ones_like(w))  # w = 1 is plain DMD
         continuity = self.continuity(scored, frames, history, anchor_frames)
@@ -123,4 +129,6 @@ class DeltaStage(StreamStage):
         variant = f"{settings.continuity}-{settings.weight}"
         if settings.apply_to == "after_switch":
             variant += f"-first{settings.after_switch_chunks}"
+        if settings.scale != "chunk":
+            variant += f"-{settings.scale}"
         return {**super().record(), "variant": variant, "rho": settings.rho, "lam": settings.lam}

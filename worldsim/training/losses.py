@@ -38,6 +38,8 @@ __all__ = [
     "dmd_loss",
     "critic_loss",
     "delta_statistic",
+    "transition_norm",
+    "TRANSITION_SCALES",
     "trust_region_weight",
     "projected_target",
     "projected_target_loss",
@@ -333,21 +335,43 @@ def critic_loss(v_pred: Tensor, generated: Tensor, noise: Tensor) -> Tensor:
 # Delta Forcing (our reconstruction: the paper's equations are not public)
 
 
-def delta_statistic(
-    teacher_x0: Tensor, generator_x0: Tensor, history: Tensor, eps: float = 1e-3
-) -> Tensor:
-    """Latent delta `d_k = ‖x̂ᴿ_k − x̂_k‖ / (‖x̂_k − h_k‖ + ε)` per sample, without gradient.
+TRANSITION_SCALES = ("chunk", "motion")
 
-    The teacher's disagreement with the generator's chunk, measured in units of the chunk's own
-    transition away from the history `h_k` (the last clean frame(s) before chunk k, broadcast over
-    the chunk's frames). `d ≈ 0`: the teacher endorses the transition; `d ≫ 1`: the teacher would
-    move the chunk further than the generator moved it at all, typically right after an event
-    switch, where following it blindly breaks continuity.
+
+def transition_norm(generator_x0: Tensor, history: Tensor, scale: str = "chunk") -> Tensor:
+    """The unit of Delta Forcing's trust region per sample (`[B]`), without gradient.
+
+    - `chunk`:  `‖x̂_k − h_k‖`, the chunk's own transition away from the last clean frame `h_k`
+      (broadcast over the chunk's frames);
+    - `motion`: `√F · max_f ‖h_f − h_{f−1}‖`, how fast the world moved before the chunk, as if each
+      of its F frames moved that much. A switch that restyles the chunk makes `chunk` large exactly
+      where the trust region should bind; `motion` does not see the chunk at all. Needs a history
+      of at least 2 frames `[B, K, ...]`.
+    """
+    with torch.no_grad():
+        if scale == "chunk":
+            return per_sample_norm(generator_x0 - _broadcast_history(history, generator_x0))
+        if scale == "motion":
+            if history.dim() != generator_x0.dim() or history.shape[1] < 2:
+                raise ValueError(f"scale 'motion' needs a history of >= 2 frames, got {tuple(history.shape)}")
+            return frame_motion(history).max(dim=1).values * generator_x0.shape[1] ** 0.5
+        raise ValueError(f"scale must be one of {TRANSITION_SCALES}, got {scale!r}")
+
+
+def delta_statistic(
+    teacher_x0: Tensor, generator_x0: Tensor, history: Tensor, eps: float = 1e-3, scale: str = "chunk"
+) -> Tensor:
+    """Latent delta `d_k = ‖x̂ᴿ_k − x̂_k‖ / (T_k + ε)` per sample, without gradient.
+
+    The teacher's disagreement with the generator's chunk, measured in units `T_k` of
+    `transition_norm` (by default the chunk's own transition away from the history `h_k`, the last
+    clean frame(s) before chunk k). `d ≈ 0`: the teacher endorses the transition; `d ≫ 1`: the
+    teacher would move the chunk further than the generator moved it at all, typically right after
+    an event switch, where following it blindly breaks continuity.
     """
     with torch.no_grad():
         disagreement = per_sample_norm(teacher_x0 - generator_x0)
-        transition = per_sample_norm(generator_x0 - _broadcast_history(history, generator_x0))
-        return disagreement / (transition + eps)
+        return disagreement / (transition_norm(generator_x0, history, scale) + eps)
 
 
 def _broadcast_history(history: Tensor, frames: Tensor) -> Tensor:
@@ -385,16 +409,16 @@ def trust_region_weight(d: Tensor, rho: float, kind: str = "clip") -> Tensor:
 
 
 def projected_target(
-    teacher_x0: Tensor, generator_x0: Tensor, history: Tensor, rho: float
+    teacher_x0: Tensor, generator_x0: Tensor, history: Tensor, rho: float, scale: str = "chunk"
 ) -> Tensor:
     """M1 target: the teacher's x0, pulled back into the trust region, without gradient.
 
-    Move from `x̂_k` toward `x̂ᴿ_k` by at most `r = ρ·‖x̂_k − h_k‖`: the teacher's own prediction
-    when it lies inside that radius (`d_k ≤ ρ`), else the point at distance `r` on the segment.
+    Move from `x̂_k` toward `x̂ᴿ_k` by at most `r = ρ·T_k` (`transition_norm`): the teacher's own
+    prediction when it lies inside that radius (`d_k ≤ ρ`), else the point at distance `r` on the segment.
     """
     with torch.no_grad():
         step = teacher_x0 - generator_x0
-        radius = rho * per_sample_norm(generator_x0 - _broadcast_history(history, generator_x0))
+        radius = rho * transition_norm(generator_x0, history, scale)
         scale = (radius / per_sample_norm(step).clamp_min(1e-12)).clamp(max=1.0)
         return generator_x0 + expand_sigma(scale, step) * step
 
