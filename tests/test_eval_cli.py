@@ -36,7 +36,7 @@ def _has_key(document: dict, key: str) -> bool:
     nodes = [document]
     for part in key.split("."):
         if part.startswith("<"):
-            nodes = [value for node in nodes for value in node.values()]
+            nodes = [value for node in nodes if isinstance(node, dict) for value in node.values()]
         else:
             nodes = [node[part] for node in nodes if isinstance(node, dict) and part in node]
         if not nodes:

@@ -16,6 +16,7 @@ examples:
                 --suite full --out eval/ablation
   worldsim eval --checkpoint runs/breakout/world --data data/breakout-test --idm-data data/breakout --out eval/breakout
   worldsim eval --switch-study runs/stream/final runs/delta/final --seeds 0 1 2 3 --out eval/delta-vs-stream
+  worldsim eval --drift-study explorer-64 --samplers frame rolling --out docs/eval/drift --device cpu
 
 With --data the world is measured against held-out recorded play instead (any game; the only way
 for a game recorded from Gymnasium, which has no ground-truth simulator): teacher-forced and
@@ -48,6 +49,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="only the event switches, pooled over --seeds: consistency drop and reactivity with "
                             "95 %% intervals per checkpoint, Delta Forcing's default chosen against stream "
                             "(summary.json, report.md)")
+    which.add_argument("--drift-study", nargs="+", metavar="CHECKPOINT",
+                       help="long rollouts only: per-window Frechet and tile-histogram distances against the real "
+                            "floor, slopes and differences with 95 %% intervals over rollouts, per checkpoint and "
+                            "--samplers, plus one --long-frames rollout (summary.json, report.md, PNGs)")
     parser.add_argument("--suite", choices=list(SUITES), default="quick",
                         help="quick: minutes on a CPU; full: >= 2000-frame drift rollouts, for a GPU; "
                              "tiny: seconds, a smoke test (default: quick)")
@@ -59,6 +64,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                         help="with --switch-study: the scenario seeds whose switches are pooled (default: 0 1 2 3, "
                              "144 switches in the quick suite)")
+    study = parser.add_argument_group("--drift-study sizes (defaults: 8 rollouts of 2000 frames, windows of 100, "
+                                      "a switch every 100-300 frames, one 10000-frame rollout, 1000 resamples)")
+    study.add_argument("--samplers", nargs="+", choices=("frame", "rolling"), default=None,
+                       help="samplers compared on the same rollouts (default: frame rolling)")
+    study.add_argument("--rollouts", type=int, default=None, help="rollouts R, the units of every interval")
+    study.add_argument("--frames", type=int, default=None, help="frames per rollout")
+    study.add_argument("--window", type=int, default=None, help="frames per window")
+    study.add_argument("--switch-every", type=int, nargs=2, default=None, metavar=("LO", "HI"),
+                       help="frames between event switches, drawn in LO..HI")
+    study.add_argument("--long-frames", type=int, default=None, help="frames of the single long rollout (0: none)")
+    study.add_argument("--resamples", type=int, default=None, help="bootstrap resamples")
     parser.add_argument("--data", default=None, metavar="DIR",
                         help="measure against this held-out recording instead of the ground-truth suite")
     parser.add_argument("--idm-data", default=None, metavar="DIR",
@@ -77,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     checkpoints = args.compare or [args.checkpoint]
     if args.data or args.idm_data:
         return _run_recorded(args)
+    if args.drift_study or any(getattr(args, name) is not None for name in _DRIFT_OPTIONS):
+        return _run_drift_study(args)
     if args.switch_study or args.seeds:
         return _run_switch_study(args)
     if args.update_card and (args.compare or not (Path(args.checkpoint) / "config.json").is_file()):
@@ -150,6 +168,36 @@ def _run_switch_study(args: argparse.Namespace) -> int:
         return 2
     print((Path(args.out) / "report.md").read_text())
     print(f"wrote {args.out}/summary.json and report.md ({summary['switches']} switches)")
+    return 0
+
+
+# --drift-study's options, named as the DriftStudyConfig fields they set
+_DRIFT_OPTIONS = ("samplers", "rollouts", "frames", "window", "switch_every", "long_frames", "resamples")
+
+
+def _run_drift_study(args: argparse.Namespace) -> int:
+    """`worldsim eval --drift-study CKPT ...`: long-horizon drift with intervals, per checkpoint and sampler."""
+    from worldsim.eval.drift_study import DriftStudyConfig, drift_study
+    from worldsim.runtime import check_device, check_output_folder
+
+    if not args.drift_study or args.update_card or args.seeds:
+        print("worldsim eval: error: --samplers, --rollouts, --frames, --window, --switch-every, --long-frames and "
+              "--resamples go with --drift-study, which takes no --seeds or --update-card", file=sys.stderr)
+        return 2
+    try:
+        given = {name: getattr(args, name) for name in _DRIFT_OPTIONS if getattr(args, name) is not None}
+        given = {name: tuple(value) if isinstance(value, list) else value for name, value in given.items()}
+        config = DriftStudyConfig(seed=0 if args.seed is None else args.seed, **given)
+        check_output_folder(args.out)
+        if args.device != "auto":
+            check_device(args.device)
+        summary = drift_study(args.drift_study, args.out, config, device=args.device, probes_folder=args.probes,
+                              revision=args.revision)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"worldsim eval: error: {error}", file=sys.stderr)
+        return 2
+    print((Path(args.out) / "report.md").read_text())
+    print(f"wrote {args.out}/summary.json, report.md and {len(summary['plots'])} PNGs ({summary['wall_time_s']} s)")
     return 0
 
 

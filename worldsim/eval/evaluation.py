@@ -114,7 +114,7 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
     }
     worlds = [worldsim.load(name, device=str(torch_device), revision=revision) for name in checkpoints]
     for name, world in zip(checkpoints, worlds):
-        _check_ground_truth(world, name)
+        check_ground_truth(world, name)
     labels = distinct_labels([checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)],
                              [str(name) for name in checkpoints])
     runs = []
@@ -131,7 +131,7 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
     return write_comparison(out, runs, {**shared, "wall_time_s": round(time.time() - started, 1)})
 
 
-def _check_ground_truth(world, name) -> None:
+def check_ground_truth(world, name) -> None:
     """The suite replays scenarios in its game's true simulator (`worldsim.eval.truth`): a recorded
     game has none, and another shipped game is not the one its scenarios and probes are built for."""
     from worldsim.eval.truth import TRUTH

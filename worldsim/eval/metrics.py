@@ -149,22 +149,41 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
 
 
+def _covariance_factor(cov: np.ndarray) -> np.ndarray:
+    """F with F Fᵀ = cov: Cholesky where cov is positive definite (about 1/15 of the cost of an
+    eigendecomposition), else the symmetric square root (rank-deficient sets of features)."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return _psd_sqrt(cov)
+
+
+def frechet_distances(mean_ref: np.ndarray, cov_ref: np.ndarray,
+                      others: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Squared Fréchet (2-Wasserstein) distances from one Gaussian to each of `others` (mean, cov).
+
+    `‖μr − μ‖² + Tr(Σr + Σ − 2(Σr Σ)^½)`. For any F with F Fᵀ = Σr, the trace of `(Σr Σ)^½` is the
+    sum of square roots of the eigenvalues of the symmetric PSD matrix `Fᵀ Σ F` (similar to
+    `Σr^½ Σ Σr^½`), which avoids a non-symmetric sqrtm; F is factored once for all `others`.
+    """
+    factor = _covariance_factor(cov_ref)
+    distances = np.empty(len(others))
+    for index, (mean, cov) in enumerate(others):
+        _check_same_shape(mean_ref, mean, "frechet_distance means")
+        _check_same_shape(cov_ref, cov, "frechet_distance covariances")
+        middle = factor.T @ cov @ factor
+        cross_trace = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2.0), 0.0, None)).sum()
+        mean_term = float(np.sum((mean_ref - mean) ** 2))
+        # Rounding can leave a tiny negative value for identical inputs.
+        distances[index] = max(0.0, mean_term + float(np.trace(cov_ref) + np.trace(cov) - 2.0 * cross_trace))
+    return distances
+
+
 def frechet_distance(
     mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray
 ) -> float:
-    """Squared Fréchet (2-Wasserstein) distance between two Gaussians.
-
-    `‖μa − μb‖² + Tr(Σa + Σb − 2(Σa Σb)^½)`. The trace of `(Σa Σb)^½` equals the sum of square roots
-    of the eigenvalues of the symmetric PSD matrix `Σa^½ Σb Σa^½`, which avoids a non-symmetric sqrtm.
-    """
-    _check_same_shape(mean_a, mean_b, "frechet_distance means")
-    _check_same_shape(cov_a, cov_b, "frechet_distance covariances")
-    sqrt_a = _psd_sqrt(cov_a)
-    middle = sqrt_a @ cov_b @ sqrt_a
-    cross_trace = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2.0), 0.0, None)).sum()
-    mean_term = float(np.sum((mean_a - mean_b) ** 2))
-    # Rounding can leave a tiny negative value for identical inputs.
-    return max(0.0, mean_term + float(np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross_trace))
+    """Squared Fréchet distance between two Gaussians (see `frechet_distances`)."""
+    return float(frechet_distances(mean_a, cov_a, [(mean_b, cov_b)])[0])
 
 
 def frechet_distance_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
@@ -340,6 +359,29 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+def bootstrap_indices(num_units: int, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """`int [resamples, num_units]`: unit indices drawn with replacement, one row per resample.
+
+    The draws of `bootstrap_interval`, so statistics computed on the same rows are paired.
+    """
+    if num_units < 1 or resamples < 1:
+        raise ValueError(f"bootstrap_indices: need >= 1 unit and resample, got {num_units} and {resamples}")
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, num_units, num_units) for _ in range(resamples)])
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` percentile interval of bootstrap replicates; NaN replicates (the
+    statistic undefined on that resample) are dropped, NaNs when none is left."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_interval(num_units: int, statistic, resamples: int = 1000, seed: int = 0,
                        level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of `statistic(units)` over independent units (rollouts, contexts).
@@ -350,14 +392,8 @@ def bootstrap_interval(num_units: int, statistic, resamples: int = 1000, seed: i
     """
     if num_units < 1:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    values = np.array([statistic(rng.integers(0, num_units, num_units)) for _ in range(resamples)], dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return float("nan"), float("nan")
-    tail = 100.0 * (1.0 - level) / 2.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
-    return float(low), float(high)
+    draws = bootstrap_indices(num_units, resamples, seed)
+    return percentile_interval(np.array([statistic(indices) for indices in draws], dtype=np.float64), level)
 
 
 def ratio_of_sums(numerators: np.ndarray, denominators: np.ndarray) -> float:

@@ -67,8 +67,16 @@ def truth_steps(scenario: Scenario, size: int, event_classes: EventClasses,
         moved = np.any(np.array([world.state(i)["position"] for i in range(n)]) != positions, axis=1)
         alive &= ~terminated
         if restart_dead and terminated.any():
-            _restart(world, terminated, scenario.seeds * 7919 + t, in_force)
+            _restart(world, terminated, restart_seeds(scenario.seeds, t), in_force)
             alive |= terminated
+
+
+def restart_seeds(seeds: np.ndarray, t: int) -> np.ndarray:
+    """Map seeds for worlds that start over at frame t: a hash of (map seed, t), below 2**31. A linear
+    mix such as seed·7919 + t would send map seed s at frame t + 7919 and map seed s + 1 (the real
+    floor's map) at frame t onto one map, where the two replays then play the same frames."""
+    return np.array([np.random.SeedSequence([int(seed), t]).generate_state(1)[0] >> 1 for seed in seeds],
+                    dtype=np.int64)
 
 
 def _restart(world: GroundTruth, rows: np.ndarray, seeds: np.ndarray, in_force: list[dict[str, str]]) -> None:
@@ -77,16 +85,27 @@ def _restart(world: GroundTruth, rows: np.ndarray, seeds: np.ndarray, in_force: 
         _apply_texts(world, [in_force[i].get(group) if rows[i] else None for i in range(len(rows))])
 
 
-def generated_steps(world, scenario: Scenario, first_frames: np.ndarray, seed: int) -> Iterator[Step]:
-    """The neural replay in `world.simulator`, started from the true first frames."""
+def generated_steps(world, scenario: Scenario, first_frames: np.ndarray, seed: int,
+                    sampler: str = "frame") -> Iterator[Step]:
+    """The neural replay in `world.simulator` (either sampler), started from the true first frames.
+
+    Frame t always follows actions 0..t-1 under the events in force at t, as in the truth. The
+    rolling sampler returns each frame `lag = sim.action_latency` steps after its action (after a
+    reset its frames in flight are noised copies of the start frame, which the first `lag` steps
+    return again): those repeats are skipped and the script is padded with `lag` noop steps, whose
+    frames are never returned, so that frame T comes out.
+    """
     n = scenario.num_rollouts
-    sim = world.simulator(batch_size=n, seed=seed)
+    sim = world.simulator(batch_size=n, seed=seed, sampler=sampler)
     start_texts = scenario.events_at(0)
     frames = sim.reset(event=start_texts, context=torch.as_tensor(first_frames))
     yield Step(0, frames.cpu().numpy(), np.zeros(n, np.float32), np.zeros(n, bool))
-    for t in range(1, scenario.num_steps + 1):
-        frames, rewards, terminated = sim.step(scenario.actions[:, t - 1], events=scenario.events_at(t))
-        yield Step(t, frames.cpu().numpy(), rewards.cpu().numpy(), terminated.cpu().numpy())
+    lag = sim.action_latency
+    actions = np.pad(scenario.actions, ((0, 0), (0, lag)))  # action 0: noop, as the sampler's own fill
+    for step in range(1, scenario.num_steps + lag + 1):
+        frames, rewards, terminated = sim.step(actions[:, step - 1], events=scenario.events_at(step))
+        if step > lag:
+            yield Step(step - lag, frames.cpu().numpy(), rewards.cpu().numpy(), terminated.cpu().numpy())
 
 
 @torch.inference_mode()

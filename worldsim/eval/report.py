@@ -155,6 +155,14 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
         lines.append(f"| {name}, last window | {_number(model)} | {_number(floor)} |")
         lines.append(f"| {name}, slope per window | {_number(drift[f'{key}_slope_per_window'], 4)} | "
                      f"{_number(drift[f'{key}_real_floor_slope_per_window'], 4)} |")
+        if "long_frames" in drift:
+            lines.append(f"| {name}, slope per window over one {drift['long_frames']}-frame rollout | "
+                         f"{_number(drift[f'long_{key}_slope_per_window'], 4)} | "
+                         f"{_number(drift[f'long_{key}_real_floor_slope_per_window'], 4)} |")
+    if "long_frames" in drift:
+        lines += ["", f"The {drift['long_frames']}-frame rollout: {_number(drift['long_fps'], 1)} frames/s; resident "
+                      f"memory {_number(drift['long_rss_mb_first_window'], 1)} MB after its first window, "
+                      f"{_number(drift['long_rss_mb_last_window'], 1)} MB after its last."]
     return lines + ["", "![drift](drift.png)", ""]
 
 

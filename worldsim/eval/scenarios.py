@@ -20,6 +20,9 @@ from worldsim.eval.true_frames import EventClasses
 from worldsim.eval.truth import TRUTH, events
 
 _ACTION_POLICY = PolicyConfig(event_every=None, episode_frames=None)
+# Script families of `scenario_rng` (fidelity 0, switches 1, memory walks 10 + N): the suite's long
+# rollouts and the drift study draw theirs from these.
+DRIFT_FAMILY, LONG_DRIFT_FAMILY = 2, 3
 
 
 @dataclass
@@ -72,6 +75,11 @@ class SwitchTargets:
     frame: int  # the first frame under the new event (same for every rollout)
     groups: list[str]  # [N] the event group that switches
     classes: np.ndarray  # int64 [N] the event class (EventClasses index in that group) switched to
+
+
+def scenario_rng(seed: int, family: int) -> np.random.Generator:
+    """Independent streams per family of scripts, so resizing one family leaves the others' scripts unchanged."""
+    return np.random.default_rng(np.random.SeedSequence([seed, family]))
 
 
 def exploration_actions(rng: np.random.Generator, num_rollouts: int, num_steps: int) -> np.ndarray:

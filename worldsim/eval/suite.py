@@ -17,7 +17,8 @@ sees identical maps, actions and events:
   classifier), consistency (frame parser's tile agreement with the truth), reward/termination;
 - drift:    long rollouts with an event switch every few hundred frames → per-window Fréchet
   distance of probe features and tile-histogram distance to the truth, and their slopes, next to
-  the same distances between two real replays (the floor that sampling noise alone produces).
+  the same distances between two real replays (the floor that sampling noise alone produces); with
+  `long_rollout_frames`, one more rollout of that length measured as it streams (`drift.long_*`).
 
 Frames where the true player is already dead are left out of frame-by-frame comparisons.
 """
@@ -29,17 +30,17 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from worldsim.eval import metrics, regions, rollout_measures
+from worldsim.eval import drift, metrics, regions, rollout_measures
 from worldsim.eval.action_branch import BranchMeasures, branch_measures
 from worldsim.eval.branch_contexts import sample_branch_contexts
 from worldsim.eval.memory_test import memory_agreement, out_and_back
 from worldsim.eval.probes import Probes
 from worldsim.eval.replay import Trajectory, collect, generated_steps, teacher_forced_frames, truth_steps
-from worldsim.eval.scenarios import Scenario, SwitchTargets, drift_scenario, plain_scenario, switch_scenarios
+from worldsim.eval.scenarios import (DRIFT_FAMILY, LONG_DRIFT_FAMILY, Scenario, SwitchTargets, drift_scenario,
+                                     plain_scenario, scenario_rng, switch_scenarios)
 from worldsim.eval.suite_config import SUITES, SuiteConfig
 from worldsim.eval.switch_units import SwitchUnits
 from worldsim.eval.true_frames import EventClasses
-from worldsim.eval.truth import TRUTH
 
 __all__ = ["SUITES", "SuiteConfig", "SuiteResult", "run_suite", "measure_switches"]
 
@@ -181,7 +182,7 @@ def _memory(run: _Run) -> dict[str, Any]:
     for steps_out in config.memory_steps:
         if 2 * steps_out > window:
             continue
-        rng = _scenario_rng(config, 10 + steps_out)
+        rng = scenario_rng(config.seed, 10 + steps_out)
         scenario, truth = out_and_back(rng, config.memory_rollouts, steps_out, run.size, run.classes)
         generated = collect(generated_steps(run.world, scenario, truth.frames[:, 0], config.seed + 5))
         found[str(steps_out)] = memory_agreement(_parse(run, generated.frames), truth.tiles, steps_out, config.seed)
@@ -333,7 +334,7 @@ class _SwitchFamily:
 def _switches(run: _Run) -> _SwitchFamily:
     """One held-out paraphrase switch per rollout and its matched control, replayed in truth and world."""
     config = run.config
-    switched, control, targets = switch_scenarios(_scenario_rng(config, 1), config.switch_rollouts,
+    switched, control, targets = switch_scenarios(scenario_rng(config.seed, 1), config.switch_rollouts,
                                                   config.switch_frame + config.frames_after_switch,
                                                   config.switch_frame, run.classes)
     switch_pair, control_pair = _replay_pair(run, switched, seed_offset=2), _replay_pair(run, control, seed_offset=2)
@@ -351,62 +352,19 @@ def measure_switches(world: Any, probes: Probes, config: SuiteConfig) -> SwitchU
 
 
 # ---------------------------------------------------------------------------------- drift
-@dataclass
-class _WindowBuffer:
-    generated: list[np.ndarray] = field(default_factory=list)
-    truth: list[np.ndarray] = field(default_factory=list)
-    truth_tiles: list[np.ndarray] = field(default_factory=list)
-    other_truth: list[np.ndarray] = field(default_factory=list)
-    other_tiles: list[np.ndarray] = field(default_factory=list)
-
-
-def _window_distances(run: _Run, window: _WindowBuffer) -> dict[str, float]:
-    num_classes = len(TRUTH.tile_classes)
-    truth = np.concatenate(window.truth)
-    truth_features = run.probes.features(truth)
-    truth_histogram = metrics.class_histogram(np.concatenate(window.truth_tiles), num_classes)
-    generated = np.concatenate(window.generated)
-    other = np.concatenate(window.other_truth)
-    generated_histogram = metrics.class_histogram(run.probes.parse_tiles(generated), num_classes)
-    other_histogram = metrics.class_histogram(np.concatenate(window.other_tiles), num_classes)
-    return {
-        "fd": metrics.frechet_distance_features(run.probes.features(generated), truth_features),
-        "fd_real_floor": metrics.frechet_distance_features(run.probes.features(other), truth_features),
-        "tile_tv": metrics.total_variation(generated_histogram, truth_histogram),
-        "tile_tv_real_floor": metrics.total_variation(other_histogram, truth_histogram),
-    }
-
-
-def _drift(run: _Run, scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any], list[np.ndarray]]:
-    """Streams the long rollouts window by window; the real floor replays the same script on other maps."""
+def _drift(run: _Run, scenario: Scenario,
+           long_scenario: Scenario | None) -> tuple[dict[str, Any], dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+    """The long rollouts window by window (see `drift`), and the single long rollout as `long_*` keys."""
     config = run.config
-    other_maps = Scenario("drift-other-maps", scenario.seeds + 1, scenario.actions, scenario.switches)
-    truth_replay = truth_steps(scenario, run.size, run.classes, restart_dead=True)
-    other_replay = truth_steps(other_maps, run.size, run.classes, restart_dead=True)
-    first_truth, _ = next(truth_replay), next(other_replay)  # frame 0 is the given context, not generated
-    generated_replay = generated_steps(run.world, scenario, first_truth.frames, config.seed + 3)
-    next(generated_replay)
-    windows, buffer, strip_frames = [], _WindowBuffer(), []
-    for truth, other, generated in zip(truth_replay, other_replay, generated_replay):
-        buffer.truth.append(truth.frames)
-        buffer.truth_tiles.append(truth.tiles)
-        buffer.other_truth.append(other.frames)
-        buffer.other_tiles.append(other.tiles)
-        buffer.generated.append(generated.frames)
-        if truth.t % config.drift_window == 0:
-            windows.append(_window_distances(run, buffer))
-            strip_frames.append(np.stack([truth.frames[0], generated.frames[0]]))
-            buffer = _WindowBuffer()
-    series = {key: [w[key] for w in windows] for key in windows[0]}
-    found = {
-        "rollouts": scenario.num_rollouts,
-        "frames": scenario.num_steps,
-        "window_frames": config.drift_window,
-        **{f"{key}_by_window": values for key, values in series.items()},
-        **{f"{key}_slope_per_window": metrics.slope(np.array(values)) if len(values) > 1 else float("nan")
-           for key, values in series.items()},
-    }
-    return found, series, strip_frames
+    reference = drift.record_reference(scenario, run.probes, config.drift_window, run.size)
+    model = drift.record_model(run.world, reference, run.probes, config.seed + 3)
+    found = drift.drift_measures(reference, model.stream)
+    if long_scenario is not None:
+        long_reference = drift.record_reference(long_scenario, run.probes, config.drift_window, run.size)
+        long_found, _ = drift.long_rollout(run.world, long_reference, run.probes, config.seed + 6)
+        found.update({f"long_{key}": value for key, value in long_found.items()})
+    curves = {key: found[f"{key}_by_window"] for key in ("fd", "fd_real_floor", "tile_tv", "tile_tv_real_floor")}
+    return found, curves, (reference.strip, model.strip)
 
 
 # ---------------------------------------------------------------------------------- film strips
@@ -425,14 +383,10 @@ def _powers_of_two_upto(last: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------- the suite
-def _scenario_rng(config: SuiteConfig, family: int) -> np.random.Generator:
-    """Independent streams per family, so resizing one family leaves the others' scripts unchanged."""
-    return np.random.default_rng(np.random.SeedSequence([config.seed, family]))
-
-
 def _film_strips(config: SuiteConfig, fidelity_pair: tuple[Trajectory, Trajectory],
                  switch_pair: tuple[Trajectory, Trajectory], targets: SwitchTargets,
-                 drift_strip: list[np.ndarray]) -> dict[str, tuple[list[np.ndarray], list[str], list[str]]]:
+                 drift_strips: tuple[np.ndarray, np.ndarray]
+                 ) -> dict[str, tuple[list[np.ndarray], list[str], list[str]]]:
     horizon_columns = _powers_of_two_upto(config.horizons[-1])
     last_frame = config.switch_frame + config.frames_after_switch
     offsets = [-1] + _powers_of_two_upto(config.frames_after_switch)
@@ -444,9 +398,8 @@ def _film_strips(config: SuiteConfig, fidelity_pair: tuple[Trajectory, Trajector
                                           horizon_columns, [f"t={c}" for c in horizon_columns]),
         "filmstrip_switch": _pairs_strip(*switch_pair, frame_wide_rows or [0], switch_columns,
                                          [f"{c - config.switch_frame:+d}" for c in switch_columns]),
-        "filmstrip_drift": ([np.stack([f[0] for f in drift_strip]), np.stack([f[1] for f in drift_strip])],
-                            ["truth 0", "model 0"],
-                            [f"t={config.drift_window * (i + 1)}" for i in range(len(drift_strip))]),
+        "filmstrip_drift": (list(drift_strips), ["truth 0", "model 0"],
+                            [f"t={config.drift_window * (i + 1)}" for i in range(len(drift_strips[0]))]),
     }
 
 
@@ -456,7 +409,7 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
     # One tick per family of scenarios; shown on a terminal only (disable=None).
     progress = tqdm(total=4, desc="eval", unit="family", disable=None)
 
-    fidelity_script = plain_scenario("fidelity", _scenario_rng(config, 0), config.fidelity_rollouts,
+    fidelity_script = plain_scenario("fidelity", scenario_rng(config.seed, 0), config.fidelity_rollouts,
                                      config.horizons[-1])
     fidelity, fidelity_curves, *fidelity_pair, forced = _fidelity(run, fidelity_script)
     fidelity.update(rollout_measures.known_region(*fidelity_pair, forced, config.horizons, config.seed))
@@ -475,17 +428,19 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
                                          config.event_tolerance)
     progress.update(1)
 
-    drift_script = drift_scenario(_scenario_rng(config, 2), config.drift_rollouts, config.drift_frames,
+    drift_script = drift_scenario(scenario_rng(config.seed, DRIFT_FAMILY), config.drift_rollouts, config.drift_frames,
                                   config.drift_switch_every)
-    drift, drift_curves, drift_strip = _drift(run, drift_script)
+    long_script = drift_scenario(scenario_rng(config.seed, LONG_DRIFT_FAMILY), 1, config.long_rollout_frames,
+                                 config.drift_switch_every) if config.long_rollout_frames else None
+    drift_found, drift_curves, drift_strips = _drift(run, drift_script, long_script)
     progress.update(1)
 
-    found = {"fidelity": fidelity, "imagined": imagined, "sprites": sprites, "drift": drift,
+    found = {"fidelity": fidelity, "imagined": imagined, "sprites": sprites, "drift": drift_found,
              "reactivity": switches.reactivity, "consistency": switches.consistency, "controllability": controllability,
              "action_branch": action_branch, "collision": collision, "memory": memory, **detections}
     curves = {"fidelity": fidelity_curves, **switches.curves,
               "drift": drift_curves, "horizons": list(config.horizons)}
-    strips = _film_strips(config, tuple(fidelity_pair), switch_pair, switches.targets, drift_strip)
+    strips = _film_strips(config, tuple(fidelity_pair), switch_pair, switches.targets, drift_strips)
     progress.update(1)
     progress.close()
     return SuiteResult(found, curves, strips)

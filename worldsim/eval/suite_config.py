@@ -21,6 +21,7 @@ class SuiteConfig:
     drift_frames: int = 400
     drift_window: int = 100
     drift_switch_every: tuple[int, int] = (150, 300)
+    long_rollout_frames: int = 0  # one more drift rollout this long, measured as it streams (0: none)
     event_tolerance: int = 1  # ± frames for reward/termination matching
     idm_steps: tuple[int, ...] = (1, 8, 16, 32)  # inverse dynamics and sprite counts along rollouts, by band
     branch_contexts: int = 96  # true contexts of the action-branch, collision and moved-pair tests
@@ -40,6 +41,9 @@ class SuiteConfig:
             raise ValueError("branch_contexts, branch_context_frames and memory_rollouts must be >= 1")
         if self.drift_frames < self.drift_window:
             raise ValueError(f"drift_frames ({self.drift_frames}) must cover one drift_window ({self.drift_window})")
+        if self.long_rollout_frames and self.long_rollout_frames < self.drift_window:
+            raise ValueError(f"long_rollout_frames ({self.long_rollout_frames}) must be 0 or cover one drift_window "
+                             f"({self.drift_window})")
 
 
 SUITES: dict[str, SuiteConfig] = {
@@ -53,8 +57,8 @@ SUITES: dict[str, SuiteConfig] = {
     # cores for the compact world.
     "quick": SuiteConfig("quick", fidelity_rollouts=12, teacher_forced_rollouts=8, switch_rollouts=36, switch_frame=4,
                          frames_after_switch=10, drift_rollouts=2, drift_frames=300, drift_switch_every=(100, 200)),
-    # The real measurement (≥ 2 000-frame drift rollouts, ~170 000 generated frames); meant for a GPU.
+    # The real measurement (≥ 2 000-frame drift rollouts and one of 10 000, ~180 000 generated frames); for a GPU.
     "full": SuiteConfig("full", fidelity_rollouts=256, teacher_forced_rollouts=64, switch_rollouts=240,
                         frames_after_switch=32, drift_rollouts=32, drift_frames=2000, drift_switch_every=(200, 400),
-                        branch_contexts=1024, memory_rollouts=128),
+                        long_rollout_frames=10_000, branch_contexts=1024, memory_rollouts=128),
 }

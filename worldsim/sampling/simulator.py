@@ -131,6 +131,12 @@ class Simulator:
         return self._frames.clone()
 
     @property
+    def action_latency(self) -> int:
+        """Steps from an action to the frame that shows it: 0 with the frame sampler, W-1 with the
+        rolling one (a step returns the oldest frame in flight)."""
+        return 0 if self._rolling is None else self._rolling.window - 1
+
+    @property
     def cache(self) -> KVCache:
         """The KV cache (read it, do not write it)."""
         return self._cache
