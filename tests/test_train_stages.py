@@ -294,3 +294,15 @@ def test_dmd_runs_with_an_autoregressive_world_as_its_own_real_score_and_an_anch
     before = load_file(random_world / "transformer.safetensors")
     after = load_file(tmp_path / "dmd" / "final" / "transformer.safetensors")
     assert any(not torch.equal(before[key], after[key]) for key in before)  # the generator moved
+
+
+@pytest.mark.parametrize("name", ["stream-study", "stream-clips"])
+def test_the_streaming_study_configs_build_for_stream_and_delta(name, tiny_data, random_world):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / f"{name}.toml"
+    needed = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}"]
+    for stage in ("stream", "delta"):
+        config = stages.build_config(stage, path, needed)
+        assert config.chunks == 4 and config.context_frames == 2
+        assert (config.script == "clip") == (name == "stream-clips") and (config.anchor_weight > 0) == (config.script == "clip")
