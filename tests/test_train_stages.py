@@ -58,7 +58,7 @@ def test_killed_delta_stage_resumes_to_identical_weights(tiny_data, random_world
     header = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"delta_d", "delta_w", "loss", "generator_loss", "fake_real_gap"} <= set(header)
     record = json.loads((tmp_path / "killed" / "final" / "config.json").read_text())["metadata"]["training"][-1]
-    assert record["stage"] == "delta" and record["variant"] == "M3-gauss-first2" and record["rho"] == 0.5  # the default weight and rule
+    assert record["stage"] == "delta" and record["variant"] == "M3-gauss-first2-motion" and record["rho"] == 0.5  # the default weight, rule, unit
 
 
 def test_chunks_since_switch_counts_per_row_from_the_chunk_a_switch_falls_in():

@@ -41,14 +41,14 @@ CONTINUITY_VARIANTS = ("M1", "M2", "M3", "none")
 @dataclass
 class DeltaSettings:
     """Defaults: the variant `worldsim eval --switch-study` chose by its rule (the lowest consistency
-    drop among variants that keep stream's reactivity) on the Explorer world, in three studies of 144
-    switches each (docs/eval/delta-vs-stream): monotone-jump continuity, Gaussian weight, the two
-    chunks after a switch, ρ 0.5, λ 1."""
+    drop among variants that keep stream's reactivity) on the Explorer world (docs/eval/delta-vs-stream,
+    288 switches, on real clips): monotone-jump continuity, Gaussian weight, the two chunks after a
+    switch, the trust region in units of the motion before the chunk, ρ 0.5, λ 1."""
 
     weight: str = "gauss"  # clip | gauss | cosine
     continuity: str = "M2"  # M1 (projected target) | M2 (monotone jump) | M3 (EMA anchor) | none
     rho: float = 0.5  # trust-region radius, in units of the transition scale
-    scale: str = "chunk"  # chunk: the chunk's own transition | motion: the motion before the chunk
+    scale: str = "motion"  # motion: the motion before the chunk | chunk: the chunk's own transition
     lam: float = 1.0  # weight of the continuity term
     apply_to: str = "after_switch"  # all | after_switch
     after_switch_chunks: int = 2  # with apply_to=after_switch: chunks after a switch that get Delta Forcing
