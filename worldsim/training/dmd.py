@@ -146,11 +146,15 @@ class DMDStage:
 
     def start_of(self, clip: Clip) -> tuple[RolloutConditions, CleanFrames | None, Tensor | None]:
         """`real_start` for a clip already drawn."""
+        conditions = self.clip_conditions(clip)
+        return (conditions, *self.context_start(clip, conditions))
+
+    def clip_conditions(self, clip: Clip) -> RolloutConditions:
+        """The clip's own actions and events, the events embedded for the student and the teacher."""
         device = self.context.device
         actions = condition_actions(torch.from_numpy(clip.actions).to(device), self.world.config.no_action)
         student_events, teacher_events = self.embed_event_ids(torch.from_numpy(clip.events).to(device))
-        conditions = RolloutConditions(actions, student_events, teacher_events)
-        return (conditions, *self.context_start(clip, conditions))
+        return RolloutConditions(actions, student_events, teacher_events)
 
     def context_start(self, clip: Clip, conditions: RolloutConditions) -> tuple[CleanFrames | None, Tensor | None]:
         """The clip's first `context_frames` frames as pending clean frames (and their latents)."""

@@ -135,7 +135,7 @@ class StreamStage(DMDStage):
         """Conditions of a whole sequence (context frames first) and its event ids `[B, F]`."""
         if self.config.script == "clip":
             event_ids = torch.from_numpy(clip.events).to(self.context.device)
-            return self.start_of(clip)[0], event_ids
+            return self.clip_conditions(clip), event_ids
         return self.random_conditions(clip)
 
     def random_conditions(self, clip: Clip) -> tuple[RolloutConditions, Tensor]:
