@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from worldsim.eval.suite_config import SUITES
@@ -148,25 +149,36 @@ def _run_recorded(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_study(args: argparse.Namespace, study: Callable[[], dict]) -> dict | None:
+    """Check the output folder and device, run `study` and print its report; None after an error
+    (printed), with nothing written."""
+    from worldsim.runtime import check_device, check_output_folder
+
+    try:
+        check_output_folder(args.out)
+        if args.device != "auto":
+            check_device(args.device)
+        summary = study()
+    except (ValueError, FileNotFoundError) as error:
+        print(f"worldsim eval: error: {error}", file=sys.stderr)
+        return None
+    print((Path(args.out) / "report.md").read_text())
+    return summary
+
+
 def _run_switch_study(args: argparse.Namespace) -> int:
     """`worldsim eval --switch-study CKPT ...`: the pooled switch measurement of several checkpoints."""
     from worldsim.eval.switch_study import DEFAULT_SEEDS, switch_study
-    from worldsim.runtime import check_device, check_output_folder
 
     if not args.switch_study or args.update_card or args.seed is not None:
         print("worldsim eval: error: --seeds goes with --switch-study, which takes no --seed or --update-card",
               file=sys.stderr)
         return 2
-    try:
-        check_output_folder(args.out)
-        if args.device != "auto":
-            check_device(args.device)
-        summary = switch_study(args.switch_study, args.out, suite=args.suite, seeds=tuple(args.seeds or DEFAULT_SEEDS),
-                               device=args.device, probes_folder=args.probes, revision=args.revision)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"worldsim eval: error: {error}", file=sys.stderr)
+    summary = _run_study(args, lambda: switch_study(
+        args.switch_study, args.out, suite=args.suite, seeds=tuple(args.seeds or DEFAULT_SEEDS), device=args.device,
+        probes_folder=args.probes, revision=args.revision))
+    if summary is None:
         return 2
-    print((Path(args.out) / "report.md").read_text())
     print(f"wrote {args.out}/summary.json and report.md ({summary['switches']} switches)")
     return 0
 
@@ -175,28 +187,26 @@ def _run_switch_study(args: argparse.Namespace) -> int:
 _DRIFT_OPTIONS = ("samplers", "rollouts", "frames", "window", "switch_every", "long_frames", "resamples")
 
 
+def _drift_config(args: argparse.Namespace):
+    from worldsim.eval.drift_study import DriftStudyConfig
+
+    given = {name: getattr(args, name) for name in _DRIFT_OPTIONS if getattr(args, name) is not None}
+    given = {name: tuple(value) if isinstance(value, list) else value for name, value in given.items()}
+    return DriftStudyConfig(seed=0 if args.seed is None else args.seed, **given)
+
+
 def _run_drift_study(args: argparse.Namespace) -> int:
     """`worldsim eval --drift-study CKPT ...`: long-horizon drift with intervals, per checkpoint and sampler."""
-    from worldsim.eval.drift_study import DriftStudyConfig, drift_study
-    from worldsim.runtime import check_device, check_output_folder
+    from worldsim.eval.drift_study import drift_study
 
     if not args.drift_study or args.update_card or args.seeds:
         print("worldsim eval: error: --samplers, --rollouts, --frames, --window, --switch-every, --long-frames and "
               "--resamples go with --drift-study, which takes no --seeds or --update-card", file=sys.stderr)
         return 2
-    try:
-        given = {name: getattr(args, name) for name in _DRIFT_OPTIONS if getattr(args, name) is not None}
-        given = {name: tuple(value) if isinstance(value, list) else value for name, value in given.items()}
-        config = DriftStudyConfig(seed=0 if args.seed is None else args.seed, **given)
-        check_output_folder(args.out)
-        if args.device != "auto":
-            check_device(args.device)
-        summary = drift_study(args.drift_study, args.out, config, device=args.device, probes_folder=args.probes,
-                              revision=args.revision)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"worldsim eval: error: {error}", file=sys.stderr)
+    summary = _run_study(args, lambda: drift_study(args.drift_study, args.out, _drift_config(args), device=args.device,
+                                                   probes_folder=args.probes, revision=args.revision))
+    if summary is None:
         return 2
-    print((Path(args.out) / "report.md").read_text())
     print(f"wrote {args.out}/summary.json, report.md and {len(summary['plots'])} PNGs ({summary['wall_time_s']} s)")
     return 0
 

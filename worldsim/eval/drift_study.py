@@ -24,7 +24,7 @@ from worldsim.data.machine import describe_machine
 from worldsim.eval import drift
 from worldsim.eval.drift_stats import distance_tables, floor_contrasts, paired_contrasts, rollout_weights, \
     series_and_slopes
-from worldsim.eval.evaluation import check_ground_truth, checkpoint_label, distinct_labels, resolve_device
+from worldsim.eval.evaluation import load_labelled, resolve_device
 from worldsim.eval.plots import PlotStyle, Series, film_strip, line_plot, stack
 from worldsim.eval.probes import Probes
 from worldsim.eval.report import json_ready
@@ -86,16 +86,11 @@ class _Measured:
 
 
 def _load(checkpoints: list[str], device: str, revision: str | None) -> tuple[list[Any], list[str]]:
-    import worldsim
-
-    worlds = [worldsim.load(name, device=device, revision=revision) for name in checkpoints]
-    for name, world in zip(checkpoints, worlds):
-        check_ground_truth(world, name)
+    worlds, labels = load_labelled(checkpoints, device, revision)
     sizes = {world.config.image_size for world in worlds}
     if len(sizes) > 1:
         raise ValueError(f"drift study: the checkpoints' frame sizes differ ({sorted(sizes)}); one truth serves all")
-    labels = [checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)]
-    return worlds, distinct_labels(labels, [str(name) for name in checkpoints])
+    return worlds, labels
 
 
 def _measure(world: Any, label: str, sampler: str, reference: drift.Reference, long_reference: drift.Reference | None,

@@ -95,8 +95,6 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
 
     `revision` pins the Hub branch, tag or commit of checkpoints given as Hub repo ids.
     """
-    import worldsim
-
     if not checkpoints:
         raise ValueError("no checkpoint to evaluate")
     if len(checkpoints) > 1 and not compare:
@@ -112,11 +110,7 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
                    "targets": probes.metadata.get("targets", {})},
         "machine": describe_machine(torch_device),
     }
-    worlds = [worldsim.load(name, device=str(torch_device), revision=revision) for name in checkpoints]
-    for name, world in zip(checkpoints, worlds):
-        check_ground_truth(world, name)
-    labels = distinct_labels([checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)],
-                             [str(name) for name in checkpoints])
+    worlds, labels = load_labelled(checkpoints, str(torch_device), revision)
     runs = []
     for name, world, label in zip(checkpoints, worlds, labels):
         run_started = time.time()
@@ -129,6 +123,17 @@ def evaluate(checkpoints: list[str], suite: str | SuiteConfig, out: str | Path, 
     if not compare:
         return write_single(out, runs[0][1], runs[0][2])
     return write_comparison(out, runs, {**shared, "wall_time_s": round(time.time() - started, 1)})
+
+
+def load_labelled(checkpoints: list[str], device: str, revision: str | None = None) -> tuple[list[Any], list[str]]:
+    """The checkpoints as worlds that the suite's ground truth can measure, with distinct row labels."""
+    import worldsim
+
+    worlds = [worldsim.load(name, device=device, revision=revision) for name in checkpoints]
+    for name, world in zip(checkpoints, worlds):
+        check_ground_truth(world, name)
+    labels = [checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)]
+    return worlds, distinct_labels(labels, [str(name) for name in checkpoints])
 
 
 def check_ground_truth(world, name) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from worldsim.data.atomic import atomic_write_bytes, atomic_write_json
 from worldsim.data.machine import describe_machine
-from worldsim.eval.evaluation import checkpoint_label, distinct_labels, resolve_device, suite_config
+from worldsim.eval.evaluation import load_labelled, resolve_device, suite_config
 from worldsim.eval.probes import Probes
 from worldsim.eval.report import json_ready
 from worldsim.eval.suite import measure_switches
@@ -66,17 +66,13 @@ def switch_study(checkpoints: list[str], out: str | Path, suite: str = "quick", 
                  device: str = "auto", probes_folder: str | Path | None = None,
                  revision: str | None = None) -> dict[str, Any]:
     """Measure every checkpoint on the pooled switches of `seeds`; write summary.json and report.md."""
-    import worldsim
-
     if not checkpoints or not seeds:
         raise ValueError("switch study: needs at least one checkpoint and one seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"switch study: seeds repeat ({seeds}); repeated seeds replay the same switches")
     started, torch_device = time.time(), resolve_device(device)
     probes = Probes.load(probes_folder, device=torch_device)
-    worlds = [worldsim.load(name, device=str(torch_device), revision=revision) for name in checkpoints]
-    labels = distinct_labels([checkpoint_label(world, name) for world, name in zip(worlds, checkpoints)],
-                             [str(name) for name in checkpoints])
+    worlds, labels = load_labelled(checkpoints, str(torch_device), revision)
     units = {label: _pooled_units(world, probes, suite, tuple(seeds)) for label, world in zip(labels, worlds)}
     variants = {label: found.summary() for label, found in units.items()}
     default = choose_delta(variants)

@@ -103,7 +103,7 @@ class DeltaStage(StreamStage):
             target = losses.projected_target(scored.x0_real, frames.detach(), history, settings.rho, settings.scale)
             return losses.projected_target_loss(frames, target) / elements
         if settings.continuity == "M2":
-            bound = settings.motion_margin * losses.frame_motion(history).max(dim=1).values
+            bound = settings.motion_margin * losses.largest_motion(history)
             return losses.monotone_jump_penalty(frames, history, bound) / elements
         if settings.continuity == "M3":
             return losses.proximal_anchor_loss(frames, anchor_frames) / elements

@@ -44,6 +44,7 @@ __all__ = [
     "projected_target",
     "projected_target_loss",
     "frame_motion",
+    "largest_motion",
     "monotone_jump_penalty",
     "proximal_anchor_loss",
     "delta_forcing_loss",
@@ -354,7 +355,7 @@ def transition_norm(generator_x0: Tensor, history: Tensor, scale: str = "chunk")
         if scale == "motion":
             if history.dim() != generator_x0.dim() or history.shape[1] < 2:
                 raise ValueError(f"scale 'motion' needs a history of >= 2 frames, got {tuple(history.shape)}")
-            return frame_motion(history).max(dim=1).values * generator_x0.shape[1] ** 0.5
+            return largest_motion(history) * generator_x0.shape[1] ** 0.5
         raise ValueError(f"scale must be one of {TRANSITION_SCALES}, got {scale!r}")
 
 
@@ -431,6 +432,12 @@ def projected_target_loss(generator_x0: Tensor, target: Tensor) -> Tensor:
 def frame_motion(frames: Tensor) -> Tensor:
     """Frame-to-frame latent change `‖x_f − x_{f−1}‖` per sample: `[B, F, ...] -> [B, F−1]`."""
     return (frames[:, 1:] - frames[:, :-1]).flatten(2).norm(dim=2)
+
+
+def largest_motion(history: Tensor) -> Tensor:
+    """The largest frame-to-frame change of a history `[B, K, ...]` (K >= 2), per sample `[B]`: how
+    fast the world was moving before a chunk."""
+    return frame_motion(history).max(dim=1).values
 
 
 def monotone_jump_penalty(frames: Tensor, history: Tensor, motion_bound: Tensor) -> Tensor:

@@ -110,7 +110,7 @@ def chunks_since_switch(event_ids: Tensor, first_frame: int, chunk_frames: int) 
     since = torch.full((batch,), -1, dtype=torch.long, device=event_ids.device)
     rows = []
     for switches in in_chunk:
-        since = torch.where(switches, torch.zeros_like(since), torch.where(since >= 0, since + 1, since))
+        since = torch.where(switches, 0, since + (since >= 0).long())  # -1 stays -1 until a switch
         rows.append(since)
     return torch.stack(rows)
 
