@@ -113,6 +113,14 @@ def test_carried_region_loss_counts_only_carried_cells_per_element_of_the_frame(
     torch.testing.assert_close(L.carried_region_loss(frames, target, carried), torch.tensor(0.5 * 8 / 16))
 
 
+def test_on_cells_keeps_every_channel_of_the_given_cells_only():
+    values = torch.arange(16.0).reshape(1, 2, 2, 2, 2)
+    cells = torch.zeros(1, 2, 2, 2, dtype=torch.bool)
+    cells[0, 1, 1, 0] = True
+    kept = L.on_cells(values, cells)
+    assert kept[0, 1, :, 1, 0].tolist() == values[0, 1, :, 1, 0].tolist() and kept.count_nonzero() == 2
+
+
 def test_cell_weight_keeps_the_loss_scale_and_focuses_it():
     x0, noise = torch.zeros(1, 2, 1, 1, 2), torch.zeros(1, 2, 1, 1, 2)
     v_pred = torch.zeros(1, 2, 1, 1, 2)

@@ -96,6 +96,15 @@ def test_streaming_on_real_clips_anchors_every_chunk_and_applies_delta_per_row(t
     assert {"anchor_loss", "carried_share", "generator_loss"} <= set(header)
     record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
     assert record["script"] == "clip" and record["anchor_weight"] == 2.0 and record["anchor_across_restyles"]
+    assert record["dmd_on_carried"]
+    assert stage.dmd_cells(torch.tensor([True, False])) is None and stage.dmd_cells(None) is None
+    config.dmd_on_carried = False  # the carried cells learn from the anchor alone
+    assert torch.equal(stage.dmd_cells(torch.tensor([True, False])), torch.tensor([False, True]))
+    summary = stages.run_stage("delta", config, tmp_path / "delta-anchor-only")
+    record = json.loads((tmp_path / "delta-anchor-only" / "final" / "config.json").read_text())
+    assert summary.steps == 4 and record["metadata"]["training"][-1]["dmd_on_carried"] is False
+    with pytest.raises(ConfigError, match="dmd_on_carried"):  # nothing would train the carried cells
+        _delta_config(tiny_data, random_world, script="clip", context_frames=2, dmd_on_carried="false")
     with pytest.raises(ConfigError, match="script=clip"):  # random scripts have no true frames to anchor to
         _delta_config(tiny_data, random_world, context_frames=2, anchor_weight=2.0)
     with pytest.raises(ConfigError, match="script"):
@@ -273,6 +282,36 @@ def test_a_teacher_forcing_score_judges_each_new_frame_by_the_frames_before_it_o
     assert unchanged == (layout == "teacher_forcing")
     torch.manual_seed(1)
     assert scores.train_critic(frames, context, actions, events) > 0
+
+
+def test_the_dmd_gradient_reaches_only_the_cells_it_is_given(random_world):
+    """With `cells`, the frames' gradient from the DMD loss is zero on every other cell and
+    unchanged on the given ones (dmd_on_carried=false leaves the carried cells to the anchor)."""
+    from worldsim.training.common import load_world
+    from worldsim.training.distributed import DistributedContext
+    from worldsim.training.distribution_matching import DistributionMatching, DMDSettings
+
+    world = load_world(str(random_world), torch.device("cpu"))
+    scores = DistributionMatching(world.transformer, DMDSettings(layout="teacher_forcing"), 2.0,
+                                  DistributedContext(), grad_clip=1.0)
+    with torch.no_grad():
+        for parameter in scores.critic.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    latent = world.config.transformer
+    context = torch.randn(2, 1, latent.latent_channels, latent.latent_size, latent.latent_size)
+    actions, events = torch.randint(0, 5, (2, 3)), torch.randn(2, 3, world.config.events.dim)
+    cells = torch.rand(2, 2, latent.latent_size, latent.latent_size) < 0.5
+
+    def frame_gradient(given):
+        frames = torch.randn(2, 2, *context.shape[2:], generator=torch.Generator().manual_seed(3)).requires_grad_()
+        torch.manual_seed(0)
+        scores.score(frames, context, actions, events, given).per_sample_loss.sum().backward()
+        return frames.grad
+
+    full, masked = frame_gradient(None), frame_gradient(cells)
+    inside = cells[:, :, None].expand_as(full)
+    assert full[~inside].abs().sum() > 0 and masked[~inside].abs().sum() == 0
+    torch.testing.assert_close(masked[inside], full[inside])
 
 
 def test_dmd_runs_with_an_autoregressive_world_as_its_own_real_score_and_an_anchor(tiny_data, random_world,

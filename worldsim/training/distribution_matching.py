@@ -102,10 +102,12 @@ class DistributionMatching:
             return net.forward_teacher_forcing(clean, noisy, sigma, actions, events)
         return net(noisy, sigma, actions, events, mode="bidirectional")
 
-    def score(self, frames: Tensor, context_frames: Tensor | None, actions: Tensor, events: Tensor) -> ScoredWindow:
+    def score(self, frames: Tensor, context_frames: Tensor | None, actions: Tensor, events: Tensor,
+              cells: Tensor | None = None) -> ScoredWindow:
         """DMD loss of the new `frames` `[B, F, ...]` (with gradient) after `context_frames` (clean, no grad).
 
         `actions` and `events` (the teacher's embedding) cover the whole window `[B, Fc + F]`.
+        With `cells` (bool `[B, F, h, w]`) the DMD gradient reaches only those cells of the frames.
         """
         with torch.no_grad():
             noisy, sigma, _, num_context = self._noised_window(context_frames, frames.detach())
@@ -119,6 +121,8 @@ class DistributionMatching:
             x0_real = flow.x0_from_velocity(noisy[:, new], sigma[:, new], v_real[:, new])
             x0_fake = flow.x0_from_velocity(noisy[:, new], sigma[:, new], v_fake[:, new])
             grad = losses.dmd_gradient(frames.detach(), x0_fake, x0_real)
+            if cells is not None:
+                grad = losses.on_cells(grad, cells)
         elements = frames[0].numel()
         return ScoredWindow(losses.dmd_loss(frames, grad) / elements, x0_real, x0_fake, grad)
 

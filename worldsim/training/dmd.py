@@ -13,7 +13,10 @@ clip's true frames on the cells the context already determines (`losses.carried_
 carried over through the scroll, not new strips, moving sprites or restyles; with
 `anchor_across_restyles` the map after a restyle, in its new look, too). Distribution
 matching alone is mode seeking with nothing that ties a frame to the map it continues; the anchor
-ties it there and leaves what must be imagined to the scores.
+ties it there and leaves what must be imagined to the scores. With `dmd_on_carried = false` the
+DMD gradient skips the carried cells, so they learn from the anchor alone: the real score there
+still pulls toward sprites the context rules out (coins on grass the view has carried for frames),
+and its per-sample normalisation makes that local pull outweigh any anchor weight.
 
 `DMDStage` also holds what the streaming stages (`stream`, `delta`, `rolling`) share: the
 student and teacher worlds, event conditions for both, the scores and the exit-step draw.
@@ -57,6 +60,7 @@ class DMDConfig(StageConfig):
     anchor_weight: float = 0.0  # weight of the carried-region regression (0 = pure distribution matching)
     anchor_tolerance: float = 0.05  # latent distance under which a cell counts as carried (latents ~ unit variance)
     anchor_across_restyles: bool = False  # after a restyled frame (an event switch), carry the map in its new look
+    dmd_on_carried: bool = True  # false: the DMD gradient skips the carried cells (the anchor alone trains them)
 
     def validate(self) -> None:
         super().validate()
@@ -70,6 +74,8 @@ class DMDConfig(StageConfig):
             raise ConfigError("anchor_weight must be >= 0 and anchor_tolerance positive")
         if self.anchor_weight and self.context_frames < 1:
             raise ConfigError("anchor_weight needs context_frames >= 1: the anchor holds what the context determines")
+        if not self.dmd_on_carried and not self.anchor_weight:
+            raise ConfigError("dmd_on_carried=false needs anchor_weight > 0: otherwise nothing trains the carried cells")
         self.dmd.validate()
 
 
@@ -210,6 +216,10 @@ class DMDStage:
                                            across_restyles=self.config.anchor_across_restyles)
         return truth[:, self.config.context_frames:], carried
 
+    def dmd_cells(self, carried: Tensor | None) -> Tensor | None:
+        """The cells the DMD gradient reaches (None: all of them)."""
+        return None if carried is None or self.config.dmd_on_carried else ~carried
+
     def anchor_loss(self, frames: Tensor, truth: Tensor, carried: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The weighted carried-region regression of generated `frames` to the true ones, and its logs."""
         loss = losses.carried_region_loss(frames, truth, carried)
@@ -223,10 +233,11 @@ class DMDStage:
         cache = self.generator.new_cache(self.config.batch_size, device=self.context.device)
         new = slice(count, None)
         frames = self.generate(conditions.for_student(new), cache, pending, self.draw_exits()).frames
-        scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)))
+        truth, carried = self.carried_truth(clip) if self.config.anchor_weight else (None, None)
+        scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)), self.dmd_cells(carried))
         loss, anchor_metrics = scored.per_sample_loss.mean(), {}
-        if self.config.anchor_weight:
-            anchor, anchor_metrics = self.anchor_loss(frames, *self.carried_truth(clip))
+        if truth is not None:
+            anchor, anchor_metrics = self.anchor_loss(frames, truth, carried)
             loss = loss + anchor
         metrics = self.update_generator(loss, step)
         metrics.update(self.train_critic(frames, context_latents, *conditions.window(slice(None))))

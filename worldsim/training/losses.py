@@ -185,13 +185,17 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
     return carried
 
 
+def on_cells(values: Tensor, cells: Tensor) -> Tensor:
+    """Latent-shaped `values` `[B, F, C, h, w]` where `cells` (bool `[B, F, h, w]`) holds, zero elsewhere."""
+    return values * cells[:, :, None].to(values.dtype)
+
+
 def carried_region_loss(frames: Tensor, target: Tensor, carried: Tensor) -> Tensor:
     """Half squared distance of generated latents `[B, F, C, h, w]` to the true ones on the carried
     cells (bool `[B, F, h, w]`), per element of the whole frames, so that a frame with fewer
     carried cells weighs less. Regression is safe there: the context fixes those cells, so pulling
     them to the truth does not average over futures (which is what blurs a frame elsewhere)."""
-    squared = (frames - target).pow(2) * carried[:, :, None].to(frames.dtype)
-    return 0.5 * squared.mean()
+    return 0.5 * on_cells((frames - target).pow(2), carried).mean()
 
 
 def logit_normal_weight(sigma: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:

@@ -185,11 +185,12 @@ class StreamStage(DMDStage):
             pending = result.pending
             overlap = None if history is None or config.overlap_frames == 0 else history[:, -config.overlap_frames:]
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
-            scored = self.scores.score(result.frames, overlap, *conditions.window(window))
+            after_context = slice(chunk * config.frames, (chunk + 1) * config.frames)
+            truth, carried = (None, None) if anchored is None else (t[:, after_context] for t in anchored)
+            scored = self.scores.score(result.frames, overlap, *conditions.window(window), self.dmd_cells(carried))
             loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch[chunk])
-            if anchored is not None:
-                after_context = slice(chunk * config.frames, (chunk + 1) * config.frames)
-                anchor_term, anchor_metrics = self.anchor_loss(result.frames, *(t[:, after_context] for t in anchored))
+            if truth is not None:
+                anchor_term, anchor_metrics = self.anchor_loss(result.frames, truth, carried)
                 loss = loss + anchor_term
                 metrics.update(anchor_metrics)
             metrics.update(self.update_generator(loss, step))
@@ -210,7 +211,8 @@ class StreamStage(DMDStage):
         config = self.config
         record = {"chunks": config.chunks, "chunk_frames": config.frames, "script": config.script}
         if config.anchor_weight:
-            record.update(anchor_weight=config.anchor_weight, anchor_across_restyles=config.anchor_across_restyles)
+            record.update(anchor_weight=config.anchor_weight, anchor_across_restyles=config.anchor_across_restyles,
+                          dmd_on_carried=config.dmd_on_carried)
         return record
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
