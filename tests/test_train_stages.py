@@ -335,7 +335,7 @@ def test_dmd_runs_with_an_autoregressive_world_as_its_own_real_score_and_an_anch
     assert any(not torch.equal(before[key], after[key]) for key in before)  # the generator moved
 
 
-@pytest.mark.parametrize("name", ["stream-study", "stream-clips"])
+@pytest.mark.parametrize("name", ["stream-study", "stream-clips", "delta-anchor"])
 def test_the_streaming_study_configs_build_for_stream_and_delta(name, tiny_data, random_world):
     from pathlib import Path
 
@@ -344,4 +344,5 @@ def test_the_streaming_study_configs_build_for_stream_and_delta(name, tiny_data,
     for stage in ("stream", "delta"):
         config = stages.build_config(stage, path, needed)
         assert config.chunks == 4 and config.context_frames == 2
-        assert (config.script == "clip") == (name == "stream-clips") and (config.anchor_weight > 0) == (config.script == "clip")
+        assert (config.script == "clip") == (name != "stream-study") and (config.anchor_weight > 0) == (config.script == "clip")
+        assert config.anchor_across_restyles == (name == "delta-anchor")
