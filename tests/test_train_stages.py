@@ -335,6 +335,20 @@ def test_dmd_runs_with_an_autoregressive_world_as_its_own_real_score_and_an_anch
     assert any(not torch.equal(before[key], after[key]) for key in before)  # the generator moved
 
 
+def test_rolling_windows_are_held_to_the_carried_map_of_a_real_clip(tiny_data, random_world, tmp_path):
+    """With anchor_weight, every rolling step (plain_prob 0) logs the anchor on the windows' x0."""
+    overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=2", "batch_size=2",
+                 "frames=4", "window=2", "context_frames=2", "plain_prob=0", "progress=false", "log_every=1",
+                 "dmd.layout=teacher_forcing", "anchor_weight=4.0", "anchor_across_restyles=true"]
+    summary = stages.run_stage("rolling", stages.build_config("rolling", None, overrides), tmp_path / "rolling")
+    lines = (tmp_path / "rolling" / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert summary.steps == 2 and {"anchor_loss", "carried_share", "rolling"} <= set(header)
+    for line in lines[1:3]:
+        row = dict(zip(header, line.split(",")))
+        assert float(row["rolling"]) == 1.0 and float(row["anchor_loss"]) > 0 and 0 <= float(row["carried_share"]) <= 1
+
+
 @pytest.mark.parametrize("name", ["stream-study", "stream-clips", "delta-anchor"])
 def test_the_streaming_study_configs_build_for_stream_and_delta(name, tiny_data, random_world):
     from pathlib import Path

@@ -8,7 +8,8 @@ the rollout began. Only the forwards at steps `w ≡ exit (mod W)` are different
 that never share a frame — and each such window's x0 predictions get the DMD loss, scored with
 the last emitted clean frames as context. Steps mix rolling rollouts with plain frame-wise ones
 (`plain_prob`), so the generator stays good at both; the kind, like the exit step, is drawn on
-rank 0 and broadcast.
+rank 0 and broadcast. With `anchor_weight` the sequence is a real clip's and every window's x0
+is also held to the clip's true frames on the cells the context carries (as in `dmd`).
 """
 from __future__ import annotations
 
@@ -57,7 +58,9 @@ class RollingStage(DMDStage):
         plain = broadcast_choice(lambda: int(float(torch.rand(())) < config.plain_prob), self.context)
         if plain:
             return {**super().train_step(step), "rolling": 0.0}
-        conditions, pending, context_latents = self.real_start(step)
+        clip = self.clips.batch(step)
+        conditions, pending, context_latents = self.start_of(clip)
+        truth, carried = self.carried_truth(clip) if config.anchor_weight else (None, None)
         exit_step = broadcast_choice(lambda: int(torch.randint(config.window, ())), self.context)
         cache = self.generator.new_cache(config.batch_size, device=self.context.device)
         first = config.context_frames
@@ -65,16 +68,25 @@ class RollingStage(DMDStage):
             self.generator, cache, conditions.for_student(slice(first, None)), config.window, self.shift,
             exit_step, gaussian_noise_source(conditions.student_events), pending)
         clean = emitted if context_latents is None else torch.cat([context_latents, emitted], dim=1)
-        scored_windows = []
+        scored_windows, window_losses, anchor_logs = [], [], []
         for window in windows:
             start = first + window.first_frame  # the window's oldest frame, as an index into the sequence
             overlap = clean[:, max(0, start - config.overlap_frames):start]
             overlap = overlap if overlap.shape[1] else None
             span = slice(start - (0 if overlap is None else overlap.shape[1]), start + window.x0.shape[1])
-            scored = self.scores.score(window.x0, overlap, *conditions.window(span))
+            after_context = slice(window.first_frame, window.first_frame + window.x0.shape[1])
+            cells = None if carried is None else carried[:, after_context]
+            scored = self.scores.score(window.x0, overlap, *conditions.window(span), self.dmd_cells(cells))
             scored_windows.append((window.x0, overlap, span, scored))
-        loss = torch.stack([scored.per_sample_loss.mean() for *_, scored in scored_windows]).mean()
+            window_losses.append(scored.per_sample_loss.mean())
+            if truth is not None:  # every x0 in flight, however noisy its input, is held to the carried map
+                anchor, logs = self.anchor_loss(window.x0, truth[:, after_context], cells)
+                window_losses[-1] = window_losses[-1] + anchor
+                anchor_logs.append(logs)
+        loss = torch.stack(window_losses).mean()
         metrics = self.update_generator(loss, step)
+        for key in anchor_logs[0] if anchor_logs else ():
+            metrics[key] = sum(logs[key] for logs in anchor_logs) / len(anchor_logs)
         critic_losses = [self.train_critic(x0, overlap, *conditions.window(span))["loss"]
                          for x0, overlap, span, _ in scored_windows]
         gaps = [scored.fake_real_gap() for *_, scored in scored_windows]
