@@ -216,6 +216,11 @@ class DMDStage:
                                            across_restyles=self.config.anchor_across_restyles)
         return truth[:, self.config.context_frames:], carried
 
+    @staticmethod
+    def anchored_frames(anchored: tuple[Tensor, Tensor] | None, frames: slice) -> tuple[Tensor | None, Tensor | None]:
+        """The true latents and carried cells (`carried_truth`) of some frames after the context, or Nones."""
+        return (None, None) if anchored is None else (anchored[0][:, frames], anchored[1][:, frames])
+
     def dmd_cells(self, carried: Tensor | None) -> Tensor | None:
         """The cells the DMD gradient reaches (None: all of them)."""
         return None if carried is None or self.config.dmd_on_carried else ~carried

@@ -17,15 +17,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from worldsim.training.common import save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext, broadcast_choice
-from worldsim.training.dmd import DMDConfig, DMDStage
-from worldsim.training.self_rollout import gaussian_noise_source, rolling_rollout
+from worldsim.training.distribution_matching import ScoredWindow
+from worldsim.training.dmd import DMDConfig, DMDStage, RolloutConditions
+from worldsim.training.self_rollout import RollingWindow, gaussian_noise_source, rolling_rollout
 from worldsim.training.trainer import TrainSummary
 
 __all__ = ["RollingConfig", "RollingStage"]
+
+
+@dataclass
+class WindowLoss:
+    """One rolling window's part of a step: what the critic trains on and the generator's loss."""
+
+    x0: Tensor  # [B, W, ...] the window's x0 predictions
+    overlap: Tensor | None  # the clean frames it was scored after
+    span: slice  # the window's frames (overlap included) in the sequence
+    scored: ScoredWindow
+    loss: Tensor  # DMD (+ anchor) loss, a scalar
+    logs: dict[str, float]  # the anchor's logs, empty without it
 
 
 @dataclass
@@ -60,38 +74,41 @@ class RollingStage(DMDStage):
             return {**super().train_step(step), "rolling": 0.0}
         clip = self.clips.batch(step)
         conditions, pending, context_latents = self.start_of(clip)
-        truth, carried = self.carried_truth(clip) if config.anchor_weight else (None, None)
         exit_step = broadcast_choice(lambda: int(torch.randint(config.window, ())), self.context)
         cache = self.generator.new_cache(config.batch_size, device=self.context.device)
-        first = config.context_frames
         windows, emitted = rolling_rollout(
-            self.generator, cache, conditions.for_student(slice(first, None)), config.window, self.shift,
-            exit_step, gaussian_noise_source(conditions.student_events), pending)
+            self.generator, cache, conditions.for_student(slice(config.context_frames, None)), config.window,
+            self.shift, exit_step, gaussian_noise_source(conditions.student_events), pending)
         clean = emitted if context_latents is None else torch.cat([context_latents, emitted], dim=1)
-        scored_windows, window_losses, anchor_logs = [], [], []
-        for window in windows:
-            start = first + window.first_frame  # the window's oldest frame, as an index into the sequence
-            overlap = clean[:, max(0, start - config.overlap_frames):start]
-            overlap = overlap if overlap.shape[1] else None
-            span = slice(start - (0 if overlap is None else overlap.shape[1]), start + window.x0.shape[1])
-            after_context = slice(window.first_frame, window.first_frame + window.x0.shape[1])
-            cells = None if carried is None else carried[:, after_context]
-            scored = self.scores.score(window.x0, overlap, *conditions.window(span), self.dmd_cells(cells))
-            scored_windows.append((window.x0, overlap, span, scored))
-            window_losses.append(scored.per_sample_loss.mean())
-            if truth is not None:  # every x0 in flight, however noisy its input, is held to the carried map
-                anchor, logs = self.anchor_loss(window.x0, truth[:, after_context], cells)
-                window_losses[-1] = window_losses[-1] + anchor
-                anchor_logs.append(logs)
-        loss = torch.stack(window_losses).mean()
-        metrics = self.update_generator(loss, step)
-        for key in anchor_logs[0] if anchor_logs else ():
-            metrics[key] = sum(logs[key] for logs in anchor_logs) / len(anchor_logs)
-        critic_losses = [self.train_critic(x0, overlap, *conditions.window(span))["loss"]
-                         for x0, overlap, span, _ in scored_windows]
-        gaps = [scored.fake_real_gap() for *_, scored in scored_windows]
+        anchored = self.carried_truth(clip) if config.anchor_weight else None
+        parts = [self.window_loss(window, clean, conditions, anchored) for window in windows]
+        metrics = self.update_generator(torch.stack([part.loss for part in parts]).mean(), step)
+        for key in parts[0].logs:
+            metrics[key] = sum(part.logs[key] for part in parts) / len(parts)
+        critic_losses = [self.train_critic(part.x0, part.overlap, *conditions.window(part.span))["loss"]
+                         for part in parts]
+        gaps = [part.scored.fake_real_gap() for part in parts]
         return {**metrics, "loss": sum(critic_losses) / len(critic_losses),
                 "fake_real_gap": sum(gaps) / len(gaps), "rolling": 1.0}
+
+    def window_loss(self, window: RollingWindow, clean: Tensor, conditions: RolloutConditions,
+                    anchored: tuple[Tensor, Tensor] | None) -> WindowLoss:
+        """One window's DMD loss, scored after the last emitted clean frames before it, plus (with
+        `anchored` = the true frames after the context and their carried cells) the anchor on its
+        x0: every frame in flight, however noisy its input, is held to the carried map."""
+        config = self.config
+        start = config.context_frames + window.first_frame  # the window's oldest frame in the sequence
+        overlap = clean[:, max(0, start - config.overlap_frames):start]
+        overlap = overlap if overlap.shape[1] else None
+        span = slice(start - (0 if overlap is None else overlap.shape[1]), start + window.x0.shape[1])
+        frames = slice(window.first_frame, window.first_frame + window.x0.shape[1])  # counted after the context
+        truth, carried = self.anchored_frames(anchored, frames)
+        scored = self.scores.score(window.x0, overlap, *conditions.window(span), self.dmd_cells(carried))
+        loss, logs = scored.per_sample_loss.mean(), {}
+        if truth is not None:
+            anchor, logs = self.anchor_loss(window.x0, truth, carried)
+            loss = loss + anchor
+        return WindowLoss(window.x0, overlap, span, scored, loss, logs)
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.generator.load_state_dict(self.ema.state_dict())

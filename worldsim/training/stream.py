@@ -185,8 +185,7 @@ class StreamStage(DMDStage):
             pending = result.pending
             overlap = None if history is None or config.overlap_frames == 0 else history[:, -config.overlap_frames:]
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
-            after_context = slice(chunk * config.frames, (chunk + 1) * config.frames)
-            truth, carried = (None, None) if anchored is None else (t[:, after_context] for t in anchored)
+            truth, carried = self.anchored_frames(anchored, slice(chunk * config.frames, (chunk + 1) * config.frames))
             scored = self.scores.score(result.frames, overlap, *conditions.window(window), self.dmd_cells(carried))
             loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch[chunk])
             if truth is not None:
