@@ -14,9 +14,10 @@ carried over through the scroll, not new strips, moving sprites or restyles; wit
 `anchor_across_restyles` the map after a restyle, in its new look, too). Distribution
 matching alone is mode seeking with nothing that ties a frame to the map it continues; the anchor
 ties it there and leaves what must be imagined to the scores. With `dmd_on_carried = false` the
-DMD gradient skips the carried cells, so they learn from the anchor alone: the real score there
-still pulls toward sprites the context rules out (coins on grass the view has carried for frames),
-and its per-sample normalisation makes that local pull outweigh any anchor weight.
+DMD gradient skips the carried cells, so they learn from the anchor alone (an ablation: it was
+meant to stop coins painted on carried grass, and did not, since the weights that learn "coins
+appear" on new strips are the same everywhere; a stronger anchor did, docs/generator-design.md
+section 13).
 
 `DMDStage` also holds what the streaming stages (`stream`, `delta`, `rolling`) share: the
 student and teacher worlds, event conditions for both, the scores and the exit-step draw.
@@ -60,7 +61,7 @@ class DMDConfig(StageConfig):
     anchor_weight: float = 0.0  # weight of the carried-region regression (0 = pure distribution matching)
     anchor_tolerance: float = 0.05  # latent distance under which a cell counts as carried (latents ~ unit variance)
     anchor_across_restyles: bool = False  # after a restyled frame (an event switch), carry the map in its new look
-    dmd_on_carried: bool = True  # false: the DMD gradient skips the carried cells (the anchor alone trains them)
+    dmd_on_carried: bool = True  # false (ablation): the DMD gradient skips the carried cells, the anchor alone trains them
 
     def validate(self) -> None:
         super().validate()
@@ -208,8 +209,11 @@ class DMDStage:
 
     # ------------------------------------------------------------------ the dmd step
 
-    def carried_truth(self, clip: Clip) -> tuple[Tensor, Tensor]:
-        """The clip's true latents after its context frames, and the cells the context carries into them."""
+    def carried_truth(self, clip: Clip) -> tuple[Tensor, Tensor] | None:
+        """The clip's true latents after its context frames, and the cells the context carries into
+        them; None without an anchor (`anchor_weight` 0)."""
+        if not self.config.anchor_weight:
+            return None
         with torch.no_grad():
             truth = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
             carried = losses.carried_cells(truth, self.config.context_frames, self.config.anchor_tolerance,
@@ -225,8 +229,12 @@ class DMDStage:
         """The cells the DMD gradient reaches (None: all of them)."""
         return None if carried is None or self.config.dmd_on_carried else ~carried
 
-    def anchor_loss(self, frames: Tensor, truth: Tensor, carried: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """The weighted carried-region regression of generated `frames` to the true ones, and its logs."""
+    def anchor_loss(self, frames: Tensor, truth: Tensor | None,
+                    carried: Tensor | None) -> tuple[Tensor | float, dict[str, float]]:
+        """The weighted carried-region regression of generated `frames` to the true ones, and its logs
+        (0 and none without an anchor: `truth` None)."""
+        if truth is None:
+            return 0.0, {}
         loss = losses.carried_region_loss(frames, truth, carried)
         return self.config.anchor_weight * loss, {"anchor_loss": loss.item(),
                                                   "carried_share": carried.float().mean().item()}
@@ -238,13 +246,10 @@ class DMDStage:
         cache = self.generator.new_cache(self.config.batch_size, device=self.context.device)
         new = slice(count, None)
         frames = self.generate(conditions.for_student(new), cache, pending, self.draw_exits()).frames
-        truth, carried = self.carried_truth(clip) if self.config.anchor_weight else (None, None)
+        truth, carried = self.anchored_frames(self.carried_truth(clip), slice(None))
         scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)), self.dmd_cells(carried))
-        loss, anchor_metrics = scored.per_sample_loss.mean(), {}
-        if truth is not None:
-            anchor, anchor_metrics = self.anchor_loss(frames, truth, carried)
-            loss = loss + anchor
-        metrics = self.update_generator(loss, step)
+        anchor, anchor_metrics = self.anchor_loss(frames, truth, carried)
+        metrics = self.update_generator(scored.per_sample_loss.mean() + anchor, step)
         metrics.update(self.train_critic(frames, context_latents, *conditions.window(slice(None))))
         return {**metrics, **anchor_metrics, "fake_real_gap": scored.fake_real_gap()}
 

@@ -80,7 +80,7 @@ class RollingStage(DMDStage):
             self.generator, cache, conditions.for_student(slice(config.context_frames, None)), config.window,
             self.shift, exit_step, gaussian_noise_source(conditions.student_events), pending)
         clean = emitted if context_latents is None else torch.cat([context_latents, emitted], dim=1)
-        anchored = self.carried_truth(clip) if config.anchor_weight else None
+        anchored = self.carried_truth(clip)
         parts = [self.window_loss(window, clean, conditions, anchored) for window in windows]
         metrics = self.update_generator(torch.stack([part.loss for part in parts]).mean(), step)
         for key in parts[0].logs:
@@ -104,11 +104,8 @@ class RollingStage(DMDStage):
         frames = slice(window.first_frame, window.first_frame + window.x0.shape[1])  # counted after the context
         truth, carried = self.anchored_frames(anchored, frames)
         scored = self.scores.score(window.x0, overlap, *conditions.window(span), self.dmd_cells(carried))
-        loss, logs = scored.per_sample_loss.mean(), {}
-        if truth is not None:
-            anchor, logs = self.anchor_loss(window.x0, truth, carried)
-            loss = loss + anchor
-        return WindowLoss(window.x0, overlap, span, scored, loss, logs)
+        anchor, logs = self.anchor_loss(window.x0, truth, carried)
+        return WindowLoss(window.x0, overlap, span, scored, scored.per_sample_loss.mean() + anchor, logs)
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.generator.load_state_dict(self.ema.state_dict())

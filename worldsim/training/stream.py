@@ -173,7 +173,7 @@ class StreamStage(DMDStage):
         clip = self.clips.batch(step)
         conditions, event_ids = self.sequence_conditions(clip)
         pending, history = self.context_start(clip, conditions)
-        anchored = self.carried_truth(clip) if config.anchor_weight else None
+        anchored = self.carried_truth(clip)
         since_switch = chunks_since_switch(event_ids, config.context_frames, config.frames)
         cache = self.generator.new_cache(config.batch_size, device=self.context.device)
         anchor = self.anchor()
@@ -188,11 +188,9 @@ class StreamStage(DMDStage):
             truth, carried = self.anchored_frames(anchored, slice(chunk * config.frames, (chunk + 1) * config.frames))
             scored = self.scores.score(result.frames, overlap, *conditions.window(window), self.dmd_cells(carried))
             loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch[chunk])
-            if truth is not None:
-                anchor_term, anchor_metrics = self.anchor_loss(result.frames, truth, carried)
-                loss = loss + anchor_term
-                metrics.update(anchor_metrics)
-            metrics.update(self.update_generator(loss, step))
+            anchor_term, anchor_metrics = self.anchor_loss(result.frames, truth, carried)
+            metrics.update(anchor_metrics)
+            metrics.update(self.update_generator(loss + anchor_term, step))
             metrics.update(self.train_critic(result.frames, overlap, *conditions.window(window)))
             metrics["fake_real_gap"] = scored.fake_real_gap()
             for key, value in metrics.items():
