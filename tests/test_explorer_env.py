@@ -49,6 +49,16 @@ def test_events_through_reset_options_and_trigger_event():
     assert info["events"]["time"] is None
 
 
+def test_the_constructor_event_starts_each_reset_that_names_none():
+    env = ExplorerEnv(event="night falls")
+    _, info = env.reset(seed=0)
+    assert info["events"]["time"] == "night"
+    _, info = env.reset(seed=0, options={"event": ""})  # a blank text: no event
+    assert info["events"]["time"] is None
+    _, info = env.reset(seed=0, options={"event": "it starts snowing"})
+    assert info["events"]["time"] is None and info["events"]["weather"] == "snow"
+
+
 def test_unknown_event_and_bad_input_are_clear_errors_that_change_nothing():
     env = ExplorerEnv(render_mode="rgb_array")
     observation, info = env.reset(seed=1)

@@ -154,3 +154,19 @@ def test_bad_input_is_a_clear_error_that_changes_nothing():
         ExplorerVectorEnv(0)
     with pytest.raises(ValueError, match="max_episode_steps"):
         ExplorerVectorEnv(2, max_episode_steps=0)
+
+
+def test_the_constructor_event_starts_every_episode_that_names_none_as_sync_vector_env_does():
+    batched, reference = make_pair(4, max_episode_steps=3, event="coins rain from the sky")
+    for env in (batched, reference):
+        _, info = env.reset(seed=2)
+    assert list(info["events"]["coins"]) == ["coin_shower"] * 4
+    for step in range(7):  # through two autoresets, which name no event
+        actions = np.full(4, step % 5)
+        result, expected = batched.step(actions), reference.step(actions)
+        assert_same_step(result, expected, f"step {step}")
+    assert list(result[4]["events"]["coins"]) == ["coin_shower"] * 4
+    _, info = batched.reset(seed=2, options={"event": [None, "", "night falls", None]})  # "": no event
+    assert list(info["events"]["coins"]) == ["coin_shower", None, None, "coin_shower"]
+    with pytest.raises(worldsim.envs.explorer.events.UnknownEventError, match="coins rain from the sky"):
+        ExplorerVectorEnv(2, event="a purple sky")

@@ -4,8 +4,10 @@ Observation: the frame, uint8 (size, size, 3). Actions: Discrete(5) = noop, up, 
 Reward +1 per coin, -1 (and termination) on lava or an enemy; the env never truncates by itself
 (use max_episode_steps). `reset(seed=s)` plays the world of seed `s`, exactly the world
 `ExplorerBatch` builds for seed `s`; without a seed the world seed comes from the env's RNG.
-Events: `reset(options={"event": text})` starts under an event, `env.unwrapped.trigger_event(text)`
-puts one in force at any time; unknown texts raise `events.UnknownEventError`.
+Events: `reset(options={"event": text})` starts under an event (a blank text: none), a reset that
+names none starts under the constructor's `event` (`gym.make(..., event="coins rain from the sky")`
+makes that the task of every episode), `env.unwrapped.trigger_event(text)` puts one in force at any
+time; unknown texts raise `events.UnknownEventError`.
 `info` is the true state (`ExplorerBatch.state`): position, step, events by group, coins
 collected, visible enemies and the visible tile classes.
 """
@@ -29,9 +31,10 @@ RESET_OPTIONS = frozenset({"event"})
 class ExplorerEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": FPS}
 
-    def __init__(self, render_mode: str | None = None, size: int = 64) -> None:
+    def __init__(self, render_mode: str | None = None, size: int = 64, event: str = "") -> None:
         check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
+        self._default_event = event_option(event, "event")
         self._sim = ExplorerBatch(1, ExplorerConfig(size=size), seed=0)
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
         self.action_space = gym.spaces.Discrete(NUM_ACTIONS)
@@ -39,7 +42,8 @@ class ExplorerEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         seed = check_seed(seed)  # seed and options are checked first: a bad reset changes nothing
-        event = event_option(check_options(options, RESET_OPTIONS).get("event"))
+        text = check_options(options, RESET_OPTIONS).get("event")
+        event = self._default_event if text is None else event_option(text)
         super().reset(seed=seed)
         world_seed = seed if seed is not None else int(self.np_random.integers(WORLD_SEED_RANGE))
         self._sim.reset(np.array([world_seed], dtype=np.int64))

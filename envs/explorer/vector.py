@@ -10,7 +10,9 @@ steps, renders and reports all worlds at once with `ExplorerBatch` instead of on
   a seed draws its world seed from its own `np_random`, as `ExplorerEnv` does;
 - NEXT_STEP autoreset: the step after an env terminates or is truncated (`max_episode_steps`)
   returns its new first frame, reward 0 and both flags False, and ignores its action;
-- events: `reset(options={"event": text or one text/None per env})` and
+- events: `make_vec(..., event=text)` starts every episode that names no event under `text` (the
+  task of an RL run, e.g. "coins rain from the sky"), `reset(options={"event": text or one text/None
+  per env})` and
   `trigger_event(text, env_ids=None)`, which puts the event in force at once, or, for an env about
   to be reset, from its new episode's first frame (as the neural vector env does);
 - `options["reset_mask"]` resets only some envs.
@@ -41,8 +43,9 @@ class ExplorerVectorEnv(PerEnvGenerators, VectorEnv):
     RESET_OPTIONS = frozenset({"event", "reset_mask"})
 
     def __init__(self, num_envs: int = 1, size: int = 64, max_episode_steps: int | None = 1000,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, event: str = "") -> None:
         check_render_mode(render_mode, self.metadata)
+        self._default_event = event_option(event, "event")  # the start event of resets that name none
         if not is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if max_episode_steps is not None and (not is_int(max_episode_steps) or max_episode_steps < 1):
@@ -58,7 +61,7 @@ class ExplorerVectorEnv(PerEnvGenerators, VectorEnv):
         self._generators = EnvGenerators(self.num_envs)
         self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)  # envs that ended at the last step
-        self._pending: list[EventType | None] = [None] * self.num_envs  # start events of those envs
+        self._pending = [self._default_event] * self.num_envs  # start events of those envs
         self._started = False
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
@@ -105,12 +108,14 @@ class ExplorerVectorEnv(PerEnvGenerators, VectorEnv):
         return tuple(self._sim.render())
 
     def _start_events(self, event: Any) -> list[EventType | None]:
-        """Start events from `options["event"]`: None, one text for all envs, or one text/None per env."""
+        """Start events from `options["event"]`: None (the default event), one text for all envs, or one
+        text/None per env; a blank text means no event."""
         if event is None or isinstance(event, str):
-            return [event_option(event)] * self.num_envs
+            event = [event] * self.num_envs
         if not isinstance(event, Sequence) or len(event) != self.num_envs:
             raise ValueError(f"options['event'] must be a str or a list of {self.num_envs} str/None, got {event!r}")
-        return [event_option(text, f"options['event'][{i}]") for i, text in enumerate(event)]
+        return [self._default_event if text is None else event_option(text, f"options['event'][{i}]")
+                for i, text in enumerate(event)]
 
     def _restart(self, rows: np.ndarray, seeds: Sequence[int | None], start_events: Sequence[EventType | None]) -> None:
         """New episodes in `rows`: world seed `seeds[i]`, or one drawn from env i's generator."""
@@ -122,7 +127,7 @@ class ExplorerVectorEnv(PerEnvGenerators, VectorEnv):
         self._episode_steps[rows] = 0
         self._autoreset[rows] = False
         for i in np.flatnonzero(rows):
-            self._pending[i] = None
+            self._pending[i] = self._default_event
 
 
 def _check_actions(actions: Any, num_envs: int) -> np.ndarray:
