@@ -1,6 +1,7 @@
 """Training stages on real (tiny) data and worlds: exact resume, CLI errors (worldsim/training)."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -360,3 +361,49 @@ def test_the_streaming_study_configs_build_for_stream_and_delta(name, tiny_data,
         assert config.chunks == 4 and config.context_frames == 2
         assert (config.script == "clip") == (name != "stream-study") and (config.anchor_weight > 0) == (config.script == "clip")
         assert config.anchor_across_restyles == (name == "delta-anchor")
+
+
+def test_generated_windows_are_what_the_simulator_reads_labelled_by_the_real_steps(tiny_data, random_world):
+    """Window j of a clip is the simulator's reward window after j of the clip's actions, from the
+    clip's first real frame; its action and labels are the real step j's."""
+    from worldsim.data import Dataset
+    from worldsim.sampling.simulator import Simulator
+    from worldsim.training.common import load_world
+    from worldsim.training.generated_windows import generate_windows
+    from worldsim.training.reward import rare_clips
+
+    dataset = Dataset(tiny_data)
+    world = load_world(str(random_world), torch.device("cpu"))
+    clips = rare_clips(dataset, 5, max_clips=3, seed=0)
+    assert clips is not None and len(clips.actions) == 3
+    assert ((clips.rewards[:, -1] != 0) | clips.terminated[:, -1]).all()  # each ends at its rare step
+    windows = generate_windows(world, clips, dataset.event_texts, batch_size=2, seed=7)
+    assert windows.count == 3 * 5
+    simulator = Simulator(world, batch_size=1, seed=7 + 2)  # clip 2 is the first of the second batch
+    texts = [dataset.event_texts[i] if i >= 0 else "" for i in clips.events[2]]
+    simulator.reset(event=[texts[0]], context=clips.frames[2:3, 0])
+    for step in range(5):
+        latents, actions, rewards, terminated = windows.windows(np.array([2 * 5 + step]))
+        torch.testing.assert_close(latents, simulator.reward_window.half().float())
+        assert actions[0] == clips.actions[2, step] and rewards[0] == clips.rewards[2, step]
+        assert terminated[0] == clips.terminated[2, step]
+        if step < 4:
+            simulator.step(clips.actions[2:3, step], events=[texts[step + 1]])
+
+
+def test_reward_stage_on_generated_windows_resumes_exactly_and_records_them(tiny_data, random_world, tmp_path):
+    config = stages.build_config("reward", None, [
+        f"data={tiny_data}", f"init={random_world}", "steps=4", "batch_size=8", "checkpoint_every=2",
+        "progress=false", "generated_clips=6", "generated_frames=3", "generated_share=0.5", "generation_batch=4"])
+    straight_and_resumed("reward", config, tmp_path, kill_at_step=3)
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "straight" / "final" / "reward.safetensors")
+    b = load_file(tmp_path / "killed" / "final" / "reward.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    record = json.loads((tmp_path / "killed" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert record["generated_windows"] == 6 * 4 and record["generated_share"] == 0.5
+    assert record["generation_wall_time_s"] > 0
+    with pytest.raises(ConfigError, match="generated_share"):
+        stages.build_config("reward", None, [f"data={tiny_data}", f"init={random_world}", "generated_clips=4",
+                                             "rare_share=0.5", "generated_share=0.5"])

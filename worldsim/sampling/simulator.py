@@ -131,6 +131,13 @@ class Simulator:
         return self._frames.clone()
 
     @property
+    def reward_window(self) -> Tensor:
+        """The latents the reward model reads at the next step, [B, K, C, h, w]: the last K frames
+        ending with the current one, the first frame repeated at an episode's start."""
+        self._require_reset()
+        return self._recent.clone()
+
+    @property
     def action_latency(self) -> int:
         """Steps from an action to the frame that shows it: 0 with the frame sampler, W-1 with the
         rolling one (a step returns the oldest frame in flight)."""

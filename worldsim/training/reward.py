@@ -1,4 +1,4 @@
-"""Stage `reward`: the reward/termination model, supervised on real latents.
+"""Stage `reward`: the reward/termination model, supervised on real latents (and on the world's own).
 
 Alignment with the dataset: `rewards[i]` and `terminated[i]` describe the step taken
 *after* frame i with `actions[i]`, and a terminal step's successor frame belongs to the next
@@ -12,26 +12,34 @@ reward or a termination, gathered once). A constant mix keeps the loss smooth, w
 weights make it jump whenever a rare frame happens to be drawn. The over-sampling shifts the
 model's priors; `finish` removes the shift by adding log(true prior / training prior) to the
 output biases (logit adjustment), so predictions follow the real frequencies.
+
+With `generated_clips`, a share of every batch are windows of the world's own frames labelled by
+the real game (generated_windows.py): the model is then calibrated on the frames it reads inside
+the world, not only on real ones. Half of those clips end at a rare step, half are drawn at random.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+import time
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from worldsim.data import Dataset
+from worldsim.data.clips import Clip, gather_clips
 from worldsim.model import reward_to_class
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, encode_latents
 from worldsim.training.common import StageConfig, freeze, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
+from worldsim.training.generated_windows import GeneratedWindows, generate_windows
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
-__all__ = ["RewardStageConfig", "RewardStage", "RareWindows", "pad_episode_start", "prior_logit_shift"]
+__all__ = ["RewardStageConfig", "RewardStage", "rare_clips", "pad_episode_start", "prior_logit_shift"]
 
 
 @dataclass
@@ -42,6 +50,10 @@ class RewardStageConfig(StageConfig):
     rare_share: float = 0.25  # share of each batch drawn from the rare-event windows
     max_rare_windows: int = 4096  # rare-event windows kept in memory
     start_pad_prob: float = 0.1  # share of windows padded like an episode's first frames
+    generated_clips: int = 0  # clips of recorded play the world re-generates for training (0: real frames only)
+    generated_frames: int = 16  # frames the world generates along each of them
+    generated_share: float = 0.5  # share of each batch drawn from those windows
+    generation_batch: int = 64  # clips generated at once
 
     def validate(self) -> None:
         super().validate()
@@ -50,35 +62,29 @@ class RewardStageConfig(StageConfig):
             raise ConfigError("start_pad_prob must be in [0, 1] and rare_share in [0, 1)")
         if self.max_rare_windows < 1:
             raise ConfigError(f"max_rare_windows must be >= 1, got {self.max_rare_windows}")
+        if self.generated_clips < 0 or self.generated_frames < 1 or self.generation_batch < 1:
+            raise ConfigError("generated_clips must be >= 0, generated_frames and generation_batch >= 1")
+        if self.generated_clips and not (0.0 < self.generated_share and self.rare_share + self.generated_share < 1.0):
+            raise ConfigError("generated_share must be > 0 and rare_share + generated_share < 1")
 
 
-class RareWindows:
-    """Every K-frame window (inside one episode) that ends at a non-zero reward or a termination."""
-
-    def __init__(self, dataset: Dataset, window: int, max_windows: int, seed: int):
-        frames, actions, rewards, terminated = [], [], [], []
-        for position in range(dataset.num_shards):
-            labels = dataset.load_labels(position)
-            rare = np.flatnonzero((labels["rewards"] != 0) | labels["terminated"])
-            start = rare - window + 1
-            inside = (start >= 0) & (labels["episode"][np.maximum(start, 0)] == labels["episode"][rare])
-            rare = rare[inside]
-            if len(rare) == 0:
-                continue
-            shard = dataset.load_shard(position)
-            frames.append(np.stack([shard.frames[i - window + 1:i + 1] for i in rare]))
-            actions.append(shard.actions[rare])
-            rewards.append(shard.rewards[rare])
-            terminated.append(shard.terminated[rare])
-        self.count = sum(len(a) for a in actions)
-        if self.count == 0:
-            self.frames = np.zeros((0, window, *dataset.frame_shape), np.uint8)
-            self.actions, self.rewards, self.terminated = (np.zeros(0, dt) for dt in (np.int64, np.float32, bool))
-            return
-        keep = np.random.default_rng(seed).permutation(self.count)[:max_windows]
-        self.frames = np.concatenate(frames)[keep]
-        self.actions, self.rewards, self.terminated = (np.concatenate(v)[keep] for v in (actions, rewards, terminated))
-        self.count = len(keep)
+def rare_clips(dataset: Dataset, num_frames: int, max_clips: int, seed: int) -> Clip | None:
+    """Clips of `num_frames` frames (inside one episode) that end at a non-zero reward or a
+    termination: the last step of each is the rare one. At most `max_clips`, a seeded choice;
+    None when the dataset holds no such step."""
+    candidates = []  # (shard position, clip start)
+    for position in range(dataset.num_shards):
+        labels = dataset.load_labels(position)
+        rare = np.flatnonzero((labels["rewards"] != 0) | labels["terminated"])
+        start = rare - num_frames + 1
+        inside = (start >= 0) & (labels["episode"][np.maximum(start, 0)] == labels["episode"][rare])
+        candidates += [(position, int(first)) for first in start[inside]]
+    if not candidates:
+        return None
+    keep = np.random.default_rng(seed).permutation(len(candidates))[:max_clips]
+    chosen = sorted(candidates[i] for i in keep)
+    shards = {position: dataset.load_shard(position) for position in {position for position, _ in chosen}}
+    return gather_clips([shards[position] for position, _ in chosen], [start for _, start in chosen], num_frames)
 
 
 def pad_episode_start(latents: Tensor, keep: Tensor) -> Tensor:
@@ -114,11 +120,27 @@ class RewardStage:
         self.model = self.world.reward_model.train().requires_grad_(True)
         self.optimizer = make_adamw(self.model.parameters(), config)
         self.window = self.world.config.reward.context_frames
-        self.rare = RareWindows(self.dataset, self.window, config.max_rare_windows, config.seed)
-        self.num_rare = round(config.rare_share * config.batch_size) if self.rare.count else 0
-        self.clips = ClipStream(self.dataset, self.window, config.batch_size - self.num_rare, config.seed,
-                                context.rank, label_boost=config.label_boost)
+        self.rare = rare_clips(self.dataset, self.window, config.max_rare_windows, config.seed)
+        self.num_rare = round(config.rare_share * config.batch_size) if self.rare is not None else 0
+        self.generation_wall_time_s = 0.0  # generating the world's own windows, before the training loop
+        self.generated = self._generated_windows() if config.generated_clips else None
+        self.num_generated = round(config.generated_share * config.batch_size) if self.generated else 0
+        self.clips = ClipStream(self.dataset, self.window, config.batch_size - self.num_rare - self.num_generated,
+                                config.seed, context.rank, label_boost=config.label_boost)
         self.samples_per_step = config.batch_size
+
+    def _generated_windows(self) -> GeneratedWindows:
+        """The world re-generates `generated_clips` clips: half ending at a rare step, half at random."""
+        config, num_frames = self.config, self.config.generated_frames + 1
+        rare = rare_clips(self.dataset, num_frames, config.generated_clips // 2, config.seed + 1)
+        num_rare = 0 if rare is None else len(rare.actions)
+        ordinary = next(self.dataset.clips(num_frames, config.generated_clips - num_rare, seed=config.seed + 2))
+        clips = ordinary if rare is None else Clip(**{field.name: np.concatenate(
+            [getattr(ordinary, field.name), getattr(rare, field.name)]) for field in fields(Clip)})
+        start = time.perf_counter()
+        windows = generate_windows(self.world, clips, self.dataset.event_texts, config.generation_batch, config.seed)
+        self.generation_wall_time_s = round(time.perf_counter() - start, 3)
+        return windows
 
     def modules(self):
         return {"reward_model": self.model}
@@ -126,26 +148,32 @@ class RewardStage:
     def optimizers(self):
         return {"reward_model": self.optimizer}
 
-    def _batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _real_batch(self, step: int) -> tuple[Tensor, np.ndarray, np.ndarray, np.ndarray]:
+        """Windows of real frames (random, then rare): (latents, actions, rewards, terminated)."""
         clip = self.clips.batch(step)
-        frames, actions = clip.frames, clip.actions[:, -1]
-        rewards, terminated = clip.rewards[:, -1], clip.terminated[:, -1]
         if self.num_rare:
-            pick = torch.randint(self.rare.count, (self.num_rare,)).numpy()
-            frames = np.concatenate([frames, self.rare.frames[pick]])
-            actions = np.concatenate([actions, self.rare.actions[pick]])
-            rewards = np.concatenate([rewards, self.rare.rewards[pick]])
-            terminated = np.concatenate([terminated, self.rare.terminated[pick]])
-        return frames, actions, rewards, terminated
-
-    def train_step(self, step: int) -> dict[str, float]:
-        frames, actions, rewards, terminated = self._batch(step)
+            pick = torch.randint(len(self.rare.actions), (self.num_rare,)).numpy()
+            clip = Clip(**{field.name: np.concatenate([getattr(clip, field.name), getattr(self.rare, field.name)[pick]])
+                           for field in fields(Clip)})
         device = self.context.device
-        latents = encode_latents(self.world.autoencoder, torch.from_numpy(frames))
+        latents = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
         padded = torch.rand(latents.shape[0], device=device) < self.config.start_pad_prob
         keep = torch.where(padded, torch.randint(1, self.window + 1, padded.shape, device=device),
                            torch.full(padded.shape, self.window, device=device))
-        latents = pad_episode_start(latents, keep)
+        return pad_episode_start(latents, keep), clip.actions[:, -1], clip.rewards[:, -1], clip.terminated[:, -1]
+
+    def _batch(self, step: int) -> tuple[Tensor, np.ndarray, np.ndarray, np.ndarray]:
+        """The step's windows: real ones, then the world's own (with `generated_clips`)."""
+        batch = self._real_batch(step)
+        if not self.num_generated:
+            return batch
+        generated = self.generated.windows(torch.randint(self.generated.count, (self.num_generated,)).numpy())
+        latents = torch.cat([batch[0], generated[0].to(batch[0])])
+        return latents, *(np.concatenate([real, own]) for real, own in zip(batch[1:], generated[1:]))
+
+    def train_step(self, step: int) -> dict[str, float]:
+        latents, actions, rewards, terminated = self._batch(step)
+        device = self.context.device
         reward_class = reward_to_class(torch.from_numpy(rewards)).to(device)
         done = torch.from_numpy(terminated).to(device)
         reward_logits, done_logit = self.model(latents, torch.from_numpy(actions).to(device))
@@ -161,13 +189,17 @@ class RewardStage:
         """(true, training) reward-class priors and termination rates."""
         labels = [self.dataset.load_labels(i) for i in range(self.dataset.num_shards)]
         all_rewards = np.concatenate([l["rewards"] for l in labels])
-        true_done = float(np.concatenate([l["terminated"] for l in labels]).mean())
-        share = self.num_rare / self.config.batch_size
-        rare_prior = _class_prior(self.rare.rewards) if self.rare.count else torch.zeros(3)
-        rare_done = float(self.rare.terminated.mean()) if self.rare.count else 0.0
-        true_prior = _class_prior(all_rewards)
-        train_prior = (1 - share) * true_prior + share * rare_prior
-        return true_prior, train_prior, true_done, (1 - share) * true_done + share * rare_done
+        all_done = np.concatenate([l["terminated"] for l in labels])
+        rare_share, generated_share = (count / self.config.batch_size for count in (self.num_rare, self.num_generated))
+        # (share of a batch, its rewards, its terminations) for random, rare and generated windows
+        sources = [(1.0 - rare_share - generated_share, all_rewards, all_done)]
+        if self.num_rare:
+            sources.append((rare_share, self.rare.rewards[:, -1], self.rare.terminated[:, -1]))
+        if self.num_generated:
+            sources.append((generated_share, self.generated.rewards, self.generated.terminated))
+        train_prior = sum(share * _class_prior(rewards.ravel()) for share, rewards, _ in sources)
+        train_done = sum(share * float(done.mean()) for share, _, done in sources)
+        return _class_prior(all_rewards), train_prior, float(all_done.mean()), train_done
 
     @torch.no_grad()
     def correct_priors(self) -> None:
@@ -180,4 +212,7 @@ class RewardStage:
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.correct_priors()
-        save_world(self.world, out_dir, summary, rare_windows=self.rare.count, rare_share=self.config.rare_share)
+        save_world(self.world, out_dir, summary, rare_windows=0 if self.rare is None else len(self.rare.actions),
+                   rare_share=self.config.rare_share, generated_windows=self.generated.count if self.generated else 0,
+                   generated_share=self.config.generated_share if self.generated else 0.0,
+                   generation_wall_time_s=self.generation_wall_time_s)
