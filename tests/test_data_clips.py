@@ -169,3 +169,15 @@ def test_label_boost_rejects_unknown_labels_and_negative_boosts():
     with pytest.raises(ValueError, match=">= 0"):
         check_label_boost({"blocked": -1.0})
     assert check_label_boost({"blocked": 3}) == {"blocked": 3.0}
+
+
+def test_take_and_concatenate_keep_every_array_of_a_clip_aligned(tmp_path):
+    from worldsim.data.clips import concatenate_clips
+
+    write_indexed(tmp_path / "d", [10, 10], shard_frames=8)
+    clip = next(Dataset(tmp_path / "d").clips(num_frames=3, batch_size=4, seed=0))
+    joined = concatenate_clips([clip.take(np.array([2, 0])), clip.take(np.array([1]))])
+    assert joined.actions.shape == (3, 3) and joined.frames.shape == (3, 3, *FRAME_SHAPE)
+    for row, source in enumerate([2, 0, 1]):
+        for name in ("frames", "actions", "events", "rewards", "terminated"):
+            np.testing.assert_array_equal(getattr(joined, name)[row], getattr(clip, name)[source])

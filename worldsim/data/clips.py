@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
@@ -30,6 +30,10 @@ class Clip:
     events: np.ndarray  # int64 [B, F], -1 = no event
     rewards: np.ndarray  # float32 [B, F]
     terminated: np.ndarray  # bool [B, F]
+
+    def take(self, rows: np.ndarray) -> "Clip":
+        """The clips at `rows` (indices into the batch)."""
+        return Clip(**{field.name: getattr(self, field.name)[rows] for field in fields(self)})
 
 
 def clip_starts(episode: np.ndarray, num_frames: int) -> np.ndarray:
@@ -75,6 +79,12 @@ def gather_clips(shards: list[ShardArrays], starts: list[int], num_frames: int) 
     return Clip(frames=stack("frames"), actions=stack("actions").astype(np.int64),
                 events=stack("events").astype(np.int64), rewards=stack("rewards"),
                 terminated=stack("terminated"))
+
+
+def concatenate_clips(batches: list[Clip]) -> Clip:
+    """One batch of every clip of `batches`, in order."""
+    return Clip(**{field.name: np.concatenate([getattr(batch, field.name) for batch in batches])
+                   for field in fields(Clip)})
 
 
 class ClipSampler:

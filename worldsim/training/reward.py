@@ -19,17 +19,16 @@ the world, not only on real ones. Half of those clips end at a rare step, half a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from pathlib import Path
-
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from worldsim.data import Dataset
-from worldsim.data.clips import Clip, gather_clips
+from worldsim.data.clips import Clip, concatenate_clips, gather_clips
 from worldsim.model import reward_to_class
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, encode_latents
@@ -79,9 +78,9 @@ def rare_clips(dataset: Dataset, num_frames: int, max_clips: int, seed: int) -> 
         start = rare - num_frames + 1
         inside = (start >= 0) & (labels["episode"][np.maximum(start, 0)] == labels["episode"][rare])
         candidates += [(position, int(first)) for first in start[inside]]
-    if not candidates:
-        return None
     keep = np.random.default_rng(seed).permutation(len(candidates))[:max_clips]
+    if len(keep) == 0:
+        return None
     chosen = sorted(candidates[i] for i in keep)
     shards = {position: dataset.load_shard(position) for position in {position for position, _ in chosen}}
     return gather_clips([shards[position] for position, _ in chosen], [start for _, start in chosen], num_frames)
@@ -135,8 +134,7 @@ class RewardStage:
         rare = rare_clips(self.dataset, num_frames, config.generated_clips // 2, config.seed + 1)
         num_rare = 0 if rare is None else len(rare.actions)
         ordinary = next(self.dataset.clips(num_frames, config.generated_clips - num_rare, seed=config.seed + 2))
-        clips = ordinary if rare is None else Clip(**{field.name: np.concatenate(
-            [getattr(ordinary, field.name), getattr(rare, field.name)]) for field in fields(Clip)})
+        clips = ordinary if rare is None else concatenate_clips([ordinary, rare])
         start = time.perf_counter()
         windows = generate_windows(self.world, clips, self.dataset.event_texts, config.generation_batch, config.seed)
         self.generation_wall_time_s = round(time.perf_counter() - start, 3)
@@ -153,8 +151,7 @@ class RewardStage:
         clip = self.clips.batch(step)
         if self.num_rare:
             pick = torch.randint(len(self.rare.actions), (self.num_rare,)).numpy()
-            clip = Clip(**{field.name: np.concatenate([getattr(clip, field.name), getattr(self.rare, field.name)[pick]])
-                           for field in fields(Clip)})
+            clip = concatenate_clips([clip, self.rare.take(pick)])
         device = self.context.device
         latents = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
         padded = torch.rand(latents.shape[0], device=device) < self.config.start_pad_prob
