@@ -1,4 +1,4 @@
-"""The README's Python examples for the Hub and Stable-Baselines3 run as written (offline, small sizes)."""
+"""The README's Python examples (the Explorer and neural-world envs, the Hub, Stable-Baselines3) run as written (offline, small sizes)."""
 from __future__ import annotations
 
 import re
@@ -75,3 +75,21 @@ def test_sb3_example_trains_and_evaluates_on_both_envs():
     exec(code, namespace)
     assert namespace["model"].num_timesteps >= 16 and len(namespace["model"].ep_info_buffer) >= 1
     assert isinstance(namespace["mean_return"], float)
+
+
+def test_explorer_example_runs_and_its_task_env_starts_under_the_event():
+    namespace: dict = {}
+    exec(python_block('task = gym.make("worldsim/Explorer-v0"'), namespace)
+    assert namespace["info"]["events"]["time"] == "night" and namespace["reward"] in (-1.0, 0.0, 1.0)
+    _, info = namespace["task"].reset(seed=1)
+    assert info["events"]["coins"] == "coin_shower"
+
+
+def test_neural_explorer_example_runs_on_the_bundled_world():
+    block = python_block('task = gym.make_vec("worldsim/NeuralExplorer-v0"')
+    code = shrink(block, {"num_envs=256": "num_envs=4", "num_envs=32": "num_envs=2"})
+    namespace: dict = {}
+    exec(code, namespace)
+    assert namespace["obs"].shape == (64, 64, 3)
+    namespace["task"].reset(seed=0)
+    assert list(namespace["task"].unwrapped.core.events()) == ["coins rain from the sky"] * 2
