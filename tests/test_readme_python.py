@@ -1,4 +1,4 @@
-"""The README's Python examples (the Explorer and neural-world envs, the Hub, Stable-Baselines3) run as written (offline, small sizes)."""
+"""The README's Python examples (Explorer and neural-world envs, Hub, Stable-Baselines3) run as written."""
 from __future__ import annotations
 
 import re
