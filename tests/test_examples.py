@@ -63,17 +63,26 @@ def test_ppo_in_imagination_runs_end_to_end(ppo, tmp_path):
     folder = checkpoint.save_pretrained(tmp_path / "world")
     out = tmp_path / "ppo.json"
     ppo.main(["--checkpoint", str(folder), "--total-steps", "32", "--num-envs", "4", "--rollout-steps", "8",
-              "--eval-episodes", "2", "--max-episode-steps", "12", "--update-epochs", "1", "--out", str(out)])
+              "--eval-episodes", "2", "--max-episode-steps", "12", "--update-epochs", "1", "--event", "night falls",
+              "--calibration-episodes", "3", "--calibration-steps", "5", "--out", str(out)])
     report = json.loads(out.read_text())
-    assert set(report) == {"args", "results", "transfer", "wall_s", "machine"}
+    assert set(report) == {"random_return", "real_trained_return", "imagination_trained_return", "gain_ratio", "steps",
+                           "args", "reward_calibration", "results", "wall_s", "machine"}
+    calibration = report["reward_calibration"]
+    assert calibration["episodes"] == 3 and calibration["steps"] == 5
+    for name in ("reward", "ended"):  # counts of detections on at most 3 x 5 steps; a share of nothing is null
+        found = calibration[name]
+        assert 0 <= found["predicted"] <= 15 and 0 <= found["actual"] <= 15
+        assert (found["precision"] is None) == (found["predicted"] == 0)
     assert set(report["results"]) == {"imagination_ppo", "random", "real_ppo"}
     for result in report["results"].values():
         assert result["episodes"] == 2
         assert math.isfinite(result["return_mean"]) and math.isfinite(result["return_std"])
         assert math.isfinite(result["return_stderr"])
+        assert 0.0 <= result["died_share"] <= 1.0 and result["coins_mean"] >= 0.0
     for name, key in (("random", "random_return"), ("real_ppo", "real_trained_return"),
                       ("imagination_ppo", "imagination_trained_return")):
-        assert report["transfer"][key]["mean"] == report["results"][name]["return_mean"]
+        assert report[key]["mean"] == report["results"][name]["return_mean"]
     assert report["results"]["imagination_ppo"]["train_steps"] == 32
     assert report["results"]["real_ppo"]["train_steps"] == 32
     assert {"cpu_model", "cpu_cores", "torch_version", "date"} <= set(report["machine"])
