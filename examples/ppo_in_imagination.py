@@ -40,6 +40,7 @@ import worldsim  # noqa: F401  (registers the worldsim/ environments)
 from worldsim.data.machine import describe_machine
 from worldsim.data.atomic import atomic_write_json
 from worldsim.eval.metrics import precision_recall
+from worldsim.eval.report import json_ready
 
 
 @dataclass
@@ -259,14 +260,9 @@ def reward_calibration(args: Args) -> dict[str, Any]:
     found = {}
     for name, flags in outcomes.items():
         score = precision_recall(flags[1], flags[0], tolerance=1)
-        found[name] = {"precision": finite_or_none(score.precision), "recall": finite_or_none(score.recall),
-                       "predicted": score.predicted, "actual": score.actual}
+        found[name] = {"precision": score.precision, "recall": score.recall, "predicted": score.predicted,
+                       "actual": score.actual}
     return {"episodes": count, "steps": steps, "tolerance_steps": 1, **found}
-
-
-def finite_or_none(value: float) -> float | None:
-    """JSON has no NaN: a share of nothing (nothing predicted, nothing happened) is stored as null."""
-    return value if np.isfinite(value) else None
 
 
 def summary(episodes: dict[str, np.ndarray], **extra: Any) -> dict[str, Any]:
@@ -341,8 +337,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if report["reward_calibration"]:
         for name in ("reward", "ended"):
             found = report["reward_calibration"][name]
-            print(f"world's {name:>6} on its own frames: precision {found['precision']} recall {found['recall']} "
-                  f"({found['predicted']} predicted, {found['actual']} real)")
+            print(f"world's {name:>6} on its own frames: precision {found['precision']:.3f} "
+                  f"recall {found['recall']:.3f} ({found['predicted']} predicted, {found['actual']} real)")
     for name, result in report["results"].items():
         steps = result.get("train_steps", 0)
         print(f"{name:>16}: return {result['return_mean']:7.3f} ± {result['return_std']:.3f} (std; "
@@ -351,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if report["gain_ratio"] is not None:
         print(f"imagination-trained PPO keeps {report['gain_ratio']:.0%} of the real-trained gain over random")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, report)
+    atomic_write_json(args.out, json_ready(report))  # a share of nothing (NaN) is written as null
     print(f"wrote {args.out}")
     return report
 
