@@ -29,7 +29,11 @@ class GeneratedWindows:
     actions: np.ndarray  # int64 [N, H + 1]: the action taken after each frame
     rewards: np.ndarray  # float32 [N, H + 1]: the real game's reward of that step
     terminated: np.ndarray  # bool [N, H + 1]
-    window: int  # K
+
+    @property
+    def window(self) -> int:
+        """K, the frames of each window: the latents hold K - 1 more frames than the steps."""
+        return self.latents.shape[1] - self.actions.shape[1] + 1
 
     @property
     def count(self) -> int:
@@ -65,4 +69,4 @@ def generate_windows(world, clips: Clip, event_texts: Sequence[str], batch_size:
             sequence.append(simulator.reward_window[:, -1:])
         parts.append(torch.cat(sequence, dim=1).half().cpu())
     return GeneratedWindows(latents=torch.cat(parts), actions=clips.actions, rewards=clips.rewards,
-                            terminated=clips.terminated, window=world.config.reward.context_frames)
+                            terminated=clips.terminated)
