@@ -12,7 +12,10 @@
   from the next frame the env produces ("" = no event).
 - Start states: one of the real context frames bundled with the checkpoint (picked by the env's
   noise stream), or, when it ships none, a first frame generated for the event text (the prompt);
-  `reset(options={"context": frame})` starts from a frame of your own.
+  `reset(options={"context": frame})` starts from a frame of your own, and `start_frames=frames`
+  (uint8 [K, S, S, 3]) gives a bank that every reset naming no context draws from (autoresets
+  too), uniformly with the env's `np_random`: e.g. first frames of many maps of the real game, so
+  that an agent trained inside the world meets as many maps as in the game.
 - Seeding: every reset draws the env's sampler seed from its `np_random`, so a seeded reset repeats
   exactly, and env i of a vector env reset with seed s equals a single env reset with seed s + i.
 """
@@ -70,12 +73,14 @@ class NeuralWorldCore:
     """A `Simulator` of `num_envs` rows plus the per-env state the envs add: events waiting for the
     next frame and the default event. Frames, rewards and terminations stay torch tensors on the device."""
 
-    def __init__(self, world: "WorldModel", num_envs: int, steps: int | None, event: str) -> None:
+    def __init__(self, world: "WorldModel", num_envs: int, steps: int | None, event: str,
+                 start_frames: Any = None) -> None:
         self.world = world
         self.num_envs = num_envs
         self.simulator = world.simulator(batch_size=num_envs, steps=steps)
         self.default_event = self.check_event(event, "event")
         size = world.config.image_size
+        self.start_frames = check_start_frames(start_frames, size)
         self.frame_space = gym.spaces.Box(0, 255, shape=(size, size, 3), dtype=np.uint8)
         self.action_space = gym.spaces.Discrete(world.config.num_actions)
         self.pending = np.full(num_envs, None, dtype=object)  # event text for each env's next frame
@@ -98,8 +103,12 @@ class NeuralWorldCore:
 
     def reset(self, rows: np.ndarray, texts: list[str], rngs: Sequence[np.random.Generator],
               context: Any = None) -> torch.Tensor:
-        """Start new episodes in `rows` (bool [B]); each draws its sampler seed from its env's rng."""
+        """Start new episodes in `rows` (bool [B]); each draws its sampler seed from its env's rng
+        and, without a `context`, its start frame from the bank when there is one."""
         seeds = [int(rngs[i].integers(SEED_BOUND)) if rows[i] else 0 for i in range(self.num_envs)]
+        if context is None and self.start_frames is not None:
+            picks = [int(rngs[i].integers(len(self.start_frames))) if rows[i] else 0 for i in range(self.num_envs)]
+            context = self.start_frames[picks]
         frames = self.simulator.reset(event=texts, context=context, rows=torch.from_numpy(rows), seed=seeds)
         self.pending[rows] = None
         self.started = True
@@ -122,6 +131,17 @@ class NeuralWorldCore:
         return np.array(self.simulator.events, dtype=object)
 
 
+def check_start_frames(frames: Any, size: int) -> np.ndarray | None:
+    """A bank of start frames: None, or uint8 [K, size, size, 3] with K >= 1 (kept as a private copy)."""
+    if frames is None:
+        return None
+    bank = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if bank.dtype != np.uint8 or bank.ndim != 4 or bank.shape[1:] != (size, size, 3) or len(bank) == 0:
+        raise ValueError(f"start_frames must be uint8 [K, {size}, {size}, 3] with K >= 1, "
+                         f"got {bank.dtype} {tuple(bank.shape)}")
+    return bank.copy()
+
+
 def frames_to_numpy(frames: torch.Tensor) -> np.ndarray:
     """A fresh host copy: returned observations never alias the simulator's buffers."""
     return frames.detach().to("cpu", copy=True).numpy()
@@ -136,6 +156,8 @@ class NeuralWorldEnv(gym.Env):
         device: where the model runs ("cpu", "cuda", ...).
         steps: denoising steps per frame (None: the checkpoint's sampling config).
         event: the event text of a reset that names none ("" = no event).
+        start_frames: uint8 [K, S, S, 3], the frames a reset without a "context" starts from (None:
+          the checkpoint's own).
         render_mode: None, "rgb_array" or "human" (a pygame window).
     Truncation: `gym.make(..., max_episode_steps=N)` (Gymnasium's TimeLimit).
     Reset options: "event" (str), "context" (a start frame uint8 [H, W, 3]).
@@ -146,9 +168,9 @@ class NeuralWorldEnv(gym.Env):
 
     def __init__(self, checkpoint: Any = None, device: str = "cpu", steps: int | None = None, event: str = "",
                  render_mode: str | None = None, revision: str | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None, start_frames: Any = None) -> None:
         check_render_mode(render_mode, self.metadata)
-        self.core = NeuralWorldCore(load_world(checkpoint, device, revision, cache_dir), 1, steps, event)
+        self.core = NeuralWorldCore(load_world(checkpoint, device, revision, cache_dir), 1, steps, event, start_frames)
         self.observation_space = self.core.frame_space
         self.action_space = self.core.action_space
         self.render_mode = render_mode
@@ -224,7 +246,7 @@ class NeuralWorldVectorEnv(PerEnvGenerators, VectorEnv):
     def __init__(self, num_envs: int = 1, checkpoint: Any = None, device: str = "cpu", steps: int | None = None,
                  event: str = "", max_episode_steps: int | None = 1000, render_mode: str | None = None,
                  array_type: ArrayType = "numpy", revision: str | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None, start_frames: Any = None) -> None:
         check_render_mode(render_mode, self.metadata)
         if array_type not in ("numpy", "torch"):
             raise ValueError(f"array_type must be 'numpy' or 'torch', got {array_type!r}")
@@ -232,7 +254,8 @@ class NeuralWorldVectorEnv(PerEnvGenerators, VectorEnv):
             raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
         if not is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        self.core = NeuralWorldCore(load_world(checkpoint, device, revision, cache_dir), num_envs, steps, event)
+        self.core = NeuralWorldCore(load_world(checkpoint, device, revision, cache_dir), num_envs, steps, event,
+                                    start_frames)
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
         self.render_mode = render_mode

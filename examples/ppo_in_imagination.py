@@ -53,6 +53,8 @@ class Args:
     rollout_steps: int = 64  # steps per env between two PPO updates
     max_episode_steps: int = 500  # truncation, in training and in evaluation
     event: str = ""  # the task: every episode, real or imagined, starts under this event ("" = none)
+    start_maps: int = 0  # imagined episodes start from the first frames of this many real maps (0: the world's own)
+    imagination_horizon: int = 0  # imagined episodes end after this many steps, value bootstrapped (0: max_episode_steps)
     learning_rate: float = 2.5e-4
     anneal_lr: bool = True
     gamma: float = 0.99
@@ -154,14 +156,17 @@ def train_ppo(envs: gym.vector.VectorEnv, args: Args) -> tuple[Agent, dict[str, 
             buffers["values"][t], buffers["logprobs"][t] = values, dist.log_prob(actions)
             buffers["valid"][t] = (~restarting).float()
             next_obs, rewards, terminated, truncated, _ = envs.step(actions.cpu().numpy())
-            rewards = torch.as_tensor(rewards, device=device, dtype=torch.float32)
-            done = torch.as_tensor(terminated, device=device) | torch.as_tensor(truncated, device=device)
-            buffers["rewards"][t] = rewards * (~restarting)
-            buffers["dones"][t] = done.float()
-            running_return += buffers["rewards"][t]
+            next_obs = torch.as_tensor(next_obs, device=device)
+            rewards = torch.as_tensor(rewards, device=device, dtype=torch.float32) * (~restarting)
+            terminated = torch.as_tensor(terminated, device=device)
+            done = terminated | torch.as_tensor(truncated, device=device)
+            running_return += rewards
             episode_returns += running_return[done].tolist()
             running_return[done] = 0.0
-            obs, restarting = torch.as_tensor(next_obs, device=device), done
+            # A time limit is not the end of the task: the value of the last frame stands for the rest.
+            buffers["rewards"][t] = rewards + args.gamma * truncation_values(agent, next_obs, done & ~terminated)
+            buffers["dones"][t] = done.float()
+            obs, restarting = next_obs, done
         with torch.no_grad():
             _, next_value = agent(obs)
         advantages = gae(buffers["rewards"], buffers["values"], buffers["dones"], next_value,
@@ -179,6 +184,15 @@ def train_ppo(envs: gym.vector.VectorEnv, args: Args) -> tuple[Agent, dict[str, 
              "train_episodes": len(episode_returns),
              "train_return_mean": float(np.mean(episode_returns)) if episode_returns else None}
     return agent, stats
+
+
+def truncation_values(agent: Agent, final_obs: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    """The critic's value of each truncated episode's last frame (NEXT_STEP autoreset returns it), else 0."""
+    values = torch.zeros(truncated.shape, device=final_obs.device)
+    if truncated.any():
+        with torch.no_grad():
+            values[truncated] = agent(final_obs[truncated])[1]
+    return values
 
 
 def update_policy(agent: Agent, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], args: Args) -> None:
@@ -202,6 +216,15 @@ def real_explorer(num_envs: int, args: Args) -> gym.vector.VectorEnv:
     """The real game, all envs stepped as one numpy batch (the Explorer's own vector env)."""
     return gym.make_vec("worldsim/Explorer-v0", num_envs=num_envs, vectorization_mode="vector_entry_point",
                         max_episode_steps=args.max_episode_steps, event=args.event)
+
+
+def real_first_frames(args: Args) -> np.ndarray:
+    """The first frames of `args.start_maps` maps of the real game under the task's event, on training
+    seeds: the game is only reset, never stepped, so the agent still learns from imagined frames only."""
+    envs = real_explorer(args.start_maps, args)
+    frames, _ = envs.reset(seed=args.seed)
+    envs.close()
+    return frames
 
 
 def evaluate(policy: Callable[[np.ndarray], np.ndarray], args: Args, seed: int) -> dict[str, np.ndarray]:
@@ -299,7 +322,8 @@ def run(args: Args) -> dict[str, Any]:
     if args.imagination:
         neural = gym.make_vec("worldsim/NeuralExplorer-v0", num_envs=args.num_envs,
                               vectorization_mode="vector_entry_point", checkpoint=args.checkpoint, device=args.device,
-                              max_episode_steps=args.max_episode_steps, event=args.event, array_type="torch")
+                              max_episode_steps=args.imagination_horizon or args.max_episode_steps, event=args.event,
+                              array_type="torch", start_frames=real_first_frames(args) if args.start_maps else None)
         agent, stats = train_ppo(neural, args)
         neural.close()
         results["imagination_ppo"] = summary(evaluate(agent_policy(agent, args.device), args, eval_seed), **stats)

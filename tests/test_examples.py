@@ -45,6 +45,18 @@ def test_gae_stops_at_episode_ends(ppo):
     assert advantages[:, 0].tolist() == [1.5, 1.0, 6.0]
 
 
+def test_truncated_episodes_are_valued_at_their_last_frame(ppo):
+    torch.manual_seed(0)
+    agent = ppo.Agent((64, 64, 3), 5)
+    final = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
+    values = ppo.truncation_values(agent, final, torch.tensor([True, False, True]))
+    with torch.no_grad():
+        expected = agent(final)[1]
+    assert values[1] == 0.0  # ended for real (or still running): nothing to bootstrap
+    torch.testing.assert_close(values[[0, 2]], expected[[0, 2]])
+    assert ppo.truncation_values(agent, final, torch.zeros(3, dtype=torch.bool)).eq(0).all()
+
+
 def test_transfer_summary_shares_the_real_gain_over_random(ppo):
     def result(mean):
         return {"return_mean": mean, "return_stderr": 0.1}
@@ -64,7 +76,8 @@ def test_ppo_in_imagination_runs_end_to_end(ppo, tmp_path):
     out = tmp_path / "ppo.json"
     ppo.main(["--checkpoint", str(folder), "--total-steps", "32", "--num-envs", "4", "--rollout-steps", "8",
               "--eval-episodes", "2", "--max-episode-steps", "12", "--update-epochs", "1", "--event", "night falls",
-              "--calibration-episodes", "3", "--calibration-steps", "5", "--out", str(out)])
+              "--calibration-episodes", "3", "--calibration-steps", "5", "--start-maps", "3",
+              "--imagination-horizon", "5", "--out", str(out)])
     report = json.loads(out.read_text())
     assert set(report) == {"random_return", "real_trained_return", "imagination_trained_return", "gain_ratio", "steps",
                            "args", "reward_calibration", "results", "wall_s", "machine"}
@@ -84,5 +97,30 @@ def test_ppo_in_imagination_runs_end_to_end(ppo, tmp_path):
                       ("imagination_ppo", "imagination_trained_return")):
         assert report[key]["mean"] == report["results"][name]["return_mean"]
     assert report["results"]["imagination_ppo"]["train_steps"] == 32
+    assert report["results"]["imagination_ppo"]["train_episodes"] >= 4  # 5-step imagined episodes in 8 steps
     assert report["results"]["real_ppo"]["train_steps"] == 32
     assert {"cpu_model", "cpu_cores", "torch_version", "date"} <= set(report["machine"])
+
+
+def test_world_vs_game_plays_fixed_policies_side_by_side(tmp_path):
+    example = load_example("world_vs_game")
+    folder = WorldModel.create(WorldConfig.preset("tiny"), event_texts=["night falls"], seed=0).save_pretrained(
+        tmp_path / "world")
+    out = tmp_path / "world_vs_game.json"
+    example.main(["--checkpoint", str(folder), "--episodes", "3", "--steps", "10", "--policies", "up,random",
+                  "--event", "night falls", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert set(report["policies"]) == {"up", "random"}
+    game_up = report["policies"]["up"]["game"]
+    assert list(game_up["by_steps"]) == ["0-8", "8-10"]  # the stretches the 10 steps reach
+    assert game_up["by_steps"]["0-8"]["moved_share"] > 0.0  # the probe sees the real player walk up
+    for policy in report["policies"].values():
+        for side in ("game", "world"):
+            assert policy[side]["return"]["mean"] >= 0.0
+            for stretch in policy[side]["by_steps"].values():
+                assert 0.0 <= stretch["moved_share"] <= 1.0 and 0 <= stretch["episodes_ended"] <= 3
+    # The real game is deterministic: the same maps and actions give the same figures.
+    again = example.run(example.Args(checkpoint=str(folder), episodes=3, steps=10, policies="up", event="night falls"))
+    assert again["policies"]["up"]["game"] == game_up
+    with pytest.raises(ValueError, match="unknown policy"):
+        example.policy_actions("jump", 4, 2, seed=0)

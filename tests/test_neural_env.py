@@ -174,6 +174,43 @@ def test_vector_env_matches_sync_vector_env_of_single_envs(checkpoint):
     assert ended.all()  # every env went through at least one autoreset
 
 
+def start_bank() -> np.ndarray:
+    """Three start frames far apart: flat grey levels 20, 120 and 220."""
+    return np.stack([np.full((64, 64, 3), level, dtype=np.uint8) for level in (20, 120, 220)])
+
+
+def test_vector_env_draws_every_reset_from_the_start_frame_bank(endless_world):
+    """Resets and autoresets start from bank frames, drawn per env as SyncVectorEnv's single envs draw them."""
+    bank = start_bank()
+    starts = [NeuralWorldEnv(checkpoint=endless_world).reset(seed=0, options={"context": frame})[0] for frame in bank]
+    native = NeuralWorldVectorEnv(4, checkpoint=endless_world, max_episode_steps=1, start_frames=bank)
+    sync = gym.vector.SyncVectorEnv([lambda: gym.wrappers.TimeLimit(
+        NeuralWorldEnv(checkpoint=endless_world, start_frames=bank), max_episode_steps=1) for _ in range(4)])
+    native_frames, sync_frames = [native.reset(seed=3)[0]], [sync.reset(seed=3)[0]]
+    for _ in range(6):  # every other step is an autoreset
+        native_frames.append(native.step(np.zeros(4, np.int64))[0])
+        sync_frames.append(sync.step(np.zeros(4, np.int64))[0])
+    for native_obs, sync_obs in zip(native_frames, sync_frames, strict=True):
+        np.testing.assert_allclose(native_obs, sync_obs, atol=2)
+    reset_frames = np.concatenate([native_frames[i] for i in (0, 2, 4, 6)])
+    picked = [min(range(3), key=lambda k: np.abs(frame.astype(int) - starts[k]).mean()) for frame in reset_frames]
+    for frame, k in zip(reset_frames, picked):
+        np.testing.assert_allclose(frame, starts[k], atol=2)
+    assert len(set(picked)) == 3  # 16 draws from 3 frames
+
+
+def test_start_frame_banks_must_be_uint8_frames_of_the_world_size(world):
+    for bad in (np.zeros((0, 64, 64, 3), np.uint8), np.zeros((2, 32, 32, 3), np.uint8),
+                np.zeros((2, 64, 64, 3), np.float32), np.zeros((64, 64, 3), np.uint8)):
+        with pytest.raises(ValueError, match="start_frames"):
+            NeuralWorldVectorEnv(2, checkpoint=world, start_frames=bad)
+    bank = start_bank()
+    env = NeuralWorldEnv(checkpoint=world, start_frames=bank)
+    bank[:] = 0  # the env keeps its own copy
+    expected = NeuralWorldEnv(checkpoint=world, start_frames=start_bank()).reset(seed=0)[0]
+    np.testing.assert_array_equal(env.reset(seed=0)[0], expected)
+
+
 def test_vector_env_autoreset_step_starts_a_new_episode_with_zero_reward(endless_world):
     envs = NeuralWorldVectorEnv(2, checkpoint=endless_world, max_episode_steps=2)
     envs.reset(seed=0)
