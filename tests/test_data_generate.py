@@ -275,3 +275,19 @@ def test_cli_info_summarises_and_verifies(reference, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 440 and sum(summary["action_counts"]) == 440
     assert summary["no_event_frames"] + sum(summary["event_frames"].values()) == 440
+
+
+def test_keep_blocked_sets_how_long_the_policy_pushes_into_walls(tmp_path, capsys):
+    blocked = {}
+    for keep in (0.0, 0.95):
+        out = tmp_path / str(keep)
+        assert worldsim_main(["data", "generate", "--frames", "2048", "--size", "16", "--shard-frames", "1024",
+                              "--quiet", "--keep-blocked", str(keep), "--out", str(out)]) == 0
+        assert Dataset(out).manifest["generator"]["policy"]["keep_blocked_prob"] == keep
+        capsys.readouterr()
+        assert worldsim_main(["data", "info", str(out), "--json"]) == 0
+        blocked[keep] = json.loads(capsys.readouterr().out)["shares"]["blocked"]
+    assert blocked[0.0] < 0.02 < 0.1 < blocked[0.95]  # redrawn at once vs pushed for the whole hold
+    assert worldsim_main(["data", "generate", "--frames", "10", "--keep-blocked", "1.5",
+                          "--out", str(tmp_path / "bad")]) == 2
+    assert "keep_blocked_prob" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -75,6 +76,10 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
                              "trajectories of shard-frames/envs-per-shard frames (default: 8)")
     parser.add_argument("--no-compress", action="store_true",
                         help="store shards uncompressed (faster to write, ~20x larger)")
+    parser.add_argument("--keep-blocked", type=float, default=None, metavar="P",
+                        help="per frame, the chance that the policy keeps pushing a move into a wall "
+                             "instead of redrawing it: near 1 gives long pushes, data that teaches a "
+                             "world to hold walls under a held key (default: the game's policy)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_generate)
 
@@ -154,6 +159,9 @@ def _run_generate(args: argparse.Namespace) -> int:
     try:
         config = settings(frames=args.frames, seed=args.seed, size=args.size, shard_frames=args.shard_frames,
                           envs_per_shard=args.envs_per_shard, compress=not args.no_compress)
+        if args.keep_blocked is not None:
+            config = dataclasses.replace(config, policy=dataclasses.replace(config.policy,
+                                                                            keep_blocked_prob=args.keep_blocked))
         dataset = generate(args.out, config, workers=args.workers, progress=not args.quiet)
     except (ValueError, OSError) as error:  # ValueError includes DatasetError
         return _fail(error)
