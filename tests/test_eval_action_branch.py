@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from worldsim.envs.explorer import NUM_ACTIONS, events
-from worldsim.eval.action_branch import action_branch_test, collision_probe, move_spread
+from worldsim.eval.action_branch import action_branch_test, collision_probe, held_collision, move_spread
 from worldsim.eval.branch_contexts import MOVES, NOOP, sample_branch_contexts
-from worldsim.eval.next_frame import generate_next_frames
+from worldsim.eval.next_frame import generate_held_frames, generate_next_frames
 from worldsim.eval.probes import Probes
 from worldsim.model import WorldConfig
 from worldsim.world import WorldModel
@@ -105,6 +105,31 @@ def test_an_action_sensitive_world_separates_its_moves_and_collision_probe_agree
     assert without_probes["move_spread_mse"] == found["move_spread_mse"]
     # The probe generates only the blocked branches with the same per-context noise.
     assert collision_probe(world, contexts, probes, seed=0) == pytest.approx(found["idm_blocked_accuracy"])
+
+
+def test_held_frames_follow_their_own_frames_and_start_with_the_next_frame(contexts):
+    world = _world(action_sensitive=True)
+    frames, actions, texts = contexts.frames, contexts.actions, contexts.texts
+    rows, moves = np.array([0, 1, 1]), np.array([1, 2, 4])
+    held = generate_held_frames(world, frames, actions, texts, rows, moves, seed=5, num_frames=3)
+    assert held.shape == (3, 3, 64, 64, 3) and held.dtype == np.uint8
+    # Its first frame is the one-frame branch (same noise); holding longer changes no earlier frame.
+    np.testing.assert_array_equal(held[:, 0], generate_next_frames(world, frames, actions, texts, rows, moves, seed=5))
+    shorter = generate_held_frames(world, frames, actions, texts, rows, moves, seed=5, num_frames=2)
+    np.testing.assert_array_equal(held[:, :2], shorter)
+    assert not np.array_equal(held[:, 1], held[:, 2])  # later frames are generated, not copied
+    with pytest.raises(ValueError, match="num_frames"):
+        generate_held_frames(world, frames, actions, texts, rows, moves, seed=5, num_frames=0)
+
+
+def test_held_collision_reads_every_step_of_every_push(contexts, probes):
+    world = _world(action_sensitive=True)
+    read = held_collision(world, contexts, probes, num_frames=3, seed=0)
+    assert read.shape == (contexts.blocked.sum(), 3) and read.dtype == bool
+    # Step 1 of a push is the one-frame collision test's pair.
+    assert read[:, 0].mean() == pytest.approx(collision_probe(world, contexts, probes, seed=0))
+    open_only = contexts.select(~contexts.blocked.any(axis=1))
+    assert held_collision(world, open_only, probes, num_frames=3).shape == (0, 3)
 
 
 def test_collision_probe_without_walls_is_nan(contexts, probes):

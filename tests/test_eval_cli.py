@@ -77,6 +77,12 @@ def test_eval_tiny_suite_writes_report_metrics_and_plots(tmp_path):
         assert heading in report
     coins = next(line for line in report.splitlines() if "`sprites.coin_count_ratio`" in line)
     assert " to 125" in coins  # a sprite count has a ceiling too
+    collision = metrics["collision"]
+    assert collision["held_pushes"] == collision["forced_moves"] and collision["held_push_frames"] == 8
+    # A push's first frame is the one-frame collision test's frame, under the same noise.
+    assert collision["held_read_as_noop_share_by_frame"][0] == pytest.approx(collision["read_as_noop_share"])
+    assert collision["held_wall_kept_share"] <= min(collision["held_read_as_noop_share_by_frame"])
+    assert "held 8 frames: steps read as noop" in report
 
 
 def test_compare_writes_the_ablation_table_on_identical_scenarios(tmp_path):

@@ -6,6 +6,7 @@ for training logs and used by `worldsim eval` on more contexts.
     contexts = sample_branch_contexts(24, context_frames=2, size=world.config.image_size, seed=0)  # once
     logs = action_branch_test(world, contexts, seed=0, probes=probes)    # dict of floats
     noop_share = collision_probe(world, contexts, probes, seed=0)        # float
+    pushes = held_collision(world, contexts, probes, num_frames=8)      # bool [pushes, frames]
 
 From each true context the world generates the next frame under every action with the *same*
 noise, and once more under the true move with other noise:
@@ -18,6 +19,11 @@ noise, and once more under the true move with other noise:
 - with the probes: inverse dynamics (IDM) on the generated pairs (last context frame, branch),
   for moves that scroll the view in the truth, for moves into a wall (should read noop: the
   collision test) and for noop (should read noop), each beside the same reading of the true pairs.
+
+The held collision test pushes each move into a wall for several frames, every frame following
+the world's own: in the game the wall stays shut for as long as the key is held, so each step
+should read noop. A world can pass the one-frame test and still give way under a long push, which
+is what an agent that learns inside the world finds and exploits.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ import numpy as np
 
 from worldsim.eval import metrics
 from worldsim.eval.branch_contexts import MOVES, NOOP, NUM_ACTIONS, BranchContexts
-from worldsim.eval.next_frame import generate_next_frames
+from worldsim.eval.next_frame import generate_held_frames, generate_next_frames
 
 
 @dataclass(frozen=True)
@@ -160,3 +166,17 @@ def collision_probe(world, contexts: BranchContexts, probes, seed: int = 0) -> f
                                      seed)
     read = probes.infer_actions(contexts.frames[context_rows, -1], generated)
     return float(np.mean(read == NOOP))
+
+
+def held_collision(world, contexts: BranchContexts, probes, num_frames: int = 8, seed: int = 0) -> np.ndarray:
+    """bool `[pushes, num_frames]`: whether the IDM reads each step of a move into a wall held for
+    `num_frames` frames as noop (one row per blocked context and move, as `contexts.blocked` lists them)."""
+    context_rows, actions = np.nonzero(contexts.blocked)
+    if not len(context_rows):
+        return np.zeros((0, num_frames), dtype=bool)
+    held = generate_held_frames(world, contexts.frames, contexts.actions, contexts.texts, context_rows, actions, seed,
+                                num_frames)
+    before = np.concatenate([contexts.frames[context_rows, -1][:, None], held[:, :-1]], axis=1)
+    pushes, frame_shape = held.shape[0], held.shape[2:]
+    read = probes.infer_actions(before.reshape(-1, *frame_shape), held.reshape(-1, *frame_shape))
+    return read.reshape(pushes, num_frames) == NOOP

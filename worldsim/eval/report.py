@@ -259,6 +259,14 @@ def _control_section(metrics: dict[str, Any]) -> list[str]:
             (f"{collision['still_frames']} still frames read as noop",
              f"{_interval(collision['still_read_as_noop_share'], collision['still_read_as_noop_share_ci95'])}"
              f" (real {_percent(collision['truth_still_read_as_noop_share'])})")]
+    if "held_pushes" in collision:  # metrics written before the held collision test lack it
+        frames = collision["held_push_frames"]
+        rows += [(f"{collision['held_pushes']} moves into walls held {frames} frames: steps read as noop",
+                  f"{_interval(collision['held_read_as_noop_share'], collision['held_read_as_noop_share_ci95'])}"
+                  f" (frame 1 {_percent(collision['held_read_as_noop_share_by_frame'][0])}, frame {frames} "
+                  f"{_percent(collision['held_read_as_noop_share_by_frame'][-1])}; the game: every step)"),
+                 (f"walls kept shut for all {frames} frames of a push",
+                  _interval(collision["held_wall_kept_share"], collision["held_wall_kept_share_ci95"]))]
     rows += [(f"IDM along rollouts, {_band_label(list(rollout['accuracy']), band)} ({rollout['pairs'][band]} pairs)",
               f"{_interval(value, rollout['accuracy_ci95'][band])} (real {_percent(rollout['truth_accuracy'][band])})")
              for band, value in rollout["accuracy"].items()]

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from worldsim.eval import drift, metrics, regions, rollout_measures
-from worldsim.eval.action_branch import BranchMeasures, branch_measures
+from worldsim.eval.action_branch import BranchMeasures, branch_measures, held_collision
 from worldsim.eval.branch_contexts import sample_branch_contexts
 from worldsim.eval.memory_test import memory_agreement, out_and_back
 from worldsim.eval.probes import Probes
@@ -165,11 +165,25 @@ def _branch_families(measures: BranchMeasures, num_context_frames: int, seed: in
     return found, collision
 
 
+def _held_pushes(read_as_noop: np.ndarray, seed: int) -> dict[str, Any]:
+    """The held collision test's summary from its readings bool `[pushes, frames]`."""
+    pushes, frames = read_as_noop.shape
+    share, interval = metrics.ratio_with_interval(read_as_noop.sum(axis=1), np.full(pushes, frames), seed=seed)
+    kept, kept_interval, _ = metrics.share_with_interval(read_as_noop.all(axis=1))
+    return {"held_push_frames": frames, "held_pushes": pushes, "held_read_as_noop_share": share,
+            "held_read_as_noop_share_ci95": interval, "held_wall_kept_share": kept,
+            "held_wall_kept_share_ci95": kept_interval,
+            "held_read_as_noop_share_by_frame": read_as_noop.mean(axis=0).tolist() if pushes else [float("nan")] * frames}
+
+
 def _branches(run: _Run) -> tuple[dict[str, Any], dict[str, Any]]:
     config = run.config
     contexts = sample_branch_contexts(config.branch_contexts, config.branch_context_frames, run.size, config.seed)
     measures = branch_measures(run.world, contexts, config.seed + 4, run.probes)
-    return _branch_families(measures, config.branch_context_frames, config.seed)
+    action_branch, collision = _branch_families(measures, config.branch_context_frames, config.seed)
+    # The same noise per context as the one-frame branches: a push's first frame is its collision-test frame.
+    held = held_collision(run.world, contexts, run.probes, config.held_push_frames, config.seed + 4)
+    return action_branch, {**collision, **_held_pushes(held, config.seed)}
 
 
 # ---------------------------------------------------------------------------------- memory

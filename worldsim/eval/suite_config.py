@@ -26,6 +26,7 @@ class SuiteConfig:
     idm_steps: tuple[int, ...] = (1, 8, 16, 32)  # inverse dynamics and sprite counts along rollouts, by band
     branch_contexts: int = 96  # true contexts of the action-branch, collision and moved-pair tests
     branch_context_frames: int = 2  # real frames per context
+    held_push_frames: int = 8  # frames each move into a wall is held in the held collision test
     memory_rollouts: int = 16  # out-and-back walks per walk length
     memory_steps: tuple[int, ...] = (4, 2)  # N of "N tiles out, N back" (kept only where N <= window / 2)
 
@@ -37,8 +38,8 @@ class SuiteConfig:
         if sorted(self.idm_steps) != list(self.idm_steps) or self.idm_steps[0] < 1 \
                 or self.idm_steps[-1] > self.horizons[-1]:
             raise ValueError(f"idm_steps must be increasing within 1..{self.horizons[-1]}, got {self.idm_steps}")
-        if self.branch_contexts < 1 or self.branch_context_frames < 1 or self.memory_rollouts < 1:
-            raise ValueError("branch_contexts, branch_context_frames and memory_rollouts must be >= 1")
+        if min(self.branch_contexts, self.branch_context_frames, self.memory_rollouts, self.held_push_frames) < 1:
+            raise ValueError("branch_contexts, branch_context_frames, held_push_frames and memory_rollouts must be >= 1")
         if self.drift_frames < self.drift_window:
             raise ValueError(f"drift_frames ({self.drift_frames}) must cover one drift_window ({self.drift_window})")
         if self.long_rollout_frames and self.long_rollout_frames < self.drift_window:
