@@ -12,7 +12,7 @@ real game's on the same episodes (`reward_calibration`: precision and recall).
 The script prints a table and writes a JSON: `random_return`, `real_trained_return` and
 `imagination_trained_return` (mean real return and its standard error), `gain_ratio` (the share of
 the real-trained PPO's gain over random that the imagination-trained PPO keeps: (imagination -
-random) / (real - random)), `steps`, each run's returns and wall times, and the machine.
+random) / (real - random)) with its standard error (`gain_ratio_stderr`), `steps`, each run's returns and wall times, and the machine.
 
     python examples/ppo_in_imagination.py --event "coins rain from the sky" --max-episode-steps 128 \
         --total-steps 262144 --eval-episodes 128
@@ -306,12 +306,27 @@ def transfer_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return None if result is None else {"mean": result["return_mean"], "stderr": result["return_stderr"]}
 
     out = {"random_return": mean_and_error("random"), "real_trained_return": mean_and_error("real_ppo"),
-           "imagination_trained_return": mean_and_error("imagination_ppo"), "gain_ratio": None}
+           "imagination_trained_return": mean_and_error("imagination_ppo"), "gain_ratio": None,
+           "gain_ratio_stderr": None}
     if out["real_trained_return"] and out["imagination_trained_return"]:
-        real_gain = out["real_trained_return"]["mean"] - out["random_return"]["mean"]
-        if real_gain > 0:
-            out["gain_ratio"] = (out["imagination_trained_return"]["mean"] - out["random_return"]["mean"]) / real_gain
+        out["gain_ratio"], out["gain_ratio_stderr"] = gain_ratio(
+            out["imagination_trained_return"], out["random_return"], out["real_trained_return"])
     return out
+
+
+def gain_ratio(imagination: dict[str, float], random: dict[str, float], real: dict[str, float]
+               ) -> tuple[float | None, float | None]:
+    """(imagination - random) / (real - random) and its standard error to first order (the delta
+    method, the three means taken as independent); (None, None) when real does not beat random."""
+    real_gain, gain = real["mean"] - random["mean"], imagination["mean"] - random["mean"]
+    if real_gain <= 0:
+        return None, None
+    # Derivatives of the ratio with respect to the imagination, real and random means.
+    slopes = (1 / real_gain, -gain / real_gain**2, (gain - real_gain) / real_gain**2)
+    errors = (imagination["stderr"], real["stderr"], random["stderr"])
+    if any(error is None for error in errors):
+        return gain / real_gain, None
+    return gain / real_gain, float(np.sqrt(sum((slope * error) ** 2 for slope, error in zip(slopes, errors))))
 
 
 def run(args: Args) -> dict[str, Any]:
@@ -369,7 +384,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"s.e. {result['return_stderr'] or float('nan'):.3f}) over {result['episodes']} real episodes "
               f"(trained {steps} steps)")
     if report["gain_ratio"] is not None:
-        print(f"imagination-trained PPO keeps {report['gain_ratio']:.0%} of the real-trained gain over random")
+        error = report["gain_ratio_stderr"]
+        print(f"imagination-trained PPO keeps {report['gain_ratio']:.0%}" + (f" (s.e. {error:.0%})" if error else "")
+              + " of the real-trained gain over random")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, json_ready(report))  # a share of nothing (NaN) is written as null
     print(f"wrote {args.out}")

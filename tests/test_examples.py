@@ -63,6 +63,8 @@ def test_transfer_summary_shares_the_real_gain_over_random(ppo):
 
     summary = ppo.transfer_summary({"random": result(1.0), "real_ppo": result(3.0), "imagination_ppo": result(2.5)})
     assert summary["gain_ratio"] == pytest.approx(0.75)
+    # d/d(imagination) = 1/2, d/d(real) = -1.5/4, d/d(random) = (1.5 - 2)/4, each mean with s.e. 0.1
+    assert summary["gain_ratio_stderr"] == pytest.approx(0.1 * math.sqrt(0.5**2 + 0.375**2 + 0.125**2))
     assert summary["real_trained_return"] == {"mean": 3.0, "stderr": 0.1}
     # No gain to share when real PPO does not beat random, or when a policy was not trained.
     assert ppo.transfer_summary({"random": result(1.0), "real_ppo": result(0.5),
@@ -79,8 +81,8 @@ def test_ppo_in_imagination_runs_end_to_end(ppo, tmp_path):
               "--calibration-episodes", "3", "--calibration-steps", "5", "--start-maps", "3",
               "--imagination-horizon", "5", "--out", str(out)])
     report = json.loads(out.read_text())
-    assert set(report) == {"random_return", "real_trained_return", "imagination_trained_return", "gain_ratio", "steps",
-                           "args", "reward_calibration", "results", "wall_s", "machine"}
+    assert set(report) == {"random_return", "real_trained_return", "imagination_trained_return", "gain_ratio",
+                           "gain_ratio_stderr", "steps", "args", "reward_calibration", "results", "wall_s", "machine"}
     calibration = report["reward_calibration"]
     assert calibration["episodes"] == 3 and calibration["steps"] == 5
     for name in ("reward", "ended"):  # counts of detections on at most 3 x 5 steps; a share of nothing is null
