@@ -7,7 +7,10 @@ meaning: a uniformly random policy, and the same PPO trained in the real Explore
 number of env steps. `--event` sets the task: every episode, real or imagined, starts under that
 event ("coins rain from the sky" gives a coin-collecting task where PPO learns within 262 144 steps).
 Before training, the world's rewards and episode ends are checked on its own frames against the
-real game's on the same episodes (`reward_calibration`: precision and recall).
+real game's on the same episodes (`reward_calibration`: precision and recall). `--start-maps N`
+starts imagined episodes from the first frames of N real maps (reset, never stepped) and
+`--imagination-horizon H` keeps them H steps long, the critic's value standing in for the rest:
+short imagination from real frames stays where the world matches the game.
 
 The script prints a table and writes a JSON: `random_return`, `real_trained_return` and
 `imagination_trained_return` (mean real return and its standard error), `gain_ratio` (the share of
@@ -15,7 +18,7 @@ the real-trained PPO's gain over random that the imagination-trained PPO keeps: 
 random) / (real - random)) with its standard error (`gain_ratio_stderr`), `steps`, each run's returns and wall times, and the machine.
 
     python examples/ppo_in_imagination.py --event "coins rain from the sky" --max-episode-steps 128 \
-        --total-steps 262144 --eval-episodes 128
+        --total-steps 262144 --eval-episodes 128 --start-maps 1024 --imagination-horizon 16
     python examples/ppo_in_imagination.py --help
 
 A CleanRL-style single file: hyper-parameters in `Args`, one function per stage.
