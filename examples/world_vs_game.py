@@ -25,11 +25,12 @@ import torch
 
 import worldsim  # noqa: F401  (registers the worldsim/ environments)
 from worldsim.data.atomic import atomic_write_json
+from worldsim.envs.explorer import ACTIONS
 from worldsim.data.machine import describe_machine
 from worldsim.eval.probes import Probes
 from worldsim.eval.report import json_ready
 
-POLICIES = ("noop", "up", "down", "left", "right", "random")  # a held action by name, or uniformly random
+POLICIES = (*ACTIONS, "random")  # a held action by name, or uniformly random
 STRETCHES = ((0, 8), (8, 16), (16, 32), (32, 64), (64, 128))
 
 
@@ -50,8 +51,8 @@ def policy_actions(name: str, steps: int, episodes: int, seed: int) -> np.ndarra
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
     if name == "random":
-        return np.random.default_rng(seed).integers(len(POLICIES) - 1, size=(steps, episodes))
-    return np.full((steps, episodes), POLICIES.index(name))
+        return np.random.default_rng(seed).integers(len(ACTIONS), size=(steps, episodes))
+    return np.full((steps, episodes), ACTIONS.index(name))
 
 
 def play(envs: gym.vector.VectorEnv, actions: np.ndarray, probes: Probes, **reset: Any) -> dict[str, np.ndarray]:
@@ -82,7 +83,9 @@ def stretch_summary(found: dict[str, np.ndarray]) -> dict[str, dict[str, float]]
 
 
 def returns(found: dict[str, np.ndarray]) -> dict[str, float]:
-    coins = found["coin"].sum(axis=0)  # the Explorer pays +1 per coin
+    """Coins collected per episode, mean and standard error: the Explorer's +1 rewards (the -1 of an
+    episode's end is left out, the ends are counted apart)."""
+    coins = found["coin"].sum(axis=0)
     return {"mean": float(coins.mean()), "stderr": float(coins.std(ddof=1) / np.sqrt(len(coins)))}
 
 
@@ -94,7 +97,9 @@ def run(args: Args) -> dict[str, Any]:
             "world": lambda: gym.make_vec("worldsim/NeuralExplorer-v0", num_envs=args.episodes, max_episode_steps=None,
                                           vectorization_mode="vector_entry_point", checkpoint=args.checkpoint,
                                           device=args.device, event=args.event)}
-    first, _ = make["game"]().reset(seed=args.seed)
+    game = make["game"]()
+    first, _ = game.reset(seed=args.seed)
+    game.close()
     results = {}
     for name in args.policies.split(","):
         actions = policy_actions(name, args.steps, args.episodes, args.seed)

@@ -157,15 +157,10 @@ def action_branch_test(world, contexts: BranchContexts, seed: int = 0, probes=No
 def collision_probe(world, contexts: BranchContexts, probes, seed: int = 0) -> float:
     """Share of generated moves into walls that the IDM reads as noop (NaN if no context has a wall).
 
-    Generates only the blocked branches, so it costs one frame per forced move.
+    Generates only the blocked branches, so it costs one frame per forced move: a one-frame push.
     """
-    context_rows, actions = np.nonzero(contexts.blocked)
-    if not len(context_rows):
-        return float("nan")
-    generated = generate_next_frames(world, contexts.frames, contexts.actions, contexts.texts, context_rows, actions,
-                                     seed)
-    read = probes.infer_actions(contexts.frames[context_rows, -1], generated)
-    return float(np.mean(read == NOOP))
+    read = held_collision(world, contexts, probes, num_frames=1, seed=seed)
+    return float(read.mean()) if len(read) else float("nan")
 
 
 def held_collision(world, contexts: BranchContexts, probes, num_frames: int = 8, seed: int = 0) -> np.ndarray:
