@@ -100,6 +100,10 @@ def test_compare_writes_the_ablation_table_on_identical_scenarios(tmp_path):
         assert a[family] == b[family]
     report = (out / "report.md").read_text()
     assert "| dmd |" in report and "| delta-m1 |" in report
+    # The targets table: one row per target, each checkpoint's value with its interval.
+    assert "| measure (target) | dmd | delta-m1 |" in report
+    walls = a["targets"]["collision.read_as_noop_share"]
+    assert f"| {walls['meaning']} (≥ 90.0 %) |" in report
     assert (out / "dmd" / "report.md").is_file() and (out / "delta-m1" / "metrics.json").is_file()
     _check_pngs(out, top["plots"])
 

@@ -107,6 +107,20 @@ def ablation_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def targets_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """Markdown table: one row per target measure, one column per labelled checkpoint, each cell
+    the value with its 95 % interval (percent for shares)."""
+    keys = list(rows[0][1]["targets"])
+    lines = ["| measure (target) | " + " | ".join(label for label, _ in rows) + " |", "|" + "---|" * (len(rows) + 1)]
+    for key in keys:
+        first = rows[0][1]["targets"][key]
+        percent = first["target"] <= 1.0
+        cells = [_interval(document["targets"][key]["value"], document["targets"][key]["ci95"], percent)
+                 for _, document in rows]
+        lines.append(f"| {first['meaning']} ({_wanted(first, percent)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _probe_section(probes: dict[str, Any]) -> list[str]:
     held_out = probes.get("held_out", {})
     lines = ["## Probes (held-out real frames)", "",
@@ -307,6 +321,14 @@ def _bound(value: float, percent: bool) -> str:
     return _percent(value) if percent else _number(value, 1)
 
 
+def _wanted(found: dict[str, Any], percent: bool) -> str:
+    """A target as text: "≥ 90.0 %", or "80.0 % to 125.0 %" where it has a ceiling."""
+    ceiling = found.get("ceiling")
+    if ceiling is None:
+        return f"≥ {_bound(found['target'], percent)}"
+    return f"{_bound(found['target'], percent)} to {_bound(ceiling, percent)}"
+
+
 def _targets_section(document: dict[str, Any]) -> list[str]:
     lines = ["## Targets", "", "| measure | value [95 % interval] | target | met |", "|---|---|---|---|"]
     for key, found in document["targets"].items():
@@ -315,9 +337,8 @@ def _targets_section(document: dict[str, Any]) -> list[str]:
         over = ceiling is not None and found["value"] is not None and found["value"] > ceiling
         verdict = "–" if found["value"] is None else ("yes" if found["met"] else
                                                       f"no ({_number(found['shortfall'], 3)} {'over' if over else 'short'})")
-        wanted = _bound(found["target"], percent) + ("" if ceiling is None else f" to {_bound(ceiling, percent)}")
         lines.append(f"| {found['meaning']} (`{key}`) | {_interval(found['value'], found['ci95'], percent)} | "
-                     f"{wanted} | {verdict} |")
+                     f"{_wanted(found, percent)} | {verdict} |")
     return lines + [""]
 
 
@@ -384,6 +405,9 @@ def write_comparison(folder: Path, runs: list[tuple[str, SuiteResult, dict[str, 
               "distances per window (0 = no drift); share of switches recognised within k frames and mean latency; "
               "tile-agreement drop after a switch versus no switch (lower = the map survives); inverse-dynamics "
               "accuracy on generated frames; reward and termination precision / recall.", "",
+              "## Targets, checkpoint by checkpoint", "",
+              "Value [95 % interval] of each target measure on these seeds.", "",
+              targets_table(list(zip(labels, documents))), "",
               "Per-checkpoint reports: " + ", ".join(f"[{label}]({subfolder}/report.md)"
                                                      for (subfolder, _, _), label in zip(runs, labels)), ""]
     lines += _probe_section(shared["probes"]) + [f"![{p}]({p})" for p in plots]
