@@ -406,7 +406,7 @@ def write_comparison(folder: Path, runs: list[tuple[str, SuiteResult, dict[str, 
               "tile-agreement drop after a switch versus no switch (lower = the map survives); inverse-dynamics "
               "accuracy on generated frames; reward and termination precision / recall.", "",
               "## Targets, checkpoint by checkpoint", "",
-              "Value [95 % interval] of each target measure on these seeds.", "",
+              "Value [95 % interval] of each target measure on the same scenarios.", "",
               targets_table(list(zip(labels, documents))), "",
               "Per-checkpoint reports: " + ", ".join(f"[{label}]({subfolder}/report.md)"
                                                      for (subfolder, _, _), label in zip(runs, labels)), ""]
