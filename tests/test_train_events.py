@@ -133,6 +133,18 @@ def test_remap_keeps_the_rows_of_shared_tokens():
     assert torch.equal(weight[4:], old_weight[4:])  # the trigram buckets
 
 
+def test_split_dev_takes_a_seeded_share_of_each_events_paraphrases():
+    from worldsim.model.event_understanding import KnownEvent
+
+    events = [KnownEvent("night falls", ("night falls", *[f"dark {i}" for i in range(10)]), ("held",)),
+              KnownEvent("rain", ("rain", "wet"))]
+    kept, dev = E.split_dev(events, 0.2, seed=0)
+    assert len(dev) == 2 and {label for _, label in dev} == {0}  # 2 of 10; 1 paraphrase gives 0
+    assert kept[0].texts[0] == "night falls" and len(kept[0].texts) == 9 and kept[0].held_out == ("held",)
+    assert not {text for text, _ in dev} & set(kept[0].texts) and kept[1] == events[1]
+    assert E.split_dev(events, 0.2, seed=0) == (kept, dev) and E.split_dev(events, 0.0, seed=0) == (events, [])
+
+
 def test_threshold_is_the_midpoint_between_known_and_unrelated():
     known, unrelated = torch.linspace(0.8, 1.0, 101), torch.linspace(0.0, 0.4, 101)
     assert E.choose_threshold(known, unrelated) == pytest.approx((0.81 + 0.38) / 2)
@@ -205,6 +217,29 @@ def test_events_stage_keeps_the_worlds_event_vectors_when_asked(tiny_setup, tmp_
         assert (mean - old).norm() < 0.5 * old.norm(), canonical
 
 
+def test_a_dev_run_scores_its_dev_texts_and_never_the_held_out_ones(tiny_setup, tmp_path):
+    """dev_share: the dev texts are left out of training and of the vocabulary and scored at the end;
+    fresh_encoder: new weights (not the init world's), the same however often it runs."""
+    from safetensors.torch import load_file
+
+    from worldsim.world import WorldModel
+
+    data, init = tiny_setup
+    for run in ("a", "b"):
+        stages.run_stage("events", _config(data, init, steps=6, dev_share=0.2, fresh_encoder="true"), tmp_path / run)
+    world = WorldModel.from_pretrained(tmp_path / "a" / "final")
+    record = world.metadata["training"][-1]
+    assert 0 <= record["dev_accuracy"] <= 1 and record["dev_total"] > 100 and "held_out_accuracy" not in record
+    assert "held_out_total" not in world.metadata["event_understanding"]
+    from worldsim.envs.explorer import events as explorer_events
+
+    _, dev = E.split_dev(known_events(sorted(explorer_events.training_texts()), "explorer"), 0.2, seed=0)
+    dev_texts = {text for text, _ in dev}
+    assert len(dev_texts) == record["dev_total"] and not dev_texts & set(world.event_texts)
+    a, b = (load_file(tmp_path / run / "final" / "events.safetensors") for run in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_killed_events_stage_resumes_to_identical_weights(tiny_setup, tmp_path):
     from safetensors.torch import load_file
 
@@ -235,6 +270,7 @@ def test_event_alignment_holds_paraphrases_on_their_events(tiny_setup):
     ("targets", "both", "targets"), ("augment.typo", "1.5", "augment.typo"),
     ("augment.extra_word", "-0.1", "extra_word"), ("temperature", "0", "temperature"),
     ("nonsense_share", "1.0", "nonsense_share"), ("templated_share", "2", "templated_share"), ("init", "", "init"),
+    ("dev_share", "1.0", "dev_share"),
 ])
 def test_bad_settings_are_refused(tiny_setup, key, value, message):
     data, init = tiny_setup

@@ -22,6 +22,13 @@ event (the mean over the texts the world was trained with, not over paraphrases 
 since): a generator trained on those vectors keeps its conditioning.
 `targets = "learned"` leaves the vectors free (a world whose generator is not trained yet).
 
+Dev split. With `dev_share` > 0 a seeded share of each event's training paraphrases is kept out
+(of the texts trained on and of the vocabulary) and scored at the end (`dev_accuracy`: nearest
+known event = own), the measure to choose settings by. Such a run does not score the held-out
+paraphrases at all, so choosing settings never sees them. The init world's encoder has usually
+been taught those paraphrases already: `fresh_encoder = true` starts from new weights (the event
+vectors stay the world's), so the dev texts are truly unseen.
+
 Threshold. After training, the similarity that separates "understood" from "not understood" is
 the midpoint between the 5th percentile of the similarities of augmented training texts (words
 dropped, shuffled, misspelt: stand-ins for unseen paraphrases) and the 95th percentile of
@@ -57,7 +64,7 @@ __all__ = [
     "EventsConfig", "EventsStage", "HeldOutReport", "held_out_accuracy", "EventAlignment", "Augmentation",
     "ParaphraseBatches", "augment_words", "misspell", "random_word", "nonsense_text", "generic_words",
     "templated_nonsense",
-    "word_token_ids", "pad_token_ids", "choose_threshold", "remap_token_embeddings",
+    "word_token_ids", "pad_token_ids", "choose_threshold", "remap_token_embeddings", "split_dev",
 ]
 
 # Texts about nothing a game event names, for measuring the threshold (never trained on).
@@ -101,10 +108,14 @@ class EventsConfig(StageConfig):
     nonsense_share: float = 0.1  # share of each batch made of nonsense texts labelled "unknown"
     templated_share: float = 0.5  # share of those that keep an event text's generic words (templated_nonsense)
     unrelated_texts: tuple[str, ...] = field(default_factory=lambda: UNRELATED_TEXTS)
+    fresh_encoder: bool = False  # start from new encoder weights (the event vectors stay the world's)
+    dev_share: float = 0.0  # share of each event's training paraphrases kept out and scored (dev_accuracy)
 
     def validate(self) -> None:
         super().validate()
         self.require_init("the world whose event encoder is trained")
+        if not 0.0 <= self.dev_share < 1.0:
+            raise ConfigError(f"dev_share must be in [0, 1), got {self.dev_share}")
         if self.targets not in ("world", "learned"):
             raise ConfigError(f"targets must be 'world' or 'learned', got {self.targets!r}")
         self.augment.validate()
@@ -279,6 +290,23 @@ def remap_token_embeddings(old: Tokenizer, new: Tokenizer, old_weight: Tensor, n
     return weight
 
 
+def split_dev(events: Sequence[KnownEvent], share: float, seed: int
+              ) -> tuple[list[KnownEvent], list[tuple[str, int]]]:
+    """Each event with a seeded `share` of its paraphrases (never the canonical text) taken out, and
+    the texts taken out with their event's index."""
+    if not share:
+        return list(events), []
+    rng = random.Random(f"{seed}:dev")
+    kept, dev = [], []
+    for label, event in enumerate(events):
+        paraphrases = list(event.texts[1:])
+        rng.shuffle(paraphrases)
+        out = set(paraphrases[:int(share * len(paraphrases))])
+        kept.append(KnownEvent(event.canonical, tuple(t for t in event.texts if t not in out), event.held_out))
+        dev += [(text, label) for text in sorted(out)]
+    return kept, dev
+
+
 def choose_threshold(known: Tensor, unrelated: Tensor) -> float:
     """Midpoint between the 5th percentile of known texts' similarities and the 95th of unrelated ones."""
     return float((known.float().quantile(0.05) + unrelated.float().quantile(0.95)) / 2)
@@ -342,7 +370,8 @@ class EventsStage:
         self.world_name = dataset.world
         self.world = load_world(config.init, context.device)
         texts = sorted(set(training_texts_for(dataset.event_texts, dataset.world)) | set(self.world.event_texts))
-        self.events: list[KnownEvent] = known_events(texts, dataset.world)
+        self.events, self.dev = split_dev(known_events(texts, dataset.world), config.dev_share, config.seed)
+        texts = [text for text in texts if text not in {text for text, _ in self.dev}]
         # the vectors the world's generator was trained on, from its encoder before any change
         anchors = self._world_vectors() if config.targets == "world" else None
         self.anchors = anchors
@@ -361,14 +390,18 @@ class EventsStage:
         self.samples_per_step = config.batch_size
 
     def _use_tokenizer(self, tokenizer: Tokenizer, texts: list[str]) -> None:
-        """Give the world `tokenizer` (and an encoder sized for it) if its own lacks words of `texts`."""
+        """Give the world `tokenizer` and an encoder sized for it when its own lacks words of `texts` (the
+        known rows of the embedding table kept), or new weights when `fresh_encoder` asks for them."""
         world = self.world
-        if tokenizer.words != world.tokenizer.words:
-            encoder = EventEncoder(world.config.events, tokenizer.vocab_size).to(world.device)
-            state = world.event_encoder.state_dict()
-            state["token_embed.weight"] = remap_token_embeddings(
-                world.tokenizer, tokenizer, state["token_embed.weight"], encoder.token_embed.weight)
-            encoder.load_state_dict(state)
+        if tokenizer.words != world.tokenizer.words or self.config.fresh_encoder:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed)
+                encoder = EventEncoder(world.config.events, tokenizer.vocab_size).to(world.device)
+            if not self.config.fresh_encoder:
+                state = world.event_encoder.state_dict()
+                state["token_embed.weight"] = remap_token_embeddings(
+                    world.tokenizer, tokenizer, state["token_embed.weight"], encoder.token_embed.weight)
+                encoder.load_state_dict(state)
             world.tokenizer, world.event_encoder = tokenizer, encoder
             world.event_cache = EventEmbeddingCache(tokenizer, encoder)
         world.event_texts = texts
@@ -418,14 +451,25 @@ class EventsStage:
 
         return choose_threshold(similarities(training), similarities(unrelated))
 
+    @torch.no_grad()
+    def _dev_accuracy(self, table: EventTable) -> float:
+        """The share of the dev texts whose nearest known event is their own."""
+        understood = table.understand([text for text, _ in self.dev], self.world.encode_events)
+        return sum(item.nearest == self.events[label].canonical
+                   for item, (_, label) in zip(understood, self.dev)) / len(self.dev)
+
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.encoder.eval().requires_grad_(False)
         self.world.event_cache.clear()
         table = EventTable({event.canonical: event.texts for event in self.events})
         table = EventTable(table.events, self._threshold(table))
         self.world.metadata[METADATA_KEY] = table.to_metadata()
-        report = held_out_accuracy(self.world, self.world_name)
-        self.world.metadata[METADATA_KEY].update(
-            held_out_accuracy=report.accuracy, held_out_correct=report.correct, held_out_total=report.total)
-        save_world(self.world, out_dir, summary, targets=self.config.targets, threshold=table.threshold,
-                   held_out_accuracy=report.accuracy)
+        if self.dev:  # a run that chooses settings: the held-out paraphrases stay unscored
+            measures = {"dev_accuracy": self._dev_accuracy(table), "dev_total": len(self.dev)}
+            print(f"events: dev accuracy {measures['dev_accuracy']:.4f} of {len(self.dev)}", flush=True)
+        else:
+            report = held_out_accuracy(self.world, self.world_name)
+            self.world.metadata[METADATA_KEY].update(
+                held_out_accuracy=report.accuracy, held_out_correct=report.correct, held_out_total=report.total)
+            measures = {"held_out_accuracy": report.accuracy}
+        save_world(self.world, out_dir, summary, targets=self.config.targets, threshold=table.threshold, **measures)
