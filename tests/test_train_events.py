@@ -222,6 +222,7 @@ def test_a_dev_run_scores_its_dev_texts_and_never_the_held_out_ones(tiny_setup, 
     fresh_encoder: new weights (not the init world's), the same however often it runs."""
     from safetensors.torch import load_file
 
+    from worldsim.envs.explorer import events as explorer_events
     from worldsim.world import WorldModel
 
     data, init = tiny_setup
@@ -231,8 +232,6 @@ def test_a_dev_run_scores_its_dev_texts_and_never_the_held_out_ones(tiny_setup, 
     record = world.metadata["training"][-1]
     assert 0 <= record["dev_accuracy"] <= 1 and record["dev_total"] > 100 and "held_out_accuracy" not in record
     assert "held_out_total" not in world.metadata["event_understanding"]
-    from worldsim.envs.explorer import events as explorer_events
-
     _, dev = E.split_dev(known_events(sorted(explorer_events.training_texts()), "explorer"), 0.2, seed=0)
     dev_texts = {text for text, _ in dev}
     assert len(dev_texts) == record["dev_total"] and not dev_texts & set(world.event_texts)

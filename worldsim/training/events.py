@@ -466,7 +466,6 @@ class EventsStage:
         self.world.metadata[METADATA_KEY] = table.to_metadata()
         if self.dev:  # a run that chooses settings: the held-out paraphrases stay unscored
             measures = {"dev_accuracy": self._dev_accuracy(table), "dev_total": len(self.dev)}
-            print(f"events: dev accuracy {measures['dev_accuracy']:.4f} of {len(self.dev)}", flush=True)
         else:
             report = held_out_accuracy(self.world, self.world_name)
             self.world.metadata[METADATA_KEY].update(
