@@ -104,6 +104,58 @@ def test_carried_cells_across_restyles_start_again_from_the_restyled_frame():
     assert across[0, 3].sum() == across[0, 2].sum() and not plain[0, 2:].any()
 
 
+def test_sprite_cells_are_where_a_sprite_arrived_or_left_with_the_scroll_taken_out():
+    latents = _scrolling_clip([(1, 0), (1, 0), (0, 0)])  # two moves right, then still
+    latents[0, 2, :, 3, 1] += 5.0  # a sprite steps into cell (3, 1) of frame 2 ...
+    latents[0, 3, :, 3, 1] = latents[0, 2, :, 3, 1]  # ... and holds there in frame 3
+    cells = L.sprite_cells(latents)
+    assert cells.shape == (1, 4, 6, 6) and cells.dtype == torch.bool
+    assert not cells[0, 0].any() and not cells[0, 1].any()  # the first frame; a plain scroll (new column: no cell before it)
+    # under the scroll the sprite's cell and the cell it came from (cell (3, 2) of frame 1, now (3, 1)) ...
+    assert cells[0, 2, 3, 1] and cells[0, 2].sum() == 1
+    assert not cells[0, 3].any()  # ... and a sprite that holds still is carried
+    latents[0, 3] = latents[0, 3] * 0.5 + 1.0  # an event's restyle: every cell changed
+    assert not L.sprite_cells(latents)[0, 3].any()
+
+
+def test_sprite_cells_hold_a_change_for_hold_frames_as_the_view_scrolls():
+    world = torch.randn(3, 18, 18, generator=torch.Generator().manual_seed(0))
+    with_sprite = world.clone()
+    with_sprite[:, 6 + 3, 6 + 4] += 5.0  # a sprite appears on a map cell in frame 1 and stands there
+    views = [(6, world), (6, with_sprite), (7, with_sprite), (8, with_sprite), (8, with_sprite)]  # x; then right, right, still
+    latents = torch.stack([w[:, 6:12, x: x + 6] for x, w in views])[None]
+    plain = L.sprite_cells(latents)
+    assert plain[0, 1, 3, 4] and plain[0, 1].sum() == 1 and not plain[0, 2:].any()  # it arrived, then held
+    held = L.sprite_cells(latents, hold_frames=2)
+    assert held[0, 1, 3, 4] and held[0, 2, 3, 3] and held[0, 3, 3, 2]  # the same map cell, two frames on
+    assert held[0, 1:4].sum(dim=(1, 2)).tolist() == [1, 1, 1] and not held[0, 4].any()
+
+
+def test_sprite_cells_find_the_scroll_where_the_ground_repeats():
+    latents = torch.zeros(1, 3, 3, 6, 6) + torch.tensor([0.3, -0.2, 0.1])[:, None, None]  # one ground tile
+    for frame, (row, col) in enumerate([(2, 2), (2, 1), (1, 1)]):  # a landmark, as the view moves right, then down
+        latents[0, frame, :, row, col] = 4.0
+    assert not L.sprite_cells(latents).any()  # the landmark fixes the scroll that the ground alone would tie
+
+
+def test_pixel_cells_put_each_patch_in_the_channels_of_its_cell():
+    pixels = torch.arange(2 * 3 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 3, 4, 4)
+    cells = L.pixel_cells(pixels, 2)
+    assert cells.shape == (2, 3, 12, 2, 2)
+    torch.testing.assert_close(cells[1, 2, :, 1, 0].view(3, 2, 2), pixels[1, 2, :, 2:4, 0:2])
+
+
+def test_weight_on_cells_lifts_sprite_cells_and_keeps_the_batch_mean_at_one():
+    latents = _scrolling_clip([(0, 0), (0, 0)])
+    latents[0, 1:, :, 0, 0] += 5.0  # a sprite appears in frame 1 and stays
+    weight = L.weight_on_cells(L.sprite_cells(latents), strength=9.0)
+    assert weight.shape == (1, 3, 1, 6, 6)
+    # raw 10 on one cell of 108, 1 elsewhere: mean (107 + 10) / 108
+    torch.testing.assert_close(weight[0, 1, 0, 0, 0], torch.tensor(10 / (117 / 108)))
+    torch.testing.assert_close(weight.mean(), torch.tensor(1.0))
+    assert torch.all(L.weight_on_cells(L.sprite_cells(_scrolling_clip([(1, 0)])), 9.0) == 1)  # a plain scroll
+
+
 def test_carried_region_loss_counts_only_carried_cells_per_element_of_the_frame():
     target = torch.zeros(1, 2, 2, 2, 2)
     frames = torch.full((1, 2, 2, 2, 2), 2.0)

@@ -156,9 +156,35 @@ def test_switch_weight_multiplies_the_noise_level_weight_on_switch_frames(tiny_d
     torch.testing.assert_close(stage._loss_weight(batch, sigma), losses.logit_normal_weight(sigma))
 
 
+def test_sprite_weight_lifts_the_cells_where_the_clip_pixels_show_a_sprite_move(tiny_data, random_world):
+    from worldsim.training import losses
+    from worldsim.training.ar_teacher import ARTeacherStage
+    from worldsim.training.batches import clip_sprite_cells, to_model_batch
+    from worldsim.training.distributed import DistributedContext
+
+    stage = ARTeacherStage(_ar_teacher_config(tiny_data, random_world, sprite_weight=9.0), DistributedContext())
+    clip = stage.clips.batch(0)
+    clip.frames[:, 1:] = clip.frames[:, :1]  # the view holds still ...
+    clip.frames[0, 3:, :4, :4] = 255  # ... and a white sprite steps into the top-left cell of row 0's frame 3
+    batch = to_model_batch(clip, stage.world.autoencoder, stage.world.config.no_action)
+    weight = stage._cell_weight(clip, batch.latents)
+    assert weight.shape == (*batch.latents.shape[:2], 1, *batch.latents.shape[-2:])
+    assert weight[0, 3, 0, 0, 0] > 5 * weight[0, 3, 0, 1, 1] and torch.all(weight[:, :3] == weight[0, 3, 0, 1, 1])
+    assert weight[0, 4, 0, 0, 0] == weight[0, 3, 0, 0, 0]  # it holds there: weighed as its arrival
+    cells = clip_sprite_cells(torch.from_numpy(clip.frames), batch.latents.shape[-1], hold_frames=2)
+    torch.testing.assert_close(weight, losses.weight_on_cells(cells, 9.0))
+    stage.config.change_weight = 2.0  # the two weights multiply
+    torch.testing.assert_close(weight * losses.change_weight(batch.latents, 2.0), stage._cell_weight(clip, batch.latents))
+    stage.config.change_weight = stage.config.sprite_weight = 0.0
+    assert stage._cell_weight(clip, batch.latents) is None
+    with pytest.raises(ConfigError, match="sprite_weight"):
+        _ar_teacher_config(tiny_data, random_world, sprite_weight=-1.0)
+
+
 def test_killed_ar_teacher_with_own_history_resumes_to_identical_weights(tiny_data, random_world, tmp_path):
     """The rows drawn for own history and the rollouts' noise come back exactly after a resume."""
-    config = _ar_teacher_config(tiny_data, random_world, own_history=0.5, context_noise=0.2, switch_weight=4.0)
+    config = _ar_teacher_config(tiny_data, random_world, own_history=0.5, context_noise=0.2, switch_weight=4.0,
+                                sprite_weight=4.0)
     straight, resumed = straight_and_resumed("ar-teacher", config, tmp_path, kill_at_step=3)
     from safetensors.torch import load_file
 

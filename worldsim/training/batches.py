@@ -13,8 +13,9 @@ from torch import Tensor
 
 from worldsim.data import Clip, Dataset
 from worldsim.model import FrameAutoencoder, to_pixels
+from worldsim.training.losses import pixel_cells, sprite_cells
 
-__all__ = ["ClipStream", "ModelBatch", "condition_actions", "encode_latents", "to_model_batch"]
+__all__ = ["ClipStream", "ModelBatch", "clip_sprite_cells", "condition_actions", "encode_latents", "to_model_batch"]
 
 
 class ClipStream:
@@ -85,3 +86,12 @@ def to_model_batch(clip: Clip, autoencoder: FrameAutoencoder, no_action: int) ->
         rewards=torch.from_numpy(clip.rewards).to(device),
         terminated=torch.from_numpy(clip.terminated).to(device),
     )
+
+
+def clip_sprite_cells(frames: Tensor, grid: int, hold_frames: int) -> Tensor:
+    """bool `[B, F, grid, grid]`: `losses.sprite_cells` of uint8 clip frames `[B, F, H, W, 3]` on a
+    latent grid of `grid`×`grid` cells, read from the pixels (exact, where latents of a repeated
+    ground tile are not)."""
+    batch, num_frames, height, width = frames.shape[:4]
+    pixels = to_pixels(frames).view(batch, num_frames, 3, height, width)
+    return sprite_cells(pixel_cells(pixels, height // grid), hold_frames)

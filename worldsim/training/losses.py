@@ -164,18 +164,11 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
                           device=latents.device)
     if context_frames < 1:
         return carried
-    shifts = [(dx, dy) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
     known = torch.ones(batch, height, width, dtype=torch.bool, device=latents.device)
     rows = torch.arange(batch, device=latents.device)
     for index, frame in enumerate(range(context_frames, num_frames)):
-        distances, sources = [], []
-        for dx, dy in shifts:
-            moved, inside = _shifted_cells(latents[:, frame - 1], dx, dy)
-            distance = (latents[:, frame] - moved).pow(2).mean(dim=1)  # [B, h, w]
-            distances.append(distance.masked_fill(~inside, float("nan")))
-            sources.append(_shifted_cells(known[:, None].float(), dx, dy)[0][:, 0] > 0.5)
-        distance, source = torch.stack(distances), torch.stack(sources)  # [S, B, h, w]
-        medians = distance.flatten(2).nanmedian(dim=2).values  # [S, B]
+        shifts, distance, medians = _scroll_distances(latents[:, frame], latents[:, frame - 1], max_shift)
+        source = torch.stack([_shifted_cells(known[:, None].float(), dx, dy)[0][:, 0] > 0.5 for dx, dy in shifts])
         best = medians.argmin(dim=0)  # [B]
         carried[:, index] = (distance[best, rows] < tolerance) & source[best, rows]  # NaN (outside) compares False
         known = carried[:, index]
@@ -183,6 +176,87 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
             restyled = medians[best, rows] >= tolerance  # [B]
             known = known | restyled[:, None, None]
     return carried
+
+
+def _scroll_distances(frame: Tensor, previous: Tensor, max_shift: int
+                      ) -> tuple[list[tuple[int, int]], Tensor, Tensor]:
+    """Every global shift of up to `max_shift` cells; per shift the channel-mean squared distance of
+    each cell of `frame` `[B, C, h, w]` to `previous` moved by it (`[S, B, h, w]`, NaN where the cell
+    comes from outside the frame), and its median over the cells (`[S, B]`)."""
+    shifts = [(dx, dy) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    distances = []
+    for dx, dy in shifts:
+        moved, inside = _shifted_cells(previous, dx, dy)
+        distances.append((frame - moved).pow(2).mean(dim=1).masked_fill(~inside, float("nan")))
+    distance = torch.stack(distances)
+    return shifts, distance, distance.flatten(2).nanmedian(dim=2).values
+
+
+def sprite_cells(cells: Tensor, hold_frames: int = 0, tolerance: float = 0.02, max_share: float = 0.25,
+                 max_shift: int = 1) -> Tensor:
+    """bool `[B, F, h, w]`: the cells that the scroll from the frame before does not explain —
+    where a sprite arrived or left (an enemy's patrol step, a picked coin) — and, for `hold_frames`
+    frames after, the same map cells as the view scrolls on.
+
+    `cells` `[B, F, C, h, w]` describes each cell of each frame, e.g. the pixels of its patch side by
+    side (`pixel_cells`). Per frame the shift of up to `max_shift` cells is the one under which the
+    fewest cells differ from the frame before by `tolerance` (channel-mean squared distance) or
+    more; those cells count. Newly revealed strips (no cell before them), a clip's first frame and
+    frames where more than `max_share` of the cells changed (an event's restyle) have none: what
+    they show is new, not moved. (The fewest changed cells, not the median distance of
+    `carried_cells`, chooses the shift: pixels of a repeating ground tile match under several
+    shifts, which ties the median at zero.)
+
+    Why, as a loss weight (`weight_on_cells`): an Explorer enemy is one latent cell of 256 and
+    steps every third frame, so under a plain mean its step hardly counts. Unlike `change_weight`,
+    the scroll is taken out first, so a scrolling frame weighs its sprites, not every textured
+    cell. With the changes alone weighed (`hold_frames` 0) a hold guessed wrong costs less than a
+    step guessed wrong, and a world trained so stepped every frame and invented sprites; with
+    `hold_frames` as long as a sprite holds, a hold counts as much as a step.
+    """
+    batch, num_frames, _, height, width = cells.shape
+    moved = torch.zeros(batch, num_frames, height, width, dtype=torch.bool, device=cells.device)
+    never = float(hold_frames + 1)
+    age = torch.full((batch, height, width), never, device=cells.device)  # frames since the cell last changed
+    rows = torch.arange(batch, device=cells.device)
+    for frame in range(1, num_frames):
+        shifts, distance, _ = _scroll_distances(cells[:, frame], cells[:, frame - 1], max_shift)
+        changed = distance >= tolerance  # NaN (outside) compares False
+        share = changed.flatten(2).float().sum(2) / (~distance.isnan()).flatten(2).sum(2).clamp_min(1)  # [S, B]
+        best = share.argmin(dim=0)
+        restyled = share[best, rows] > max_share
+        age = _scrolled_age(age, shifts, best, never) + 1
+        age[changed[best, rows]] = 0
+        age[restyled] = never
+        moved[:, frame] = age <= hold_frames
+    return moved
+
+
+def _scrolled_age(age: Tensor, shifts: list[tuple[int, int]], best: Tensor, never: float) -> Tensor:
+    """`age` `[B, h, w]` moved by each row's shift `shifts[best[row]]`; cells from outside get `never`."""
+    scrolled = torch.empty_like(age)
+    for index, (dx, dy) in enumerate(shifts):
+        rows = best == index
+        if rows.any():
+            moved, inside = _shifted_cells(age[rows], dx, dy)
+            scrolled[rows] = moved.masked_fill(~inside, never)
+    return scrolled
+
+
+def pixel_cells(pixels: Tensor, cell: int) -> Tensor:
+    """Frames `[B, F, 3, H, W]` → `[B, F, 3·cell², H/cell, W/cell]`: each `cell`×`cell` patch's
+    pixels as the channels of one cell (the latent grid, for an autoencoder that downsamples by
+    `cell`)."""
+    batch, num_frames = pixels.shape[:2]
+    patches = torch.nn.functional.pixel_unshuffle(pixels.flatten(0, 1), cell)
+    return patches.view(batch, num_frames, *patches.shape[1:])
+
+
+def weight_on_cells(cells: Tensor, strength: float) -> Tensor:
+    """Per-cell loss weight `[B, F, 1, h, w]`: `1 + strength` on `cells` (bool `[B, F, h, w]`, e.g.
+    `sprite_cells`), 1 elsewhere, divided by the batch mean so that the loss keeps its scale."""
+    raw = 1 + strength * cells[:, :, None].float()
+    return raw / raw.mean()
 
 
 def on_cells(values: Tensor, cells: Tensor) -> Tensor:

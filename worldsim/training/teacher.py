@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from worldsim.data import Dataset
+from worldsim.data import Clip, Dataset
 from worldsim.model import flow
 from worldsim.training import losses
-from worldsim.training.batches import ClipStream, ModelBatch, to_model_batch
+from worldsim.training.batches import ClipStream, ModelBatch, clip_sprite_cells, to_model_batch
 from worldsim.training.common import (StageConfig, WorldDiagnostics, ema_decay_at, freeze, load_world, sample_sigma,
                                       save_world, with_grown_transformer)
 from worldsim.training.config import ConfigError
@@ -42,6 +42,10 @@ class FlowMatchingConfig(StageConfig):
     # Extra loss weight on latent cells that change from the previous frame (losses.change_weight):
     # moving sprites are a cell or two of an otherwise still frame. 0 = a plain mean.
     change_weight: float = 0.0
+    # Extra loss weight on latent cells where a sprite arrived, held or left, the scroll taken out
+    # (batches.clip_sprite_cells, losses.sprite_cells): an enemy's patrol step is one cell of 256. 0 = none.
+    sprite_weight: float = 0.0
+    sprite_hold_frames: int = 2  # frames a sprite cell stays weighted after a change (an Explorer enemy holds 2)
     # Extra loss weight on the frame where the event switches (losses.switch_weight): the restyle
     # happens in that one frame (later frames copy it from their context). 0 = no extra weight.
     switch_weight: float = 0.0
@@ -59,6 +63,10 @@ class FlowMatchingConfig(StageConfig):
             raise ConfigError(f"event_drop must be in [0, 1), got {self.event_drop}")
         if self.change_weight < 0:
             raise ConfigError(f"change_weight must be >= 0, got {self.change_weight}")
+        if self.sprite_weight < 0:
+            raise ConfigError(f"sprite_weight must be >= 0, got {self.sprite_weight}")
+        if self.sprite_hold_frames < 0:
+            raise ConfigError(f"sprite_hold_frames must be >= 0, got {self.sprite_hold_frames}")
         if self.switch_weight < 0:
             raise ConfigError(f"switch_weight must be >= 0, got {self.switch_weight}")
 
@@ -118,8 +126,18 @@ class FlowMatchingStage:
         switches = losses.switch_weight(batch.event_ids, self.config.switch_weight)
         return switches if weight is None else weight * switches
 
+    def _cell_weight(self, clip: Clip, latents: Tensor) -> Tensor | None:
+        """Per-cell loss weight `[B, F, 1, h, w]` (changed cells, sprite cells, both or neither)."""
+        weight = losses.change_weight(latents, self.config.change_weight) if self.config.change_weight else None
+        if not self.config.sprite_weight:
+            return weight
+        cells = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], self.config.sprite_hold_frames)
+        sprites = losses.weight_on_cells(cells.to(latents.device), self.config.sprite_weight)
+        return sprites if weight is None else weight * sprites
+
     def train_step(self, step: int) -> dict[str, float]:
-        batch = to_model_batch(self.clips.batch(step), self.world.autoencoder, self.world.config.no_action)
+        clip = self.clips.batch(step)
+        batch = to_model_batch(clip, self.world.autoencoder, self.world.config.no_action)
         events = encode_event_ids(batch.event_ids, self.vocabulary, self.world.tokenizer, self.event_encoder,
                                   self.config.event_drop)
         sigma = sample_sigma(tuple(batch.latents.shape[:2]), self.world.config.sampling.sigma_shift,
@@ -127,8 +145,8 @@ class FlowMatchingStage:
         noise = torch.randn_like(batch.latents)
         noisy = flow.add_noise(batch.latents, noise, sigma)
         velocity = self.velocity(batch, noisy, sigma, events)
-        cells = losses.change_weight(batch.latents, self.config.change_weight) if self.config.change_weight else None
-        loss = losses.flow_matching_loss(velocity, batch.latents, noise, self._loss_weight(batch, sigma), cells)
+        loss = losses.flow_matching_loss(velocity, batch.latents, noise, self._loss_weight(batch, sigma),
+                                         self._cell_weight(clip, batch.latents))
         grad_norm = optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
         for ema, module in zip(self.ema.values(), self._trained):
             ema_update(ema, module, ema_decay_at(self.config.ema_decay, step))
