@@ -167,10 +167,11 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
     known = torch.ones(batch, height, width, dtype=torch.bool, device=latents.device)
     rows = torch.arange(batch, device=latents.device)
     for index, frame in enumerate(range(context_frames, num_frames)):
-        shifts, distance, medians = _scroll_distances(latents[:, frame], latents[:, frame - 1], max_shift)
-        source = torch.stack([_shifted_cells(known[:, None].float(), dx, dy)[0][:, 0] > 0.5 for dx, dy in shifts])
+        shifts, distance = _scroll_distances(latents[:, frame], latents[:, frame - 1], max_shift)
+        medians = distance.flatten(2).nanmedian(dim=2).values  # [S, B]
         best = medians.argmin(dim=0)  # [B]
-        carried[:, index] = (distance[best, rows] < tolerance) & source[best, rows]  # NaN (outside) compares False
+        source = _scroll_rows(known.float(), shifts, best, outside=0.0) > 0.5
+        carried[:, index] = (distance[best, rows] < tolerance) & source  # NaN (outside) compares False
         known = carried[:, index]
         if across_restyles:
             restyled = medians[best, rows] >= tolerance  # [B]
@@ -178,18 +179,16 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
     return carried
 
 
-def _scroll_distances(frame: Tensor, previous: Tensor, max_shift: int
-                      ) -> tuple[list[tuple[int, int]], Tensor, Tensor]:
-    """Every global shift of up to `max_shift` cells; per shift the channel-mean squared distance of
-    each cell of `frame` `[B, C, h, w]` to `previous` moved by it (`[S, B, h, w]`, NaN where the cell
-    comes from outside the frame), and its median over the cells (`[S, B]`)."""
+def _scroll_distances(frame: Tensor, previous: Tensor, max_shift: int) -> tuple[list[tuple[int, int]], Tensor]:
+    """Every global shift of up to `max_shift` cells, and per shift the channel-mean squared distance
+    of each cell of `frame` `[B, C, h, w]` to `previous` moved by it (`[S, B, h, w]`, NaN where the
+    cell comes from outside the frame)."""
     shifts = [(dx, dy) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
     distances = []
     for dx, dy in shifts:
         moved, inside = _shifted_cells(previous, dx, dy)
         distances.append((frame - moved).pow(2).mean(dim=1).masked_fill(~inside, float("nan")))
-    distance = torch.stack(distances)
-    return shifts, distance, distance.flatten(2).nanmedian(dim=2).values
+    return shifts, torch.stack(distances)
 
 
 def sprite_cells(cells: Tensor, hold_frames: int = 0, tolerance: float = 0.02, max_share: float = 0.25,
@@ -220,26 +219,27 @@ def sprite_cells(cells: Tensor, hold_frames: int = 0, tolerance: float = 0.02, m
     age = torch.full((batch, height, width), never, device=cells.device)  # frames since the cell last changed
     rows = torch.arange(batch, device=cells.device)
     for frame in range(1, num_frames):
-        shifts, distance, _ = _scroll_distances(cells[:, frame], cells[:, frame - 1], max_shift)
+        shifts, distance = _scroll_distances(cells[:, frame], cells[:, frame - 1], max_shift)
         changed = distance >= tolerance  # NaN (outside) compares False
         share = changed.flatten(2).float().sum(2) / (~distance.isnan()).flatten(2).sum(2).clamp_min(1)  # [S, B]
         best = share.argmin(dim=0)
         restyled = share[best, rows] > max_share
-        age = _scrolled_age(age, shifts, best, never) + 1
+        age = _scroll_rows(age, shifts, best, outside=never) + 1
         age[changed[best, rows]] = 0
         age[restyled] = never
         moved[:, frame] = age <= hold_frames
     return moved
 
 
-def _scrolled_age(age: Tensor, shifts: list[tuple[int, int]], best: Tensor, never: float) -> Tensor:
-    """`age` `[B, h, w]` moved by each row's shift `shifts[best[row]]`; cells from outside get `never`."""
-    scrolled = torch.empty_like(age)
+def _scroll_rows(values: Tensor, shifts: list[tuple[int, int]], best: Tensor, outside: float) -> Tensor:
+    """`values` `[B, h, w]`, each row moved by its own shift `shifts[best[row]]`; cells from outside
+    the frame get `outside`."""
+    scrolled = torch.empty_like(values)
     for index, (dx, dy) in enumerate(shifts):
         rows = best == index
         if rows.any():
-            moved, inside = _shifted_cells(age[rows], dx, dy)
-            scrolled[rows] = moved.masked_fill(~inside, never)
+            moved, inside = _shifted_cells(values[rows], dx, dy)
+            scrolled[rows] = moved.masked_fill(~inside, outside)
     return scrolled
 
 
