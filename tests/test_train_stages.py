@@ -138,6 +138,28 @@ def test_own_history_rows_condition_on_the_network_rollout(tiny_data, random_wor
     assert stage.context_latents(batch, events) is batch.latents
 
 
+def test_context_noise_goes_on_the_own_history_rows_not_on_the_truth(tiny_data, random_world, monkeypatch):
+    """The context the network sees is its own rollout, noised: noise drawn on the true latents
+    instead used to throw the own-history rows away whenever context_noise was set."""
+    from worldsim.training.ar_teacher import ARTeacherStage
+    from worldsim.training.batches import to_model_batch
+    from worldsim.training.distributed import DistributedContext
+    from worldsim.training.event_conditioning import encode_event_ids
+
+    stage = ARTeacherStage(_ar_teacher_config(tiny_data, random_world, own_history=1.0, context_noise=1e-4),
+                           DistributedContext())
+    batch = to_model_batch(stage.clips.batch(0), stage.world.autoencoder, stage.world.config.no_action)
+    events = encode_event_ids(batch.event_ids, stage.vocabulary, stage.world.tokenizer, stage.event_encoder)
+    seen = {}
+    monkeypatch.setattr(stage.transformer, "forward_teacher_forcing",
+                        lambda clean, noisy, sigma, *rest, clean_sigma: seen.update(clean=clean, sigma=clean_sigma))
+    stage.velocity(batch, batch.latents, torch.rand(batch.latents.shape[:2]), events)
+    drawn = seen["clean"]
+    assert seen["sigma"].shape == batch.latents.shape[:2] and float(seen["sigma"].max()) <= 1e-4
+    assert (drawn[:, 1:-1] - batch.latents[:, 1:-1]).abs().flatten(1).amax(dim=1).min() > 1e-2  # own rollout
+    assert (drawn[:, 0] - batch.latents[:, 0]).abs().max() < 1e-2  # the true first frame, barely noised
+
+
 def test_switch_weight_multiplies_the_noise_level_weight_on_switch_frames(tiny_data, random_world):
     from worldsim.training import losses
     from worldsim.training.ar_teacher import ARTeacherStage

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from worldsim.model import flow
 from worldsim.sampling.frame_sampler import CleanFrames, Conditions
 from worldsim.training import losses
 from worldsim.training.batches import ModelBatch
 from worldsim.training.config import ConfigError
 from worldsim.training.self_rollout import continue_from, gaussian_noise_source
 from worldsim.training.teacher import FlowMatchingConfig, FlowMatchingStage
+from worldsim.training.teacher_forcing_term import noised_context
 
 __all__ = ["ARTeacherConfig", "ARTeacherStage"]
 
@@ -57,10 +57,9 @@ class ARTeacherStage(FlowMatchingStage):
     role = "teacher-forcing autoregressive teacher (for causal-cd)"
 
     def velocity(self, batch: ModelBatch, noisy: Tensor, sigma: Tensor, events: Tensor) -> Tensor:
-        clean, clean_sigma = self.context_latents(batch, events), None
-        if self.config.context_noise > 0:
-            clean_sigma = self.config.context_noise * torch.rand_like(sigma)
-            clean = flow.add_noise(batch.latents, torch.randn_like(batch.latents), clean_sigma)
+        # The noise goes on the context as drawn (own history or truth): noising the true latents
+        # instead would throw the own-history rows away.
+        clean, clean_sigma = noised_context(self.context_latents(batch, events), self.config.context_noise)
         return self.transformer.forward_teacher_forcing(clean, noisy, sigma, batch.actions, events,
                                                         clean_sigma=clean_sigma)
 
