@@ -114,6 +114,43 @@ def test_streaming_on_real_clips_anchors_every_chunk_and_applies_delta_per_row(t
         _delta_config(tiny_data, random_world, **{"delta.scale": "speed"})
 
 
+def test_teacher_forcing_term_trains_the_generator_on_the_real_clip_beside_the_scores(tiny_data, random_world,
+                                                                                      tmp_path):
+    """teacher_forcing.weight adds sprite-weighted flow matching on the real clip to the delta,
+    dmd and rolling stages: logged, recorded, and refused where there is no real clip."""
+    from worldsim.training.delta import DeltaStage
+    from worldsim.training.distributed import DistributedContext
+
+    term = {"teacher_forcing.weight": 2.0, "teacher_forcing.sprite_weight": 10.0}
+    config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, **term)
+    stage = DeltaStage(config, DistributedContext())
+    clip = stage.clips.batch(0)
+    conditions, _ = stage.sequence_conditions(clip)
+    latents = stage.true_latents(clip)
+    assert latents.shape[1] == clip.frames.shape[1] and stage.carried_truth(latents) is None  # no anchor asked
+    loss, logs = stage.teacher_forcing_loss(clip, latents, conditions)
+    assert loss.requires_grad and float(loss.detach()) == pytest.approx(2.0 * logs["teacher_forcing_loss"])
+    summary = stages.run_stage("delta", config, tmp_path / "delta")
+    assert summary.steps == 4
+    assert "teacher_forcing_loss" in (tmp_path / "delta" / "metrics.csv").read_text().splitlines()[0].split(",")
+    record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert record["teacher_forcing"]["weight"] == 2.0 and record["teacher_forcing"]["sprite_weight"] == 10.0
+    for name in ("dmd", "rolling"):
+        overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=2",
+                     "batch_size=2", "frames=3", "context_frames=1", "checkpoint_every=1", "log_every=1",
+                     "progress=false", "diagnose_every=0", "dmd.layout=teacher_forcing", "dmd.critic_steps=1"]
+        extra = ["window=2", "plain_prob=0"] if name == "rolling" else []
+        stages.run_stage(name, stages.build_config(name, None, overrides + extra + [f"{k}={v}" for k, v in term.items()]),
+                         tmp_path / name)
+        assert "teacher_forcing_loss" in (tmp_path / name / "metrics.csv").read_text().splitlines()[0].split(",")
+    stage.config.teacher_forcing.weight = 0.0
+    assert stage.teacher_forcing_loss(clip, latents, conditions) == (0.0, {}) and stage.true_latents(clip) is None
+    with pytest.raises(ConfigError, match="script=clip"):  # a random script has no real clip to train on
+        _delta_config(tiny_data, random_world, context_frames=1, **term)
+    with pytest.raises(ConfigError, match="teacher_forcing.loss_weight"):
+        _delta_config(tiny_data, random_world, script="clip", context_frames=1, **{"teacher_forcing.loss_weight": "flat"})
+
+
 def _ar_teacher_config(tiny_data, random_world, **extra):
     overrides = [f"data={tiny_data}", f"init={random_world}", "steps=4", "batch_size=3", "clip_frames=5",
                  "checkpoint_every=2", "log_every=1", "progress=false", "diagnose_every=0"]

@@ -41,6 +41,7 @@ from worldsim.training.distribution_matching import DistributionMatching, DMDSet
 from worldsim.training.ema import ema_copy, ema_update
 from worldsim.training.event_conditioning import EventVocabulary, embed_texts
 from worldsim.training.self_rollout import Anchor, ExitSteps, Rollout, gaussian_noise_source, rollout
+from worldsim.training.teacher_forcing_term import TeacherForcingTerm, sprite_cell_weight, teacher_forced_loss
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
 __all__ = ["DMDConfig", "DMDStage", "RolloutConditions"]
@@ -62,6 +63,9 @@ class DMDConfig(StageConfig):
     anchor_tolerance: float = 0.05  # latent distance under which a cell counts as carried (latents ~ unit variance)
     anchor_across_restyles: bool = False  # after a restyled frame (an event switch), carry the map in its new look
     dmd_on_carried: bool = True  # false (ablation): the DMD gradient skips the carried cells, the anchor alone trains them
+    # Flow matching on the real clip beside the scores (teacher_forcing_term.py), e.g. with its sprite
+    # cells weighted so that distribution matching does not lose the one-cell sprites.
+    teacher_forcing: TeacherForcingTerm = field(default_factory=TeacherForcingTerm)
 
     def validate(self) -> None:
         super().validate()
@@ -78,6 +82,7 @@ class DMDConfig(StageConfig):
         if not self.dmd_on_carried and not self.anchor_weight:
             raise ConfigError("dmd_on_carried=false needs anchor_weight > 0: otherwise nothing trains the carried cells")
         self.dmd.validate()
+        self.teacher_forcing.validate()
 
 
 @dataclass
@@ -209,16 +214,37 @@ class DMDStage:
 
     # ------------------------------------------------------------------ the dmd step
 
-    def carried_truth(self, clip: Clip) -> tuple[Tensor, Tensor] | None:
-        """The clip's true latents after its context frames, and the cells the context carries into
-        them; None without an anchor (`anchor_weight` 0)."""
+    def true_latents(self, clip: Clip) -> Tensor | None:
+        """The clip's true latents, when the anchor or the teacher-forcing term reads them (else None)."""
+        if not (self.config.anchor_weight or self.config.teacher_forcing.weight):
+            return None
+        with torch.no_grad():
+            return encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
+
+    def carried_truth(self, latents: Tensor | None) -> tuple[Tensor, Tensor] | None:
+        """The true latents (`true_latents`) after the context frames, and the cells the context
+        carries into them; None without an anchor (`anchor_weight` 0)."""
         if not self.config.anchor_weight:
             return None
         with torch.no_grad():
-            truth = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
-            carried = losses.carried_cells(truth, self.config.context_frames, self.config.anchor_tolerance,
+            carried = losses.carried_cells(latents, self.config.context_frames, self.config.anchor_tolerance,
                                            across_restyles=self.config.anchor_across_restyles)
-        return truth[:, self.config.context_frames:], carried
+        return latents[:, self.config.context_frames:], carried
+
+    def teacher_forcing_loss(self, clip: Clip, latents: Tensor | None,
+                             conditions: RolloutConditions) -> tuple[Tensor | float, dict[str, float]]:
+        """The weighted teacher-forced flow-matching term on the whole clip and its log (0 and none
+        when `teacher_forcing.weight` is 0)."""
+        term = self.config.teacher_forcing
+        if not term.weight:
+            return 0.0, {}
+        cell_weight = None
+        if term.sprite_weight:
+            cell_weight = sprite_cell_weight(torch.from_numpy(clip.frames), latents.shape[-1], term.sprite_hold_frames,
+                                             term.sprite_weight).to(latents.device)
+        loss = teacher_forced_loss(self.generator, latents, conditions.actions, conditions.student_events,
+                                   self.world.config.sampling.sigma_shift, term, cell_weight)
+        return term.weight * loss, {"teacher_forcing_loss": loss.item()}
 
     @staticmethod
     def anchored_frames(anchored: tuple[Tensor, Tensor] | None, frames: slice) -> tuple[Tensor | None, Tensor | None]:
@@ -246,12 +272,14 @@ class DMDStage:
         cache = self.generator.new_cache(self.config.batch_size, device=self.context.device)
         new = slice(count, None)
         frames = self.generate(conditions.for_student(new), cache, pending, self.draw_exits()).frames
-        truth, carried = self.anchored_frames(self.carried_truth(clip), slice(None))
+        latents = self.true_latents(clip)
+        truth, carried = self.anchored_frames(self.carried_truth(latents), slice(None))
         scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)), self.dmd_cells(carried))
         anchor, anchor_metrics = self.anchor_loss(frames, truth, carried)
-        metrics = self.update_generator(scored.per_sample_loss.mean() + anchor, step)
+        teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(clip, latents, conditions)
+        metrics = self.update_generator(scored.per_sample_loss.mean() + anchor + teacher_forcing, step)
         metrics.update(self.train_critic(frames, context_latents, *conditions.window(slice(None))))
-        return {**metrics, **anchor_metrics, "fake_real_gap": scored.fake_real_gap()}
+        return {**metrics, **anchor_metrics, **teacher_forcing_metrics, "fake_real_gap": scored.fake_real_gap()}
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.generator.load_state_dict(self.ema.state_dict())  # ship the EMA generator

@@ -80,9 +80,12 @@ class RollingStage(DMDStage):
             self.generator, cache, conditions.for_student(slice(config.context_frames, None)), config.window,
             self.shift, exit_step, gaussian_noise_source(conditions.student_events), pending)
         clean = emitted if context_latents is None else torch.cat([context_latents, emitted], dim=1)
-        anchored = self.carried_truth(clip)
+        latents = self.true_latents(clip)
+        anchored = self.carried_truth(latents)
         parts = [self.window_loss(window, clean, conditions, anchored) for window in windows]
-        metrics = self.update_generator(torch.stack([part.loss for part in parts]).mean(), step)
+        teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(clip, latents, conditions)
+        metrics = self.update_generator(torch.stack([part.loss for part in parts]).mean() + teacher_forcing, step)
+        metrics.update(teacher_forcing_metrics)
         for key in parts[0].logs:
             metrics[key] = sum(part.logs[key] for part in parts) / len(parts)
         critic_losses = [self.train_critic(part.x0, part.overlap, *conditions.window(part.span))["loss"]

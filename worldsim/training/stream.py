@@ -18,7 +18,7 @@ This is the baseline that Delta Forcing (`delta`) improves; `chunk_loss` is what
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,8 @@ class StreamConfig(DMDConfig):
             raise ConfigError(f"script must be one of {SCRIPTS}, got {self.script!r}")
         if self.anchor_weight and self.script != "clip":
             raise ConfigError("anchor_weight needs script=clip: only a real clip has true frames to anchor to")
+        if self.teacher_forcing.weight and self.script != "clip":
+            raise ConfigError("teacher_forcing.weight needs script=clip: the term trains on the real clip")
 
 
 def sticky_actions(batch: int, frames: int, num_actions: int, max_hold: int, device: torch.device) -> Tensor:
@@ -173,7 +175,10 @@ class StreamStage(DMDStage):
         clip = self.clips.batch(step)
         conditions, event_ids = self.sequence_conditions(clip)
         pending, history = self.context_start(clip, conditions)
-        anchored = self.carried_truth(clip)
+        latents = self.true_latents(clip)
+        anchored = self.carried_truth(latents)
+        # Once per sequence, with the first chunk's update: the term reads the whole clip.
+        teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(clip, latents, conditions)
         since_switch = chunks_since_switch(event_ids, config.context_frames, config.frames)
         cache = self.generator.new_cache(config.batch_size, device=self.context.device)
         anchor = self.anchor()
@@ -190,6 +195,8 @@ class StreamStage(DMDStage):
             loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch[chunk])
             anchor_term, anchor_metrics = self.anchor_loss(result.frames, truth, carried)
             metrics.update(anchor_metrics)
+            if chunk == 0:
+                loss, metrics = loss + teacher_forcing, {**metrics, **teacher_forcing_metrics}
             metrics.update(self.update_generator(loss + anchor_term, step))
             metrics.update(self.train_critic(result.frames, overlap, *conditions.window(window)))
             metrics["fake_real_gap"] = scored.fake_real_gap()
@@ -210,6 +217,8 @@ class StreamStage(DMDStage):
         if config.anchor_weight:
             record.update(anchor_weight=config.anchor_weight, anchor_across_restyles=config.anchor_across_restyles,
                           dmd_on_carried=config.dmd_on_carried)
+        if config.teacher_forcing.weight:
+            record["teacher_forcing"] = asdict(config.teacher_forcing)
         return record
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
