@@ -165,6 +165,17 @@ def test_carried_region_loss_counts_only_carried_cells_per_element_of_the_frame(
     torch.testing.assert_close(L.carried_region_loss(frames, target, carried), torch.tensor(0.5 * 8 / 16))
 
 
+def test_near_cells_marks_the_square_around_each_marked_cell_clipped_at_the_border():
+    cells = torch.zeros(1, 2, 5, 5, dtype=torch.bool)
+    cells[0, 0, 2, 2] = cells[0, 1, 0, 4] = True
+    near = L.near_cells(cells, 1)
+    assert near[0, 0].sum() == 9 and near[0, 0, 1:4, 1:4].all()
+    assert near[0, 1].sum() == 4 and near[0, 1, :2, 3:].all()  # the corner's square, cut by the frame
+    assert torch.equal(L.near_cells(cells, 0), cells)
+    with pytest.raises(ValueError):
+        L.near_cells(cells, -1)
+
+
 def test_on_cells_keeps_every_channel_of_the_given_cells_only():
     values = torch.arange(16.0).reshape(1, 2, 2, 2, 2)
     cells = torch.zeros(1, 2, 2, 2, dtype=torch.bool)

@@ -41,6 +41,6 @@ def test_noised_context_noises_what_it_is_given_within_the_level():
 
 def test_term_settings_are_checked():
     TeacherForcingTerm(weight=1.0, sprite_weight=10.0).validate()
-    for bad in (dict(weight=-1.0), dict(sprite_hold_frames=-1), dict(context_noise=1.0), dict(loss_weight="flat")):
+    for bad in (dict(weight=-1.0), dict(sprite_weight=-1.0), dict(context_noise=1.0), dict(loss_weight="flat")):
         with pytest.raises(ConfigError):
             TeacherForcingTerm(**bad).validate()

@@ -127,7 +127,7 @@ def test_teacher_forcing_term_trains_the_generator_on_the_real_clip_beside_the_s
     clip = stage.clips.batch(0)
     conditions, _ = stage.sequence_conditions(clip)
     latents = stage.true_latents(clip)
-    assert latents.shape[1] == clip.frames.shape[1] and stage.carried_truth(latents) is None  # no anchor asked
+    assert latents.shape[1] == clip.frames.shape[1] and stage.carried_truth(clip, latents) is None  # no anchor
     loss, logs = stage.teacher_forcing_loss(clip, latents, conditions)
     assert loss.requires_grad and float(loss.detach()) == pytest.approx(2.0 * logs["teacher_forcing_loss"])
     summary = stages.run_stage("delta", config, tmp_path / "delta")
@@ -149,6 +149,28 @@ def test_teacher_forcing_term_trains_the_generator_on_the_real_clip_beside_the_s
         _delta_config(tiny_data, random_world, context_frames=1, **term)
     with pytest.raises(ConfigError, match="teacher_forcing.loss_weight"):
         _delta_config(tiny_data, random_world, script="clip", context_frames=1, **{"teacher_forcing.loss_weight": "flat"})
+
+
+def test_anchor_sprite_margin_spares_the_cells_around_a_true_sprite(tiny_data, random_world):
+    from worldsim.training.delta import DeltaStage
+    from worldsim.training.distributed import DistributedContext
+
+    config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0,
+                           anchor_sprite_margin=1)
+    stage = DeltaStage(config, DistributedContext())
+    clip = stage.clips.batch(0)
+    clip.frames[:, 1:] = clip.frames[:, :1]  # the view holds still ...
+    clip.frames[0, 3:, 28:32, 28:32] = 255  # ... and a white sprite steps into cell (7, 7) of row 0's frame 3
+    latents = stage.true_latents(clip)
+    _, spared = stage.carried_truth(clip, latents)
+    config.anchor_sprite_margin = -1
+    _, carried = stage.carried_truth(clip, latents)
+    assert spared.shape == carried.shape == (2, 4, *latents.shape[-2:])
+    lost = carried & ~spared
+    assert lost.any() and not lost[1].any() and not lost[0, 0].any()  # only row 0, from the sprite's frame on
+    assert not spared[0, 1:3, 6:9, 6:9].any()  # the sprite's cell and its neighbours are not anchored
+    with pytest.raises(ConfigError, match="anchor_sprite_margin"):
+        _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_sprite_margin=-2)
 
 
 def _ar_teacher_config(tiny_data, random_world, **extra):

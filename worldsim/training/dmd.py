@@ -33,7 +33,7 @@ from torch import Tensor
 from worldsim.data import Clip, Dataset
 from worldsim.sampling.frame_sampler import CleanFrames, Conditions, step_sigmas
 from worldsim.training import losses
-from worldsim.training.batches import ClipStream, condition_actions, encode_latents
+from worldsim.training.batches import ClipStream, clip_sprite_cells, condition_actions, encode_latents
 from worldsim.training.common import StageConfig, WorldDiagnostics, ema_decay_at, freeze, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext, broadcast_choice
@@ -63,6 +63,11 @@ class DMDConfig(StageConfig):
     anchor_tolerance: float = 0.05  # latent distance under which a cell counts as carried (latents ~ unit variance)
     anchor_across_restyles: bool = False  # after a restyled frame (an event switch), carry the map in its new look
     dmd_on_carried: bool = True  # false (ablation): the DMD gradient skips the carried cells, the anchor alone trains them
+    # >= 0: the anchor also skips the cells within this many cells of a true sprite cell (where a
+    # sprite arrived, held or left: batches.clip_sprite_cells), so it does not erase a generated
+    # sprite one cell off the true one's path. -1 = off.
+    anchor_sprite_margin: int = -1
+    sprite_hold_frames: int = 2  # frames a sprite cell stays marked after a change (margin and teacher_forcing)
     # Flow matching on the real clip beside the scores (teacher_forcing_term.py), e.g. with its sprite
     # cells weighted so that distribution matching does not lose the one-cell sprites.
     teacher_forcing: TeacherForcingTerm = field(default_factory=TeacherForcingTerm)
@@ -79,6 +84,8 @@ class DMDConfig(StageConfig):
             raise ConfigError("anchor_weight must be >= 0 and anchor_tolerance positive")
         if self.anchor_weight and self.context_frames < 1:
             raise ConfigError("anchor_weight needs context_frames >= 1: the anchor holds what the context determines")
+        if self.anchor_sprite_margin < -1 or self.sprite_hold_frames < 0:
+            raise ConfigError("anchor_sprite_margin must be >= -1 and sprite_hold_frames >= 0")
         if not self.dmd_on_carried and not self.anchor_weight:
             raise ConfigError("dmd_on_carried=false needs anchor_weight > 0: otherwise nothing trains the carried cells")
         self.dmd.validate()
@@ -221,15 +228,21 @@ class DMDStage:
         with torch.no_grad():
             return encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
 
-    def carried_truth(self, latents: Tensor | None) -> tuple[Tensor, Tensor] | None:
-        """The true latents (`true_latents`) after the context frames, and the cells the context
-        carries into them; None without an anchor (`anchor_weight` 0)."""
-        if not self.config.anchor_weight:
+    def carried_truth(self, clip: Clip, latents: Tensor | None) -> tuple[Tensor, Tensor] | None:
+        """The true latents (`true_latents`) after the context frames, and the cells the anchor holds
+        there: those the context carries into them, less the margin around sprites
+        (`anchor_sprite_margin`); None without an anchor (`anchor_weight` 0)."""
+        config = self.config
+        if not config.anchor_weight:
             return None
         with torch.no_grad():
-            carried = losses.carried_cells(latents, self.config.context_frames, self.config.anchor_tolerance,
-                                           across_restyles=self.config.anchor_across_restyles)
-        return latents[:, self.config.context_frames:], carried
+            carried = losses.carried_cells(latents, config.context_frames, config.anchor_tolerance,
+                                           across_restyles=config.anchor_across_restyles)
+            if config.anchor_sprite_margin >= 0:
+                sprites = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], config.sprite_hold_frames)
+                near = losses.near_cells(sprites[:, config.context_frames:], config.anchor_sprite_margin)
+                carried = carried & ~near.to(carried.device)
+        return latents[:, config.context_frames:], carried
 
     def teacher_forcing_loss(self, clip: Clip, latents: Tensor | None,
                              conditions: RolloutConditions) -> tuple[Tensor | float, dict[str, float]]:
@@ -240,8 +253,8 @@ class DMDStage:
             return 0.0, {}
         cell_weight = None
         if term.sprite_weight:
-            cell_weight = sprite_cell_weight(torch.from_numpy(clip.frames), latents.shape[-1], term.sprite_hold_frames,
-                                             term.sprite_weight).to(latents.device)
+            cell_weight = sprite_cell_weight(torch.from_numpy(clip.frames), latents.shape[-1],
+                                             self.config.sprite_hold_frames, term.sprite_weight).to(latents.device)
         loss = teacher_forced_loss(self.generator, latents, conditions.actions, conditions.student_events,
                                    self.world.config.sampling.sigma_shift, term, cell_weight)
         return term.weight * loss, {"teacher_forcing_loss": loss.item()}
@@ -273,7 +286,7 @@ class DMDStage:
         new = slice(count, None)
         frames = self.generate(conditions.for_student(new), cache, pending, self.draw_exits()).frames
         latents = self.true_latents(clip)
-        truth, carried = self.anchored_frames(self.carried_truth(latents), slice(None))
+        truth, carried = self.anchored_frames(self.carried_truth(clip, latents), slice(None))
         scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)), self.dmd_cells(carried))
         anchor, anchor_metrics = self.anchor_loss(frames, truth, carried)
         teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(clip, latents, conditions)

@@ -27,6 +27,7 @@ __all__ = [
     "change_weight",
     "switch_weight",
     "carried_cells",
+    "near_cells",
     "carried_region_loss",
     "reconstruction_loss",
     "psnr",
@@ -257,6 +258,17 @@ def weight_on_cells(cells: Tensor, strength: float) -> Tensor:
     `sprite_cells`), 1 elsewhere, divided by the batch mean so that the loss keeps its scale."""
     raw = 1 + strength * cells[:, :, None].float()
     return raw / raw.mean()
+
+
+def near_cells(cells: Tensor, margin: int) -> Tensor:
+    """bool `[B, F, h, w]`: the cells within `margin` cells (either axis, diagonals included) of a
+    marked cell of `cells` (bool `[B, F, h, w]`), the marked ones too; `margin` 0 gives `cells`."""
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    batch, frames, height, width = cells.shape
+    flat = cells.reshape(batch * frames, 1, height, width).float()
+    near = torch.nn.functional.max_pool2d(flat, 2 * margin + 1, stride=1, padding=margin)
+    return near.reshape(batch, frames, height, width) > 0.5
 
 
 def on_cells(values: Tensor, cells: Tensor) -> Tensor:

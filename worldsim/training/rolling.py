@@ -81,7 +81,7 @@ class RollingStage(DMDStage):
             self.shift, exit_step, gaussian_noise_source(conditions.student_events), pending)
         clean = emitted if context_latents is None else torch.cat([context_latents, emitted], dim=1)
         latents = self.true_latents(clip)
-        anchored = self.carried_truth(latents)
+        anchored = self.carried_truth(clip, latents)
         parts = [self.window_loss(window, clean, conditions, anchored) for window in windows]
         teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(clip, latents, conditions)
         metrics = self.update_generator(torch.stack([part.loss for part in parts]).mean() + teacher_forcing, step)

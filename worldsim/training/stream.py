@@ -176,7 +176,7 @@ class StreamStage(DMDStage):
         conditions, event_ids = self.sequence_conditions(clip)
         pending, history = self.context_start(clip, conditions)
         latents = self.true_latents(clip)
-        anchored = self.carried_truth(latents)
+        anchored = self.carried_truth(clip, latents)
         # Once per sequence, with the first chunk's update: the term reads the whole clip.
         teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(clip, latents, conditions)
         since_switch = chunks_since_switch(event_ids, config.context_frames, config.frames)

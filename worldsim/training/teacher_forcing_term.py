@@ -32,13 +32,12 @@ LOSS_WEIGHTS = ("bell", "uniform")
 class TeacherForcingTerm:
     weight: float = 0.0  # the term's weight beside the generator's DMD loss (0 = off)
     sprite_weight: float = 0.0  # extra weight on sprite cells (as the ar-teacher stage's sprite_weight)
-    sprite_hold_frames: int = 2  # frames a sprite cell stays weighted after a change
     context_noise: float = 0.0  # max sigma of the clean context frames (as the ar-teacher stage's)
     loss_weight: str = "bell"  # weight over noise levels: "bell" (logit-normal) or "uniform"
 
     def validate(self) -> None:
-        if self.weight < 0 or self.sprite_weight < 0 or self.sprite_hold_frames < 0:
-            raise ConfigError("teacher_forcing: weight, sprite_weight and sprite_hold_frames must be >= 0")
+        if self.weight < 0 or self.sprite_weight < 0:
+            raise ConfigError("teacher_forcing: weight and sprite_weight must be >= 0")
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"teacher_forcing.context_noise must be in [0, 1), got {self.context_noise}")
         if self.loss_weight not in LOSS_WEIGHTS:
