@@ -12,7 +12,9 @@ their context frames after the first are replaced by the network's rollout from 
 frame under the clip's actions and events, sampled as the world is played, while the targets stay
 the true frames. Teacher forcing alone never shows the network its own slightly blurred frames, so
 in play it continues their blur until the view dissolves; these rows teach it to pull such a
-history back toward the data.
+history back toward the data. The targets stay true frames even where a long rollout has drifted
+from them: with three quarters of the rows on 16-frame clips this blurred an Explorer world by
+4-7 dB (docs/generator-design.md, section 19), so use it with short clips or not at all.
 """
 from __future__ import annotations
 
