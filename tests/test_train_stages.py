@@ -126,9 +126,9 @@ def test_teacher_forcing_term_trains_the_generator_on_the_real_clip_beside_the_s
     stage = DeltaStage(config, DistributedContext())
     clip = stage.clips.batch(0)
     conditions, _ = stage.sequence_conditions(clip)
-    latents = stage.true_latents(clip)
-    assert latents.shape[1] == clip.frames.shape[1] and stage.carried_truth(clip, latents) is None  # no anchor
-    loss, logs = stage.teacher_forcing_loss(clip, latents, conditions)
+    truth = stage.true_clip(clip)
+    assert truth.latents.shape[1] == clip.frames.shape[1] and stage.carried_truth(truth) is None  # no anchor
+    loss, logs = stage.teacher_forcing_loss(truth, conditions)
     assert loss.requires_grad and float(loss.detach()) == pytest.approx(2.0 * logs["teacher_forcing_loss"])
     summary = stages.run_stage("delta", config, tmp_path / "delta")
     assert summary.steps == 4
@@ -144,7 +144,7 @@ def test_teacher_forcing_term_trains_the_generator_on_the_real_clip_beside_the_s
                          tmp_path / name)
         assert "teacher_forcing_loss" in (tmp_path / name / "metrics.csv").read_text().splitlines()[0].split(",")
     stage.config.teacher_forcing.weight = 0.0
-    assert stage.teacher_forcing_loss(clip, latents, conditions) == (0.0, {}) and stage.true_latents(clip) is None
+    assert stage.teacher_forcing_loss(truth, conditions) == (0.0, {}) and stage.true_clip(clip) is None
     with pytest.raises(ConfigError, match="script=clip"):  # a random script has no real clip to train on
         _delta_config(tiny_data, random_world, context_frames=1, **term)
     with pytest.raises(ConfigError, match="teacher_forcing.loss_weight"):
@@ -161,11 +161,11 @@ def test_anchor_sprite_margin_spares_the_cells_around_a_true_sprite(tiny_data, r
     clip = stage.clips.batch(0)
     clip.frames[:, 1:] = clip.frames[:, :1]  # the view holds still ...
     clip.frames[0, 3:, 28:32, 28:32] = 255  # ... and a white sprite steps into cell (7, 7) of row 0's frame 3
-    latents = stage.true_latents(clip)
-    _, spared = stage.carried_truth(clip, latents)
+    truth = stage.true_clip(clip)
+    _, spared = stage.carried_truth(truth)
     config.anchor_sprite_margin = -1
-    _, carried = stage.carried_truth(clip, latents)
-    assert spared.shape == carried.shape == (2, 4, *latents.shape[-2:])
+    _, carried = stage.carried_truth(truth)
+    assert spared.shape == carried.shape == (2, 4, *truth.latents.shape[-2:])
     lost = carried & ~spared
     assert lost.any() and not lost[1].any() and not lost[0, 0].any()  # only row 0, from the sprite's frame on
     assert not spared[0, 1:3, 6:9, 6:9].any()  # the sprite's cell and its neighbours are not anchored

@@ -41,10 +41,10 @@ from worldsim.training.distribution_matching import DistributionMatching, DMDSet
 from worldsim.training.ema import ema_copy, ema_update
 from worldsim.training.event_conditioning import EventVocabulary, embed_texts
 from worldsim.training.self_rollout import Anchor, ExitSteps, Rollout, gaussian_noise_source, rollout
-from worldsim.training.teacher_forcing_term import TeacherForcingTerm, sprite_cell_weight, teacher_forced_loss
+from worldsim.training.teacher_forcing_term import TeacherForcingTerm, teacher_forced_loss
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
-__all__ = ["DMDConfig", "DMDStage", "RolloutConditions"]
+__all__ = ["DMDConfig", "DMDStage", "RolloutConditions", "TrueClip"]
 
 
 @dataclass
@@ -106,6 +106,14 @@ class RolloutConditions:
     def window(self, frames: slice) -> tuple[Tensor, Tensor]:
         """(actions, teacher events) of a window of frames, for the scores."""
         return self.actions[:, frames], self.teacher_events[:, frames]
+
+
+@dataclass
+class TrueClip:
+    """A step's real clip as the anchor and the teacher-forcing term read it."""
+
+    latents: Tensor  # [B, F, C, h, w]
+    sprite_cells: Tensor | None  # bool [B, F, h, w] (batches.clip_sprite_cells), when a setting reads them
 
 
 class DMDStage:
@@ -221,41 +229,43 @@ class DMDStage:
 
     # ------------------------------------------------------------------ the dmd step
 
-    def true_latents(self, clip: Clip) -> Tensor | None:
-        """The clip's true latents, when the anchor or the teacher-forcing term reads them (else None)."""
-        if not (self.config.anchor_weight or self.config.teacher_forcing.weight):
+    def true_clip(self, clip: Clip) -> TrueClip | None:
+        """The clip's true latents, and its sprite cells once per step when the anchor's margin or the
+        term's sprite weight reads them; None when neither the anchor nor the term is on."""
+        config, term = self.config, self.config.teacher_forcing
+        if not (config.anchor_weight or term.weight):
             return None
         with torch.no_grad():
-            return encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
+            latents = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
+        sprites = None
+        if (config.anchor_weight and config.anchor_sprite_margin >= 0) or (term.weight and term.sprite_weight):
+            sprites = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], config.sprite_hold_frames)
+            sprites = sprites.to(latents.device)
+        return TrueClip(latents, sprites)
 
-    def carried_truth(self, clip: Clip, latents: Tensor | None) -> tuple[Tensor, Tensor] | None:
-        """The true latents (`true_latents`) after the context frames, and the cells the anchor holds
-        there: those the context carries into them, less the margin around sprites
-        (`anchor_sprite_margin`); None without an anchor (`anchor_weight` 0)."""
+    def carried_truth(self, truth: TrueClip | None) -> tuple[Tensor, Tensor] | None:
+        """The true latents after the context frames, and the cells the anchor holds there: those the
+        context carries into them, less the margin around sprites (`anchor_sprite_margin`); None
+        without an anchor (`anchor_weight` 0)."""
         config = self.config
         if not config.anchor_weight:
             return None
         with torch.no_grad():
-            carried = losses.carried_cells(latents, config.context_frames, config.anchor_tolerance,
+            carried = losses.carried_cells(truth.latents, config.context_frames, config.anchor_tolerance,
                                            across_restyles=config.anchor_across_restyles)
             if config.anchor_sprite_margin >= 0:
-                sprites = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], config.sprite_hold_frames)
-                near = losses.near_cells(sprites[:, config.context_frames:], config.anchor_sprite_margin)
-                carried = carried & ~near.to(carried.device)
-        return latents[:, config.context_frames:], carried
+                carried &= ~losses.near_cells(truth.sprite_cells[:, config.context_frames:], config.anchor_sprite_margin)
+        return truth.latents[:, config.context_frames:], carried
 
-    def teacher_forcing_loss(self, clip: Clip, latents: Tensor | None,
+    def teacher_forcing_loss(self, truth: TrueClip | None,
                              conditions: RolloutConditions) -> tuple[Tensor | float, dict[str, float]]:
         """The weighted teacher-forced flow-matching term on the whole clip and its log (0 and none
         when `teacher_forcing.weight` is 0)."""
         term = self.config.teacher_forcing
         if not term.weight:
             return 0.0, {}
-        cell_weight = None
-        if term.sprite_weight:
-            cell_weight = sprite_cell_weight(torch.from_numpy(clip.frames), latents.shape[-1],
-                                             self.config.sprite_hold_frames, term.sprite_weight).to(latents.device)
-        loss = teacher_forced_loss(self.generator, latents, conditions.actions, conditions.student_events,
+        cell_weight = losses.weight_on_cells(truth.sprite_cells, term.sprite_weight) if term.sprite_weight else None
+        loss = teacher_forced_loss(self.generator, truth.latents, conditions.actions, conditions.student_events,
                                    self.world.config.sampling.sigma_shift, term, cell_weight)
         return term.weight * loss, {"teacher_forcing_loss": loss.item()}
 
@@ -285,11 +295,11 @@ class DMDStage:
         cache = self.generator.new_cache(self.config.batch_size, device=self.context.device)
         new = slice(count, None)
         frames = self.generate(conditions.for_student(new), cache, pending, self.draw_exits()).frames
-        latents = self.true_latents(clip)
-        truth, carried = self.anchored_frames(self.carried_truth(clip, latents), slice(None))
+        true_clip = self.true_clip(clip)
+        truth, carried = self.anchored_frames(self.carried_truth(true_clip), slice(None))
         scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)), self.dmd_cells(carried))
         anchor, anchor_metrics = self.anchor_loss(frames, truth, carried)
-        teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(clip, latents, conditions)
+        teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(true_clip, conditions)
         metrics = self.update_generator(scored.per_sample_loss.mean() + anchor + teacher_forcing, step)
         metrics.update(self.train_critic(frames, context_latents, *conditions.window(slice(None))))
         return {**metrics, **anchor_metrics, **teacher_forcing_metrics, "fake_real_gap": scored.fake_real_gap()}

@@ -80,10 +80,10 @@ class RollingStage(DMDStage):
             self.generator, cache, conditions.for_student(slice(config.context_frames, None)), config.window,
             self.shift, exit_step, gaussian_noise_source(conditions.student_events), pending)
         clean = emitted if context_latents is None else torch.cat([context_latents, emitted], dim=1)
-        latents = self.true_latents(clip)
-        anchored = self.carried_truth(clip, latents)
+        true_clip = self.true_clip(clip)
+        anchored = self.carried_truth(true_clip)
         parts = [self.window_loss(window, clean, conditions, anchored) for window in windows]
-        teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(clip, latents, conditions)
+        teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(true_clip, conditions)
         metrics = self.update_generator(torch.stack([part.loss for part in parts]).mean() + teacher_forcing, step)
         metrics.update(teacher_forcing_metrics)
         for key in parts[0].logs:

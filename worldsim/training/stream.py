@@ -175,10 +175,10 @@ class StreamStage(DMDStage):
         clip = self.clips.batch(step)
         conditions, event_ids = self.sequence_conditions(clip)
         pending, history = self.context_start(clip, conditions)
-        latents = self.true_latents(clip)
-        anchored = self.carried_truth(clip, latents)
+        true_clip = self.true_clip(clip)
+        anchored = self.carried_truth(true_clip)
         # Once per sequence, with the first chunk's update: the term reads the whole clip.
-        teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(clip, latents, conditions)
+        teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(true_clip, conditions)
         since_switch = chunks_since_switch(event_ids, config.context_frames, config.frames)
         cache = self.generator.new_cache(config.batch_size, device=self.context.device)
         anchor = self.anchor()

@@ -17,14 +17,13 @@ from torch import Tensor
 from worldsim.data import Clip, Dataset
 from worldsim.model import flow
 from worldsim.training import losses
-from worldsim.training.batches import ClipStream, ModelBatch, to_model_batch
+from worldsim.training.batches import ClipStream, ModelBatch, clip_sprite_cells, to_model_batch
 from worldsim.training.common import (StageConfig, WorldDiagnostics, ema_decay_at, freeze, load_world, sample_sigma,
                                       save_world, with_grown_transformer)
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
 from worldsim.training.event_conditioning import EventVocabulary, encode_event_ids
-from worldsim.training.teacher_forcing_term import sprite_cell_weight
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
 __all__ = ["FlowMatchingConfig", "TeacherConfig", "FlowMatchingStage", "TeacherStage"]
@@ -132,8 +131,8 @@ class FlowMatchingStage:
         weight = losses.change_weight(latents, self.config.change_weight) if self.config.change_weight else None
         if not self.config.sprite_weight:
             return weight
-        sprites = sprite_cell_weight(torch.from_numpy(clip.frames), latents.shape[-1], self.config.sprite_hold_frames,
-                                     self.config.sprite_weight).to(latents.device)
+        cells = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], self.config.sprite_hold_frames)
+        sprites = losses.weight_on_cells(cells.to(latents.device), self.config.sprite_weight)
         return sprites if weight is None else weight * sprites
 
     def train_step(self, step: int) -> dict[str, float]:

@@ -8,7 +8,7 @@ taught (docs/generator-design.md, sections 17-18). This term keeps training the 
 the real clip the stage already reads — teacher-forced, as the `ar-teacher` stage does, with the
 cells where a sprite arrived, held or left weighted — beside the scores that train the rollouts.
 
-`noised_context` and `sprite_cell_weight` are shared with the flow-matching stages.
+`noised_context` is shared with the `ar-teacher` stage.
 """
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ from torch import Tensor
 
 from worldsim.model import CausalTransformer, flow
 from worldsim.training import losses
-from worldsim.training.batches import clip_sprite_cells
 from worldsim.training.common import sample_sigma
 from worldsim.training.config import ConfigError
 
-__all__ = ["TeacherForcingTerm", "LOSS_WEIGHTS", "noised_context", "sprite_cell_weight", "teacher_forced_loss"]
+__all__ = ["TeacherForcingTerm", "LOSS_WEIGHTS", "noised_context", "teacher_forced_loss"]
 
 LOSS_WEIGHTS = ("bell", "uniform")
 
@@ -51,12 +50,6 @@ def noised_context(latents: Tensor, context_noise: float) -> tuple[Tensor, Tenso
         return latents, None
     clean_sigma = context_noise * torch.rand(latents.shape[:2], device=latents.device)
     return flow.add_noise(latents, torch.randn_like(latents), clean_sigma), clean_sigma
-
-
-def sprite_cell_weight(frames: Tensor, grid: int, hold_frames: int, strength: float) -> Tensor:
-    """Per-cell loss weight `[B, F, 1, grid, grid]` putting `1 + strength` on a clip's sprite cells
-    (`batches.clip_sprite_cells` of its uint8 pixels `[B, F, H, W, 3]`), batch mean 1."""
-    return losses.weight_on_cells(clip_sprite_cells(frames, grid, hold_frames), strength)
 
 
 def teacher_forced_loss(transformer: CausalTransformer, latents: Tensor, actions: Tensor, events: Tensor,
