@@ -114,6 +114,14 @@ def test_streaming_on_real_clips_anchors_every_chunk_and_applies_delta_per_row(t
         _delta_config(tiny_data, random_world, **{"delta.scale": "speed"})
 
 
+def _short_dmd_overrides(name: str, tiny_data, random_world) -> list[str]:
+    """Two-step settings of the dmd or rolling stage on the tiny data, teacher-forcing layout."""
+    overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=2",
+                 "batch_size=2", "frames=3", "context_frames=1", "checkpoint_every=1", "log_every=1",
+                 "progress=false", "diagnose_every=0", "dmd.layout=teacher_forcing", "dmd.critic_steps=1"]
+    return overrides + (["window=2", "plain_prob=0"] if name == "rolling" else [])
+
+
 def test_teacher_forcing_term_trains_the_generator_on_the_real_clip_beside_the_scores(tiny_data, random_world,
                                                                                       tmp_path):
     """teacher_forcing.weight adds sprite-weighted flow matching on the real clip to the delta,
@@ -136,12 +144,8 @@ def test_teacher_forcing_term_trains_the_generator_on_the_real_clip_beside_the_s
     record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
     assert record["teacher_forcing"]["weight"] == 2.0 and record["teacher_forcing"]["sprite_weight"] == 10.0
     for name in ("dmd", "rolling"):
-        overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=2",
-                     "batch_size=2", "frames=3", "context_frames=1", "checkpoint_every=1", "log_every=1",
-                     "progress=false", "diagnose_every=0", "dmd.layout=teacher_forcing", "dmd.critic_steps=1"]
-        extra = ["window=2", "plain_prob=0"] if name == "rolling" else []
-        stages.run_stage(name, stages.build_config(name, None, overrides + extra + [f"{k}={v}" for k, v in term.items()]),
-                         tmp_path / name)
+        overrides = _short_dmd_overrides(name, tiny_data, random_world) + [f"{k}={v}" for k, v in term.items()]
+        stages.run_stage(name, stages.build_config(name, None, overrides), tmp_path / name)
         assert "teacher_forcing_loss" in (tmp_path / name / "metrics.csv").read_text().splitlines()[0].split(",")
     stage.config.teacher_forcing.weight = 0.0
     assert stage.teacher_forcing_loss(truth, conditions) == (0.0, {}) and stage.true_clip(clip) is None
@@ -171,6 +175,43 @@ def test_anchor_sprite_margin_spares_the_cells_around_a_true_sprite(tiny_data, r
     assert not spared[0, 1:3, 6:9, 6:9].any()  # the sprite's cell and its neighbours are not anchored
     with pytest.raises(ConfigError, match="anchor_sprite_margin"):
         _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_sprite_margin=-2)
+
+
+def test_dmd_sprite_margin_keeps_the_dmd_gradient_off_the_cells_around_a_true_sprite(tiny_data, random_world,
+                                                                                     tmp_path):
+    from worldsim.training.delta import DeltaStage
+    from worldsim.training.distributed import DistributedContext
+
+    config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, dmd_sprite_margin=1)
+    stage = DeltaStage(config, DistributedContext())
+    clip = stage.clips.batch(0)
+    clip.frames[:, 1:] = clip.frames[:, :1]  # the view holds still ...
+    clip.frames[0, 3:, 28:32, 28:32] = 255  # ... and a white sprite steps into cell (7, 7) of row 0's frame 3
+    truth = stage.true_clip(clip)
+    assert truth is not None and stage.carried_truth(truth) is None  # the margin alone reads the clip
+    spared = stage.sprite_spared(truth)
+    assert spared.shape == (2, 4, *truth.latents.shape[-2:])
+    assert spared[0, 1:3, 6:9, 6:9].all() and not spared[1].any() and not spared[0, 0].any()
+    reached = stage.dmd_cells(None, spared)
+    assert torch.equal(reached, ~spared)
+    carried = torch.zeros_like(spared)
+    carried[1, 0, 0, 0] = True
+    config.dmd_on_carried = False  # both skips add up
+    assert torch.equal(stage.dmd_cells(carried, spared), ~(spared | carried))
+    config.dmd_on_carried = True
+    assert stage.dmd_cells(carried, None) is None
+    summary = stages.run_stage("delta", config, tmp_path / "delta")
+    record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert summary.steps == 4 and record["dmd_sprite_margin"] == 1
+    for name in ("dmd", "rolling"):  # both slice the spared cells to the frames they score
+        overrides = _short_dmd_overrides(name, tiny_data, random_world) + ["dmd_sprite_margin=0"]
+        assert stages.run_stage(name, stages.build_config(name, None, overrides), tmp_path / name).steps == 2
+    config.dmd_sprite_margin = -1
+    assert stage.sprite_spared(truth) is None and stage.true_clip(clip) is None
+    with pytest.raises(ConfigError, match="script=clip"):  # a random script's sprites are not the clip's
+        _delta_config(tiny_data, random_world, context_frames=2, dmd_sprite_margin=1)
+    with pytest.raises(ConfigError, match="dmd_sprite_margin"):
+        _delta_config(tiny_data, random_world, script="clip", context_frames=2, dmd_sprite_margin=-3)
 
 
 def _ar_teacher_config(tiny_data, random_world, **extra):

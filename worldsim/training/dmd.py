@@ -67,6 +67,10 @@ class DMDConfig(StageConfig):
     # sprite arrived, held or left: batches.clip_sprite_cells), so it does not erase a generated
     # sprite one cell off the true one's path. -1 = off.
     anchor_sprite_margin: int = -1
+    # >= 0: the DMD gradient skips the cells within this many cells of a true sprite cell, so that
+    # only the teacher-forcing term and the anchor train them: tells whether distribution matching
+    # itself erases the one-cell sprites along rollouts. -1 = off.
+    dmd_sprite_margin: int = -1
     sprite_hold_frames: int = 2  # frames a sprite cell stays marked after a change (margin and teacher_forcing)
     # Flow matching on the real clip beside the scores (teacher_forcing_term.py), e.g. with its sprite
     # cells weighted so that distribution matching does not lose the one-cell sprites.
@@ -84,8 +88,8 @@ class DMDConfig(StageConfig):
             raise ConfigError("anchor_weight must be >= 0 and anchor_tolerance positive")
         if self.anchor_weight and self.context_frames < 1:
             raise ConfigError("anchor_weight needs context_frames >= 1: the anchor holds what the context determines")
-        if self.anchor_sprite_margin < -1 or self.sprite_hold_frames < 0:
-            raise ConfigError("anchor_sprite_margin must be >= -1 and sprite_hold_frames >= 0")
+        if min(self.anchor_sprite_margin, self.dmd_sprite_margin) < -1 or self.sprite_hold_frames < 0:
+            raise ConfigError("anchor_sprite_margin and dmd_sprite_margin must be >= -1, sprite_hold_frames >= 0")
         if not self.dmd_on_carried and not self.anchor_weight:
             raise ConfigError("dmd_on_carried=false needs anchor_weight > 0: otherwise nothing trains the carried cells")
         self.dmd.validate()
@@ -230,15 +234,16 @@ class DMDStage:
     # ------------------------------------------------------------------ the dmd step
 
     def true_clip(self, clip: Clip) -> TrueClip | None:
-        """The clip's true latents, and its sprite cells once per step when the anchor's margin or the
-        term's sprite weight reads them; None when neither the anchor nor the term is on."""
+        """The clip's true latents, and its sprite cells once per step when a sprite margin or the
+        term's sprite weight reads them; None when neither the anchor, the term nor the DMD margin is on."""
         config, term = self.config, self.config.teacher_forcing
-        if not (config.anchor_weight or term.weight):
+        if not (config.anchor_weight or term.weight or config.dmd_sprite_margin >= 0):
             return None
         with torch.no_grad():
             latents = encode_latents(self.world.autoencoder, torch.from_numpy(clip.frames))
         sprites = None
-        if (config.anchor_weight and config.anchor_sprite_margin >= 0) or (term.weight and term.sprite_weight):
+        if ((config.anchor_weight and config.anchor_sprite_margin >= 0) or (term.weight and term.sprite_weight)
+                or config.dmd_sprite_margin >= 0):
             sprites = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], config.sprite_hold_frames)
             sprites = sprites.to(latents.device)
         return TrueClip(latents, sprites)
@@ -274,9 +279,21 @@ class DMDStage:
         """The true latents and carried cells (`carried_truth`) of some frames after the context, or Nones."""
         return (None, None) if anchored is None else (anchored[0][:, frames], anchored[1][:, frames])
 
-    def dmd_cells(self, carried: Tensor | None) -> Tensor | None:
-        """The cells the DMD gradient reaches (None: all of them)."""
-        return None if carried is None or self.config.dmd_on_carried else ~carried
+    def sprite_spared(self, truth: TrueClip | None) -> Tensor | None:
+        """bool `[B, F, h, w]` after the context frames: the cells around true sprites that the DMD
+        gradient skips (`dmd_sprite_margin`); None when it is off."""
+        config = self.config
+        if config.dmd_sprite_margin < 0:
+            return None
+        return losses.near_cells(truth.sprite_cells[:, config.context_frames:], config.dmd_sprite_margin)
+
+    def dmd_cells(self, carried: Tensor | None, spared: Tensor | None = None) -> Tensor | None:
+        """The cells the DMD gradient reaches (None: all of them): not the carried ones when
+        `dmd_on_carried` is off, nor the `spared` ones around true sprites (`sprite_spared`)."""
+        skipped = carried if carried is not None and not self.config.dmd_on_carried else None
+        if spared is not None:
+            skipped = spared if skipped is None else skipped | spared
+        return None if skipped is None else ~skipped
 
     def anchor_loss(self, frames: Tensor, truth: Tensor | None,
                     carried: Tensor | None) -> tuple[Tensor | float, dict[str, float]]:
@@ -297,7 +314,8 @@ class DMDStage:
         frames = self.generate(conditions.for_student(new), cache, pending, self.draw_exits()).frames
         true_clip = self.true_clip(clip)
         truth, carried = self.anchored_frames(self.carried_truth(true_clip), slice(None))
-        scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)), self.dmd_cells(carried))
+        scored = self.scores.score(frames, context_latents, *conditions.window(slice(None)),
+                                   self.dmd_cells(carried, self.sprite_spared(true_clip)))
         anchor, anchor_metrics = self.anchor_loss(frames, truth, carried)
         teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(true_clip, conditions)
         metrics = self.update_generator(scored.per_sample_loss.mean() + anchor + teacher_forcing, step)

@@ -81,8 +81,8 @@ class RollingStage(DMDStage):
             self.shift, exit_step, gaussian_noise_source(conditions.student_events), pending)
         clean = emitted if context_latents is None else torch.cat([context_latents, emitted], dim=1)
         true_clip = self.true_clip(clip)
-        anchored = self.carried_truth(true_clip)
-        parts = [self.window_loss(window, clean, conditions, anchored) for window in windows]
+        anchored, spared = self.carried_truth(true_clip), self.sprite_spared(true_clip)
+        parts = [self.window_loss(window, clean, conditions, anchored, spared) for window in windows]
         teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(true_clip, conditions)
         metrics = self.update_generator(torch.stack([part.loss for part in parts]).mean() + teacher_forcing, step)
         metrics.update(teacher_forcing_metrics)
@@ -95,10 +95,11 @@ class RollingStage(DMDStage):
                 "fake_real_gap": sum(gaps) / len(gaps), "rolling": 1.0}
 
     def window_loss(self, window: RollingWindow, clean: Tensor, conditions: RolloutConditions,
-                    anchored: tuple[Tensor, Tensor] | None) -> WindowLoss:
+                    anchored: tuple[Tensor, Tensor] | None, spared: Tensor | None = None) -> WindowLoss:
         """One window's DMD loss, scored after the last emitted clean frames before it, plus (with
         `anchored` = the true frames after the context and their carried cells) the anchor on its
-        x0: every frame in flight, however noisy its input, is held to the carried map."""
+        x0: every frame in flight, however noisy its input, is held to the carried map. `spared`
+        (after the context) are the cells around true sprites the DMD gradient skips."""
         config = self.config
         start = config.context_frames + window.first_frame  # the window's oldest frame in the sequence
         overlap = clean[:, max(0, start - config.overlap_frames):start]
@@ -106,7 +107,8 @@ class RollingStage(DMDStage):
         span = slice(start - (0 if overlap is None else overlap.shape[1]), start + window.x0.shape[1])
         frames = slice(window.first_frame, window.first_frame + window.x0.shape[1])  # counted after the context
         truth, carried = self.anchored_frames(anchored, frames)
-        scored = self.scores.score(window.x0, overlap, *conditions.window(span), self.dmd_cells(carried))
+        spared_here = None if spared is None else spared[:, frames]
+        scored = self.scores.score(window.x0, overlap, *conditions.window(span), self.dmd_cells(carried, spared_here))
         anchor, logs = self.anchor_loss(window.x0, truth, carried)
         return WindowLoss(window.x0, overlap, span, scored, scored.per_sample_loss.mean() + anchor, logs)
 

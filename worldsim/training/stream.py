@@ -64,6 +64,8 @@ class StreamConfig(DMDConfig):
             raise ConfigError("anchor_weight needs script=clip: only a real clip has true frames to anchor to")
         if self.teacher_forcing.weight and self.script != "clip":
             raise ConfigError("teacher_forcing.weight needs script=clip: the term trains on the real clip")
+        if self.dmd_sprite_margin >= 0 and self.script != "clip":
+            raise ConfigError("dmd_sprite_margin needs script=clip: only a real clip shows where its sprites are")
 
 
 def sticky_actions(batch: int, frames: int, num_actions: int, max_hold: int, device: torch.device) -> Tensor:
@@ -176,7 +178,7 @@ class StreamStage(DMDStage):
         conditions, event_ids = self.sequence_conditions(clip)
         pending, history = self.context_start(clip, conditions)
         true_clip = self.true_clip(clip)
-        anchored = self.carried_truth(true_clip)
+        anchored, spared = self.carried_truth(true_clip), self.sprite_spared(true_clip)
         # Once per sequence, with the first chunk's update: the term reads the whole clip.
         teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(true_clip, conditions)
         since_switch = chunks_since_switch(event_ids, config.context_frames, config.frames)
@@ -190,8 +192,11 @@ class StreamStage(DMDStage):
             pending = result.pending
             overlap = None if history is None or config.overlap_frames == 0 else history[:, -config.overlap_frames:]
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
-            truth, carried = self.anchored_frames(anchored, slice(chunk * config.frames, (chunk + 1) * config.frames))
-            scored = self.scores.score(result.frames, overlap, *conditions.window(window), self.dmd_cells(carried))
+            chunk_frames = slice(chunk * config.frames, (chunk + 1) * config.frames)
+            truth, carried = self.anchored_frames(anchored, chunk_frames)
+            spared_here = None if spared is None else spared[:, chunk_frames]
+            scored = self.scores.score(result.frames, overlap, *conditions.window(window),
+                                       self.dmd_cells(carried, spared_here))
             loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch[chunk])
             anchor_term, anchor_metrics = self.anchor_loss(result.frames, truth, carried)
             metrics.update(anchor_metrics)
@@ -219,6 +224,8 @@ class StreamStage(DMDStage):
                           dmd_on_carried=config.dmd_on_carried)
         if config.teacher_forcing.weight:
             record["teacher_forcing"] = asdict(config.teacher_forcing)
+        if config.dmd_sprite_margin >= 0:
+            record["dmd_sprite_margin"] = config.dmd_sprite_margin
         return record
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
