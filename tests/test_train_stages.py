@@ -114,6 +114,38 @@ def test_streaming_on_real_clips_anchors_every_chunk_and_applies_delta_per_row(t
         _delta_config(tiny_data, random_world, **{"delta.scale": "speed"})
 
 
+def test_anchor_motion_margin_spares_the_cells_where_the_generated_frames_move(tiny_data, random_world, tmp_path,
+                                                                               monkeypatch):
+    """anchor_motion_margin takes out of the anchor the cells where the decoded rollout changes
+    unexplained by the scroll (and their neighbours): a generated sprite's step, not a still frame."""
+    from worldsim.training.delta import DeltaStage
+    from worldsim.training.distributed import DistributedContext
+
+    config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0,
+                           anchor_motion_margin=1)
+    stage = DeltaStage(config, DistributedContext())
+    size = stage.world.config.image_size
+    ground = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1  # textured: no
+    pixels = ground.expand(2, 6, 3, size, size).clone()  # scroll explains a change, and the view holds still ...
+    pixels[0, 3:, :, 4:8, 4:8] = 1.0  # ... where row 0 shows a white sprite in cell (1, 1) from frame 3 on
+    monkeypatch.setattr(stage.world.autoencoder, "decode", lambda latents: pixels.flatten(0, 1))
+    grid, channels = stage.world.config.autoencoder.latent_size, stage.world.config.autoencoder.latent_channels
+    latents = torch.zeros(2, 6, channels, grid, grid)
+    moved = stage.generated_motion(latents[:, 2:], latents[:, :2])
+    assert moved.shape == (2, 4, grid, grid)
+    assert not moved[1].any() and not moved[0, 0].any()  # nothing moves in row 1, nor before the sprite
+    assert moved[0, 1:, :3, :3].all() and not moved[0, :, 3:].any()  # the sprite's cell and one around it
+    monkeypatch.undo()
+    summary = stages.run_stage("delta", config, tmp_path / "delta")
+    record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert summary.steps == 4 and record["anchor_motion_margin"] == 1
+    with pytest.raises(ConfigError, match="anchor_weight"):  # nothing to take the cells out of
+        _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_motion_margin=1)
+    with pytest.raises(ConfigError, match="anchor_motion_margin"):
+        _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0,
+                      anchor_motion_margin=-2)
+
+
 def _short_dmd_overrides(name: str, tiny_data, random_world) -> list[str]:
     """Two-step settings of the dmd or rolling stage on the tiny data, teacher-forcing layout."""
     overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=2",

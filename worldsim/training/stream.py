@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from worldsim.data import Clip
+from worldsim.training import losses
 from worldsim.training.batches import condition_actions
 from worldsim.training.common import save_world
 from worldsim.training.config import ConfigError
@@ -49,6 +50,11 @@ class StreamConfig(DMDConfig):
     switch_prob: float = 0.3  # chance of an event switch at each chunk boundary
     max_hold: int = 8  # sticky actions are held 1..max_hold frames
     script: str = "random"  # random: sticky actions, synthetic switches | clip: a real clip's actions and events
+    # >= 0: the anchor also skips the cells within this many cells of where the *generated* frames
+    # change in a way the scroll does not explain (losses.sprite_cells of the decoded rollout), so a
+    # sprite the generator moves off the true one's path is not painted out, while a still
+    # invention (a coin) is held to the truth once sprite_hold_frames have passed. -1 = off.
+    anchor_motion_margin: int = -1
     steps: int = 1000
     batch_size: int = 4
 
@@ -64,6 +70,10 @@ class StreamConfig(DMDConfig):
             raise ConfigError("anchor_weight needs script=clip: only a real clip has true frames to anchor to")
         if self.teacher_forcing.weight and self.script != "clip":
             raise ConfigError("teacher_forcing.weight needs script=clip: the term trains on the real clip")
+        if self.anchor_motion_margin < -1:
+            raise ConfigError(f"anchor_motion_margin must be >= -1, got {self.anchor_motion_margin}")
+        if self.anchor_motion_margin >= 0 and not self.anchor_weight:
+            raise ConfigError("anchor_motion_margin needs anchor_weight > 0: it takes cells out of the anchor")
         if self.dmd_sprite_margin >= 0 and self.script != "clip":
             raise ConfigError("dmd_sprite_margin needs script=clip: only a real clip shows where its sprites are")
 
@@ -194,6 +204,8 @@ class StreamStage(DMDStage):
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
             chunk_frames = slice(chunk * config.frames, (chunk + 1) * config.frames)
             truth, carried = self.anchored_frames(anchored, chunk_frames)
+            if carried is not None and config.anchor_motion_margin >= 0:
+                carried = carried & ~self.generated_motion(result.frames, history)
             spared_here = None if spared is None else spared[:, chunk_frames]
             scored = self.scores.score(result.frames, overlap, *conditions.window(window),
                                        self.dmd_cells(carried, spared_here))
@@ -211,6 +223,20 @@ class StreamStage(DMDStage):
             history = recent if history is None else torch.cat([history, recent], dim=1)[:, -self.history_frames():]
         return {key: sum(values) / len(values) for key, values in totals.items()}
 
+    def generated_motion(self, frames: Tensor, history: Tensor | None) -> Tensor:
+        """bool `[B, F, h, w]`: the cells within `anchor_motion_margin` of where the generated chunk
+        `frames` (latents) changes unexplained by the scroll, read from its decoded pixels after the
+        clean frames before it (`history`), which carry the hold of a change from the chunk before."""
+        config = self.config
+        with torch.no_grad():
+            rollout = frames if history is None else torch.cat([history, frames], dim=1)
+            batch, num_frames = rollout.shape[:2]
+            pixels = self.world.autoencoder.decode(rollout.detach().flatten(0, 1)).clamp(-1, 1)
+            pixels = pixels.view(batch, num_frames, *pixels.shape[1:])
+            cell = pixels.shape[-1] // frames.shape[-1]
+            moved = losses.sprite_cells(losses.pixel_cells(pixels, cell), config.sprite_hold_frames)
+            return losses.near_cells(moved[:, -frames.shape[1]:], config.anchor_motion_margin)
+
     def history_frames(self) -> int:
         """Clean frames kept from earlier chunks (for the overlap and the continuity terms)."""
         return max(self.config.overlap_frames, self.config.frames, 1)
@@ -226,6 +252,8 @@ class StreamStage(DMDStage):
             record["teacher_forcing"] = asdict(config.teacher_forcing)
         if config.dmd_sprite_margin >= 0:
             record["dmd_sprite_margin"] = config.dmd_sprite_margin
+        if config.anchor_motion_margin >= 0:
+            record["anchor_motion_margin"] = config.anchor_motion_margin
         return record
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
