@@ -146,6 +146,32 @@ def test_anchor_motion_margin_spares_the_cells_where_the_generated_frames_move(t
                       anchor_motion_margin=-2)
 
 
+def test_anchor_chunks_holds_only_the_first_chunks_of_a_sequence(tiny_data, random_world, tmp_path, monkeypatch):
+    from worldsim.training.delta import DeltaStage
+    from worldsim.training.distributed import DistributedContext
+
+    config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0,
+                           chunks=3, anchor_chunks=1)
+    stage = DeltaStage(config, DistributedContext())
+    anchored_chunks = []
+    anchor_loss = stage.anchor_loss
+    monkeypatch.setattr(stage, "anchor_loss", lambda frames, truth, carried: (
+        anchored_chunks.append(truth is not None), anchor_loss(frames, truth, carried))[1])
+    stage.train_step(0)
+    assert anchored_chunks == [True, False, False]  # the first chunk only
+    config.anchor_chunks = 0  # every chunk
+    anchored_chunks.clear()
+    stage.train_step(1)
+    assert anchored_chunks == [True, True, True]
+    monkeypatch.undo()
+    config.anchor_chunks = 1
+    summary = stages.run_stage("delta", config, tmp_path / "delta")
+    record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert summary.steps == 4 and record["anchor_chunks"] == 1
+    with pytest.raises(ConfigError, match="anchor_chunks"):
+        _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0, anchor_chunks=-1)
+
+
 def _short_dmd_overrides(name: str, tiny_data, random_world) -> list[str]:
     """Two-step settings of the dmd or rolling stage on the tiny data, teacher-forcing layout."""
     overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={random_world}", "steps=2",

@@ -55,6 +55,10 @@ class StreamConfig(DMDConfig):
     # sprite the generator moves off the true one's path is not painted out, while a still
     # invention (a coin) is held to the truth once sprite_hold_frames have passed. -1 = off.
     anchor_motion_margin: int = -1
+    # > 0: the anchor holds only the first this many chunks of a sequence, where the rollout still
+    # follows the clip; later chunks, whose carried cells a drifted rollout may not determine, are
+    # left to the scores. 0 = every chunk.
+    anchor_chunks: int = 0
     steps: int = 1000
     batch_size: int = 4
 
@@ -70,6 +74,8 @@ class StreamConfig(DMDConfig):
             raise ConfigError("anchor_weight needs script=clip: only a real clip has true frames to anchor to")
         if self.teacher_forcing.weight and self.script != "clip":
             raise ConfigError("teacher_forcing.weight needs script=clip: the term trains on the real clip")
+        if self.anchor_chunks < 0:
+            raise ConfigError(f"anchor_chunks must be >= 0, got {self.anchor_chunks}")
         if self.anchor_motion_margin < -1:
             raise ConfigError(f"anchor_motion_margin must be >= -1, got {self.anchor_motion_margin}")
         if self.anchor_motion_margin >= 0 and not self.anchor_weight:
@@ -203,7 +209,8 @@ class StreamStage(DMDStage):
             overlap = None if history is None or config.overlap_frames == 0 else history[:, -config.overlap_frames:]
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
             chunk_frames = slice(chunk * config.frames, (chunk + 1) * config.frames)
-            truth, carried = self.anchored_frames(anchored, chunk_frames)
+            anchored_here = anchored if not config.anchor_chunks or chunk < config.anchor_chunks else None
+            truth, carried = self.anchored_frames(anchored_here, chunk_frames)
             if carried is not None and config.anchor_motion_margin >= 0:
                 carried = carried & ~self.generated_motion(result.frames, history)
             spared_here = None if spared is None else spared[:, chunk_frames]
@@ -254,6 +261,8 @@ class StreamStage(DMDStage):
             record["dmd_sprite_margin"] = config.dmd_sprite_margin
         if config.anchor_motion_margin >= 0:
             record["anchor_motion_margin"] = config.anchor_motion_margin
+        if config.anchor_chunks:
+            record["anchor_chunks"] = config.anchor_chunks
         return record
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
