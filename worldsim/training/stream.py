@@ -209,10 +209,7 @@ class StreamStage(DMDStage):
             overlap = None if history is None or config.overlap_frames == 0 else history[:, -config.overlap_frames:]
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
             chunk_frames = slice(chunk * config.frames, (chunk + 1) * config.frames)
-            anchored_here = anchored if not config.anchor_chunks or chunk < config.anchor_chunks else None
-            truth, carried = self.anchored_frames(anchored_here, chunk_frames)
-            if carried is not None and config.anchor_motion_margin >= 0:
-                carried = carried & ~self.generated_motion(result.frames, history)
+            truth, carried = self.chunk_anchor(anchored, chunk, result.frames, history)
             spared_here = None if spared is None else spared[:, chunk_frames]
             scored = self.scores.score(result.frames, overlap, *conditions.window(window),
                                        self.dmd_cells(carried, spared_here))
@@ -229,6 +226,19 @@ class StreamStage(DMDStage):
             recent = result.frames.detach()
             history = recent if history is None else torch.cat([history, recent], dim=1)[:, -self.history_frames():]
         return {key: sum(values) / len(values) for key, values in totals.items()}
+
+    def chunk_anchor(self, anchored: tuple[Tensor, Tensor] | None, chunk: int, frames: Tensor,
+                     history: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        """The true latents and the cells the anchor holds in chunk `chunk` (its generated `frames`
+        after the clean `history`), or Nones: none past `anchor_chunks`, and not the cells where the
+        rollout moves (`anchor_motion_margin`)."""
+        config = self.config
+        if config.anchor_chunks and chunk >= config.anchor_chunks:
+            return None, None
+        truth, carried = self.anchored_frames(anchored, slice(chunk * config.frames, (chunk + 1) * config.frames))
+        if carried is not None and config.anchor_motion_margin >= 0:
+            carried = carried & ~self.generated_motion(frames, history)
+        return truth, carried
 
     def generated_motion(self, frames: Tensor, history: Tensor | None) -> Tensor:
         """bool `[B, F, h, w]`: the cells within `anchor_motion_margin` of where the generated chunk
