@@ -93,5 +93,10 @@ def clip_sprite_cells(frames: Tensor, grid: int, hold_frames: int) -> Tensor:
     latent grid of `grid`×`grid` cells, read from the pixels (exact, where latents of a repeated
     ground tile are not)."""
     batch, num_frames, height, width = frames.shape[:4]
-    pixels = to_pixels(frames).view(batch, num_frames, 3, height, width)
-    return sprite_cells(pixel_cells(pixels, height // grid), hold_frames)
+    return pixel_sprite_cells(to_pixels(frames).view(batch, num_frames, 3, height, width), grid, hold_frames)
+
+
+def pixel_sprite_cells(pixels: Tensor, grid: int, hold_frames: int) -> Tensor:
+    """bool `[B, F, grid, grid]`: `losses.sprite_cells` of float frames `[B, F, 3, H, W]` (a clip's,
+    or a decoded rollout's) on a latent grid of `grid`×`grid` cells."""
+    return sprite_cells(pixel_cells(pixels, pixels.shape[-1] // grid), hold_frames)

@@ -279,6 +279,11 @@ class DMDStage:
         """The true latents and carried cells (`carried_truth`) of some frames after the context, or Nones."""
         return (None, None) if anchored is None else (anchored[0][:, frames], anchored[1][:, frames])
 
+    @staticmethod
+    def frames_of(cells: Tensor | None, frames: slice) -> Tensor | None:
+        """Some frames of per-frame cells `[B, F, h, w]` (e.g. `sprite_spared`), or None."""
+        return None if cells is None else cells[:, frames]
+
     def sprite_spared(self, truth: TrueClip | None) -> Tensor | None:
         """bool `[B, F, h, w]` after the context frames: the cells around true sprites that the DMD
         gradient skips (`dmd_sprite_margin`); None when it is off."""

@@ -107,8 +107,8 @@ class RollingStage(DMDStage):
         span = slice(start - (0 if overlap is None else overlap.shape[1]), start + window.x0.shape[1])
         frames = slice(window.first_frame, window.first_frame + window.x0.shape[1])  # counted after the context
         truth, carried = self.anchored_frames(anchored, frames)
-        spared_here = None if spared is None else spared[:, frames]
-        scored = self.scores.score(window.x0, overlap, *conditions.window(span), self.dmd_cells(carried, spared_here))
+        scored = self.scores.score(window.x0, overlap, *conditions.window(span),
+                                   self.dmd_cells(carried, self.frames_of(spared, frames)))
         anchor, logs = self.anchor_loss(window.x0, truth, carried)
         return WindowLoss(window.x0, overlap, span, scored, scored.per_sample_loss.mean() + anchor, logs)
 

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from worldsim.data import Clip
 from worldsim.training import losses
-from worldsim.training.batches import condition_actions
+from worldsim.training.batches import condition_actions, pixel_sprite_cells
 from worldsim.training.common import save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext, broadcast_choice
@@ -208,11 +208,10 @@ class StreamStage(DMDStage):
             pending = result.pending
             overlap = None if history is None or config.overlap_frames == 0 else history[:, -config.overlap_frames:]
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
-            chunk_frames = slice(chunk * config.frames, (chunk + 1) * config.frames)
-            truth, carried = self.chunk_anchor(anchored, chunk, result.frames, history)
-            spared_here = None if spared is None else spared[:, chunk_frames]
+            chunk_frames = slice(chunk * config.frames, (chunk + 1) * config.frames)  # counted after the context
+            truth, carried = self.chunk_anchor(anchored, chunk, chunk_frames, result.frames, history)
             scored = self.scores.score(result.frames, overlap, *conditions.window(window),
-                                       self.dmd_cells(carried, spared_here))
+                                       self.dmd_cells(carried, self.frames_of(spared, chunk_frames)))
             loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch[chunk])
             anchor_term, anchor_metrics = self.anchor_loss(result.frames, truth, carried)
             metrics.update(anchor_metrics)
@@ -227,15 +226,15 @@ class StreamStage(DMDStage):
             history = recent if history is None else torch.cat([history, recent], dim=1)[:, -self.history_frames():]
         return {key: sum(values) / len(values) for key, values in totals.items()}
 
-    def chunk_anchor(self, anchored: tuple[Tensor, Tensor] | None, chunk: int, frames: Tensor,
+    def chunk_anchor(self, anchored: tuple[Tensor, Tensor] | None, chunk: int, chunk_frames: slice, frames: Tensor,
                      history: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
-        """The true latents and the cells the anchor holds in chunk `chunk` (its generated `frames`
-        after the clean `history`), or Nones: none past `anchor_chunks`, and not the cells where the
-        rollout moves (`anchor_motion_margin`)."""
+        """The true latents and the cells the anchor holds in chunk `chunk` (`chunk_frames` after the
+        context; its generated `frames` after the clean `history`), or Nones: none past
+        `anchor_chunks`, and not the cells where the rollout moves (`anchor_motion_margin`)."""
         config = self.config
         if config.anchor_chunks and chunk >= config.anchor_chunks:
             return None, None
-        truth, carried = self.anchored_frames(anchored, slice(chunk * config.frames, (chunk + 1) * config.frames))
+        truth, carried = self.anchored_frames(anchored, chunk_frames)
         if carried is not None and config.anchor_motion_margin >= 0:
             carried = carried & ~self.generated_motion(frames, history)
         return truth, carried
@@ -243,15 +242,16 @@ class StreamStage(DMDStage):
     def generated_motion(self, frames: Tensor, history: Tensor | None) -> Tensor:
         """bool `[B, F, h, w]`: the cells within `anchor_motion_margin` of where the generated chunk
         `frames` (latents) changes unexplained by the scroll, read from its decoded pixels after the
-        clean frames before it (`history`), which carry the hold of a change from the chunk before."""
+        clean frames before it (`history`); of those only the last `sprite_hold_frames` + 1 are
+        decoded, the most that can carry the hold of a change into the chunk."""
         config = self.config
         with torch.no_grad():
-            rollout = frames if history is None else torch.cat([history, frames], dim=1)
-            batch, num_frames = rollout.shape[:2]
+            rollout = frames if history is None else torch.cat(
+                [history[:, -(config.sprite_hold_frames + 1):], frames], dim=1)
+            batch, num_frames, _, grid = rollout.shape[:4]
             pixels = self.world.autoencoder.decode(rollout.detach().flatten(0, 1)).clamp(-1, 1)
-            pixels = pixels.view(batch, num_frames, *pixels.shape[1:])
-            cell = pixels.shape[-1] // frames.shape[-1]
-            moved = losses.sprite_cells(losses.pixel_cells(pixels, cell), config.sprite_hold_frames)
+            moved = pixel_sprite_cells(pixels.view(batch, num_frames, *pixels.shape[1:]), grid,
+                                       config.sprite_hold_frames)
             return losses.near_cells(moved[:, -frames.shape[1]:], config.anchor_motion_margin)
 
     def history_frames(self) -> int:
