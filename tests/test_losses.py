@@ -104,23 +104,6 @@ def test_carried_cells_across_restyles_start_again_from_the_restyled_frame():
     assert across[0, 3].sum() == across[0, 2].sum() and not plain[0, 2:].any()
 
 
-def test_scroll_indices_and_scrolled_frames_carry_each_frame_one_scroll_on():
-    latents = _scrolling_clip([(1, 0), (0, 1), (0, 0)])  # right, down, still
-    latents[0, 2, :, 3, 1] += 5.0  # a sprite steps in: the median ignores it
-    indices = L.scroll_indices(latents, context_frames=1)
-    shifts = L.scroll_shifts(1)
-    assert indices.shape == (1, 3) and [shifts[i] for i in indices[0].tolist()] == [(1, 0), (0, 1), (0, 0)]
-    moved = L.scrolled_frames(latents[:, :-1], indices)  # each frame moved by the scroll into the next
-    carried = L.carried_cells(latents, context_frames=1)
-    same = (moved - latents[:, 1:]).abs().amax(dim=2) < 1e-6  # [1, 3, h, w]
-    assert same[carried].all()  # every carried cell is its frame-before's cell, moved
-    assert not same[0, 0, :, 5].any()  # the revealed column comes from outside: zero, not the truth
-    assert not same[0, 1, 3, 1]  # where the sprite stepped in, the frame before shows ground
-    assert L.scroll_indices(latents, context_frames=3).shape == (1, 1)
-    with pytest.raises(ValueError, match="context_frames"):
-        L.scroll_indices(latents, context_frames=0)
-
-
 def test_sprite_cells_are_where_a_sprite_arrived_or_left_with_the_scroll_taken_out():
     latents = _scrolling_clip([(1, 0), (1, 0), (0, 0)])  # two moves right, then still
     latents[0, 2, :, 3, 1] += 5.0  # a sprite steps into cell (3, 1) of frame 2 ...

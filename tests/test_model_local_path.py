@@ -174,3 +174,29 @@ def test_a_history_cannot_shrink():
 
     with pytest.raises(ValueError, match="only grow"):
         widened_history_weights(make_net().state_dict(), 4, 2, 1, prefix="local.")
+
+
+def test_aligned_history_changes_a_scrolling_past_only_and_cached_generation_still_equals_the_full_forward():
+    import pytest
+
+    from test_model_transformer import TOLERANCE, frames_of, make_clip
+
+    plain = make_net(local_frames=3)
+    aligned = CausalTransformer(dataclasses.replace(plain.config, local_align_history=True)).double()
+    aligned.load_state_dict(plain.state_dict())  # no weights of its own
+    still = make_clip(plain, batch=1, frames=4)
+    still[0][:] = still[0][:, :1]  # the same view in every frame: nothing to line up
+    assert torch.equal(plain(*still), aligned(*still))
+    world = torch.randn(plain.config.latent_channels, 24, 24, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(3))
+    size = plain.config.latent_size
+    moving = make_clip(plain, batch=2, frames=5)
+    for frame in range(5):  # the view moves one cell right per frame
+        moving[0][:, frame] = world[:, 4: 4 + size, 4 + frame: 4 + frame + size]
+    assert not torch.allclose(plain(*moving), aligned(*moving))
+    cache = aligned.new_cache(2, window_frames=8)
+    cached = [aligned.forward_cached(*frames_of(moving, chunk), cache, commit=chunk.stop - chunk.start)
+              for chunk in (slice(0, 2), slice(2, 3), slice(3, 5))]
+    assert torch.allclose(torch.cat(cached, dim=1), aligned(*moving), **TOLERANCE)
+    with pytest.raises(ValueError, match="local_align_history"):
+        dataclasses.replace(plain.config, local_frames=1, local_align_history=True).validate()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from resume_helpers import straight_and_resumed
-from worldsim.training import losses, stages
+from worldsim.training import stages
 from worldsim.training.common import world_config_for
 from worldsim.training.config import ConfigError
 from worldsim.training.event_conditioning import training_texts_for
@@ -170,41 +170,6 @@ def test_anchor_chunks_holds_only_the_first_chunks_of_a_sequence(tiny_data, rand
     assert summary.steps == 4 and record["anchor_chunks"] == 1
     with pytest.raises(ConfigError, match="anchor_chunks"):
         _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0, anchor_chunks=-1)
-
-
-def test_anchor_to_rollout_holds_carried_cells_to_the_rollouts_frame_before(tiny_data, random_world, tmp_path,
-                                                                           monkeypatch):
-    """anchor_to="rollout": the target of a chunk's frame is the frame before it (the context's last
-    for the first frame, then the chunk's own generated frames) moved by the true scroll."""
-    from worldsim.training.delta import DeltaStage
-    from worldsim.training.distributed import DistributedContext
-
-    config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0,
-                           chunks=2, anchor_to="rollout")
-    stage = DeltaStage(config, DistributedContext())
-    seen = []
-    anchor_loss = stage.anchor_loss
-    monkeypatch.setattr(stage, "anchor_loss", lambda frames, target, carried: (
-        seen.append((frames.detach(), target)), anchor_loss(frames, target, carried))[1])
-    history_seen = []
-    chunk_anchor = stage.chunk_anchor
-    monkeypatch.setattr(stage, "chunk_anchor", lambda anchored, scrolls, chunk, chunk_frames, frames, history: (
-        history_seen.append((scrolls[:, chunk_frames], history[:, -1:].clone())),
-        chunk_anchor(anchored, scrolls, chunk, chunk_frames, frames, history))[1])
-    stage.train_step(0)
-    assert len(seen) == 2
-    for (frames, target), (scrolls, last) in zip(seen, history_seen):
-        before = torch.cat([last, frames[:, :-1]], dim=1)
-        assert torch.equal(target, losses.scrolled_frames(before, scrolls))
-        assert not target.requires_grad  # a target, not a second path for the gradient
-    monkeypatch.undo()
-    summary = stages.run_stage("delta", config, tmp_path / "delta")
-    record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
-    assert summary.steps == 4 and record["anchor_to"] == "rollout"
-    with pytest.raises(ConfigError, match="anchor_to"):
-        _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_weight=2.0, anchor_to="ema")
-    with pytest.raises(ConfigError, match="anchor_weight"):
-        _delta_config(tiny_data, random_world, script="clip", context_frames=2, anchor_to="rollout")
 
 
 def _short_dmd_overrides(name: str, tiny_data, random_world) -> list[str]:
@@ -492,6 +457,9 @@ def test_a_grown_transformer_keeps_its_weights_and_refuses_reshaping_changes(ran
         with_grown_transformer(world, [f"local_frames={world.config.transformer.local_frames - 1}"])
     with pytest.raises(ConfigError, match="key=value"):
         with_grown_transformer(world, ["local_positions"])
+    lined_up = with_grown_transformer(world, ["local_align_history=true"])  # inputs change, weights do not
+    assert lined_up.transformer.local.align_history and not world.transformer.local.align_history
+    assert all(torch.equal(old[key], value) for key, value in lined_up.transformer.state_dict().items())
 
 
 @pytest.mark.parametrize("layout", ["teacher_forcing", "bidirectional"])

@@ -104,6 +104,10 @@ class TransformerConfig:
     # a fixed place (the cells beside a player the view is centred on) is something every token
     # can attend to, rather than something found by content. Starts at zero (warm starts exact).
     local_positions: bool = False
+    # Line the older predecessors up with the newest one by the scroll read from the frames
+    # (model/scroll.py), so a map cell's recent past (where an enemy stood four to six frames ago)
+    # sits in that cell whatever the view did. No weights of its own: a warm start changes inputs only.
+    local_align_history: bool = False
 
     @property
     def head_dim(self) -> int:
@@ -131,6 +135,8 @@ class TransformerConfig:
             _require(getattr(self, name) >= 0, f"{prefix}.{name}", "must be >= 0")
         _require(self.local_channels > 0 or self.local_frames == 0, f"{prefix}.local_frames",
                  "previous frames enter through the local path: set local_channels > 0")
+        _require(not self.local_align_history or self.local_frames >= 2, f"{prefix}.local_align_history",
+                 "lines older predecessors up with the newest: needs local_frames >= 2")
         _require(self.mlp_ratio > 0, f"{prefix}.mlp_ratio", "must be positive")
         _require(self.rope_base > 1, f"{prefix}.rope_base", "must be > 1")
         _require_at_most(self, prefix, {

@@ -9,7 +9,8 @@ resolution whose input is
     [noisy latent x_f ; previous latents x_{f-1..f-K} ; their noise levels ; one-hot a_{f-1}]
 
 plus the previous latents convolved with a kernel chosen by the action (`ActionConv`) and,
-optionally, a learned vector per cell (absolute position), and the
+optionally, a learned vector per cell (absolute position), the older previous latents optionally
+lined up with the newest by the scroll read from them (`scroll.align_predecessors`), and the
 velocity leaves through a conv *head* that adds the transformer's output back onto the
 stem's features (a skip at full resolution). The transformer in between attends over patch tokens
 and the kv cache: it carries what the local path cannot see (memory of tiles that left the view,
@@ -25,6 +26,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional
+
+from worldsim.model.scroll import align_predecessors
 
 
 def previous_frames(latents: Tensor, sigma: Tensor, history: Tensor | None = None,
@@ -128,9 +131,11 @@ class LocalPath(nn.Module):
     """Conv stem (latents → patch tokens) and conv head (tokens → velocity) at latent resolution."""
 
     def __init__(self, latent_channels: int, num_actions: int, previous: int, width: int,
-                 blocks: int, patch_size: int, dim: int, action_conv: bool = True, position_cells: int = 0) -> None:
+                 blocks: int, patch_size: int, dim: int, action_conv: bool = True, position_cells: int = 0,
+                 align_history: bool = False) -> None:
         super().__init__()
         self.previous = previous
+        self.align_history = align_history
         self.num_action_rows = num_actions + 1  # + NO_ACTION
         self.patch_size = patch_size
         inputs = latent_channels * (1 + previous) + previous + self.num_action_rows
@@ -158,6 +163,8 @@ class LocalPath(nn.Module):
         """
         height, width = latents.shape[-2:]
         cells = (height, width)
+        if self.align_history:
+            previous = align_predecessors(previous)
         sigma_maps = previous_sigma.to(latents.dtype)[..., None, None].expand(*previous_sigma.shape, *cells)
         action_maps = functional.one_hot(actions, self.num_action_rows).to(latents.dtype)
         action_maps = action_maps[..., None, None].expand(*action_maps.shape, *cells)

@@ -127,7 +127,8 @@ class CausalTransformer(nn.Module):
             self.local = LocalPath(config.latent_channels, config.num_actions, config.local_frames,
                                    config.local_channels, config.local_blocks, config.patch_size, dim,
                                    config.local_action_conv,
-                                   config.latent_size if config.local_positions else 0)
+                                   config.latent_size if config.local_positions else 0,
+                                   config.local_align_history)
         else:
             self.patch_embed = nn.Linear(config.patch_dim, dim)
         self.sigma_embed = SigmaEmbedding(dim)

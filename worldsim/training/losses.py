@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldsim.model.flow import expand_sigma
+from worldsim.model.scroll import best_scroll, scroll_distances, shifted_cells
 
 __all__ = [
     "per_sample_norm",
@@ -133,18 +134,6 @@ def switch_weight(event_ids: Tensor, strength: float) -> Tensor:
     return raw / raw.mean()
 
 
-def _shifted_cells(frames: Tensor, dx: int, dy: int) -> tuple[Tensor, Tensor]:
-    """Frames `[B, C, h, w]` moved so that cell (r, c) holds cell (r + dy, c + dx); and where that
-    cell exists (bool `[h, w]`). Cells from outside the frame are zero."""
-    height, width = frames.shape[-2:]
-    moved = torch.zeros_like(frames)
-    inside = torch.zeros(height, width, dtype=torch.bool, device=frames.device)
-    rows, cols = slice(max(-dy, 0), height - max(dy, 0)), slice(max(-dx, 0), width - max(dx, 0))
-    moved[..., rows, cols] = frames[..., max(dy, 0): height + min(dy, 0), max(dx, 0): width + min(dx, 0)]
-    inside[rows, cols] = True
-    return moved, inside
-
-
 def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05, max_shift: int = 1,
                   across_restyles: bool = False) -> Tensor:
     """bool `[B, F - context_frames, h, w]`: the cells of every frame after the context whose content
@@ -168,7 +157,7 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
     known = torch.ones(batch, height, width, dtype=torch.bool, device=latents.device)
     rows = torch.arange(batch, device=latents.device)
     for index, frame in enumerate(range(context_frames, num_frames)):
-        shifts, distance, medians, best = _best_scroll(latents[:, frame], latents[:, frame - 1], max_shift)
+        shifts, distance, medians, best = best_scroll(latents[:, frame], latents[:, frame - 1], max_shift)
         source = _scroll_rows(known.float(), shifts, best, outside=0.0) > 0.5
         carried[:, index] = (distance[best, rows] < tolerance) & source  # NaN (outside) compares False
         known = carried[:, index]
@@ -176,58 +165,6 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
             restyled = medians[best, rows] >= tolerance  # [B]
             known = known | restyled[:, None, None]
     return carried
-
-
-def scroll_indices(latents: Tensor, context_frames: int, max_shift: int = 1) -> Tensor:
-    """long `[B, F - context_frames]`: per frame after the context, the global shift (an index into
-    `scroll_shifts(max_shift)`) that moves the frame before onto it, chosen as `carried_cells` does."""
-    if context_frames < 1:
-        raise ValueError("scroll_indices needs context_frames >= 1: the first frame has no frame before it")
-    best = [_best_scroll(latents[:, frame], latents[:, frame - 1], max_shift)[3]
-            for frame in range(context_frames, latents.shape[1])]
-    if not best:
-        return torch.zeros(latents.shape[0], 0, dtype=torch.long, device=latents.device)
-    return torch.stack(best, dim=1)
-
-
-def scrolled_frames(frames: Tensor, indices: Tensor, max_shift: int = 1) -> Tensor:
-    """Latents `[B, F, C, h, w]`, frame (row, f) moved by the shift `scroll_shifts(max_shift)[indices[row, f]]`
-    (`scroll_indices`): where each cell would be one frame later if the view only scrolled.
-    Cells from outside the frame are zero."""
-    shifts, flat = scroll_shifts(max_shift), frames.flatten(0, 1)
-    best = indices.flatten()
-    scrolled = torch.zeros_like(flat)
-    for index, (dx, dy) in enumerate(shifts):
-        rows = best == index
-        if rows.any():
-            scrolled[rows] = _shifted_cells(flat[rows], dx, dy)[0]
-    return scrolled.view_as(frames)
-
-
-def scroll_shifts(max_shift: int) -> list[tuple[int, int]]:
-    """Every global shift (dx, dy) of up to `max_shift` cells, in the order scroll indices count them."""
-    return [(dx, dy) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
-
-
-def _best_scroll(frame: Tensor, previous: Tensor,
-                 max_shift: int) -> tuple[list[tuple[int, int]], Tensor, Tensor, Tensor]:
-    """The shifts, their per-cell distances `[S, B, h, w]` and medians `[S, B]`, and per row the
-    shift of smallest median (long `[B]`), of `frame` against `previous` (`[B, C, h, w]`)."""
-    shifts, distance = _scroll_distances(frame, previous, max_shift)
-    medians = distance.flatten(2).nanmedian(dim=2).values
-    return shifts, distance, medians, medians.argmin(dim=0)
-
-
-def _scroll_distances(frame: Tensor, previous: Tensor, max_shift: int) -> tuple[list[tuple[int, int]], Tensor]:
-    """Every global shift of up to `max_shift` cells, and per shift the channel-mean squared distance
-    of each cell of `frame` `[B, C, h, w]` to `previous` moved by it (`[S, B, h, w]`, NaN where the
-    cell comes from outside the frame)."""
-    shifts = scroll_shifts(max_shift)
-    distances = []
-    for dx, dy in shifts:
-        moved, inside = _shifted_cells(previous, dx, dy)
-        distances.append((frame - moved).pow(2).mean(dim=1).masked_fill(~inside, float("nan")))
-    return shifts, torch.stack(distances)
 
 
 def sprite_cells(cells: Tensor, hold_frames: int = 0, tolerance: float = 0.02, max_share: float = 0.25,
@@ -258,7 +195,7 @@ def sprite_cells(cells: Tensor, hold_frames: int = 0, tolerance: float = 0.02, m
     age = torch.full((batch, height, width), never, device=cells.device)  # frames since the cell last changed
     rows = torch.arange(batch, device=cells.device)
     for frame in range(1, num_frames):
-        shifts, distance = _scroll_distances(cells[:, frame], cells[:, frame - 1], max_shift)
+        shifts, distance = scroll_distances(cells[:, frame], cells[:, frame - 1], max_shift)
         changed = distance >= tolerance  # NaN (outside) compares False
         share = changed.flatten(2).float().sum(2) / (~distance.isnan()).flatten(2).sum(2).clamp_min(1)  # [S, B]
         best = share.argmin(dim=0)
@@ -277,7 +214,7 @@ def _scroll_rows(values: Tensor, shifts: list[tuple[int, int]], best: Tensor, ou
     for index, (dx, dy) in enumerate(shifts):
         rows = best == index
         if rows.any():
-            moved, inside = _shifted_cells(values[rows], dx, dy)
+            moved, inside = shifted_cells(values[rows], dx, dy)
             scrolled[rows] = moved.masked_fill(~inside, outside)
     return scrolled
 

@@ -32,14 +32,13 @@ from worldsim.training.common import save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext, broadcast_choice
 from worldsim.training.distribution_matching import ScoredWindow
-from worldsim.training.dmd import DMDConfig, DMDStage, RolloutConditions, TrueClip
+from worldsim.training.dmd import DMDConfig, DMDStage, RolloutConditions
 from worldsim.training.self_rollout import Anchor
 from worldsim.training.trainer import TrainSummary
 
 __all__ = ["StreamConfig", "StreamStage", "sticky_actions", "switched_event_ids", "chunks_since_switch"]
 
 SCRIPTS = ("random", "clip")
-ANCHOR_TARGETS = ("truth", "rollout")
 
 
 @dataclass
@@ -60,11 +59,6 @@ class StreamConfig(DMDConfig):
     # follows the clip; later chunks, whose carried cells a drifted rollout may not determine, are
     # left to the scores. 0 = every chunk.
     anchor_chunks: int = 0
-    # What the anchor holds a carried cell to: "truth", the true frame's cell; "rollout", the cell
-    # the rollout itself showed there the frame before, moved by the true scroll (no gradient), so a
-    # sprite the generator keeps where the truth has none is held rather than painted out, while
-    # the map the rollout carries still may not change.
-    anchor_to: str = "truth"
     steps: int = 1000
     batch_size: int = 4
 
@@ -80,10 +74,6 @@ class StreamConfig(DMDConfig):
             raise ConfigError("anchor_weight needs script=clip: only a real clip has true frames to anchor to")
         if self.teacher_forcing.weight and self.script != "clip":
             raise ConfigError("teacher_forcing.weight needs script=clip: the term trains on the real clip")
-        if self.anchor_to not in ANCHOR_TARGETS:
-            raise ConfigError(f"anchor_to must be one of {ANCHOR_TARGETS}, got {self.anchor_to!r}")
-        if self.anchor_to != "truth" and not self.anchor_weight:
-            raise ConfigError("anchor_to needs anchor_weight > 0: it says what the anchor holds the cells to")
         if self.anchor_chunks < 0:
             raise ConfigError(f"anchor_chunks must be >= 0, got {self.anchor_chunks}")
         if self.anchor_motion_margin < -1:
@@ -205,7 +195,6 @@ class StreamStage(DMDStage):
         pending, history = self.context_start(clip, conditions)
         true_clip = self.true_clip(clip)
         anchored, spared = self.carried_truth(true_clip), self.sprite_spared(true_clip)
-        scrolls = self.true_scrolls(true_clip)
         # Once per sequence, with the first chunk's update: the term reads the whole clip.
         teacher_forcing, teacher_forcing_metrics = self.teacher_forcing_loss(true_clip, conditions)
         since_switch = chunks_since_switch(event_ids, config.context_frames, config.frames)
@@ -220,7 +209,7 @@ class StreamStage(DMDStage):
             overlap = None if history is None or config.overlap_frames == 0 else history[:, -config.overlap_frames:]
             window = slice(start - (0 if overlap is None else overlap.shape[1]), new.stop)
             chunk_frames = slice(chunk * config.frames, (chunk + 1) * config.frames)  # counted after the context
-            truth, carried = self.chunk_anchor(anchored, scrolls, chunk, chunk_frames, result.frames, history)
+            truth, carried = self.chunk_anchor(anchored, chunk, chunk_frames, result.frames, history)
             scored = self.scores.score(result.frames, overlap, *conditions.window(window),
                                        self.dmd_cells(carried, self.frames_of(spared, chunk_frames)))
             loss, metrics = self.chunk_loss(scored, result.frames, history, result.anchor_frames, since_switch[chunk])
@@ -237,31 +226,18 @@ class StreamStage(DMDStage):
             history = recent if history is None else torch.cat([history, recent], dim=1)[:, -self.history_frames():]
         return {key: sum(values) / len(values) for key, values in totals.items()}
 
-    def chunk_anchor(self, anchored: tuple[Tensor, Tensor] | None, scrolls: Tensor | None, chunk: int,
-                     chunk_frames: slice, frames: Tensor, history: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
-        """The latents the anchor holds chunk `chunk` to and the cells it holds (`chunk_frames` after the
+    def chunk_anchor(self, anchored: tuple[Tensor, Tensor] | None, chunk: int, chunk_frames: slice, frames: Tensor,
+                     history: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        """The true latents and the cells the anchor holds in chunk `chunk` (`chunk_frames` after the
         context; its generated `frames` after the clean `history`), or Nones: none past
-        `anchor_chunks`, and not the cells where the rollout moves (`anchor_motion_margin`); with
-        `anchor_to="rollout"` the target is the rollout's frame before moved by the true `scrolls`."""
+        `anchor_chunks`, and not the cells where the rollout moves (`anchor_motion_margin`)."""
         config = self.config
         if config.anchor_chunks and chunk >= config.anchor_chunks:
             return None, None
         truth, carried = self.anchored_frames(anchored, chunk_frames)
         if carried is not None and config.anchor_motion_margin >= 0:
             carried = carried & ~self.generated_motion(frames, history)
-        if truth is not None and scrolls is not None:
-            before = torch.cat([history[:, -1:], frames[:, :-1]], dim=1).detach()
-            truth = losses.scrolled_frames(before, scrolls[:, chunk_frames])
         return truth, carried
-
-    def true_scrolls(self, truth: TrueClip | None) -> Tensor | None:
-        """long `[B, F]` after the context: the true clip's scroll into each frame
-        (`losses.scroll_indices`), which `anchor_to="rollout"` moves the rollout's frames by; None
-        otherwise."""
-        if truth is None or self.config.anchor_to != "rollout" or not self.config.anchor_weight:
-            return None
-        with torch.no_grad():
-            return losses.scroll_indices(truth.latents, self.config.context_frames)
 
     def generated_motion(self, frames: Tensor, history: Tensor | None) -> Tensor:
         """bool `[B, F, h, w]`: the cells within `anchor_motion_margin` of where the generated chunk
@@ -297,8 +273,6 @@ class StreamStage(DMDStage):
             record["anchor_motion_margin"] = config.anchor_motion_margin
         if config.anchor_chunks:
             record["anchor_chunks"] = config.anchor_chunks
-        if config.anchor_to != "truth":
-            record["anchor_to"] = config.anchor_to
         return record
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:

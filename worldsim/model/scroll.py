@@ -1,0 +1,89 @@
+"""The view's scroll between latent frames: which global shift moves one frame onto the next.
+
+In a top-down world that follows its player, a move shifts the whole view by one tile, which is
+one latent cell. These pure tensor functions find that shift from the frames themselves (the
+shift under which the median cell changes least, so sprites and animated cells do not sway it)
+and move frames by it. The training losses use them to tell carried map from new content; the
+local path uses them to line its older predecessors up with the newest one, so that a cell's
+recent past sits in the same cell whatever the view did.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def scroll_shifts(max_shift: int) -> list[tuple[int, int]]:
+    """Every global shift (dx, dy) of up to `max_shift` cells, in the order scroll indices count them."""
+    return [(dx, dy) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+
+
+def shifted_cells(frames: Tensor, dx: int, dy: int) -> tuple[Tensor, Tensor]:
+    """Frames `[B, C, h, w]` moved so that cell (r, c) holds cell (r + dy, c + dx); and where that
+    cell exists (bool `[h, w]`). Cells from outside the frame are zero."""
+    height, width = frames.shape[-2:]
+    moved = torch.zeros_like(frames)
+    inside = torch.zeros(height, width, dtype=torch.bool, device=frames.device)
+    rows, cols = slice(max(-dy, 0), height - max(dy, 0)), slice(max(-dx, 0), width - max(dx, 0))
+    moved[..., rows, cols] = frames[..., max(dy, 0): height + min(dy, 0), max(dx, 0): width + min(dx, 0)]
+    inside[rows, cols] = True
+    return moved, inside
+
+
+def scroll_distances(frame: Tensor, previous: Tensor, max_shift: int) -> tuple[list[tuple[int, int]], Tensor]:
+    """Every global shift of up to `max_shift` cells, and per shift the channel-mean squared distance
+    of each cell of `frame` `[B, C, h, w]` to `previous` moved by it (`[S, B, h, w]`, NaN where the
+    cell comes from outside the frame)."""
+    shifts = scroll_shifts(max_shift)
+    distances = []
+    for dx, dy in shifts:
+        moved, inside = shifted_cells(previous, dx, dy)
+        distances.append((frame - moved).pow(2).mean(dim=1).masked_fill(~inside, float("nan")))
+    return shifts, torch.stack(distances)
+
+
+def best_scroll(frame: Tensor, previous: Tensor,
+                max_shift: int) -> tuple[list[tuple[int, int]], Tensor, Tensor, Tensor]:
+    """The shifts, their per-cell distances `[S, B, h, w]` and medians `[S, B]`, and per row the
+    shift of smallest median (long `[B]`), of `frame` against `previous` (`[B, C, h, w]`)."""
+    shifts, distance = scroll_distances(frame, previous, max_shift)
+    medians = distance.flatten(2).nanmedian(dim=2).values
+    return shifts, distance, medians, medians.argmin(dim=0)
+
+
+def translate(frames: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
+    """Frames `[N, C, h, w]`, each moved by its own whole-cell shift (long `[N]` each) as
+    `shifted_cells` moves them: cell (r, c) holds cell (r + dy, c + dx), zero from outside."""
+    count, _, height, width = frames.shape
+    rows = torch.arange(height, device=frames.device)[None] + dy[:, None]  # [N, h]
+    cols = torch.arange(width, device=frames.device)[None] + dx[:, None]  # [N, w]
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    picked = frames[torch.arange(count, device=frames.device)[:, None, None], :,
+                    rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None, :]]  # [N, h, w, C]
+    return picked.permute(0, 3, 1, 2) * inside[:, None].to(frames.dtype)
+
+
+def align_predecessors(previous: Tensor, max_shift: int = 1) -> Tensor:
+    """Predecessors `[B, F, K, C, h, w]` (most recent first) with every older one moved into the
+    newest one's view: the scroll between each neighbouring pair (`best_scroll`; a tie, as between
+    two unknown zero frames, counts as no scroll) summed from the newest back.
+
+    Why: an enemy's next step depends on where it stood four to six frames ago; while the view
+    scrolls, that place drifts by a cell a frame across the stacked predecessors, out of reach of a
+    small convolution. Lined up, a map cell's recent past is in the cell itself.
+    """
+    batch, frames, count = previous.shape[:3]
+    if count < 2:
+        return previous
+    flat = previous.flatten(0, 1)  # [N, K, C, h, w]
+    shifts = torch.tensor(scroll_shifts(max_shift), device=previous.device)  # [S, 2]
+    tie_break = 1e-6 * shifts.abs().sum(dim=1).to(previous.dtype)  # prefer the smaller shift on a tie
+    steps = []
+    for older in range(1, count):
+        _, _, medians, _ = best_scroll(flat[:, older - 1], flat[:, older], max_shift)
+        steps.append(shifts[(medians + tie_break[:, None]).argmin(dim=0)])  # [N, 2]
+    totals = torch.stack(steps, dim=1).cumsum(dim=1)  # [N, K-1, 2]: scroll from predecessor k to the newest
+    older = flat[:, 1:].flatten(0, 1)
+    moved = translate(older, totals[..., 0].flatten(), totals[..., 1].flatten())
+    aligned = torch.cat((flat[:, :1], moved.view(flat.shape[0], count - 1, *flat.shape[2:])), dim=1)
+    return aligned.view_as(previous)
