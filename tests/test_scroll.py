@@ -27,12 +27,13 @@ def test_translate_moves_each_frame_by_its_own_shift_as_shifted_cells_does():
     assert torch.equal(mixed[1], frames[1]) and torch.equal(mixed[0], scroll.shifted_cells(frames[:1], 1, 0)[0][0])
 
 
-def test_best_scroll_finds_the_move_despite_a_stepping_sprite():
+def test_both_scroll_readers_find_the_move_despite_a_stepping_sprite():
     view = scrolling_view([(1, 0), (0, -1)])
     view[2, :, 3, 1] += 5.0  # a sprite steps in
     for frame, expected in ((1, (1, 0)), (2, (0, -1))):
         shifts, _, _, best = scroll.best_scroll(view[frame:frame + 1], view[frame - 1:frame], 1)
         assert shifts[int(best)] == expected
+        assert scroll.interior_scrolls(view[frame:frame + 1], view[frame - 1:frame]).tolist() == [list(expected)]
 
 
 def test_aligned_predecessors_show_each_map_cell_where_the_newest_shows_it():

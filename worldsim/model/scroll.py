@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn import functional
 
 
 def scroll_shifts(max_shift: int) -> list[tuple[int, int]]:
@@ -63,27 +64,47 @@ def translate(frames: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
     return picked.permute(0, 3, 1, 2) * inside[:, None].to(frames.dtype)
 
 
+def interior_scrolls(frames: Tensor, previous: Tensor, max_shift: int = 1) -> Tensor:
+    """long `[N, 2]`: per row the shift (dx, dy) of up to `max_shift` cells that moves `previous`
+    onto `frames` (`[N, C, h, w]`), by the smallest median cell distance over every other interior
+    cell in each axis (interior: `max_shift` from the border, which every shift can compare; a
+    quarter of them is plenty for one global shift); on a tie (two unknown zero frames, a still
+    view) the smaller shift.
+
+    `best_scroll`'s choice on the whole frame, made in one pass over all rows and shifts: the local
+    path runs it on every forward, where a loop of small tensor operations per shift and pair would
+    cost as much as a generator pass.
+    """
+    count, channels = frames.shape[:2]
+    size = 2 * max_shift + 1
+    # Every size×size neighbourhood of `previous` around every other interior cell: [N, C, S, cells],
+    # entry s of cell (r, c) holding previous (r + dy, c + dx) for shift s = (dx, dy).
+    windows = functional.unfold(previous, size, stride=2).view(count, channels, size * size, -1)
+    inner = frames[..., max_shift: frames.shape[-2] - max_shift: 2, max_shift: frames.shape[-1] - max_shift: 2]
+    distances = (windows - inner.flatten(2)[:, :, None]).pow(2).mean(dim=1)  # [N, S, cells]
+    medians = distances.median(dim=2).values.T  # [S, N]
+    table = torch.tensor(scroll_shifts(max_shift), device=frames.device)
+    tie_break = 1e-6 * table.abs().sum(dim=1).to(medians.dtype)
+    return table[(medians + tie_break[:, None]).argmin(dim=0)]
+
+
 def align_predecessors(previous: Tensor, max_shift: int = 1) -> Tensor:
     """Predecessors `[B, F, K, C, h, w]` (most recent first) with every older one moved into the
-    newest one's view: the scroll between each neighbouring pair (`best_scroll`; a tie, as between
-    two unknown zero frames, counts as no scroll) summed from the newest back.
+    newest one's view: the scroll between each neighbouring pair (`interior_scrolls`) summed from
+    the newest back.
 
     Why: an enemy's next step depends on where it stood four to six frames ago; while the view
     scrolls, that place drifts by a cell a frame across the stacked predecessors, out of reach of a
     small convolution. Lined up, a map cell's recent past is in the cell itself.
     """
-    batch, frames, count = previous.shape[:3]
+    count = previous.shape[2]
     if count < 2:
         return previous
     flat = previous.flatten(0, 1)  # [N, K, C, h, w]
-    shifts = torch.tensor(scroll_shifts(max_shift), device=previous.device)  # [S, 2]
-    tie_break = 1e-6 * shifts.abs().sum(dim=1).to(previous.dtype)  # prefer the smaller shift on a tie
-    steps = []
-    for older in range(1, count):
-        _, _, medians, _ = best_scroll(flat[:, older - 1], flat[:, older], max_shift)
-        steps.append(shifts[(medians + tie_break[:, None]).argmin(dim=0)])  # [N, 2]
-    totals = torch.stack(steps, dim=1).cumsum(dim=1)  # [N, K-1, 2]: scroll from predecessor k to the newest
-    older = flat[:, 1:].flatten(0, 1)
+    rows = flat.shape[0]
+    newer, older = flat[:, :-1].flatten(0, 1), flat[:, 1:].flatten(0, 1)
+    steps = interior_scrolls(newer, older, max_shift).view(rows, count - 1, 2)
+    totals = steps.cumsum(dim=1)  # [N, K-1, 2]: scroll from predecessor k to the newest
     moved = translate(older, totals[..., 0].flatten(), totals[..., 1].flatten())
-    aligned = torch.cat((flat[:, :1], moved.view(flat.shape[0], count - 1, *flat.shape[2:])), dim=1)
+    aligned = torch.cat((flat[:, :1], moved.view(rows, count - 1, *flat.shape[2:])), dim=1)
     return aligned.view_as(previous)
