@@ -60,7 +60,7 @@ def test_switch_weight_lifts_the_frame_where_the_event_changes_and_keeps_the_bat
     assert torch.all(L.switch_weight(torch.zeros(2, 3, dtype=torch.long), 7.0) == 1)  # no switch: plain mean
 
 
-def _scrolling_clip(steps: list[tuple[int, int]], size: int = 6, channels: int = 3) -> torch.Tensor:
+def scrolling_clip(steps: list[tuple[int, int]], size: int = 6, channels: int = 3) -> torch.Tensor:
     """Latents `[1, F, C, size, size]` of a view over a random map that moves by `steps` (dx, dy)."""
     world = torch.randn(channels, 3 * size, 3 * size, generator=torch.Generator().manual_seed(0))
     x = y = size
@@ -72,7 +72,7 @@ def _scrolling_clip(steps: list[tuple[int, int]], size: int = 6, channels: int =
 
 
 def test_carried_cells_follow_the_scroll_and_drop_new_strips_and_changed_cells():
-    latents = _scrolling_clip([(1, 0), (1, 0), (0, 0)])  # two moves right, then still
+    latents = scrolling_clip([(1, 0), (1, 0), (0, 0)])  # two moves right, then still
     latents[0, 2, :, 3, 1] += 5.0  # a sprite steps into cell (3, 1) of frame 2
     carried = L.carried_cells(latents, context_frames=1)
     assert carried.shape == (1, 3, 6, 6) and carried.dtype == torch.bool
@@ -84,7 +84,7 @@ def test_carried_cells_follow_the_scroll_and_drop_new_strips_and_changed_cells()
 
 
 def test_carried_cells_stop_at_a_restyle_and_need_a_context():
-    latents = _scrolling_clip([(0, 1), (0, 1), (0, 1)])
+    latents = scrolling_clip([(0, 1), (0, 1), (0, 1)])
     latents[0, 2] = latents[0, 2] * 0.5 + 1.0  # the event switches: every cell changes
     carried = L.carried_cells(latents, context_frames=1)
     assert carried[0, 0, :5].all() and not carried[0, 0, 5].any()  # moved down: bottom row is new
@@ -94,7 +94,7 @@ def test_carried_cells_stop_at_a_restyle_and_need_a_context():
 
 
 def test_carried_cells_across_restyles_start_again_from_the_restyled_frame():
-    latents = _scrolling_clip([(0, 1), (0, 1), (0, 1), (0, 0)])
+    latents = scrolling_clip([(0, 1), (0, 1), (0, 1), (0, 0)])
     latents[0, 2:] = latents[0, 2:] * 0.5 + 1.0  # the event switches into frame 2 and stays
     plain = L.carried_cells(latents, context_frames=1)
     across = L.carried_cells(latents, context_frames=1, across_restyles=True)
@@ -105,7 +105,7 @@ def test_carried_cells_across_restyles_start_again_from_the_restyled_frame():
 
 
 def test_sprite_cells_are_where_a_sprite_arrived_or_left_with_the_scroll_taken_out():
-    latents = _scrolling_clip([(1, 0), (1, 0), (0, 0)])  # two moves right, then still
+    latents = scrolling_clip([(1, 0), (1, 0), (0, 0)])  # two moves right, then still
     latents[0, 2, :, 3, 1] += 5.0  # a sprite steps into cell (3, 1) of frame 2 ...
     latents[0, 3, :, 3, 1] = latents[0, 2, :, 3, 1]  # ... and holds there in frame 3
     cells = L.sprite_cells(latents)
@@ -146,14 +146,14 @@ def test_pixel_cells_put_each_patch_in_the_channels_of_its_cell():
 
 
 def test_weight_on_cells_lifts_sprite_cells_and_keeps_the_batch_mean_at_one():
-    latents = _scrolling_clip([(0, 0), (0, 0)])
+    latents = scrolling_clip([(0, 0), (0, 0)])
     latents[0, 1:, :, 0, 0] += 5.0  # a sprite appears in frame 1 and stays
     weight = L.weight_on_cells(L.sprite_cells(latents), strength=9.0)
     assert weight.shape == (1, 3, 1, 6, 6)
     # raw 10 on one cell of 108, 1 elsewhere: mean (107 + 10) / 108
     torch.testing.assert_close(weight[0, 1, 0, 0, 0], torch.tensor(10 / (117 / 108)))
     torch.testing.assert_close(weight.mean(), torch.tensor(1.0))
-    assert torch.all(L.weight_on_cells(L.sprite_cells(_scrolling_clip([(1, 0)])), 9.0) == 1)  # a plain scroll
+    assert torch.all(L.weight_on_cells(L.sprite_cells(scrolling_clip([(1, 0)])), 9.0) == 1)  # a plain scroll
 
 
 def test_carried_region_loss_counts_only_carried_cells_per_element_of_the_frame():

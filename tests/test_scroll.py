@@ -5,16 +5,7 @@ import torch
 
 from worldsim.model import scroll
 
-
-def scrolling_view(steps: list[tuple[int, int]], size: int = 6, channels: int = 3) -> torch.Tensor:
-    """Frames `[F, C, size, size]` of a view over a random map that moves by `steps` (dx, dy)."""
-    world = torch.randn(channels, 4 * size, 4 * size, generator=torch.Generator().manual_seed(0))
-    x = y = size
-    frames = [world[:, y: y + size, x: x + size]]
-    for dx, dy in steps:
-        x, y = x + dx, y + dy
-        frames.append(world[:, y: y + size, x: x + size])
-    return torch.stack(frames).clone()
+from test_losses import scrolling_clip  # latents of a view moving over a random map
 
 
 def test_translate_moves_each_frame_by_its_own_shift_as_shifted_cells_does():
@@ -28,7 +19,7 @@ def test_translate_moves_each_frame_by_its_own_shift_as_shifted_cells_does():
 
 
 def test_both_scroll_readers_find_the_move_despite_a_stepping_sprite():
-    view = scrolling_view([(1, 0), (0, -1)])
+    view = scrolling_clip([(1, 0), (0, -1)])[0]
     view[2, :, 3, 1] += 5.0  # a sprite steps in
     for frame, expected in ((1, (1, 0)), (2, (0, -1))):
         shifts, _, _, best = scroll.best_scroll(view[frame:frame + 1], view[frame - 1:frame], 1)
@@ -37,7 +28,7 @@ def test_both_scroll_readers_find_the_move_despite_a_stepping_sprite():
 
 
 def test_aligned_predecessors_show_each_map_cell_where_the_newest_shows_it():
-    view = scrolling_view([(1, 0), (1, 0), (0, 1), (0, 0)])  # right, right, down, still
+    view = scrolling_clip([(1, 0), (1, 0), (0, 1), (0, 0)])[0]  # right, right, down, still
     previous = view.flip(0)[None, None]  # [1, 1, K=5, C, h, w], most recent first
     aligned = scroll.align_predecessors(previous)
     assert aligned.shape == previous.shape and torch.equal(aligned[0, 0, 0], previous[0, 0, 0])
@@ -52,7 +43,7 @@ def test_aligned_predecessors_show_each_map_cell_where_the_newest_shows_it():
 
 
 def test_unknown_and_still_predecessors_stay_where_they_are():
-    view = scrolling_view([(0, 0), (0, 0)])
+    view = scrolling_clip([(0, 0), (0, 0)])[0]
     previous = torch.cat((view.flip(0), torch.zeros(2, *view.shape[1:])))[None, None]  # 2 unknown, oldest
     assert torch.equal(scroll.align_predecessors(previous), previous)
     single = previous[:, :, :1]

@@ -74,7 +74,7 @@ def interior_scrolls(frames: Tensor, previous: Tensor, max_shift: int = 1) -> Te
 
     The reading `best_scroll` makes over the whole frame, made on fewer cells and in one pass over
     all rows and shifts: the local path runs it on every forward, where a loop of small tensor
-    operations per shift and pair cost 5 ms a frame at batch 1 (this: under 1 ms).
+    operations per shift and pair would cost a large share of a frame at batch 1.
     """
     count, channels = frames.shape[:2]
     size = 2 * max_shift + 1
