@@ -4,7 +4,7 @@ import pytest
 
 from worldsim.eval import metrics, regions
 from worldsim.eval.memory_test import memory_agreement
-from worldsim.eval.rollout_measures import ENEMY, enemies_kept_next_frame, step_bands
+from worldsim.eval.rollout_measures import ENEMY, enemies_kept_next_frame, rollout_inverse_dynamics, step_bands
 from worldsim.eval.targets import check_targets
 
 
@@ -215,3 +215,25 @@ def test_enemies_kept_tell_holders_from_steppers():
     assert found["teacher_forced_enemies_kept"] == {"holding": 1.0, "stepping": 0.0}
     low, high = found["teacher_forced_enemies_kept_ci95"]["stepping"]
     assert low == 0.0 < high < 1.0
+
+
+def test_rollout_inverse_dynamics_tells_where_the_misses_sit():
+    from types import SimpleNamespace
+
+    # 4 rollouts of 3 frames, every step a move right (action 4); the probe reads a pair as that move
+    # when the frames differ and as noop when they are equal (a view that did not scroll).
+    actions = np.full((4, 2), 4, dtype=np.int64)
+    truth_frames = np.arange(4 * 3, dtype=np.float32).reshape(4, 3, 1, 1, 1)
+    generated_frames = truth_frames.copy()
+    generated_frames[1, 2] = generated_frames[1, 1]  # rollout 1 stops scrolling at its last step
+    probes = SimpleNamespace(infer_actions=lambda before, after: np.where((before == after).reshape(len(before), -1)
+                                                                          .all(axis=1), 0, 4))
+    truth = SimpleNamespace(frames=truth_frames, moved=np.ones((4, 3), bool), alive=np.ones((4, 3), bool))
+    found = rollout_inverse_dynamics(probes, actions, truth, SimpleNamespace(frames=generated_frames), (1, 2))
+    assert found["accuracy"] == {"1": 1.0, "2": 0.75}
+    assert found["pairs"] == {"1": 4, "2": 4}
+    assert found["rollouts_with_pairs"]["2"] == 4 and found["rollouts_with_misses"] == {"1": 0, "2": 1}
+    assert found["misses_read_as_noop"]["2"] == 1.0 and np.isnan(found["misses_read_as_noop"]["1"])
+    assert found["truth_accuracy"]["2"] == 1.0
+    low, high = found["accuracy_ci95_by_rollout"]["2"]
+    assert low < 0.75 <= high

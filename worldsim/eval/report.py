@@ -282,13 +282,24 @@ def _control_section(metrics: dict[str, Any]) -> list[str]:
                  (f"walls kept shut for all {frames} frames of a push",
                   _interval(collision["held_wall_kept_share"], collision["held_wall_kept_share_ci95"]))]
     rows += [(f"IDM along rollouts, {_band_label(list(rollout['accuracy']), band)} ({rollout['pairs'][band]} pairs)",
-              f"{_interval(value, rollout['accuracy_ci95'][band])} (real {_percent(rollout['truth_accuracy'][band])})")
+              f"{_interval(value, rollout['accuracy_ci95'][band])} (real {_percent(rollout['truth_accuracy'][band])})"
+              + _rollout_misses(rollout, band))
              for band, value in rollout["accuracy"].items()]
     return ["## Control: action branches, walls, inverse dynamics", "",
             f"From {branch['contexts']} true contexts of {branch['context_frames']} frames, the next frame under every "
             "action with the same noise. A world that ignores its actions has a move spread far below its seed spread, "
             "no wrong-move penalty, and reads walls and still frames as noop for the wrong reason: read the collision "
             "shares together with the IDM on moved pairs.", "", *_table(rows, _WITH_INTERVAL)]
+
+
+def _rollout_misses(rollout: dict[str, Any], band: str) -> str:
+    """Where a band's IDM misses sit: how many rollouts, the interval over rollouts, how many read noop."""
+    if "rollouts_with_misses" not in rollout:  # metrics written before these entries lack them
+        return ""
+    noop = rollout["misses_read_as_noop"][band]
+    return (f"; misses in {rollout['rollouts_with_misses'][band]} of {rollout['rollouts_with_pairs'][band]} rollouts"
+            f", over rollouts {_interval(rollout['accuracy'][band], rollout['accuracy_ci95_by_rollout'][band])}"
+            + ("" if math.isnan(noop) else f", {_percent(noop)} of misses read as noop"))
 
 
 def _memory_and_sprites_section(metrics: dict[str, Any]) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from worldsim.eval import metrics, regions
+from worldsim.eval.branch_contexts import NOOP
 from worldsim.eval.truth import TRUTH
 
 TILE_PIXELS = 4
@@ -178,19 +179,48 @@ def enemies_kept_next_frame(truth, forced_tiles: np.ndarray) -> dict[str, Any]:
 
 
 def rollout_inverse_dynamics(probes, actions: np.ndarray, truth, generated, steps: tuple[int, ...]) -> dict[str, Any]:
-    """IDM accuracy on generated pairs (frame t - 1, frame t) where the true player moved, by band of t."""
+    """IDM accuracy on generated pairs (frame t - 1, frame t) where the true player moved, by band of t.
+
+    Besides the per-pair Wilson interval, an interval that resamples whole rollouts: the pairs of
+    one rollout fail together (a world that stops scrolling fails every later pair), so the pairs
+    are not independent. `misses_read_as_noop` is the share of wrong reads that saw no move at all:
+    a view that did not visibly scroll (a stuck or featureless world) rather than a wrong direction.
+    """
     moved = (truth.moved & truth.alive)[:, 1:]  # [N, T]: the step into frame t moved the player
-    found: dict[str, Any] = {"accuracy": {}, "accuracy_ci95": {}, "pairs": {}, "truth_accuracy": {}}
+    found: dict[str, Any] = {key: {} for key in ("accuracy", "accuracy_ci95", "accuracy_ci95_by_rollout", "pairs",
+                                                 "rollouts_with_pairs", "rollouts_with_misses",
+                                                 "misses_read_as_noop", "truth_accuracy")}
     for band, frames in step_bands(steps).items():
         mask = np.zeros_like(moved)
         mask[:, frames - 1] = moved[:, frames - 1]
         commanded = actions[mask]
-        correct = {}
+        reads, correct = {}, {}
         for name, trajectory in (("generated", generated), ("truth", truth)):
-            read = probes.infer_actions(trajectory.frames[:, :-1][mask], trajectory.frames[:, 1:][mask]) \
+            reads[name] = probes.infer_actions(trajectory.frames[:, :-1][mask], trajectory.frames[:, 1:][mask]) \
                 if mask.any() else np.zeros(0, dtype=np.int64)
-            correct[name] = read == commanded
+            correct[name] = reads[name] == commanded
         share, interval, pairs = metrics.share_with_interval(correct["generated"])
         found["accuracy"][band], found["accuracy_ci95"][band], found["pairs"][band] = share, interval, pairs
         found["truth_accuracy"][band] = metrics.share_with_interval(correct["truth"])[0]
+        for key, value in _misses_by_rollout(mask, correct["generated"], reads["generated"]).items():
+            found[key][band] = value
     return found
+
+
+def _misses_by_rollout(mask: np.ndarray, correct: np.ndarray, reads: np.ndarray) -> dict[str, Any]:
+    """One band's misses by rollout: the rollout-resampled interval of the accuracy, how many
+    rollouts hold pairs and misses, and the share of misses read as noop. `mask` `[N, T]` selects
+    the pairs, in the (row-major) order of `correct` and `reads`."""
+    rollout_of_pair = np.nonzero(mask)[0]
+    pairs_per_rollout = np.bincount(rollout_of_pair, minlength=mask.shape[0])
+    correct_per_rollout = np.bincount(rollout_of_pair, weights=correct, minlength=mask.shape[0])
+    with_pairs = pairs_per_rollout > 0
+    misses = ~correct
+    return {
+        "accuracy_ci95_by_rollout": (metrics.ratio_with_interval(correct_per_rollout[with_pairs],
+                                                                 pairs_per_rollout[with_pairs])[1]
+                                     if with_pairs.any() else [float("nan"), float("nan")]),
+        "rollouts_with_pairs": int(with_pairs.sum()),
+        "rollouts_with_misses": int((correct_per_rollout < pairs_per_rollout).sum()),
+        "misses_read_as_noop": float((reads[misses] == NOOP).mean()) if misses.any() else float("nan"),
+    }
