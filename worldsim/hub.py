@@ -475,6 +475,7 @@ def _world_summary(world: Mapping[str, Any], num_context_frames: int, game: "Gam
         f"{(latent // net['patch_size']) ** 2} tokens per frame",
         "local path": (f"{net['local_channels']} channels at latent resolution, {net['local_frames']} previous "
                        f"latents{', action-chosen kernel' if net.get('local_action_conv') else ''}"
+                       f"{', older ones lined up by the scroll' if net.get('local_align_history') else ''}"
                        if net.get("local_channels") else "none"),
         "kv cache": f"{net['sink_frames']} sink + {net['window_frames']} window frames",
         "sampling": f"{sampling['num_steps']} steps (first frame {sampling['first_frame_steps']}), "
