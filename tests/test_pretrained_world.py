@@ -34,6 +34,9 @@ def test_its_metadata_records_every_recipe_stage_and_the_measured_fidelity():
     assert 10 < float(measures["TF PSNR"]) < 60 and 5 < float(measures["PSNR@32"]) < 60
     card = (bundled_folder(DEFAULT_WORLD) / "README.md").read_text()
     assert "## Measured against the Explorer truth" in card and "## Training" in card
+    # The shipped world lines its local path's older frames up by the scroll, and its card says so.
+    transformer = json.loads((bundled_folder(DEFAULT_WORLD) / "config.json").read_text())["world"]["transformer"]
+    assert transformer["local_align_history"] and "older ones lined up by the scroll" in card
 
 
 def test_load_with_no_name_gives_the_bundled_world_and_it_plays():
