@@ -294,12 +294,14 @@ def _control_section(metrics: dict[str, Any]) -> list[str]:
 
 def _rollout_misses(rollout: dict[str, Any], band: str) -> str:
     """Where a band's IDM misses sit: how many rollouts, the interval over rollouts, how many read noop."""
-    if "rollouts_with_misses" not in rollout:  # metrics written before these entries lack them
+    # Nothing to add without misses (the bootstrap over rollouts would collapse to the point), nor for
+    # metrics written before these entries.
+    if not rollout.get("rollouts_with_misses", {}).get(band):
         return ""
     noop = rollout["misses_read_as_noop"][band]
     return (f"; misses in {rollout['rollouts_with_misses'][band]} of {rollout['rollouts_with_pairs'][band]} rollouts"
             f", over rollouts {_interval(rollout['accuracy'][band], rollout['accuracy_ci95_by_rollout'][band])}"
-            + ("" if math.isnan(noop) else f", {_percent(noop)} of misses read as noop"))
+            f", {_percent(noop)} of misses read as noop")
 
 
 def _memory_and_sprites_section(metrics: dict[str, Any]) -> list[str]:
