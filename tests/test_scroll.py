@@ -48,3 +48,10 @@ def test_unknown_and_still_predecessors_stay_where_they_are():
     assert torch.equal(scroll.align_predecessors(previous), previous)
     single = previous[:, :, :1]
     assert scroll.align_predecessors(single) is single
+
+
+def test_windows_over_one_sequence_line_up_as_each_window_alone():
+    view = scrolling_clip([(1, 0), (0, 1), (0, 0), (-1, 0), (1, 1)])  # [1, 6, C, h, w]
+    index = torch.tensor([[2, 1, 0], [3, 2, 1], [4, 3, 2], [5, 4, 3]])  # sliding windows, newest first
+    lined_up = scroll.align_windows(view, index)
+    assert torch.equal(lined_up, scroll.align_predecessors(view[:, index]))

@@ -10,7 +10,7 @@ resolution whose input is
 
 plus the previous latents convolved with a kernel chosen by the action (`ActionConv`) and,
 optionally, a learned vector per cell (absolute position), the older previous latents optionally
-lined up with the newest by the scroll read from them (`scroll.align_predecessors`), and the
+lined up with the newest by the scroll read from them (`previous_frames(align=True)`), and the
 velocity leaves through a conv *head* that adds the transformer's output back onto the
 stem's features (a skip at full resolution). The transformer in between attends over patch tokens
 and the kv cache: it carries what the local path cannot see (memory of tiles that left the view,
@@ -27,17 +27,19 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional
 
-from worldsim.model.scroll import align_predecessors
+from worldsim.model.scroll import align_windows
 
 
 def previous_frames(latents: Tensor, sigma: Tensor, history: Tensor | None = None,
-                    history_sigma: Tensor | None = None, count: int = 1) -> tuple[Tensor, Tensor]:
+                    history_sigma: Tensor | None = None, count: int = 1,
+                    align: bool = False) -> tuple[Tensor, Tensor]:
     """The `count` predecessors of every frame of a sequence, most recent first.
 
     latents ``[B, F, C, h, w]`` with levels `sigma` ``[B, F]``; `history` ``[B, K, C, h, w]``
     (oldest first) and `history_sigma` ``[B, K]`` precede them (None = nothing precedes).
     Returns ``[B, F, count, C, h, w]`` and levels ``[B, F, count]``; a predecessor that does not
-    exist is zeros at level 1.
+    exist is zeros at level 1. With `align`, each frame's older predecessors are moved into its
+    newest one's view by the scroll read from them (`scroll.align_windows`, each pair read once).
     """
     batch, frames = sigma.shape
     known = 0 if history is None else history.shape[1]
@@ -53,7 +55,7 @@ def previous_frames(latents: Tensor, sigma: Tensor, history: Tensor | None = Non
     # Frame f's k-th predecessor (k = 1..count) sits at start + f - k.
     index = (torch.arange(frames, device=latents.device)[:, None] + start
              - torch.arange(1, count + 1, device=latents.device))
-    return sequence[:, index], sequence_sigma[:, index]
+    return (align_windows(sequence, index) if align else sequence[:, index]), sequence_sigma[:, index]
 
 
 def widened_history_weights(state: dict[str, Tensor], latent_channels: int, old_previous: int,
@@ -135,7 +137,7 @@ class LocalPath(nn.Module):
                  align_history: bool = False) -> None:
         super().__init__()
         self.previous = previous
-        self.align_history = align_history
+        self.align_history = align_history  # its predecessors come lined up: `previous_frames(align=...)`
         self.num_action_rows = num_actions + 1  # + NO_ACTION
         self.patch_size = patch_size
         inputs = latent_channels * (1 + previous) + previous + self.num_action_rows
@@ -163,8 +165,6 @@ class LocalPath(nn.Module):
         """
         height, width = latents.shape[-2:]
         cells = (height, width)
-        if self.align_history:
-            previous = align_predecessors(previous)
         sigma_maps = previous_sigma.to(latents.dtype)[..., None, None].expand(*previous_sigma.shape, *cells)
         action_maps = functional.one_hot(actions, self.num_action_rows).to(latents.dtype)
         action_maps = action_maps[..., None, None].expand(*action_maps.shape, *cells)

@@ -89,23 +89,39 @@ def interior_scrolls(frames: Tensor, previous: Tensor, max_shift: int = 1) -> Te
     return table[(medians + tie_break[:, None]).argmin(dim=0)]
 
 
+def align_windows(sequence: Tensor, index: Tensor, max_shift: int = 1) -> Tensor:
+    """Windows ``sequence[:, index]`` (`sequence` `[B, L, C, h, w]` oldest first; `index` long
+    `[F, K]`, each row positions of the sequence, most recent first) with every older frame of a
+    window moved into the view of the window's first (newest) one: the scroll between each
+    neighbouring pair of the sequence (`interior_scrolls`), summed between the two frames.
+
+    Each neighbouring pair is read once, however many windows hold it: sliding windows over a
+    clip share all but one pair with the window before, and the local path reads them on every
+    pass. Why line them up at all: an enemy's next step depends on where it stood four to six
+    frames ago; while the view scrolls, that place drifts by a cell a frame across the stacked
+    frames, out of reach of a small convolution. Lined up, a map cell's recent past is in the cell.
+    """
+    windows = sequence[:, index]  # [B, F, K, C, h, w]
+    if index.shape[1] < 2:
+        return windows
+    batch = sequence.shape[0]
+    used = int(index.max()) + 1  # frames after the newest window frame are never read
+    steps = interior_scrolls(sequence[:, 1:used].flatten(0, 1), sequence[:, :used - 1].flatten(0, 1),
+                             max_shift).view(batch, used - 1, 2)
+    # The scroll from sequence frame 0 to frame j; from frame a to frame b it is position[b] - position[a].
+    position = torch.cat((steps.new_zeros(batch, 1, 2), steps.cumsum(dim=1)), dim=1)
+    shift = position[:, index[:, :1]] - position[:, index[:, 1:]]  # [B, F, K-1, 2]
+    older = windows[:, :, 1:]
+    moved = translate(older.flatten(0, 2), shift[..., 0].flatten(), shift[..., 1].flatten())
+    return torch.cat((windows[:, :, :1], moved.view_as(older)), dim=2)
+
+
 def align_predecessors(previous: Tensor, max_shift: int = 1) -> Tensor:
     """Predecessors `[B, F, K, C, h, w]` (most recent first) with every older one moved into the
-    newest one's view: the scroll between each neighbouring pair (`interior_scrolls`) summed from
-    the newest back.
-
-    Why: an enemy's next step depends on where it stood four to six frames ago; while the view
-    scrolls, that place drifts by a cell a frame across the stacked predecessors, out of reach of a
-    small convolution. Lined up, a map cell's recent past is in the cell itself.
-    """
+    newest one's view (`align_windows`, each frame's K predecessors taken as a sequence of their own)."""
     count = previous.shape[2]
     if count < 2:
         return previous
-    flat = previous.flatten(0, 1)  # [N, K, C, h, w]
-    rows = flat.shape[0]
-    newer, older = flat[:, :-1].flatten(0, 1), flat[:, 1:].flatten(0, 1)
-    steps = interior_scrolls(newer, older, max_shift).view(rows, count - 1, 2)
-    totals = steps.cumsum(dim=1)  # [N, K-1, 2]: scroll from predecessor k to the newest
-    moved = translate(older, totals[..., 0].flatten(), totals[..., 1].flatten())
-    aligned = torch.cat((flat[:, :1], moved.view(rows, count - 1, *flat.shape[2:])), dim=1)
-    return aligned.view_as(previous)
+    own_sequences = previous.flatten(0, 1).flip(1)  # [B*F, K, ...], oldest first
+    newest_first = torch.arange(count - 1, -1, -1, device=previous.device)[None]  # [1, K]
+    return align_windows(own_sequences, newest_first, max_shift).view_as(previous)

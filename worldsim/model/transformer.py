@@ -288,7 +288,8 @@ class CausalTransformer(nn.Module):
         if self.local is None:
             return None
         history = (None, None) if cache is None else (cache.recent_latents, cache.recent_sigma)
-        return previous_frames(latents, sigma, *history, count=self.config.local_frames)
+        return previous_frames(latents, sigma, *history, count=self.config.local_frames,
+                               align=self.local.align_history)
 
     def _embed(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None,
                previous: Previous) -> tuple[Tensor, Tensor, Tensor | None]:
