@@ -58,3 +58,6 @@ def test_explorer_worlds_get_the_action_branch_test_and_other_games_nothing():
     # A fresh world predicts zero velocity whatever the move: its moves do not spread at all.
     assert found["branch/move_spread_mse"] == 0.0
     assert all(math.isfinite(value) for key, value in found.items() if "idm" not in key)
+    # ... nor does any event change its frames: the event branch reads 0 for every group.
+    assert found["events/effect_ratio"] == 0.0
+    assert {f"events/{group}_effect_ratio" for group in ("time", "weather", "season", "coins", "enemies", "lava")} <= set(found)

@@ -196,6 +196,18 @@ def _reactivity_section(react: dict[str, Any]) -> list[str]:
             *_table(rows), f"By group: {by_group}", ""]
 
 
+def _event_branch_section(branch: dict[str, Any] | None) -> list[str]:
+    if branch is None:  # metrics written before the test existed
+        return []
+    by_group = ", ".join(f"{g} {_number(v['effect_ratio'], 2)}" for g, v in branch["by_group"].items())
+    return ["## Event branch (the switch frame, teacher-forced)", "",
+            f"Over {branch['switches']} switches the world's switch frame differs from its no-switch frame by "
+            f"{_number(branch['world_effect_grey_levels'], 2)} grey levels, the game's by "
+            f"{_number(branch['truth_effect_grey_levels'], 2)}: effect ratio "
+            f"{_interval(branch['effect_ratio'], branch['effect_ratio_ci95'], percent=False)}.", "",
+            f"By group: {by_group}", ""]
+
+
 def _consistency_section(consistency: dict[str, Any]) -> list[str]:
     rows = [("tile agreement after a switch", _percent(consistency["tile_agreement_switch"])),
             ("tile agreement, same frames without the switch", _percent(consistency["tile_agreement_no_switch"])),
@@ -374,8 +386,8 @@ def _control_and_rewards_section(metrics: dict[str, Any]) -> list[str]:
 def _sections(metrics: dict[str, Any]) -> list[str]:
     return (_targets_section(metrics) + _fidelity_section(metrics["fidelity"]) + _known_region_section(metrics)
             + _control_section(metrics) + _memory_and_sprites_section(metrics) + _drift_section(metrics["drift"])
-            + _reactivity_section(metrics["reactivity"]) + _consistency_section(metrics["consistency"])
-            + _control_and_rewards_section(metrics))
+            + _reactivity_section(metrics["reactivity"]) + _event_branch_section(metrics.get("event_branch"))
+            + _consistency_section(metrics["consistency"]) + _control_and_rewards_section(metrics))
 
 
 def _header(title: str, document: dict[str, Any]) -> list[str]:

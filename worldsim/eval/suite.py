@@ -14,7 +14,8 @@ sees identical maps, actions and events:
 - memory:   out-and-back walks on free paths → tile agreement of the way back with the way out
   (see memory_test);
 - switch:   one event switch per rollout plus the matched no-switch control → reactivity (event
-  classifier), consistency (frame parser's tile agreement with the truth), reward/termination;
+  classifier), consistency (frame parser's tile agreement with the truth), the event-branch test
+  (the switch frame teacher-forced under both scripts, see event_branch), reward/termination;
 - drift:    long rollouts with an event switch every few hundred frames → per-window Fréchet
   distance of probe features and tile-histogram distance to the truth, and their slopes, next to
   the same distances between two real replays (the floor that sampling noise alone produces); with
@@ -33,6 +34,7 @@ from tqdm.auto import tqdm
 from worldsim.eval import drift, metrics, regions, rollout_measures
 from worldsim.eval.action_branch import BranchMeasures, branch_measures, held_collision
 from worldsim.eval.branch_contexts import sample_branch_contexts
+from worldsim.eval.event_branch import event_effects, summarise_effects
 from worldsim.eval.memory_test import memory_agreement, out_and_back
 from worldsim.eval.probes import Probes
 from worldsim.eval.replay import Trajectory, collect, generated_steps, teacher_forced_frames, truth_steps
@@ -338,6 +340,7 @@ def _known_map_measures(units: SwitchUnits, seed: int) -> dict[str, Any]:
 class _SwitchFamily:
     reactivity: dict[str, Any]
     consistency: dict[str, Any]
+    event_branch: dict[str, Any]
     curves: dict[str, Any]
     switch_pair: tuple[Trajectory, Trajectory]
     control_pair: tuple[Trajectory, Trajectory]
@@ -356,7 +359,11 @@ def _switches(run: _Run) -> _SwitchFamily:
     consistency, consistency_curves, known_map = _consistency(run, switch_pair, control_pair, config.switch_frame)
     units = SwitchUnits(list(targets.groups), in_time, visible, *known_map)
     consistency.update(_known_map_measures(units, config.seed))
-    return _SwitchFamily(reactivity, consistency, {"reactivity": reactivity_curves, "consistency": consistency_curves},
+    effects = event_effects(run.world, switched, control, switch_pair[0], control_pair[0], config.switch_frame,
+                            config.seed)
+    event_branch = summarise_effects(*effects, targets.groups, config.seed)
+    return _SwitchFamily(reactivity, consistency, event_branch,
+                         {"reactivity": reactivity_curves, "consistency": consistency_curves},
                          switch_pair, control_pair, targets, units)
 
 
@@ -450,7 +457,8 @@ def run_suite(world: Any, probes: Probes, config: SuiteConfig) -> SuiteResult:
     progress.update(1)
 
     found = {"fidelity": fidelity, "imagined": imagined, "sprites": sprites, "drift": drift_found,
-             "reactivity": switches.reactivity, "consistency": switches.consistency, "controllability": controllability,
+             "reactivity": switches.reactivity, "consistency": switches.consistency,
+             "event_branch": switches.event_branch, "controllability": controllability,
              "action_branch": action_branch, "collision": collision, "memory": memory, **detections}
     curves = {"fidelity": fidelity_curves, **switches.curves,
               "drift": drift_curves, "horizons": list(config.horizons)}
