@@ -1,6 +1,6 @@
 """What training logs every few hundred steps to show, within minutes, whether a world is learning
 its moves and its events: the action-branch test and the collision probe on a fixed set of true
-contexts, and the event-branch test on a fixed set of switches (two per event group).
+contexts, and the event-branch test on a fixed set of switches (four per event group).
 
     diagnose = training_diagnostics(game=dataset.world, image_size=64)   # None: no ground truth
     diagnose(world)  # -> {"branch/move_spread": ..., "branch/idm_moved": ..., "branch/collision_noop": ...,
@@ -25,7 +25,7 @@ from worldsim.eval.truth import events
 
 # Small enough for a few seconds of CPU per call, large enough that a broken world shows.
 TRAINING_CONTEXTS = 24
-SWITCHES_PER_GROUP = 2
+SWITCHES_PER_GROUP = 4
 SWITCH_FRAME = 2  # the switch frame's true past: two frames under the old event
 
 Diagnose = Callable[[object], dict[str, float]]
