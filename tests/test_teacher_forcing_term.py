@@ -39,8 +39,28 @@ def test_noised_context_noises_what_it_is_given_within_the_level():
     assert sigma.shape == (2, 3) and float(sigma.max()) <= 0.1 and not torch.equal(clean, latents)
 
 
+def test_the_switch_weight_counts_the_switch_frame_more():
+    """With the exact velocity on every frame but the switch frame, the loss grows with the switch weight."""
+    torch.manual_seed(0)
+    latents, actions, events = torch.randn(2, 4, 2, 5, 5), torch.zeros(2, 4, dtype=torch.long), torch.randn(2, 4, 6)
+    event_ids = torch.tensor([[0, 0, 3, 3], [1, 1, 1, 1]])  # row 0 switches into frame 2
+    wrong_at_switch = latents.clone()
+    wrong_at_switch[0, 2] += 0.5
+    found = []
+    for strength in (0.0, 8.0):
+        torch.manual_seed(1)  # the same noise levels and noise for both strengths
+        term = TeacherForcingTerm(weight=1.0, loss_weight="uniform", switch_weight=strength)
+        found.append(float(teacher_forced_loss(_ExactVelocity(wrong_at_switch), latents, actions, events, 1.0, term,
+                                               event_ids=event_ids)))
+    assert found[1] > 2 * found[0] > 0
+    with pytest.raises(ValueError, match="event_ids"):
+        teacher_forced_loss(_ExactVelocity(latents), latents, actions, events, 1.0,
+                            TeacherForcingTerm(weight=1.0, switch_weight=4.0))
+
+
 def test_term_settings_are_checked():
-    TeacherForcingTerm(weight=1.0, sprite_weight=10.0).validate()
-    for bad in (dict(weight=-1.0), dict(sprite_weight=-1.0), dict(context_noise=1.0), dict(loss_weight="flat")):
+    TeacherForcingTerm(weight=1.0, sprite_weight=10.0, switch_weight=4.0).validate()
+    for bad in (dict(weight=-1.0), dict(sprite_weight=-1.0), dict(switch_weight=-1.0), dict(context_noise=1.0),
+                dict(loss_weight="flat")):
         with pytest.raises(ConfigError):
             TeacherForcingTerm(**bad).validate()

@@ -187,13 +187,14 @@ def test_teacher_forcing_term_trains_the_generator_on_the_real_clip_beside_the_s
     from worldsim.training.delta import DeltaStage
     from worldsim.training.distributed import DistributedContext
 
-    term = {"teacher_forcing.weight": 2.0, "teacher_forcing.sprite_weight": 10.0}
+    term = {"teacher_forcing.weight": 2.0, "teacher_forcing.sprite_weight": 10.0, "teacher_forcing.switch_weight": 4.0}
     config = _delta_config(tiny_data, random_world, script="clip", context_frames=2, **term)
     stage = DeltaStage(config, DistributedContext())
     clip = stage.clips.batch(0)
     conditions, _ = stage.sequence_conditions(clip)
     truth = stage.true_clip(clip)
     assert truth.latents.shape[1] == clip.frames.shape[1] and stage.carried_truth(truth) is None  # no anchor
+    assert torch.equal(truth.event_ids.cpu(), torch.from_numpy(clip.events))  # where the switch frames are
     loss, logs = stage.teacher_forcing_loss(truth, conditions)
     assert loss.requires_grad and float(loss.detach()) == pytest.approx(2.0 * logs["teacher_forcing_loss"])
     summary = stages.run_stage("delta", config, tmp_path / "delta")
@@ -201,6 +202,7 @@ def test_teacher_forcing_term_trains_the_generator_on_the_real_clip_beside_the_s
     assert "teacher_forcing_loss" in (tmp_path / "delta" / "metrics.csv").read_text().splitlines()[0].split(",")
     record = json.loads((tmp_path / "delta" / "final" / "config.json").read_text())["metadata"]["training"][-1]
     assert record["teacher_forcing"]["weight"] == 2.0 and record["teacher_forcing"]["sprite_weight"] == 10.0
+    assert record["teacher_forcing"]["switch_weight"] == 4.0
     for name in ("dmd", "rolling"):
         overrides = _short_dmd_overrides(name, tiny_data, random_world) + [f"{k}={v}" for k, v in term.items()]
         stages.run_stage(name, stages.build_config(name, None, overrides), tmp_path / name)

@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from worldsim.sampling.frame_sampler import CleanFrames, Conditions
-from worldsim.training import losses
 from worldsim.training.batches import ModelBatch
 from worldsim.training.config import ConfigError
 from worldsim.training.self_rollout import continue_from, gaussian_noise_source
@@ -66,8 +65,8 @@ class ARTeacherStage(FlowMatchingStage):
         return self.transformer.forward_teacher_forcing(clean, noisy, sigma, batch.actions, events,
                                                         clean_sigma=clean_sigma)
 
-    def frame_weight(self, sigma: Tensor) -> Tensor | None:
-        return losses.logit_normal_weight(sigma) if self.config.loss_weight == "bell" else None
+    def bell_weight(self) -> bool:
+        return self.config.loss_weight == "bell"
 
     def context_latents(self, batch: ModelBatch, events: Tensor) -> Tensor:
         """The clean frames the noisy ones are conditioned on: the true clip, with the frames after

@@ -118,6 +118,7 @@ class TrueClip:
 
     latents: Tensor  # [B, F, C, h, w]
     sprite_cells: Tensor | None  # bool [B, F, h, w] (batches.clip_sprite_cells), when a setting reads them
+    event_ids: Tensor  # long [B, F]: index into the dataset's event texts, -1 = none
 
 
 class DMDStage:
@@ -246,7 +247,7 @@ class DMDStage:
                 or config.dmd_sprite_margin >= 0):
             sprites = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], config.sprite_hold_frames)
             sprites = sprites.to(latents.device)
-        return TrueClip(latents, sprites)
+        return TrueClip(latents, sprites, torch.from_numpy(clip.events).to(latents.device))
 
     def carried_truth(self, truth: TrueClip | None) -> tuple[Tensor, Tensor] | None:
         """The true latents after the context frames, and the cells the anchor holds there: those the
@@ -271,7 +272,7 @@ class DMDStage:
             return 0.0, {}
         cell_weight = losses.weight_on_cells(truth.sprite_cells, term.sprite_weight) if term.sprite_weight else None
         loss = teacher_forced_loss(self.generator, truth.latents, conditions.actions, conditions.student_events,
-                                   self.world.config.sampling.sigma_shift, term, cell_weight)
+                                   self.world.config.sampling.sigma_shift, term, cell_weight, truth.event_ids)
         return term.weight * loss, {"teacher_forcing_loss": loss.item()}
 
     @staticmethod

@@ -134,6 +134,18 @@ def switch_weight(event_ids: Tensor, strength: float) -> Tensor:
     return raw / raw.mean()
 
 
+def frame_weight(sigma: Tensor, bell: bool, event_ids: Tensor | None = None,
+                 switch_strength: float = 0.0) -> Tensor | None:
+    """Per-frame loss weight `[B, F]` of a flow-matching loss: the bell over noise levels
+    (`logit_normal_weight`) if `bell`, times `switch_weight(event_ids, switch_strength)` if the
+    strength is non-zero; None when neither applies (a plain mean)."""
+    weight = logit_normal_weight(sigma) if bell else None
+    if not switch_strength:
+        return weight
+    switches = switch_weight(event_ids, switch_strength)
+    return switches if weight is None else weight * switches
+
+
 def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05, max_shift: int = 1,
                   across_restyles: bool = False) -> Tensor:
     """bool `[B, F - context_frames, h, w]`: the cells of every frame after the context whose content

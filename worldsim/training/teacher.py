@@ -115,16 +115,13 @@ class FlowMatchingStage:
     def velocity(self, batch: ModelBatch, noisy: Tensor, sigma: Tensor, events: Tensor) -> Tensor:
         return self.transformer(noisy, sigma, batch.actions, events, mode="bidirectional")
 
-    def frame_weight(self, sigma: Tensor) -> Tensor | None:
-        return None
+    def bell_weight(self) -> bool:
+        """Whether the loss weighs noise levels by the bell (`losses.logit_normal_weight`)."""
+        return False
 
     def _loss_weight(self, batch: ModelBatch, sigma: Tensor) -> Tensor | None:
         """Per-frame weight `[B, F]`: the stage's weight over noise levels times the switch weight."""
-        weight = self.frame_weight(sigma)
-        if not self.config.switch_weight:
-            return weight
-        switches = losses.switch_weight(batch.event_ids, self.config.switch_weight)
-        return switches if weight is None else weight * switches
+        return losses.frame_weight(sigma, self.bell_weight(), batch.event_ids, self.config.switch_weight)
 
     def _cell_weight(self, clip: Clip, latents: Tensor) -> Tensor | None:
         """Per-cell loss weight `[B, F, 1, h, w]` (changed cells, sprite cells, both or neither)."""

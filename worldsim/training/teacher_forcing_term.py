@@ -33,10 +33,11 @@ class TeacherForcingTerm:
     sprite_weight: float = 0.0  # extra weight on sprite cells (as the ar-teacher stage's sprite_weight)
     context_noise: float = 0.0  # max sigma of the clean context frames (as the ar-teacher stage's)
     loss_weight: str = "bell"  # weight over noise levels: "bell" (logit-normal) or "uniform"
+    switch_weight: float = 0.0  # extra weight on the frame where the event switches (as the ar-teacher stage's)
 
     def validate(self) -> None:
-        if self.weight < 0 or self.sprite_weight < 0:
-            raise ConfigError("teacher_forcing: weight and sprite_weight must be >= 0")
+        if self.weight < 0 or self.sprite_weight < 0 or self.switch_weight < 0:
+            raise ConfigError("teacher_forcing: weight, sprite_weight and switch_weight must be >= 0")
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"teacher_forcing.context_noise must be in [0, 1), got {self.context_noise}")
         if self.loss_weight not in LOSS_WEIGHTS:
@@ -53,13 +54,17 @@ def noised_context(latents: Tensor, context_noise: float) -> tuple[Tensor, Tenso
 
 
 def teacher_forced_loss(transformer: CausalTransformer, latents: Tensor, actions: Tensor, events: Tensor,
-                        sigma_shift: float, term: TeacherForcingTerm, cell_weight: Tensor | None = None) -> Tensor:
+                        sigma_shift: float, term: TeacherForcingTerm, cell_weight: Tensor | None = None,
+                        event_ids: Tensor | None = None) -> Tensor:
     """Flow-matching loss of `transformer` in the teacher-forcing layout on true `latents` `[B, F, ...]`
-    under their `actions` `[B, F]` and event vectors `[B, F, E]`, each frame at its own noise level."""
+    under their `actions` `[B, F]` and event vectors `[B, F, E]`, each frame at its own noise level;
+    `event_ids` `[B, F]` say where the event switches (needed with `term.switch_weight`)."""
+    if term.switch_weight and event_ids is None:
+        raise ValueError("teacher_forced_loss: switch_weight needs the clip's event_ids")
     sigma = sample_sigma(tuple(latents.shape[:2]), sigma_shift, latents.device)
     noise = torch.randn_like(latents)
     clean, clean_sigma = noised_context(latents, term.context_noise)
     velocity = transformer.forward_teacher_forcing(clean, flow.add_noise(latents, noise, sigma), sigma, actions,
                                                    events, clean_sigma=clean_sigma)
-    frame_weight = losses.logit_normal_weight(sigma) if term.loss_weight == "bell" else None
+    frame_weight = losses.frame_weight(sigma, term.loss_weight == "bell", event_ids, term.switch_weight)
     return losses.flow_matching_loss(velocity, latents, noise, frame_weight, cell_weight)
