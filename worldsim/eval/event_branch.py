@@ -25,7 +25,8 @@ __all__ = ["pixel_effect", "event_effects", "summarise_effects"]
 def pixel_effect(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Per frame, the mean absolute difference (grey levels, 0-255) of uint8 frames `[N, H, W, 3]`."""
     if first.shape != second.shape or first.ndim != 4:
-        raise ValueError(f"pixel_effect: frames must be [N, H, W, 3] of one shape, got {first.shape} and {second.shape}")
+        raise ValueError(f"pixel_effect: frames must be [N, H, W, 3] of one shape, "
+                         f"got {first.shape} and {second.shape}")
     return np.abs(first.astype(np.float64) - second.astype(np.float64)).mean(axis=(1, 2, 3))
 
 
