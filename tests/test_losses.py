@@ -291,6 +291,37 @@ def test_consistency_target_uses_guidance_and_only_the_target_model():
     assert not torch.allclose(after, before) and not after.requires_grad
 
 
+def test_ode_target_reaches_true_x0_for_an_exact_teacher_from_every_level():
+    x0_true, noise = _randn(2, 3, 4, seed=1), _randn(2, 3, 4, seed=2)
+    sigma = torch.tensor([[1.0, 0.667, 0.4], [0.857, 1.0, 0.667]])  # each frame from its own level
+    x_t = (1 - sigma[..., None]) * x0_true + sigma[..., None] * noise
+    velocity, _ = _linear_flow(x0_true)
+    fractions = torch.tensor([1.0, 0.8, 0.5, 0.0])
+    torch.testing.assert_close(L.ode_target(velocity, x_t, sigma, fractions, guidance=3.0), x0_true)
+
+
+def test_ode_target_takes_one_guided_teacher_step_per_level():
+    x_t, sigma = _randn(1, 2, 3), torch.tensor([[1.0, 0.5]])
+    calls = []
+
+    def teacher(x, level, conditioned):
+        calls.append((level.clone(), conditioned))
+        return torch.ones_like(x) * (2.0 if conditioned else 1.0)
+
+    fractions = torch.tensor([1.0, 0.5, 0.0])
+    plain = L.ode_target(teacher, x_t, sigma, fractions)
+    assert [conditioned for _, conditioned in calls] == [True, True]
+    torch.testing.assert_close(calls[1][0], sigma * 0.5)  # the second step starts halfway down each frame
+    torch.testing.assert_close(plain, x_t - sigma[..., None] * 2.0)  # from sigma to 0 at v = 2
+    calls.clear()
+    guided = L.ode_target(teacher, x_t, sigma, fractions, guidance=3.0)
+    assert len(calls) == 4 and not guided.requires_grad
+    torch.testing.assert_close(guided, x_t - sigma[..., None] * 4.0)  # v = 1 + 3 (2 - 1)
+    for bad in ([1.0, 0.0, 0.5], [0.9, 0.0], [1.0, 0.2]):
+        with pytest.raises(ValueError, match="descend"):
+            L.ode_target(teacher, x_t, sigma, torch.tensor(bad))
+
+
 def test_consistency_loss_pulls_student_toward_target_only():
     student = torch.zeros(2, 3, requires_grad=True)
     target = torch.ones(2, 3, requires_grad=True)

@@ -618,3 +618,46 @@ def test_reward_stage_on_generated_windows_resumes_exactly_and_records_them(tiny
     with pytest.raises(ConfigError, match="generated_share"):
         stages.build_config("reward", None, [f"data={tiny_data}", f"init={random_world}", "generated_clips=4",
                                              "rare_share=0.5", "generated_share=0.5"])
+
+
+def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, random_world, tmp_path):
+    """`target=ode`: levels drawn from those the few-step sampler visits, the target is the other
+    world's ODE end under the same paraphrase, and the choice is recorded."""
+    from worldsim.data import Dataset
+    from worldsim.training import losses
+    from worldsim.training.batches import to_model_batch
+    from worldsim.training.causal_cd import CausalCDStage
+    from worldsim.training.distributed import DistributedContext
+    from worldsim.world import WorldModel
+
+    dataset = Dataset(tiny_data)
+    other = WorldModel.create(world_config_for("tiny", 32), training_texts_for(dataset.event_texts, "explorer"), seed=2)
+    teacher = other.save_pretrained(tmp_path / "teacher")
+    overrides = [f"data={tiny_data}", f"init={random_world}", f"teacher={teacher}", "target=ode", "ode_steps=3",
+                 "steps=2", "batch_size=2", "clip_frames=3", "log_every=1", "progress=false"]
+    config = stages.build_config("causal-cd", None, overrides)
+    stage = CausalCDStage(config, DistributedContext())
+    sampling = stage.world.config.sampling
+    visited = set(sampling.step_sigmas()) | set(sampling.step_sigmas(first_frame=True))
+    assert sorted(stage.sampler_levels.tolist()) == pytest.approx(sorted(visited - {0.0}))
+    batch = to_model_batch(stage.clips.batch(0), stage.world.autoencoder, stage.world.config.no_action)
+    clean, actions = batch.latents, batch.actions
+    events = torch.randn(*clean.shape[:2], stage.world.config.transformer.event_dim)
+    teacher_weights, student_weights = stage.teacher.state_dict(), stage.student.state_dict()
+    name = next(iter(teacher_weights))
+    assert torch.equal(teacher_weights[name], other.transformer.state_dict()[name])
+    assert not torch.equal(teacher_weights[name], student_weights[name])
+    torch.manual_seed(0)
+    noisy, sigma, target = stage._targets(clean, actions, events, events)
+    assert set(sigma.flatten().tolist()) <= set(stage.sampler_levels.tolist())
+
+    def teacher_velocity(x, s, conditioned):
+        return stage.teacher.forward_teacher_forcing(clean, x, s, actions, events if conditioned else None)
+
+    expected = losses.ode_target(teacher_velocity, noisy, sigma, stage.ode_fractions, config.guidance)
+    torch.testing.assert_close(target, expected)
+    summary = stages.run_stage("causal-cd", config, tmp_path / "cd")
+    record = json.loads((tmp_path / "cd" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert summary.steps == 2 and record["target"] == "ode" and record["teacher"] == str(teacher)
+    with pytest.raises(ConfigError, match="target"):
+        stages.build_config("causal-cd", None, overrides + ["target=bootstrap"])

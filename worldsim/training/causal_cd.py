@@ -8,6 +8,11 @@ classifier-free guidance on the event) gives x_{t'}; the target is the x0 that a
 student predicts at (x_{t'}, t'); the loss is the MSE between the student's x0 at (x_t, t) and
 the target. Teacher, student and target all see the real clean prefix (teacher-forcing layout),
 exactly the context a causal sampler gives them.
+
+`target="ode"` replaces the one-step target by the end of the teacher's ODE, integrated in
+`ode_steps` Euler steps from the level the student is trained at (drawn from the levels the
+few-step sampler visits) down to clean: a direct regression of the many-step sampler, which
+learns in far fewer steps than the bootstrapped consistency target and needs no EMA target.
 """
 from __future__ import annotations
 
@@ -27,10 +32,12 @@ from worldsim.training.common import StageConfig, freeze, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
-from worldsim.training.event_conditioning import EventVocabulary, encode_event_ids
+from worldsim.training.event_conditioning import EventVocabulary, embed_texts
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
 __all__ = ["CausalCDConfig", "CausalCDStage"]
+
+TARGETS = ("consistency", "ode")
 
 
 @dataclass
@@ -42,6 +49,12 @@ class CausalCDConfig(StageConfig):
     grid_steps: int = 48
     guidance: float = 1.5  # classifier-free guidance of the teacher on the event condition
     ema_decay: float = 0.99  # the target network's decay (this stage always keeps an EMA)
+    # The teacher's world folder; empty: a frozen copy of `init` (the AR teacher distils itself).
+    # Another world, e.g. the AR teacher of a student that is already few-step, lends only its
+    # transformer and event encoder.
+    teacher: str = ""
+    target: str = "consistency"  # "consistency" (teacher step + EMA student) or "ode" (teacher ODE end)
+    ode_steps: int = 8  # "ode": the teacher's Euler steps from the training level down to clean
 
     def validate(self) -> None:
         super().validate()
@@ -50,6 +63,10 @@ class CausalCDConfig(StageConfig):
             raise ConfigError("ema_decay must be > 0: the consistency target is the EMA student")
         if self.guidance < 0:
             raise ConfigError(f"guidance must be >= 0, got {self.guidance}")
+        if self.target not in TARGETS:
+            raise ConfigError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
+        if self.ode_steps < 1:
+            raise ConfigError(f"ode_steps must be >= 1, got {self.ode_steps}")
 
 
 class CausalCDStage:
@@ -62,7 +79,10 @@ class CausalCDStage:
         for module in (self.world.autoencoder, self.world.event_encoder, self.world.reward_model):
             freeze(module)
         self.student = self.world.transformer.train()
-        self.teacher = freeze(copy.deepcopy(self.student))
+        teacher_world = load_world(config.teacher, context.device) if config.teacher else None
+        self.teacher = freeze(copy.deepcopy(self.student) if teacher_world is None else teacher_world.transformer)
+        self.teacher_text = (None if teacher_world is None
+                             else (teacher_world.tokenizer, freeze(teacher_world.event_encoder)))
         self.target = ema_copy(self.student)
         self.optimizer = make_adamw(self.student.parameters(), config)
         sampling = self.world.config.sampling
@@ -72,6 +92,9 @@ class CausalCDStage:
                               f"{sampling.num_steps}- and {sampling.first_frame_steps}-step levels are grid points")
         grid = losses.consistency_grid(config.grid_steps, levels)
         self.grid = flow.shift_sigma(grid, sampling.sigma_shift).to(context.device)
+        visited = set(sampling.step_sigmas()) | set(sampling.step_sigmas(first_frame=True))
+        self.sampler_levels = torch.tensor(sorted(visited - {0.0}, reverse=True), device=context.device)
+        self.ode_fractions = flow.sigma_grid(config.ode_steps, sampling.sigma_shift).to(context.device)
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
         self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank,
                                 label_boost=config.label_boost)
@@ -87,19 +110,10 @@ class CausalCDStage:
         batch = to_model_batch(self.clips.batch(step), self.world.autoencoder, self.world.config.no_action)
         clean, actions = batch.latents, batch.actions
         with torch.no_grad():
-            events = encode_event_ids(batch.event_ids, self.vocabulary, self.world.tokenizer, self.world.event_encoder)
-        index = torch.randint(0, self.config.grid_steps, clean.shape[:2], device=clean.device)
-        sigma, sigma_next = self.grid[index], self.grid[index + 1]
-        noisy = flow.add_noise(clean, torch.randn_like(clean), sigma)
-
-        def teacher_velocity(x: Tensor, s: Tensor, conditioned: bool) -> Tensor:
-            return self.teacher.forward_teacher_forcing(clean, x, s, actions, events if conditioned else None)
-
-        def target_x0(x: Tensor, s: Tensor) -> Tensor:
-            return flow.x0_from_velocity(x, s, self.target.forward_teacher_forcing(clean, x, s, actions, events))
-
-        target = losses.consistency_target(teacher_velocity, target_x0, noisy, sigma, sigma_next,
-                                           self.config.guidance)
+            texts, index = self.vocabulary.sample_texts(batch.event_ids)  # one paraphrase per frame for both
+            events = embed_texts(texts, index, self.world.tokenizer, self.world.event_encoder)
+            teacher_events = events if self.teacher_text is None else embed_texts(texts, index, *self.teacher_text)
+        noisy, sigma, target = self._targets(clean, actions, events, teacher_events)
         student_x0 = flow.x0_from_velocity(
             noisy, sigma, self.student.forward_teacher_forcing(clean, noisy, sigma, actions, events))
         loss = losses.consistency_loss(student_x0, target)
@@ -109,7 +123,32 @@ class CausalCDStage:
             error_to_data = (student_x0 - clean).pow(2).mean().item()
         return {"loss": loss.item(), "grad_norm": grad_norm, "x0_mse_to_data": error_to_data}
 
+    def _targets(self, clean: Tensor, actions: Tensor, events: Tensor,
+                 teacher_events: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(noisy frames, their levels [B, F], the x0 the student regresses onto) for one batch."""
+        shape = clean.shape[:2]
+
+        def teacher_velocity(x: Tensor, s: Tensor, conditioned: bool) -> Tensor:
+            return self.teacher.forward_teacher_forcing(clean, x, s, actions, teacher_events if conditioned else None)
+
+        if self.config.target == "ode":
+            sigma = self.sampler_levels[torch.randint(0, len(self.sampler_levels), shape, device=clean.device)]
+            noisy = flow.add_noise(clean, torch.randn_like(clean), sigma)
+            target = losses.ode_target(teacher_velocity, noisy, sigma, self.ode_fractions, self.config.guidance)
+            return noisy, sigma, target
+        index = torch.randint(0, self.config.grid_steps, shape, device=clean.device)
+        sigma, sigma_next = self.grid[index], self.grid[index + 1]
+        noisy = flow.add_noise(clean, torch.randn_like(clean), sigma)
+
+        def target_x0(x: Tensor, s: Tensor) -> Tensor:
+            return flow.x0_from_velocity(x, s, self.target.forward_teacher_forcing(clean, x, s, actions, events))
+
+        target = losses.consistency_target(teacher_velocity, target_x0, noisy, sigma, sigma_next,
+                                           self.config.guidance)
+        return noisy, sigma, target
+
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.student.load_state_dict(self.target.state_dict())  # ship the EMA student
         self.world.metadata["role"] = "few-step causal student (Causal Forcing++)"
-        save_world(self.world, out_dir, summary, grid_steps=self.config.grid_steps, guidance=self.config.guidance)
+        save_world(self.world, out_dir, summary, grid_steps=self.config.grid_steps, guidance=self.config.guidance,
+                   target=self.config.target, ode_steps=self.config.ode_steps, teacher=self.config.teacher)

@@ -35,6 +35,7 @@ __all__ = [
     "consistency_grid",
     "guided_velocity",
     "consistency_target",
+    "ode_target",
     "consistency_loss",
     "dmd_gradient",
     "dmd_loss",
@@ -362,6 +363,35 @@ def consistency_target(
             v = guided_velocity(v, teacher_velocity(x_t, sigma, False), guidance)
         x_next = x_t + expand_sigma(sigma_next - sigma, x_t) * v
         return target_x0(x_next, sigma_next).detach()
+
+
+def ode_target(
+    teacher_velocity: Callable[[Tensor, Tensor, bool], Tensor],
+    x_t: Tensor,
+    sigma: Tensor,
+    fractions: Tensor,
+    guidance: float = 1.0,
+) -> Tensor:
+    """The end of the frozen teacher's (guided) probability-flow ODE from `(x_t, sigma)`, without
+    gradient: Euler steps through the levels `sigma · fractions[k]` (`fractions` descends from 1
+    to 0, e.g. a shifted `sigma_grid`), so every frame runs the same number of steps from its own
+    level down to clean.
+
+    The ODE is deterministic, so its end is a function of `x_t`: a student regressed onto it
+    learns the teacher's many-step sampler in one jump and keeps what that sampler commits to
+    (a rare sprite on new ground), where regressing onto data would give the blurry mean.
+    """
+    if fractions.dim() != 1 or fractions[0] != 1 or fractions[-1] != 0 or bool((fractions[1:] >= fractions[:-1]).any()):
+        raise ValueError(f"fractions must descend strictly from 1 to 0, got {fractions.tolist()}")
+    with torch.no_grad():
+        x = x_t
+        for now, later in zip(fractions[:-1].tolist(), fractions[1:].tolist()):
+            level = sigma * now
+            v = teacher_velocity(x, level, True)
+            if guidance != 1.0:
+                v = guided_velocity(v, teacher_velocity(x, level, False), guidance)
+            x = x + expand_sigma(sigma * (later - now), x) * v
+        return x.detach()
 
 
 def consistency_loss(student_x0: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
