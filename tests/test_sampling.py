@@ -79,6 +79,62 @@ def test_denoise_step_with_the_true_velocity_recovers_x0_and_renoises_it():
     assert torch.allclose(renoised, flow.add_noise(x0, fresh, 0.3), atol=1e-6)
 
 
+def test_fresh_noise_mixes_the_implied_noise_and_at_zero_is_the_euler_step():
+    generator = torch.Generator().manual_seed(1)
+    x, velocity, fresh = (torch.randn(2, 1, 4, 8, 8, generator=generator) for _ in range(3))
+    draws = []
+
+    def noise(shape):
+        draws.append(shape)
+        return fresh
+
+    euler = denoise_step(x, 0.6, 0.3, velocity, noise, fresh_noise=0.0)
+    torch.testing.assert_close(euler, flow.euler_step(x, velocity, 0.6, 0.3))
+    x0, implied = flow.x0_from_velocity(x, 0.6, velocity), flow.noise_from_velocity(x, 0.6, velocity)
+    mixed = denoise_step(x, 0.6, 0.3, velocity, noise, fresh_noise=0.6)
+    torch.testing.assert_close(mixed, flow.add_noise(x0, 0.6 * fresh + 0.8 * implied, 0.3))
+    assert torch.equal(denoise_step(x, 0.6, 0.3, velocity, noise, fresh_noise=1.0), flow.add_noise(x0, fresh, 0.3))
+    assert len(draws) == 3  # the fresh draw is taken at every setting: the noise stream does not move
+
+
+def test_the_worlds_fresh_noise_reaches_the_simulator_and_is_validated(world):
+    from worldsim.model.config import ConfigError
+
+    def first_steps(share):
+        world.config.sampling.fresh_noise = share
+        sim = world.simulator(batch_size=2, seed=3)
+        sim.reset(event="night falls")
+        return sim.step(torch.tensor([1, 2]))[0]
+
+    try:
+        default = first_steps(1.0)
+        assert torch.equal(first_steps(1.0), default)
+        assert not torch.equal(first_steps(0.0), default)
+        with pytest.raises(ValueError, match="frame sampler only"):
+            world.simulator(batch_size=1, sampler="rolling")
+        world.config.sampling.fresh_noise = 1.5
+        with pytest.raises(ConfigError, match="fresh_noise"):
+            world.config.sampling.validate()
+    finally:
+        world.config.sampling.fresh_noise = 1.0
+
+
+def test_a_world_saved_before_fresh_noise_existed_loads_with_all_fresh_noise(world, tmp_path):
+    import json
+
+    from worldsim import hub
+    from worldsim.world import WorldModel
+
+    world.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["format_version"] == hub.FORMAT_VERSION == 6
+    assert saved["world"]["sampling"]["fresh_noise"] == 1.0
+    saved["format_version"] = 5  # what format 5 wrote: no share, every step drew fresh noise
+    del saved["world"]["sampling"]["fresh_noise"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert WorldModel.from_pretrained(tmp_path).config.sampling.fresh_noise == 1.0
+
+
 # ----------------------------------------------------------------------------------------------
 # fused commit
 

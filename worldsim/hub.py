@@ -40,19 +40,21 @@ if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
     from worldsim.games import GameSpec
 
 FORMAT = "worldsim-checkpoint"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 # The keys each format added, at the meaning an older world had without them. Format 2 and before:
 # no local path (format 1); during format 2 a pixel-level autoencoder stem and, on the local path,
 # the action-chosen kernel every local path had by then; no learned cell positions (added by
 # format 3). Format 3: the generator was conditioned on every event text's own vector (format 4
 # adds snapping an understood text to its known event). Format 5 adds lining the local path's older
-# predecessors up by the scroll (off before). The current format writes every key.
+# predecessors up by the scroll (off before). Format 6 adds the sampler's share of fresh noise
+# (all fresh before). The current format writes every key.
 _KEYS_ADDED_BY = {
     3: {"transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True,
                         "local_positions": False},
         "autoencoder": {"patch_size": 1}},
     4: {"sampling": {"snap_events": False}},
     5: {"transformer": {"local_align_history": False}},
+    6: {"sampling": {"fresh_noise": 1.0}},
 }
 
 CONFIG_FILE = "config.json"
@@ -462,6 +464,11 @@ def _evaluation_section(evaluation: Mapping[str, Any], game: "GameSpec") -> list
     return lines + [f"| {name} | {value} |" for name, value in evaluation["measures"].items()]
 
 
+def _fresh_noise_note(share: float) -> str:
+    """The card's note on the sampler's share of fresh noise, when it is not the usual all-fresh."""
+    return "" if share == 1.0 else f", fresh noise share {share} (the rest the noise each step implies)"
+
+
 def _world_summary(world: Mapping[str, Any], num_context_frames: int, game: "GameSpec") -> list[str]:
     """Headline settings of a `WorldConfig.to_dict()` and the game it plays."""
     net, sampling, events = world["transformer"], world["sampling"], world["events"]
@@ -479,7 +486,8 @@ def _world_summary(world: Mapping[str, Any], num_context_frames: int, game: "Gam
                        if net.get("local_channels") else "none"),
         "kv cache": f"{net['sink_frames']} sink + {net['window_frames']} window frames",
         "sampling": f"{sampling['num_steps']} steps (first frame {sampling['first_frame_steps']}), "
-        f"sigma shift {sampling['sigma_shift']}, re-cache on switch {sampling['recache_on_switch']}",
+        f"sigma shift {sampling['sigma_shift']}, re-cache on switch {sampling['recache_on_switch']}"
+        + _fresh_noise_note(sampling.get("fresh_noise", 1.0)),
         "event encoder": f"{events['dim']}-d vectors, at most {events['max_tokens']} tokens",
         "context frames": str(num_context_frames),
     }

@@ -203,6 +203,9 @@ class SamplingConfig:
     # Condition on the canonical text of the known event a free text is understood as
     # (WorldModel.condition_events); texts not understood keep their own vector.
     snap_events: bool = True
+    # Share of fresh noise when a step re-noises its x0 (1: all fresh; 0: the noise the velocity
+    # implies, i.e. Euler steps of the flow's ODE, which commit to rare sprites and carry errors).
+    fresh_noise: float = 1.0
 
     def step_sigmas(self, first_frame: bool = False) -> list[float]:
         """The descending sigma levels from 1 to 0 (num_steps + 1 values) used by the sampler."""
@@ -215,6 +218,7 @@ class SamplingConfig:
         _require(self.num_steps > 0, f"{prefix}.num_steps", "must be positive")
         _require(self.first_frame_steps > 0, f"{prefix}.first_frame_steps", "must be positive")
         _require(self.sigma_shift > 0, f"{prefix}.sigma_shift", "must be positive")
+        _require(0.0 <= self.fresh_noise <= 1.0, f"{prefix}.fresh_noise", "must be in [0, 1]")
         _require_at_most(self, prefix, {"num_steps": 1000, "first_frame_steps": 1000, "sigma_shift": 1000})
 
 

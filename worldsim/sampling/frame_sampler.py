@@ -5,7 +5,10 @@ Forcing, multistep consistency sampling). At level sigma_i the network's velocit
 x0 = x - sigma_i * v; the next input is that x0 noised to sigma_{i+1} with *fresh* noise, and the
 last level (0) returns x0. We use it rather than Euler on the flow because the students
 (`causal-cd`, `dmd`) are trained to map any level straight to x0, from inputs noised exactly this
-way, so inference sees the inputs training saw.
+way, so inference sees the inputs training saw. `fresh_noise` < 1 mixes the noise the velocity
+implies into the re-noising (0 is the Euler step of the flow's ODE): the sampler then commits to
+what its first step started, which keeps rare sprites that fresh noise averages away, and carries
+errors forward that fresh noise would wash out.
 
 The cache holds only clean frames. A generated frame is kept *pending* (its latents and
 conditions) and written to the cache by a pass at sigma 0 — the clean re-encode. That pass is
@@ -21,6 +24,7 @@ use per-row counter noise and trainers `torch.randn` with their own generator.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -82,12 +86,23 @@ def step_sigmas(steps: int | Sequence[float], shift: float) -> list[float]:
     return sigmas + [0.0]
 
 
-def denoise_step(x: Tensor, sigma: float, sigma_next: float, velocity: Tensor, noise: NoiseSource) -> Tensor:
-    """One sampler step: predict x0 at `sigma`, re-noise it to `sigma_next` (or return it at 0)."""
+def denoise_step(x: Tensor, sigma: float, sigma_next: float, velocity: Tensor, noise: NoiseSource,
+                 fresh_noise: float = 1.0) -> Tensor:
+    """One sampler step: predict x0 at `sigma`, re-noise it to `sigma_next` (or return it at 0).
+
+    The noise it is re-noised with is `f · fresh + sqrt(1 − f²) · implied` for f = `fresh_noise`,
+    where `implied` is the noise the velocity assigns to `x`: 1 draws it fresh, 0 keeps the
+    implied noise, which makes the step exactly the Euler step of the flow's ODE. The fresh draw
+    is taken whatever f is, so the noise stream does not depend on it.
+    """
     x0 = flow.x0_from_velocity(x, sigma, velocity)
     if sigma_next == 0.0:
         return x0
-    return flow.add_noise(x0, noise(x.shape[1:]), sigma_next)
+    fresh = noise(x.shape[1:])
+    if fresh_noise != 1.0:
+        implied = flow.noise_from_velocity(x, sigma, velocity)
+        fresh = fresh_noise * fresh + math.sqrt(1.0 - fresh_noise ** 2) * implied
+    return flow.add_noise(x0, fresh, sigma_next)
 
 
 def fused_commit_is_exact(cache: KVCache, num_commit: int) -> bool:
@@ -151,16 +166,18 @@ def sample_frames(
     sigmas: Sequence[float],
     noise: NoiseSource,
     pending: CleanFrames | None = None,
+    fresh_noise: float = 1.0,
 ) -> Tensor:
     """Generate F frames (F = conditions' frame count) that follow the cache and `pending`.
 
     `pending` frames are committed on the way, with the first step. Returns the clean latents
-    ``[B, F, C, h, w]``; the caller keeps them as the next `pending`.
+    ``[B, F, C, h, w]``; the caller keeps them as the next `pending`. `fresh_noise`: see
+    `denoise_step`.
     """
     def velocity_at(x: Tensor, levels: Tensor, step: int) -> Tensor:
         return predict_velocity(net, cache, x, levels, conditions, pending if step == 0 else None)
 
-    return _denoise(net, conditions, sigmas, noise, velocity_at)
+    return _denoise(net, conditions, sigmas, noise, velocity_at, fresh_noise)
 
 
 def sample_frames_guided(
@@ -172,6 +189,7 @@ def sample_frames_guided(
     sigmas: Sequence[float],
     noise: NoiseSource,
     pending: CleanFrames | None = None,
+    fresh_noise: float = 1.0,
 ) -> Tensor:
     """`sample_frames` with each velocity pushed away from the one under `reference_events`:
     `v_ref + scale · (v − v_ref)` per row (`scale` [B]; rows at 1 get the unguided frame, up to the
@@ -192,16 +210,17 @@ def sample_frames_guided(
         velocity_reference = predict_velocity(net, cache, x, levels, reference)
         return torch.where(guided, velocity_reference + scale * (velocity - velocity_reference), velocity)
 
-    return _denoise(net, conditions, sigmas, noise, velocity_at)
+    return _denoise(net, conditions, sigmas, noise, velocity_at, fresh_noise)
 
 
 def _denoise(net: CausalTransformer, conditions: Conditions, sigmas: Sequence[float], noise: NoiseSource,
-             velocity_at: Callable[[Tensor, Tensor, int], Tensor]) -> Tensor:
+             velocity_at: Callable[[Tensor, Tensor, int], Tensor], fresh_noise: float = 1.0) -> Tensor:
     """The few-step loop shared by the samplers: start from noise, and at every level take
     `velocity_at(x, levels [B, F], step)` into one `denoise_step`."""
     config = net.config
     num_frames = conditions.actions.shape[1]
     x = noise((num_frames, config.latent_channels, config.latent_size, config.latent_size))
     for step, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
-        x = denoise_step(x, sigma, sigma_next, velocity_at(x, x.new_full(x.shape[:2], sigma), step), noise)
+        x = denoise_step(x, sigma, sigma_next, velocity_at(x, x.new_full(x.shape[:2], sigma), step), noise,
+                         fresh_noise)
     return x

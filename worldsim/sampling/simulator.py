@@ -75,10 +75,13 @@ class Simulator:
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         sampling = world.config.sampling
+        if sampler == "rolling" and sampling.fresh_noise != 1.0:
+            raise ValueError("sampling.fresh_noise below 1 is implemented for the frame sampler only")
         self.world = world
         self.batch_size = batch_size
         self.sigmas = step_sigmas(sampling.num_steps if steps is None else steps, sampling.sigma_shift)
         self.first_frame_sigmas = step_sigmas(sampling.first_frame_steps, sampling.sigma_shift)
+        self.fresh_noise = sampling.fresh_noise
         recache = sampling.recache_on_switch if recache_on_switch is None else recache_on_switch
         if recache and sampler == "rolling":
             raise ValueError("re-cache on switch is implemented for the frame sampler only")
@@ -255,8 +258,8 @@ class Simulator:
             if bool(guided.any()):
                 scale = torch.where(guided, self.switch_guidance, 1.0)
                 return sample_frames_guided(net, self._cache, conditions, self._previous_vectors[:, None].clone(),
-                                            scale, self.sigmas, self._noise, pending)
-        return sample_frames(net, self._cache, conditions, self.sigmas, self._noise, pending)
+                                            scale, self.sigmas, self._noise, pending, self.fresh_noise)
+        return sample_frames(net, self._cache, conditions, self.sigmas, self._noise, pending, self.fresh_noise)
 
     def _switch_events(self, rows: Tensor, vectors: Tensor) -> None:
         self._previous_vectors[rows] = self._event_vectors[rows]
@@ -281,7 +284,8 @@ class Simulator:
         no_action = torch.full((num_rows, 1), world.config.no_action, device=self.device)
         conditions = Conditions(no_action, vectors[:, None])
         latents = sample_frames(
-            world.transformer, scratch, conditions, self.first_frame_sigmas, lambda shape: self._noise(shape, rows)
+            world.transformer, scratch, conditions, self.first_frame_sigmas, lambda shape: self._noise(shape, rows),
+            fresh_noise=self.fresh_noise,
         )
         return latents[:, 0].float()
 
