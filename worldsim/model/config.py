@@ -204,7 +204,8 @@ class SamplingConfig:
     # (WorldModel.condition_events); texts not understood keep their own vector.
     snap_events: bool = True
     # Share of fresh noise when a step re-noises its x0 (1: all fresh; 0: the noise the velocity
-    # implies, i.e. Euler steps of the flow's ODE, which commit to rare sprites and carry errors).
+    # implies, i.e. Euler steps of the flow's ODE, which commit to what the first step started and
+    # carry errors forward).
     fresh_noise: float = 1.0
 
     def step_sigmas(self, first_frame: bool = False) -> list[float]:

@@ -7,8 +7,8 @@ last level (0) returns x0. We use it rather than Euler on the flow because the s
 (`causal-cd`, `dmd`) are trained to map any level straight to x0, from inputs noised exactly this
 way, so inference sees the inputs training saw. `fresh_noise` < 1 mixes the noise the velocity
 implies into the re-noising (0 is the Euler step of the flow's ODE): the sampler then commits to
-what its first step started, which keeps rare sprites that fresh noise averages away, and carries
-errors forward that fresh noise would wash out.
+what its first step started — in many steps, rare sprites that fresh noise averages away — and
+carries forward errors that fresh noise would wash out (docs/generator-design.md, section 24).
 
 The cache holds only clean frames. A generated frame is kept *pending* (its latents and
 conditions) and written to the cache by a pass at sigma 0 — the clean re-encode. That pass is

@@ -11,8 +11,8 @@ exactly the context a causal sampler gives them.
 
 `target="ode"` replaces the one-step target by the end of the teacher's ODE, integrated in
 `ode_steps` Euler steps from the level the student is trained at (drawn from the levels the
-few-step sampler visits) down to clean: a direct regression of the many-step sampler, which
-learns in far fewer steps than the bootstrapped consistency target and needs no EMA target.
+few-step sampler visits) down to clean: a direct regression of the many-step ODE sampler, whose
+target does not depend on the student (the EMA is then only the weights shipped).
 """
 from __future__ import annotations
 
