@@ -20,7 +20,7 @@ def test_version_and_python_dash_m():
     assert result.returncode == 0 and result.stdout.strip() == f"python -m worldsim {worldsim.__version__}"
     result = run_worldsim("--help")
     assert result.returncode == 0 and "usage: python -m worldsim" in result.stdout
-    for command in ("data", "play", "train", "bench", "rollout", "eval"):
+    for command in ("data", "play", "train", "bench", "rollout", "eval", "merge"):
         assert command in result.stdout
 
 

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worldsim.bench",
     "worldsim.rollout",
     "worldsim.eval.cli",
+    "worldsim.merge",
 )
 
 
