@@ -26,7 +26,11 @@ def test_its_metadata_records_every_recipe_stage_and_the_measured_fidelity():
     stages = [record["stage"] for record in metadata["training"]]
     assert stages[:len(chain)] == chain
     assert stages[len(chain):] == [step["stage"] for step in metadata["recipe"].get("continued", [])]
-    assert all(record["steps"] > 0 and record["wall_time_s"] > 0 for record in metadata["training"])
+    trained = [record for record in metadata["training"] if record["stage"] != "merge"]
+    assert all(record["steps"] > 0 and record["wall_time_s"] > 0 for record in trained)
+    # A merge of two branches keeps the other branch's trained stages on record.
+    for merge in (record for record in metadata["training"] if record["stage"] == "merge"):
+        assert 0 < merge["weight"] < 1 and all(record["steps"] > 0 for record in merge["first_only"])
     assert metadata["data"]["world"] == "explorer" and metadata["data"]["frames"] > 0
     assert metadata["hardware"]["cores"] > 0
     measures = metadata["evaluation"]["measures"]
