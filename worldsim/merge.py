@@ -1,9 +1,10 @@
 """`worldsim merge`: a world whose weights lie on the line between two worlds of one lineage.
 
-Two worlds fine-tuned from the same weights in different directions (one stage keeps fidelity,
-another teaches the network to react to events) can often be averaged weight by weight into a
-world that keeps part of each gain; the share of the second world sets where on that line it
-lands. Both worlds must have the same architecture, tokenizer, event texts and start frames.
+Two worlds fine-tuned from the same weights in different directions can be averaged weight by
+weight; the share of the second world sets where on that line the result lands. On the Explorer,
+0.3 x a world tuned for fidelity + 0.7 x one tuned to react to events kept the first's fidelity and
+part of the second's reactions. Both worlds must have the same architecture, tokenizer, event texts
+and start frames.
 
     worldsim merge runs/delta/final runs/delta-switch/final --weight 0.7 --out runs/merged
 
