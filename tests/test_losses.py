@@ -104,6 +104,27 @@ def test_carried_cells_across_restyles_start_again_from_the_restyled_frame():
     assert across[0, 3].sum() == across[0, 2].sum() and not plain[0, 2:].any()
 
 
+def test_carried_from_previous_reads_each_frame_against_the_one_before_only():
+    latents = scrolling_clip([(1, 0), (1, 0), (0, 0)])  # two moves right, then still
+    latents[0, 2, :, 3, 1] += 5.0  # a sprite steps into cell (3, 1) of frame 2
+    carried = L.carried_from_previous(latents)
+    assert carried.shape == (1, 4, 6, 6) and carried.dtype == torch.bool
+    assert not carried[0, 0].any()  # a clip's first frame has no frame before it
+    assert not carried[0, 1, :, 5].any() and carried[0, 1, :, :5].all()  # one new column per move ...
+    assert not carried[0, 2, :, 5].any() and carried[0, 2, :, 4].all()  # ... not two: only the frame before counts
+    assert not carried[0, 2, 3, 1] and carried[0, 2, 2, 1]  # the sprite's cell is new
+    # a still frame: all carried but the cell the sprite left (a carried chain would have lost more)
+    assert not carried[0, 3, 3, 1] and carried[0, 3].sum() == 6 * 6 - 1
+    assert torch.equal(L.carried_from_previous(latents[:, :1]), torch.zeros(1, 1, 6, 6, dtype=torch.bool))
+
+
+def test_target_on_new_cells_keeps_the_truth_where_carried():
+    clean, ode_end = torch.zeros(2, 3, 4, 5, 5), torch.ones(2, 3, 4, 5, 5)
+    carried = torch.rand(2, 3, 5, 5) > 0.5
+    target = L.target_on_new_cells(ode_end, clean, carried)
+    assert torch.equal(target, (~carried)[:, :, None].float().expand_as(clean))
+
+
 def test_sprite_cells_are_where_a_sprite_arrived_or_left_with_the_scroll_taken_out():
     latents = scrolling_clip([(1, 0), (1, 0), (0, 0)])  # two moves right, then still
     latents[0, 2, :, 3, 1] += 5.0  # a sprite steps into cell (3, 1) of frame 2 ...

@@ -661,3 +661,16 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     assert summary.steps == 2 and record["target"] == "ode" and record["teacher"] == str(teacher)
     with pytest.raises(ConfigError, match="target"):
         stages.build_config("causal-cd", None, overrides + ["target=bootstrap"])
+    with pytest.raises(ConfigError, match="ode_region"):
+        stages.build_config("causal-cd", None, overrides + ["ode_region=edges"])
+    with pytest.raises(ConfigError, match="target=ode only"):
+        stages.build_config("causal-cd", None, [o for o in overrides if o != "target=ode"] + ["ode_region=new"])
+
+    # ode_region=new: the truth on the cells the frame before carries, the same ODE end elsewhere
+    new_stage = CausalCDStage(stages.build_config("causal-cd", None, overrides + ["ode_region=new"]),
+                              DistributedContext())
+    torch.manual_seed(0)
+    _, _, new_target = new_stage._targets(clean, actions, events, events)
+    carried = losses.carried_from_previous(clean)
+    assert carried[:, 1:].any() and not carried[:, 0].any()
+    torch.testing.assert_close(new_target, losses.target_on_new_cells(expected, clean, carried))

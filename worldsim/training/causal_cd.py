@@ -12,7 +12,10 @@ exactly the context a causal sampler gives them.
 `target="ode"` replaces the one-step target by the end of the teacher's ODE, integrated in
 `ode_steps` Euler steps from the level the student is trained at (drawn from the levels the
 few-step sampler visits) down to clean: a direct regression of the many-step ODE sampler, whose
-target does not depend on the student (the EMA is then only the weights shipped).
+target does not depend on the student (the EMA is then only the weights shipped). With
+`ode_region="new"` the ODE end is the target only where the true frame before does not determine
+a cell (new ground, a moved sprite, a restyle); carried cells regress onto the true frame, which
+the context fixes, so the student keeps the map while it learns to commit on new ground.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 __all__ = ["CausalCDConfig", "CausalCDStage"]
 
 TARGETS = ("consistency", "ode")
+ODE_REGIONS = ("all", "new")
 
 
 @dataclass
@@ -55,6 +59,10 @@ class CausalCDConfig(StageConfig):
     teacher: str = ""
     target: str = "consistency"  # "consistency" (teacher step + EMA student) or "ode" (teacher ODE end)
     ode_steps: int = 8  # "ode": the teacher's Euler steps from the training level down to clean
+    # "ode": where the ODE end is the target. "all": every cell; "new": the cells the true frame
+    # before does not carry (losses.carried_from_previous), the truth on the rest
+    ode_region: str = "all"
+    carried_tolerance: float = 0.05  # "new": a cell is carried below this latent distance
 
     def validate(self) -> None:
         super().validate()
@@ -67,6 +75,10 @@ class CausalCDConfig(StageConfig):
             raise ConfigError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
         if self.ode_steps < 1:
             raise ConfigError(f"ode_steps must be >= 1, got {self.ode_steps}")
+        if self.ode_region not in ODE_REGIONS:
+            raise ConfigError(f"ode_region must be one of {', '.join(ODE_REGIONS)}, got {self.ode_region!r}")
+        if self.ode_region != "all" and self.target != "ode":
+            raise ConfigError("ode_region applies to target=ode only")
 
 
 class CausalCDStage:
@@ -135,6 +147,9 @@ class CausalCDStage:
             sigma = self.sampler_levels[torch.randint(0, len(self.sampler_levels), shape, device=clean.device)]
             noisy = flow.add_noise(clean, torch.randn_like(clean), sigma)
             target = losses.ode_target(teacher_velocity, noisy, sigma, self.ode_fractions, self.config.guidance)
+            if self.config.ode_region == "new":
+                carried = losses.carried_from_previous(clean, self.config.carried_tolerance)
+                target = losses.target_on_new_cells(target, clean, carried)
             return noisy, sigma, target
         index = torch.randint(0, self.config.grid_steps, shape, device=clean.device)
         sigma, sigma_next = self.grid[index], self.grid[index + 1]
@@ -151,4 +166,5 @@ class CausalCDStage:
         self.student.load_state_dict(self.target.state_dict())  # ship the EMA student
         self.world.metadata["role"] = "few-step causal student (Causal Forcing++)"
         save_world(self.world, out_dir, summary, grid_steps=self.config.grid_steps, guidance=self.config.guidance,
-                   target=self.config.target, ode_steps=self.config.ode_steps, teacher=self.config.teacher)
+                   target=self.config.target, ode_steps=self.config.ode_steps, teacher=self.config.teacher,
+                   ode_region=self.config.ode_region)

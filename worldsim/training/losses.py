@@ -180,6 +180,19 @@ def carried_cells(latents: Tensor, context_frames: int, tolerance: float = 0.05,
     return carried
 
 
+def carried_from_previous(latents: Tensor, tolerance: float = 0.05, max_shift: int = 1) -> Tensor:
+    """bool `[B, F, h, w]`: per frame of a clip `[B, F, C, h, w]`, the cells carried unchanged from the
+    frame just before it through the view's scroll (`carried_cells` of each neighbouring pair). A
+    clip's first frame has none. Teacher-forced, the true frame before is the context, so these
+    are the cells the context determines; the rest is new ground, a moved sprite or a restyle."""
+    batch, frames, _, height, width = latents.shape
+    carried = torch.zeros(batch, frames, height, width, dtype=torch.bool, device=latents.device)
+    if frames > 1:
+        pairs = torch.stack((latents[:, :-1], latents[:, 1:]), dim=2).flatten(0, 1)  # [B*(F-1), 2, C, h, w]
+        carried[:, 1:] = carried_cells(pairs, 1, tolerance, max_shift).view(batch, frames - 1, height, width)
+    return carried
+
+
 def sprite_cells(cells: Tensor, hold_frames: int = 0, tolerance: float = 0.02, max_share: float = 0.25,
                  max_shift: int = 1) -> Tensor:
     """bool `[B, F, h, w]`: the cells that the scroll from the frame before does not explain —
@@ -392,6 +405,18 @@ def ode_target(
                 v = guided_velocity(v, teacher_velocity(x, level, False), guidance)
             x = x + expand_sigma(sigma * (later - now), x) * v
         return x.detach()
+
+
+def target_on_new_cells(new_target: Tensor, clean: Tensor, carried: Tensor) -> Tensor:
+    """The true frames `clean` `[B, F, C, h, w]` on the `carried` cells (bool `[B, F, h, w]`) and
+    `new_target` elsewhere.
+
+    Why, for distillation onto a teacher's ODE end: a carried cell is fixed by the context, so
+    regressing it onto the truth does not blur it, while the ODE, a sampler that commits, carries
+    its own errors there; on new ground, a stepped sprite or a restyle the truth is one future of
+    many (its regression is their blurred mean) and the ODE end commits to one, rare sprites
+    included."""
+    return torch.where(carried[:, :, None], clean, new_target)
 
 
 def consistency_loss(student_x0: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
