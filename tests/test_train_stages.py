@@ -663,6 +663,8 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
         stages.build_config("causal-cd", None, overrides + ["target=bootstrap"])
     with pytest.raises(ConfigError, match="ode_region"):
         stages.build_config("causal-cd", None, overrides + ["ode_region=edges"])
+    with pytest.raises(ConfigError, match="carried_tolerance"):
+        stages.build_config("causal-cd", None, overrides + ["ode_region=new", "carried_tolerance=0"])
     with pytest.raises(ConfigError, match="target=ode only"):
         stages.build_config("causal-cd", None, [o for o in overrides if o != "target=ode"] + ["ode_region=new"])
 

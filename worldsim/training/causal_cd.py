@@ -79,6 +79,8 @@ class CausalCDConfig(StageConfig):
             raise ConfigError(f"ode_region must be one of {', '.join(ODE_REGIONS)}, got {self.ode_region!r}")
         if self.ode_region != "all" and self.target != "ode":
             raise ConfigError("ode_region applies to target=ode only")
+        if self.carried_tolerance <= 0:
+            raise ConfigError(f"carried_tolerance must be > 0, got {self.carried_tolerance}")
 
 
 class CausalCDStage:
