@@ -625,7 +625,7 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     world's ODE end under the same paraphrase, and the choice is recorded."""
     from worldsim.data import Dataset
     from worldsim.training import losses
-    from worldsim.training.batches import to_model_batch
+    from worldsim.training.batches import clip_sprite_cells, to_model_batch
     from worldsim.training.causal_cd import CausalCDStage
     from worldsim.training.distributed import DistributedContext
     from worldsim.world import WorldModel
@@ -640,7 +640,8 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     sampling = stage.world.config.sampling
     visited = set(sampling.step_sigmas()) | set(sampling.step_sigmas(first_frame=True))
     assert sorted(stage.sampler_levels.tolist()) == pytest.approx(sorted(visited - {0.0}))
-    batch = to_model_batch(stage.clips.batch(0), stage.world.autoencoder, stage.world.config.no_action)
+    clip = stage.clips.batch(0)
+    batch = to_model_batch(clip, stage.world.autoencoder, stage.world.config.no_action)
     clean, actions = batch.latents, batch.actions
     events = torch.randn(*clean.shape[:2], stage.world.config.transformer.event_dim)
     teacher_weights, student_weights = stage.teacher.state_dict(), stage.student.state_dict()
@@ -648,7 +649,8 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     assert torch.equal(teacher_weights[name], other.transformer.state_dict()[name])
     assert not torch.equal(teacher_weights[name], student_weights[name])
     torch.manual_seed(0)
-    noisy, sigma, target = stage._targets(clean, actions, events, events)
+    assert stage._truth_cells(clip, clean) is None
+    noisy, sigma, target = stage._targets(clean, actions, events, events, None)
     assert set(sigma.flatten().tolist()) <= set(stage.sampler_levels.tolist())
 
     def teacher_velocity(x, s, conditioned):
@@ -672,7 +674,18 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     new_stage = CausalCDStage(stages.build_config("causal-cd", None, overrides + ["ode_region=new"]),
                               DistributedContext())
     torch.manual_seed(0)
-    _, _, new_target = new_stage._targets(clean, actions, events, events)
     carried = losses.carried_from_previous(clean)
+    assert torch.equal(new_stage._truth_cells(clip, clean), carried)
+    _, _, new_target = new_stage._targets(clean, actions, events, events, carried)
     assert carried[:, 1:].any() and not carried[:, 0].any()
     torch.testing.assert_close(new_target, losses.target_on_new_cells(expected, clean, carried))
+
+    # ode_region=new+sprites: carried cells near a true sprite keep the ODE end too
+    sprite_config = stages.build_config("causal-cd", None, overrides + ["ode_region=new+sprites", "sprite_margin=1"])
+    truth = CausalCDStage(sprite_config, DistributedContext())._truth_cells(clip, clean)
+    sprites = clip_sprite_cells(torch.from_numpy(clip.frames), clean.shape[-1], sprite_config.sprite_hold_frames)
+    assert sprites.any()
+    assert torch.equal(truth, carried & ~losses.near_cells(sprites, 1))
+    assert (carried & ~truth).any()  # a carried cell beside a sprite left the truth
+    with pytest.raises(ConfigError, match="sprite_margin"):
+        stages.build_config("causal-cd", None, overrides + ["ode_region=new+sprites", "sprite_margin=-1"])

@@ -16,6 +16,9 @@ target does not depend on the student (the EMA is then only the weights shipped)
 `ode_region="new"` the ODE end is the target only where the true frame before does not determine
 a cell (new ground, a moved sprite, a restyle); carried cells regress onto the true frame, which
 the context fixes, so the student keeps the map while it learns to commit on new ground.
+`ode_region="new+sprites"` also keeps the ODE end on carried cells near a true sprite (one that
+arrived, held or left within `sprite_hold_frames`): a standing enemy is carried ground, and its
+regression onto the truth teaches the mean of "stays" and "steps", which fades it.
 """
 from __future__ import annotations
 
@@ -27,10 +30,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from worldsim.data import Dataset
+from worldsim.data import Clip, Dataset
 from worldsim.model import flow
 from worldsim.training import losses
-from worldsim.training.batches import ClipStream, to_model_batch
+from worldsim.training.batches import ClipStream, clip_sprite_cells, to_model_batch
 from worldsim.training.common import StageConfig, freeze, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
@@ -41,7 +44,7 @@ from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 __all__ = ["CausalCDConfig", "CausalCDStage"]
 
 TARGETS = ("consistency", "ode")
-ODE_REGIONS = ("all", "new")
+ODE_REGIONS = ("all", "new", "new+sprites")
 
 
 @dataclass
@@ -60,9 +63,12 @@ class CausalCDConfig(StageConfig):
     target: str = "consistency"  # "consistency" (teacher step + EMA student) or "ode" (teacher ODE end)
     ode_steps: int = 8  # "ode": the teacher's Euler steps from the training level down to clean
     # "ode": where the ODE end is the target. "all": every cell; "new": the cells the true frame
-    # before does not carry (losses.carried_from_previous), the truth on the rest
+    # before does not carry (losses.carried_from_previous), the truth on the rest; "new+sprites":
+    # those and the cells within `sprite_margin` of a true sprite (batches.clip_sprite_cells)
     ode_region: str = "all"
-    carried_tolerance: float = 0.05  # "new": a cell is carried below this latent distance
+    carried_tolerance: float = 0.05  # "new", "new+sprites": a cell is carried below this latent distance
+    sprite_margin: int = 1  # "new+sprites": cells around a sprite cell that keep the ODE end
+    sprite_hold_frames: int = 2  # "new+sprites": frames a sprite cell stays marked after it changed
 
     def validate(self) -> None:
         super().validate()
@@ -81,6 +87,9 @@ class CausalCDConfig(StageConfig):
             raise ConfigError("ode_region applies to target=ode only")
         if self.carried_tolerance <= 0:
             raise ConfigError(f"carried_tolerance must be > 0, got {self.carried_tolerance}")
+        if self.sprite_margin < 0 or self.sprite_hold_frames < 0:
+            raise ConfigError(f"sprite_margin and sprite_hold_frames must be >= 0, got "
+                              f"{self.sprite_margin} and {self.sprite_hold_frames}")
 
 
 class CausalCDStage:
@@ -121,13 +130,14 @@ class CausalCDStage:
         return {"student": self.optimizer}
 
     def train_step(self, step: int) -> dict[str, float]:
-        batch = to_model_batch(self.clips.batch(step), self.world.autoencoder, self.world.config.no_action)
+        clip = self.clips.batch(step)
+        batch = to_model_batch(clip, self.world.autoencoder, self.world.config.no_action)
         clean, actions = batch.latents, batch.actions
         with torch.no_grad():
             texts, index = self.vocabulary.sample_texts(batch.event_ids)  # one paraphrase per frame for both
             events = embed_texts(texts, index, self.world.tokenizer, self.world.event_encoder)
             teacher_events = events if self.teacher_text is None else embed_texts(texts, index, *self.teacher_text)
-        noisy, sigma, target = self._targets(clean, actions, events, teacher_events)
+        noisy, sigma, target = self._targets(clean, actions, events, teacher_events, self._truth_cells(clip, clean))
         student_x0 = flow.x0_from_velocity(
             noisy, sigma, self.student.forward_teacher_forcing(clean, noisy, sigma, actions, events))
         loss = losses.consistency_loss(student_x0, target)
@@ -137,9 +147,20 @@ class CausalCDStage:
             error_to_data = (student_x0 - clean).pow(2).mean().item()
         return {"loss": loss.item(), "grad_norm": grad_norm, "x0_mse_to_data": error_to_data}
 
-    def _targets(self, clean: Tensor, actions: Tensor, events: Tensor,
-                 teacher_events: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(noisy frames, their levels [B, F], the x0 the student regresses onto) for one batch."""
+    def _truth_cells(self, clip: Clip, clean: Tensor) -> Tensor | None:
+        """bool `[B, F, h, w]`: the cells whose target is the true frame, not the ODE end (None: none)."""
+        if self.config.ode_region == "all":
+            return None
+        carried = losses.carried_from_previous(clean, self.config.carried_tolerance)
+        if self.config.ode_region == "new":
+            return carried
+        sprites = clip_sprite_cells(torch.from_numpy(clip.frames), clean.shape[-1], self.config.sprite_hold_frames)
+        return carried & ~losses.near_cells(sprites.to(clean.device), self.config.sprite_margin)
+
+    def _targets(self, clean: Tensor, actions: Tensor, events: Tensor, teacher_events: Tensor,
+                 truth_cells: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """(noisy frames, their levels [B, F], the x0 the student regresses onto) for one batch;
+        `truth_cells` (target="ode") take the true frame as their target."""
         shape = clean.shape[:2]
 
         def teacher_velocity(x: Tensor, s: Tensor, conditioned: bool) -> Tensor:
@@ -149,9 +170,8 @@ class CausalCDStage:
             sigma = self.sampler_levels[torch.randint(0, len(self.sampler_levels), shape, device=clean.device)]
             noisy = flow.add_noise(clean, torch.randn_like(clean), sigma)
             target = losses.ode_target(teacher_velocity, noisy, sigma, self.ode_fractions, self.config.guidance)
-            if self.config.ode_region == "new":
-                carried = losses.carried_from_previous(clean, self.config.carried_tolerance)
-                target = losses.target_on_new_cells(target, clean, carried)
+            if truth_cells is not None:
+                target = losses.target_on_new_cells(target, clean, truth_cells)
             return noisy, sigma, target
         index = torch.randint(0, self.config.grid_steps, shape, device=clean.device)
         sigma, sigma_next = self.grid[index], self.grid[index + 1]
@@ -169,4 +189,6 @@ class CausalCDStage:
         self.world.metadata["role"] = "few-step causal student (Causal Forcing++)"
         save_world(self.world, out_dir, summary, grid_steps=self.config.grid_steps, guidance=self.config.guidance,
                    target=self.config.target, ode_steps=self.config.ode_steps, teacher=self.config.teacher,
-                   ode_region=self.config.ode_region)
+                   ode_region=self.config.ode_region,
+                   **({"sprite_margin": self.config.sprite_margin, "sprite_hold_frames": self.config.sprite_hold_frames}
+                      if self.config.ode_region == "new+sprites" else {}))
