@@ -189,6 +189,11 @@ class CausalCDStage:
         self.world.metadata["role"] = "few-step causal student (Causal Forcing++)"
         save_world(self.world, out_dir, summary, grid_steps=self.config.grid_steps, guidance=self.config.guidance,
                    target=self.config.target, ode_steps=self.config.ode_steps, teacher=self.config.teacher,
-                   ode_region=self.config.ode_region,
-                   **({"sprite_margin": self.config.sprite_margin, "sprite_hold_frames": self.config.sprite_hold_frames}
-                      if self.config.ode_region == "new+sprites" else {}))
+                   **self._region_record())
+
+    def _region_record(self) -> dict[str, object]:
+        """The settings that chose the ODE target's cells, for the training record."""
+        record: dict[str, object] = {"ode_region": self.config.ode_region}
+        if self.config.ode_region == "new+sprites":
+            record.update(sprite_margin=self.config.sprite_margin, sprite_hold_frames=self.config.sprite_hold_frames)
+        return record

@@ -407,16 +407,16 @@ def ode_target(
         return x.detach()
 
 
-def target_on_new_cells(new_target: Tensor, clean: Tensor, carried: Tensor) -> Tensor:
-    """The true frames `clean` `[B, F, C, h, w]` on the `carried` cells (bool `[B, F, h, w]`) and
-    `new_target` elsewhere.
+def target_on_new_cells(new_target: Tensor, clean: Tensor, truth_cells: Tensor) -> Tensor:
+    """The true frames `clean` `[B, F, C, h, w]` on `truth_cells` (bool `[B, F, h, w]`: the carried
+    cells, `carried_from_previous`, or a part of them) and `new_target` elsewhere.
 
     Why, for distillation onto a teacher's ODE end: a carried cell is fixed by the context, so
     regressing it onto the truth does not blur it, while the ODE, a sampler that commits, carries
     its own errors there; on new ground, a stepped sprite or a restyle the truth is one future of
     many (its regression is their blurred mean) and the ODE end commits to one, rare sprites
     included."""
-    return torch.where(carried[:, :, None], clean, new_target)
+    return torch.where(truth_cells[:, :, None], clean, new_target)
 
 
 def consistency_loss(student_x0: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
