@@ -44,6 +44,7 @@ from worldsim.data.machine import describe_machine
 from worldsim.data.atomic import atomic_write_json
 from worldsim.eval.metrics import precision_recall
 from worldsim.eval.report import json_ready
+from worldsim.model.frames import to_pixels
 
 
 @dataclass
@@ -259,11 +260,35 @@ def random_policy(num_actions: int, seed: int) -> Callable[[np.ndarray], np.ndar
     return lambda obs: rng.integers(num_actions, size=len(obs))
 
 
+class RealFrameReader:
+    """The world's reward model read on the real game's frames: its reward window (the latents of the
+    last K real frames, the first repeated at the start) and the action taken from the last of them."""
+
+    def __init__(self, world: Any, first_frames: np.ndarray) -> None:
+        self.world = world
+        latents = self._encode(first_frames)
+        self.window = latents[:, None].repeat(1, world.config.reward.context_frames, 1, 1, 1)
+
+    @torch.no_grad()
+    def _encode(self, frames: np.ndarray) -> torch.Tensor:
+        return self.world.autoencoder.encode(to_pixels(frames, device=self.world.device)).float()
+
+    @torch.no_grad()
+    def step(self, actions: np.ndarray, next_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(coin, episode end) flags predicted for the step, then the window moves to `next_frames`."""
+        action_ids = torch.as_tensor(actions, device=self.world.device).long()
+        reward_logits, done_logit = self.world.reward_model(self.window, action_ids)
+        self.window = torch.cat((self.window[:, 1:], self._encode(next_frames)[:, None]), dim=1)
+        return (reward_logits.argmax(-1) == 2).cpu().numpy(), (done_logit > 0).cpu().numpy()
+
+
 def reward_calibration(args: Args) -> dict[str, Any]:
     """Precision and recall of the world's coins (+1) and episode ends on its own frames, against the
     real game's on the same episodes: real episodes of random actions under the task's event, the
     world started from each one's first frame and driven by the same actions. A step counts while
-    neither episode has ended before it; a detection one step early or late counts (±1)."""
+    neither episode has ended before it; a detection one step early or late counts (±1).
+    `real_frames`: the same reward model read on the real frames of those episodes, which separates
+    what the reward model misses from what the world does not show."""
     count, steps = args.calibration_episodes, args.calibration_steps
     real = real_explorer(count, args)
     neural = gym.make_vec("worldsim/NeuralExplorer-v0", num_envs=count, vectorization_mode="vector_entry_point",
@@ -271,24 +296,34 @@ def reward_calibration(args: Args) -> dict[str, Any]:
     seed = args.seed + 2_000_000  # maps neither trained on nor evaluated on
     first, _ = real.reset(seed=seed)
     neural.reset(seed=seed, options={"context": first})
+    reader = RealFrameReader(neural.unwrapped.world, first)
     actions = np.random.default_rng(seed).integers(real.single_action_space.n, size=(steps, count))
-    # per outcome: [real game / world, episode, step]
-    outcomes = {name: np.zeros((2, count, steps), dtype=bool) for name in ("reward", "ended")}
+    # per outcome: [real game / world / reward model on the real frames, episode, step]
+    outcomes = {name: np.zeros((3, count, steps), dtype=bool) for name in ("reward", "ended")}
     running = np.ones(count, dtype=bool)
     for step in range(steps):
-        for side, env in enumerate((real, neural)):
-            _, rewards, terminated, _, _ = env.step(actions[step])
-            outcomes["reward"][side, :, step] = running & (rewards > 0.5)
-            outcomes["ended"][side, :, step] = running & terminated
-        running &= ~outcomes["ended"][:, :, step].any(axis=0)
+        frames, rewards, terminated, _, _ = real.step(actions[step])
+        read_coins, read_ends = reader.step(actions[step], frames)
+        _, own_rewards, own_terminated, _, _ = neural.step(actions[step])
+        for side, (coins, ended) in enumerate(((rewards > 0.5, terminated), (own_rewards > 0.5, own_terminated),
+                                               (read_coins, read_ends))):
+            outcomes["reward"][side, :, step] = running & coins
+            outcomes["ended"][side, :, step] = running & ended
+        running &= ~outcomes["ended"][:2, :, step].any(axis=0)
     real.close()
     neural.close()
-    found = {}
+    found: dict[str, Any] = {"real_frames": {}}
     for name, flags in outcomes.items():
-        score = precision_recall(flags[1], flags[0], tolerance=1)
-        found[name] = {"precision": score.precision, "recall": score.recall, "predicted": score.predicted,
-                       "actual": score.actual}
+        found[name] = scores(flags[1], flags[0])
+        found["real_frames"][name] = scores(flags[2], flags[0])
     return {"episodes": count, "steps": steps, "tolerance_steps": 1, **found}
+
+
+def scores(predicted: np.ndarray, actual: np.ndarray) -> dict[str, Any]:
+    """Precision and recall of `predicted` flags against `actual` ones (episode, step), ±1 step."""
+    score = precision_recall(predicted, actual, tolerance=1)
+    return {"precision": score.precision, "recall": score.recall, "predicted": score.predicted,
+            "actual": score.actual}
 
 
 def summary(episodes: dict[str, np.ndarray], **extra: Any) -> dict[str, Any]:

@@ -86,9 +86,10 @@ def test_ppo_in_imagination_runs_end_to_end(ppo, tmp_path):
     calibration = report["reward_calibration"]
     assert calibration["episodes"] == 3 and calibration["steps"] == 5
     for name in ("reward", "ended"):  # counts of detections on at most 3 x 5 steps; a share of nothing is null
-        found = calibration[name]
-        assert 0 <= found["predicted"] <= 15 and 0 <= found["actual"] <= 15
-        assert (found["precision"] is None) == (found["predicted"] == 0)
+        for found in (calibration[name], calibration["real_frames"][name]):
+            assert 0 <= found["predicted"] <= 15 and 0 <= found["actual"] <= 15
+            assert (found["precision"] is None) == (found["predicted"] == 0)
+        assert calibration["real_frames"][name]["actual"] == calibration[name]["actual"]  # the same real outcomes
     assert set(report["results"]) == {"imagination_ppo", "random", "real_ppo"}
     for result in report["results"].values():
         assert result["episodes"] == 2

@@ -620,6 +620,24 @@ def test_reward_stage_on_generated_windows_resumes_exactly_and_records_them(tiny
                                              "rare_share=0.5", "generated_share=0.5"])
 
 
+def test_reward_stage_fresh_model_switches_the_head_and_saves_it(tiny_data, random_world, tmp_path):
+    """`fresh_model`: new seeded weights of the stage's head, written into the saved world's config
+    so that it loads with the weights it was trained with; the prior correction moves its bias."""
+    import worldsim
+
+    for head in ("flatten", "cells"):
+        config = stages.build_config("reward", None, [
+            f"data={tiny_data}", f"init={random_world}", "steps=2", "batch_size=8", "progress=false",
+            "fresh_model=true", f"head={head}"])
+        stages.run_stage("reward", config, tmp_path / head)
+        world = worldsim.load(str(tmp_path / head / "final"))
+        assert world.config.reward.head == head
+        assert hasattr(world.reward_model, "cell_prior") == (head == "cells")
+        assert world.reward_model.output_bias[3] < -1  # episode ends are rarer than in the rare-heavy batches
+    with pytest.raises(ConfigError, match="head"):
+        stages.build_config("reward", None, [f"data={tiny_data}", f"init={random_world}", "head=pooled"])
+
+
 def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, random_world, tmp_path):
     """`target=ode`: levels drawn from those the few-step sampler visits, the target is the other
     world's ODE end under the same paraphrase, and the choice is recorded."""

@@ -181,13 +181,18 @@ class RewardConfig:
     latent_size: int = 16
     num_actions: int = 5
     width: int = 32
+    # "cells": every latent cell scored by shared full-resolution convolutions (the action as input
+    # planes), pooled over the cells; "flatten": strided convolutions, flattened (model/reward.py).
+    head: str = "cells"
 
     def validate(self, prefix: str = "reward") -> None:
         for name in ("context_frames", "latent_channels", "latent_size", "num_actions", "width"):
             _require(getattr(self, name) > 0, f"{prefix}.{name}", "must be positive")
         _require_at_most(self, prefix, {"context_frames": 1024, "latent_channels": 256, "latent_size": 1024,
                                         "num_actions": 4096, "width": 8192})
-        _require(self.latent_size % 4 == 0, f"{prefix}.latent_size", "must be a multiple of 4")
+        _require(self.head in ("cells", "flatten"), f"{prefix}.head", "must be 'cells' or 'flatten'")
+        _require(self.head == "cells" or self.latent_size % 4 == 0, f"{prefix}.latent_size",
+                 "must be a multiple of 4 with the flatten head")
 
 
 @dataclass

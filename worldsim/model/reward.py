@@ -1,12 +1,21 @@
 """Reward and termination model.
 
-A small conv net over the latents of the last K frames, stacked on channels, plus the action
-that led to the last frame, predicts reward logits over the classes (-1, 0, +1) and a
-termination logit. The features are flattened rather than pooled so that *where* something
-happens (under the player, in the centre) stays visible. At an episode's start, with fewer than
-K frames, callers repeat the first frame.
+It reads the latents of the last K frames, stacked on channels, and the action taken from the
+last of them, and predicts reward logits over the classes (-1, 0, +1) and a termination logit.
+At an episode's start, with fewer than K frames, callers repeat the first frame. Two heads:
+
+- "cells" (the default): the action enters as one input plane per action, full-resolution
+  convolutions score every latent cell for "+1 here", "-1 here" and "the episode ends here", and
+  each score is pooled over the cells by log-sum-exp (a soft "somewhere"), plus a learned prior per
+  cell. What pays or kills is local (a coin, lava or an enemy next to the player, in the move's
+  direction), so one shared rule learnt at every cell generalises from a few hundred episode ends,
+  which the flattened map learnt by heart (docs/eval/ppo/README.md, "The reward model's head");
+- "flatten" (worlds saved before the cells head): strided convolutions, the features flattened so
+  that *where* something happens stays visible, the action embedded and added before an MLP.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +23,8 @@ from torch import Tensor, nn
 from worldsim.model.config import RewardConfig
 
 REWARD_VALUES = (-1.0, 0.0, 1.0)
+# The cells head's per-cell scores: reward class -1, reward class +1, termination.
+_CELL_SCORES = 3
 
 
 def reward_to_class(rewards: Tensor) -> Tensor:
@@ -26,11 +37,54 @@ def class_to_reward(classes: Tensor) -> Tensor:
     return classes.float() - 1.0
 
 
+def action_planes(actions: Tensor, num_planes: int, like: Tensor) -> Tensor:
+    """long ``[B]`` → one-hot planes ``[B, num_planes, h, w]`` with the dtype, device and size of `like`."""
+    one_hot = nn.functional.one_hot(actions, num_planes).to(like.dtype)
+    return one_hot[:, :, None, None].expand(-1, -1, *like.shape[-2:])
+
+
+def pool_cell_scores(cell_scores: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-cell scores ``[B, 3, h, w]`` (reward -1, reward +1, termination) → (reward logits
+    ``[B, 3]`` with the "nothing" class at 0, termination logit ``[B]``), each score pooled over
+    the cells by log-sum-exp."""
+    pooled = cell_scores.flatten(2).logsumexp(dim=2)
+    nothing = torch.zeros_like(pooled[:, :1])
+    return torch.cat((pooled[:, :1], nothing, pooled[:, 1:2]), dim=1), pooled[:, 2]
+
+
 class RewardModel(nn.Module):
     def __init__(self, config: RewardConfig) -> None:
         super().__init__()
         config.validate()
         self.config = config
+        if config.head == "cells":
+            self._build_cells_head(config)
+        else:
+            self._build_flatten_head(config)
+
+    @property
+    def output_bias(self) -> Tensor:
+        """The bias of (reward logits, termination logit) ``[4]``, which the reward stage's prior
+        correction moves."""
+        return self.pooled_bias if self.config.head == "cells" else self.head[-1].bias
+
+    def _build_cells_head(self, config: RewardConfig) -> None:
+        width, size = config.width, config.latent_size
+        inputs = config.context_frames * config.latent_channels + config.num_actions + 1
+        self.features = nn.Sequential(
+            nn.Conv2d(inputs, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, _CELL_SCORES, 1),
+        )
+        # Each pooled score starts at 0 (log-sum-exp of h*w cells at -log(h*w)), so no outcome is
+        # favoured before training; at 0 per cell every pooled score would start at log(h*w).
+        nn.init.zeros_(self.features[-1].weight)
+        nn.init.zeros_(self.features[-1].bias)
+        self.cell_prior = nn.Parameter(torch.full((_CELL_SCORES, size, size), -math.log(size * size)))
+        self.pooled_bias = nn.Parameter(torch.zeros(len(REWARD_VALUES) + 1))
+
+    def _build_flatten_head(self, config: RewardConfig) -> None:
         width = config.width
         self.features = nn.Sequential(
             nn.Conv2d(config.context_frames * config.latent_channels, width, 3, padding=1),
@@ -60,8 +114,13 @@ class RewardModel(nn.Module):
         if actions.shape != latents.shape[:1] or actions.dtype != torch.long:
             raise ValueError(f"actions must be long [B] = ({latents.shape[0]},), "
                              f"got {actions.dtype} {tuple(actions.shape)}")
-        hidden = self.project(self.features(latents.flatten(1, 2))) + self.action_embed(actions)
-        logits = self.head(hidden)
+        stacked = latents.flatten(1, 2)
+        if config.head == "cells":
+            planes = action_planes(actions, config.num_actions + 1, stacked)
+            reward_logits, done_logit = pool_cell_scores(
+                self.features(torch.cat((stacked, planes), dim=1)) + self.cell_prior)
+            return reward_logits + self.pooled_bias[:-1], done_logit + self.pooled_bias[-1]
+        logits = self.head(self.project(self.features(stacked)) + self.action_embed(actions))
         return logits[:, :-1], logits[:, -1]
 
 
