@@ -34,18 +34,21 @@ def test_shapes_gradients_and_action_dependence(head):
     loss_of(reward_logits, done_logit).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     other_logits, _ = model(latents, torch.tensor([1, 2, config.num_actions]))
-    assert not torch.allclose(other_logits[0], reward_logits[0])
+    assert not torch.equal(other_logits[0], reward_logits[0])
     assert torch.allclose(other_logits[1:], reward_logits[1:])
 
 
-def test_a_fresh_cells_head_starts_at_even_odds():
-    """Each pooled score starts at 0, not at log(cells): no outcome is favoured before training."""
+def test_a_fresh_cells_head_gives_each_rare_outcome_one_percent():
+    """An untrained world neither pays nor ends an episode at every step."""
     config = WorldConfig.preset("tiny").reward
     model = RewardModel(config)
     latents = torch.randn(2, config.context_frames, config.latent_channels, config.latent_size, config.latent_size)
     reward_logits, done_logit = model(latents, torch.tensor([1, 2]))
-    torch.testing.assert_close(reward_logits, torch.zeros(2, 3), atol=1e-5, rtol=0)  # log-sum-exp at exactly 0
-    torch.testing.assert_close(done_logit, torch.zeros(2), atol=1e-5, rtol=0)
+    rare = torch.log(torch.tensor(0.01 / 0.99))
+    torch.testing.assert_close(reward_logits, torch.stack([rare, torch.tensor(0.0), rare]).expand(2, 3),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(done_logit, rare.expand(2), atol=1e-5, rtol=0)
+    assert (reward_logits.argmax(-1) == 1).all() and (done_logit < 0).all()
 
 
 def test_action_planes_are_one_hot_maps_of_the_input_size():

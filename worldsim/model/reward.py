@@ -25,6 +25,8 @@ from worldsim.model.config import RewardConfig
 REWARD_VALUES = (-1.0, 0.0, 1.0)
 # The cells head's per-cell scores: reward class -1, reward class +1, termination.
 _CELL_SCORES = 3
+# The odds an untrained cells head gives each rare outcome (a reward of -1 or +1, an episode end).
+_RARE_OUTCOME_PRIOR = 0.01
 
 
 def reward_to_class(rewards: Tensor) -> Tensor:
@@ -77,12 +79,15 @@ class RewardModel(nn.Module):
             nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
             nn.Conv2d(width, _CELL_SCORES, 1),
         )
-        # Each pooled score starts at 0 (log-sum-exp of h*w cells at -log(h*w)), so no outcome is
-        # favoured before training; at 0 per cell every pooled score would start at log(h*w).
+        # Before training every outcome (+1, -1, an end) has probability about 1 %: the cells start
+        # equal, summing to 1 under log-sum-exp, and the pooled bias holds the rare outcomes' odds.
+        # An untrained world then neither pays nor ends at every step (at 0 per cell each pooled
+        # score would start at log(h*w), every outcome at once).
         nn.init.zeros_(self.features[-1].weight)
         nn.init.zeros_(self.features[-1].bias)
         self.cell_prior = nn.Parameter(torch.full((_CELL_SCORES, size, size), -math.log(size * size)))
-        self.pooled_bias = nn.Parameter(torch.zeros(len(REWARD_VALUES) + 1))
+        rare = math.log(_RARE_OUTCOME_PRIOR / (1 - _RARE_OUTCOME_PRIOR))
+        self.pooled_bias = nn.Parameter(torch.tensor([rare, 0.0, rare, rare]))
 
     def _build_flatten_head(self, config: RewardConfig) -> None:
         width = config.width
