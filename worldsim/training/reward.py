@@ -19,8 +19,8 @@ the world, not only on real ones. Half of those clips end at a rare step, half a
 """
 from __future__ import annotations
 
-import time
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
