@@ -314,3 +314,15 @@ def test_push_to_hub_uploads_a_complete_checkpoint(world, monkeypatch):
     assert calls["upload"][1]["allow_patterns"] == hub.HUB_PATTERNS
     assert hub.CONFIG_FILE in calls["files"] and "transformer.safetensors" in calls["files"]
     assert 'worldsim.load("org/w"' in calls["card"]
+
+
+def test_a_world_saved_before_the_cells_reward_head_loads_with_the_flattened_one(tmp_path):
+    world = make_world(seed=1, overrides={"reward.head": "flatten"})
+    world.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["format_version"] == hub.FORMAT_VERSION >= 7
+    saved["format_version"] = 6  # what format 6 wrote: no such key, every reward model flattened its map
+    del saved["world"]["reward"]["head"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = WorldModel.from_pretrained(tmp_path)
+    assert loaded.config.reward.head == "flatten" and not hasattr(loaded.reward_model, "cell_prior")

@@ -1,8 +1,6 @@
 """Samplers: step lists, the denoising step, fused commits, chunks, the rolling window, noise, re-cache."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -135,26 +133,6 @@ def test_a_world_saved_before_fresh_noise_existed_loads_with_all_fresh_noise(wor
     del saved["world"]["sampling"]["fresh_noise"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert WorldModel.from_pretrained(tmp_path).config.sampling.fresh_noise == 1.0
-
-
-def test_a_world_saved_before_the_cells_reward_head_loads_with_the_flattened_one(world, tmp_path):
-    import json
-
-    from worldsim import hub
-    from worldsim.model import RewardModel
-    from worldsim.world import WorldModel
-
-    old_design = dataclasses.replace(world.config.reward, head="flatten")
-    world = WorldModel(dataclasses.replace(world.config, reward=old_design), world.autoencoder, world.transformer,
-                       world.tokenizer, world.event_encoder, RewardModel(old_design), event_texts=world.event_texts)
-    world.save_pretrained(tmp_path)
-    saved = json.loads((tmp_path / "config.json").read_text())
-    assert saved["format_version"] == hub.FORMAT_VERSION >= 7
-    saved["format_version"] = 6  # what format 6 wrote: no such key, every reward model flattened its map
-    del saved["world"]["reward"]["head"]
-    (tmp_path / "config.json").write_text(json.dumps(saved))
-    loaded = WorldModel.from_pretrained(tmp_path)
-    assert loaded.config.reward.head == "flatten" and not hasattr(loaded.reward_model, "cell_prior")
 
 
 # ----------------------------------------------------------------------------------------------
