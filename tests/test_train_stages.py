@@ -638,6 +638,26 @@ def test_reward_stage_fresh_model_switches_the_head_and_saves_it(tiny_data, rand
         stages.build_config("reward", None, [f"data={tiny_data}", f"init={random_world}", "head=pooled"])
 
 
+def test_reward_stage_fresh_model_reads_a_longer_window(tiny_data, random_world, tmp_path):
+    """`context_frames` gives a fresh reward model a longer window: trained on windows of that
+    length (real and the world's own), saved with it, and a loaded world's Simulator feeds it that
+    many frames. A trained model's window cannot change."""
+    import worldsim
+
+    base = [f"data={tiny_data}", f"init={random_world}", "steps=2", "batch_size=8", "progress=false"]
+    config = stages.build_config("reward", None, base + [
+        "fresh_model=true", "context_frames=6", "generated_clips=4", "generated_frames=3", "generated_share=0.25"])
+    stages.run_stage("reward", config, tmp_path / "long")
+    world = worldsim.load(str(tmp_path / "long" / "final"))
+    assert world.config.reward.context_frames == 6 != worldsim.load(str(random_world)).config.reward.context_frames
+    simulator = world.simulator(batch_size=2, seed=0)
+    simulator.reset()
+    _, rewards, terminated = simulator.step(torch.tensor([1, 2]))
+    assert simulator.reward_window.shape[1] == 6 and rewards.shape == terminated.shape == (2,)
+    with pytest.raises(ConfigError, match="context_frames"):
+        stages.build_config("reward", None, base + ["context_frames=8"])
+
+
 def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, random_world, tmp_path):
     """`target=ode`: levels drawn from those the few-step sampler visits, the target is the other
     world's ODE end under the same paraphrase, and the choice is recorded."""

@@ -56,6 +56,9 @@ class RewardStageConfig(StageConfig):
     generation_batch: int = 64  # clips generated at once
     fresh_model: bool = False  # start from new weights instead of the init world's reward model
     head: str = "cells"  # with fresh_model: the new model's head ("cells" or "flatten", model/reward.py)
+    # with fresh_model: the frames the new model reads (0: as many as the init world's). More frames
+    # show more of an enemy's patrol, which decides whether it steps into the player.
+    context_frames: int = 0
 
     def validate(self) -> None:
         super().validate()
@@ -64,6 +67,9 @@ class RewardStageConfig(StageConfig):
             raise ConfigError("start_pad_prob must be in [0, 1] and rare_share in [0, 1)")
         if self.head not in ("cells", "flatten"):
             raise ConfigError(f"head must be 'cells' or 'flatten', got {self.head!r}")
+        if self.context_frames < 0 or (self.context_frames and not self.fresh_model):
+            raise ConfigError("context_frames must be >= 0, and set only with fresh_model=true (a trained "
+                              "reward model reads the frames it was trained on)")
         if self.max_rare_windows < 1:
             raise ConfigError(f"max_rare_windows must be >= 1, got {self.max_rare_windows}")
         if self.generated_clips < 0 or self.generated_frames < 1 or self.generation_batch < 1:
@@ -138,7 +144,8 @@ class RewardStage:
     def _use_fresh_model(self) -> None:
         """Give the world a new reward model (seeded weights) of the stage's design, its config with it."""
         world = self.world
-        design = dataclasses.replace(world.config.reward, head=self.config.head)
+        design = dataclasses.replace(world.config.reward, head=self.config.head,
+                                     context_frames=self.config.context_frames or world.config.reward.context_frames)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
             world.reward_model = RewardModel(design).to(world.device)
