@@ -45,6 +45,7 @@ from worldsim.data.atomic import atomic_write_json
 from worldsim.eval.metrics import precision_recall
 from worldsim.eval.report import json_ready
 from worldsim.model.frames import to_pixels
+from worldsim.model.reward import advance_window, predict_outcomes, start_window
 
 
 @dataclass
@@ -266,8 +267,7 @@ class RealFrameReader:
 
     def __init__(self, world: Any, first_frames: np.ndarray) -> None:
         self.world = world
-        latents = self._encode(first_frames)
-        self.window = latents[:, None].repeat(1, world.config.reward.context_frames, 1, 1, 1)
+        self.window = start_window(self._encode(first_frames), world.config.reward.context_frames)
 
     @torch.no_grad()
     def _encode(self, frames: np.ndarray) -> torch.Tensor:
@@ -277,9 +277,9 @@ class RealFrameReader:
     def step(self, actions: np.ndarray, next_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(coin, episode end) flags predicted for the step, then the window moves to `next_frames`."""
         action_ids = torch.as_tensor(actions, device=self.world.device).long()
-        reward_logits, done_logit = self.world.reward_model(self.window, action_ids)
-        self.window = torch.cat((self.window[:, 1:], self._encode(next_frames)[:, None]), dim=1)
-        return (reward_logits.argmax(-1) == 2).cpu().numpy(), (done_logit > 0).cpu().numpy()
+        rewards, ended = predict_outcomes(self.world.reward_model, self.window, action_ids)
+        self.window = advance_window(self.window, self._encode(next_frames))
+        return (rewards > 0.5).cpu().numpy(), ended.cpu().numpy()
 
 
 def reward_calibration(args: Args) -> dict[str, Any]:

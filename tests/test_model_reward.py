@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from worldsim.model import RewardModel, WorldConfig, class_to_reward, reward_to_class
-from worldsim.model.reward import action_planes, pool_cell_scores
+from worldsim.model.reward import action_planes, advance_window, pool_cell_scores, predict_outcomes, start_window
 
 
 @pytest.mark.parametrize("head", ["cells", "flatten"])
@@ -115,3 +115,22 @@ def test_rejects_bad_input():
         model(latents[:, 1:], torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="actions"):
         model(latents, torch.zeros(3, dtype=torch.long))
+
+
+def test_the_reward_window_starts_with_the_first_frame_and_slides_one_frame_a_step():
+    first, second = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
+    window = start_window(first, 4)
+    assert window.shape == (2, 4, 3, 4, 4) and window.eq(0).all()
+    window = advance_window(window, second)
+    assert window.shape == (2, 4, 3, 4, 4) and window[:, :3].eq(0).all() and window[:, 3].eq(1).all()
+
+
+def test_predict_reads_the_most_likely_reward_and_an_end_above_even_odds():
+    config = WorldConfig.preset("tiny").reward
+    model = RewardModel(config)
+    latents = torch.randn(2, config.context_frames, config.latent_channels, config.latent_size, config.latent_size)
+    with torch.no_grad():
+        model.output_bias.copy_(torch.tensor([0.0, 0.0, 9.0, 0.0]))  # +1 the likeliest; the end at even odds
+    rewards, ended = predict_outcomes(model, latents, torch.tensor([1, 2]))
+    assert rewards.tolist() == [1.0, 1.0] and rewards.dtype == torch.float32
+    assert ended.dtype == torch.bool and not ended.any()

@@ -31,6 +31,7 @@ import torch
 from worldsim.eval import metrics
 from worldsim.eval.next_frame import generate_next_frames
 from worldsim.model.frames import to_pixels
+from worldsim.model.reward import predict_outcomes
 
 if TYPE_CHECKING:
     from worldsim.eval.probe_nets import InverseDynamics
@@ -121,8 +122,6 @@ def inverse_dynamics_accuracy(probe, frames: np.ndarray, actions: np.ndarray) ->
 @torch.inference_mode()
 def reward_detection(world, dataset, max_frames: int) -> dict[str, dict[str, float | int]]:
     """Precision/recall of the reward model's positive and negative rewards on the recorded frames."""
-    from worldsim.model.reward import class_to_reward
-
     window = world.config.reward.context_frames
     predicted, actual = [], []
     for shard in dataset.iter_shards():
@@ -133,8 +132,8 @@ def reward_detection(world, dataset, max_frames: int) -> dict[str, dict[str, flo
             latents = world.autoencoder.encode(to_pixels(torch.from_numpy(shard.frames[rows]).to(world.device)))
             stacks = latents.unfold(0, window, 1).permute(0, 4, 1, 2, 3)  # [n - K + 1, K, C, h, w]
             taken = torch.from_numpy(shard.actions[rows[window - 1:]]).to(world.device)
-            logits, _ = world.reward_model(stacks, taken)
-            predicted.append(class_to_reward(logits.argmax(-1)).cpu().numpy())
+            rewards, _ = predict_outcomes(world.reward_model, stacks, taken)
+            predicted.append(rewards.cpu().numpy())
             actual.append(shard.rewards[rows[window - 1:]])
         if sum(len(values) for values in actual) >= max_frames:
             break

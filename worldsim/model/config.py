@@ -172,6 +172,10 @@ class EventEncoderConfig:
                  f"must divide width {self.width}")
 
 
+# The reward model's heads (model/reward.py).
+REWARD_HEADS = ("cells", "flatten")
+
+
 @dataclass
 class RewardConfig:
     """Reward/termination model on the latents of the last `context_frames` frames."""
@@ -190,7 +194,7 @@ class RewardConfig:
             _require(getattr(self, name) > 0, f"{prefix}.{name}", "must be positive")
         _require_at_most(self, prefix, {"context_frames": 1024, "latent_channels": 256, "latent_size": 1024,
                                         "num_actions": 4096, "width": 8192})
-        _require(self.head in ("cells", "flatten"), f"{prefix}.head", "must be 'cells' or 'flatten'")
+        _require(self.head in REWARD_HEADS, f"{prefix}.head", f"must be one of {REWARD_HEADS}")
         _require(self.head == "cells" or self.latent_size % 4 == 0, f"{prefix}.latent_size",
                  "must be a multiple of 4 with the flatten head")
 

@@ -39,6 +39,25 @@ def class_to_reward(classes: Tensor) -> Tensor:
     return classes.float() - 1.0
 
 
+def start_window(latents: Tensor, context_frames: int) -> Tensor:
+    """An episode's first latents ``[B, C, h, w]`` → its reward window ``[B, K, C, h, w]``: the first
+    frame repeated K times (the model reads K frames before there are K)."""
+    return latents[:, None].repeat(1, context_frames, 1, 1, 1)
+
+
+def advance_window(window: Tensor, latents: Tensor) -> Tensor:
+    """The reward window after a step: the oldest frame out, the new latents ``[B, C, h, w]`` in."""
+    return torch.cat((window[:, 1:], latents[:, None]), dim=1)
+
+
+def predict_outcomes(reward_model: nn.Module, window: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    """The outcome of each step as a reward model (or a wrapper of one) reads it: the reward (-1, 0
+    or +1, the most likely class) ``[B]`` and whether the episode ends (termination above even
+    odds) ``[B]`` bool."""
+    reward_logits, done_logit = reward_model(window, actions)
+    return class_to_reward(reward_logits.argmax(dim=-1)), done_logit > 0
+
+
 def action_planes(actions: Tensor, num_planes: int, like: Tensor) -> Tensor:
     """long ``[B]`` → one-hot planes ``[B, num_planes, h, w]`` with the dtype, device and size of `like`."""
     one_hot = nn.functional.one_hot(actions, num_planes).to(like.dtype)

@@ -41,7 +41,7 @@ from torch.profiler import record_function
 
 from worldsim.model.frames import to_frames, to_pixels
 from worldsim.model.kv_cache import KVCache
-from worldsim.model.reward import class_to_reward
+from worldsim.model.reward import advance_window, predict_outcomes, start_window
 from worldsim.sampling import inputs
 from worldsim.sampling.frame_sampler import CleanFrames, Conditions, sample_frames, sample_frames_guided, step_sigmas
 from worldsim.sampling.noise import RowNoise, seeds_for_batch
@@ -242,11 +242,10 @@ class Simulator:
         # As trained (training/reward.py): the K latents ending with the frame the action was taken
         # from, so the window is advanced only after the reward model has seen it.
         with record_function("worldsim.reward"):  # labels for `worldsim bench --profile`
-            reward_logits, done_logit = world.reward_model(self._recent, led_to_frame)
-        self._recent = torch.cat((self._recent[:, 1:], latents), dim=1)
+            reward, terminated = predict_outcomes(world.reward_model, self._recent, led_to_frame)
+        self._recent = advance_window(self._recent, latents[:, 0])
         self._frames = self._decode(latents[:, 0])
-        reward = class_to_reward(reward_logits.argmax(dim=-1)).float()
-        return self._frames.clone(), reward, done_logit > 0
+        return self._frames.clone(), reward, terminated
 
     def _sample(self, conditions: Conditions, pending: CleanFrames) -> Tensor:
         """The frame sampler's next latents, guided away from the old event in the rows that
@@ -295,7 +294,7 @@ class Simulator:
         frames = self._decode(latents)
         no_action = torch.full((len(latents), 1), world.config.no_action, device=self.device)
         start = CleanFrames(latents[:, None].clone(), Conditions(no_action, vectors[:, None].clone()))
-        recent = latents[:, None].repeat(1, world.config.reward.context_frames, 1, 1, 1)
+        recent = start_window(latents, world.config.reward.context_frames)
         if self._rolling is not None:
             in_flight = self._rolling.window - 1
             noop = torch.zeros(len(latents), in_flight, dtype=torch.long, device=self.device)

@@ -31,6 +31,7 @@ from torch import Tensor
 from worldsim.data import Dataset
 from worldsim.data.clips import Clip, concatenate_clips, gather_clips
 from worldsim.model import RewardModel, reward_to_class
+from worldsim.model.config import REWARD_HEADS
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, encode_latents
 from worldsim.training.common import StageConfig, freeze, load_world, save_world
@@ -65,8 +66,8 @@ class RewardStageConfig(StageConfig):
         self.require_init("a world whose autoencoder is trained")
         if not 0.0 <= self.start_pad_prob <= 1.0 or not 0.0 <= self.rare_share < 1.0:
             raise ConfigError("start_pad_prob must be in [0, 1] and rare_share in [0, 1)")
-        if self.head not in ("cells", "flatten"):
-            raise ConfigError(f"head must be 'cells' or 'flatten', got {self.head!r}")
+        if self.head not in REWARD_HEADS:
+            raise ConfigError(f"head must be one of {REWARD_HEADS}, got {self.head!r}")
         if self.context_frames < 0 or (self.context_frames and not self.fresh_model):
             raise ConfigError("context_frames must be >= 0, and set only with fresh_model=true (a trained "
                               "reward model reads the frames it was trained on)")

@@ -18,6 +18,7 @@ import torch
 
 import worldsim
 from worldsim.model.frames import to_pixels
+from worldsim.model.reward import advance_window, predict_outcomes, start_window
 
 MOVES = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]])  # (dx, dy) per Explorer action
 LAVA, PLAYER_ROW_COL = 6, 8
@@ -47,14 +48,14 @@ def episodes(count: int, steps: int, seed: int, event: str | None) -> dict[str, 
 @torch.no_grad()
 def read(world, run: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(coin, end) flags [steps, episodes] predicted from each step's real reward window."""
-    context = world.config.reward.context_frames
-    latents = torch.stack([world.autoencoder.encode(to_pixels(frames)).float() for frames in run["frames"]])
+    latents = [world.autoencoder.encode(to_pixels(frames)).float() for frames in run["frames"]]
+    window = start_window(latents[0], world.config.reward.context_frames)
     coins, ends = [], []
-    for step in range(len(run["actions"])):
-        window = latents[[max(0, step - context + 1 + k) for k in range(context)]].transpose(0, 1)
-        reward_logits, done_logit = world.reward_model(window, torch.as_tensor(run["actions"][step]).long())
-        coins.append((reward_logits.argmax(-1) == 2).numpy())
-        ends.append((done_logit > 0).numpy())
+    for step, actions in enumerate(run["actions"]):
+        rewards, ended = predict_outcomes(world.reward_model, window, torch.as_tensor(actions).long())
+        coins.append((rewards > 0.5).numpy())
+        ends.append(ended.numpy())
+        window = advance_window(window, latents[step + 1])
     return np.stack(coins), np.stack(ends)
 
 
