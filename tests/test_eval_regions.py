@@ -4,7 +4,8 @@ import pytest
 
 from worldsim.eval import metrics, regions
 from worldsim.eval.memory_test import memory_agreement
-from worldsim.eval.rollout_measures import ENEMY, enemies_kept_next_frame, rollout_inverse_dynamics, step_bands
+from worldsim.eval.rollout_measures import (ENEMY, enemies_kept_next_frame, rollout_inverse_dynamics, sprite_placement,
+                                             step_bands)
 from worldsim.eval.targets import check_targets
 
 
@@ -215,6 +216,36 @@ def test_enemies_kept_tell_holders_from_steppers():
     assert found["teacher_forced_enemies_kept"] == {"holding": 1.0, "stepping": 0.0}
     low, high = found["teacher_forced_enemies_kept_ci95"]["stepping"]
     assert low == 0.0 < high < 1.0
+
+
+def test_near_marked_grows_marks_by_the_margin_on_both_axes_and_diagonals():
+    marked = np.zeros((2, 5, 5), dtype=bool)
+    marked[0, 0, 0] = marked[1, 2, 2] = True
+    near = metrics.near_marked(marked, 1)
+    assert np.argwhere(near[0]).tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]  # clipped at the border
+    assert near[1].sum() == 9 and near[1, 1:4, 1:4].all()
+    assert np.array_equal(metrics.near_marked(marked, 0), marked)
+    with pytest.raises(ValueError, match="margin"):
+        metrics.near_marked(marked, -1)
+
+
+def test_sprite_placement_tells_kept_enemies_from_invented_ones():
+    from types import SimpleNamespace
+
+    tiles = np.zeros((2, 3, 6, 6), dtype=np.uint8)
+    tiles[:, :, 1, 1] = ENEMY  # one enemy in every frame of both rollouts
+    truth = SimpleNamespace(tiles=tiles, alive=np.ones((2, 3), dtype=bool))
+    generated = np.zeros_like(tiles)
+    generated[0, :, 1, 2] = ENEMY  # rollout 0: one tile off, counted as beside it
+    generated[1, :, 4, 4] = ENEMY  # rollout 1: far from it, invented
+    generated[1, 2, 5, 5] = ENEMY  # and one more invented in its last frame
+    found = sprite_placement(truth, generated, (1, 2), seed=0)
+    assert found["enemy_beside_truth"] == pytest.approx(2 / 5)
+    assert found["enemy_truth_shown"] == pytest.approx(2 / 4)
+    assert found["enemy_beside_truth_by_step"] == {"1": pytest.approx(1 / 2), "2": pytest.approx(1 / 3)}
+    low, high = found["enemy_truth_shown_ci95"]
+    assert 0.0 <= low <= 0.5 <= high <= 1.0
+    assert np.isnan(found["coin_beside_truth"]) and np.isnan(found["coin_truth_shown"])  # no coins at all
 
 
 def test_rollout_inverse_dynamics_tells_where_the_misses_sit():

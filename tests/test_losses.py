@@ -351,6 +351,18 @@ def test_consistency_loss_pulls_student_toward_target_only():
     assert target.grad is None
 
 
+def test_consistency_loss_cell_weight_counts_the_weighted_cells_more_at_the_same_scale():
+    student, target = torch.zeros(1, 1, 1, 2, 2), torch.ones(1, 1, 1, 2, 2)
+    target[..., 0, 0] = 3.0  # error 9 on the marked cell, 1 on the three others
+    cells = torch.zeros(1, 1, 2, 2, dtype=torch.bool)
+    cells[..., 0, 0] = True
+    weight = L.weight_on_cells(cells, 3.0)  # 4 on the marked cell, 1 elsewhere, over their mean 7 / 4
+    assert L.consistency_loss(student, target).item() == pytest.approx(3.0)
+    assert L.consistency_loss(student, target, cell_weight=weight).item() == pytest.approx((36 + 3) / 7)
+    uniform = torch.full_like(weight, 5.0)  # a constant weight changes nothing
+    assert L.consistency_loss(student, target, cell_weight=uniform).item() == pytest.approx(3.0)
+
+
 # ---------------------------------------------------------------- DMD
 
 

@@ -687,7 +687,7 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     assert torch.equal(teacher_weights[name], other.transformer.state_dict()[name])
     assert not torch.equal(teacher_weights[name], student_weights[name])
     torch.manual_seed(0)
-    assert stage._truth_cells(clip, clean) is None
+    assert stage._near_sprite_cells(clip, clean) is None and stage._truth_cells(clean, None) is None
     noisy, sigma, target = stage._targets(clean, actions, events, events, None)
     assert set(sigma.flatten().tolist()) <= set(stage.sampler_levels.tolist())
 
@@ -713,17 +713,31 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
                               DistributedContext())
     torch.manual_seed(0)
     carried = losses.carried_from_previous(clean)
-    assert torch.equal(new_stage._truth_cells(clip, clean), carried)
+    assert torch.equal(new_stage._truth_cells(clean, new_stage._near_sprite_cells(clip, clean)), carried)
     _, _, new_target = new_stage._targets(clean, actions, events, events, carried)
     assert carried[:, 1:].any() and not carried[:, 0].any()
     torch.testing.assert_close(new_target, losses.target_on_new_cells(expected, clean, carried))
 
     # ode_region=new+sprites: carried cells near a true sprite keep the ODE end too
     sprite_config = stages.build_config("causal-cd", None, overrides + ["ode_region=new+sprites", "sprite_margin=1"])
-    truth = CausalCDStage(sprite_config, DistributedContext())._truth_cells(clip, clean)
+    sprite_stage = CausalCDStage(sprite_config, DistributedContext())
+    near_sprites = sprite_stage._near_sprite_cells(clip, clean)
+    truth = sprite_stage._truth_cells(clean, near_sprites)
     sprites = clip_sprite_cells(torch.from_numpy(clip.frames), clean.shape[-1], sprite_config.sprite_hold_frames)
     assert sprites.any()
-    assert torch.equal(truth, carried & ~losses.near_cells(sprites, 1))
+    assert torch.equal(near_sprites, losses.near_cells(sprites, 1))
+    assert torch.equal(truth, carried & ~near_sprites)
     assert (carried & ~truth).any()  # a carried cell beside a sprite left the truth
     with pytest.raises(ConfigError, match="sprite_margin"):
         stages.build_config("causal-cd", None, overrides + ["ode_region=new+sprites", "sprite_margin=-1"])
+
+    # sprite_weight: the cells near a true sprite weigh more in the loss, with any region; recorded
+    with pytest.raises(ConfigError, match="sprite_weight"):
+        stages.build_config("causal-cd", None, overrides + ["sprite_weight=-1"])
+    weighted_config = stages.build_config("causal-cd", None, overrides + ["ode_region=new", "sprite_weight=4"])
+    assert weighted_config.uses_sprites and not config.uses_sprites
+    weighted_stage = CausalCDStage(weighted_config, DistributedContext())
+    assert torch.equal(weighted_stage._near_sprite_cells(clip, clean), near_sprites)
+    summary = stages.run_stage("causal-cd", weighted_config, tmp_path / "cd-weighted")
+    record = json.loads((tmp_path / "cd-weighted" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert summary.steps == 2 and record["sprite_weight"] == 4 and record["sprite_margin"] == 1

@@ -230,6 +230,21 @@ def tile_agreement(predicted_tiles: np.ndarray, true_tiles: np.ndarray) -> np.nd
     return np.mean(predicted_tiles == true_tiles, axis=(-2, -1))
 
 
+def near_marked(marked: np.ndarray, margin: int) -> np.ndarray:
+    """bool `[..., h, w]`: the entries within `margin` cells (either axis, diagonals included) of a
+    true entry of `marked` (bool `[..., h, w]`), the marked ones too; `margin` 0 gives `marked`."""
+    if margin < 0:
+        raise ValueError(f"near_marked: margin must be >= 0, got {margin}")
+    marked = np.asarray(marked, dtype=bool)
+    height, width = marked.shape[-2:]
+    padded = np.pad(marked, [(0, 0)] * (marked.ndim - 2) + [(margin, margin), (margin, margin)])
+    near = np.zeros_like(marked)
+    for row in range(2 * margin + 1):
+        for col in range(2 * margin + 1):
+            near |= padded[..., row:row + height, col:col + width]
+    return near
+
+
 def masked_accuracy(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Share of `predicted == truth` over the entries where `mask` is true (NaN if none)."""
     _check_same_shape(predicted, truth, "masked_accuracy")

@@ -8,8 +8,10 @@ model), the teacher-forced predictions of the first rollouts, and the player's t
   visible region: pixels in view in every frame since the start;
 - imagined tiles: tile-class statistics (frame parser) of the newly revealed tiles of generated
   frames against the true tiles there, with the same distance between two real replays as floor;
-- sprites: parser counts of enemies and coins in generated frames over the truth's counts, and
-  which enemies the teacher-forced next frame keeps: those holding their tile or those stepping;
+- sprites: parser counts of enemies and coins in generated frames over the truth's counts, where
+  they stand (of the generated ones, the share beside a true one of the same frame, and of the
+  true ones, the share with a generated one beside them: a count can be met by invented sprites),
+  and which enemies the teacher-forced next frame keeps: those holding their tile or those stepping;
 - inverse dynamics along the rollouts, by band of steps.
 
 Every value comes with a 95 % interval: bootstrap over rollouts for means and ratios, Wilson for
@@ -151,6 +153,34 @@ def sprite_persistence(truth, generated_tiles: np.ndarray, steps: tuple[int, ...
                                                      seed=seed) for band, frames in step_bands(steps).items()}
         found[f"{name}_count_ratio_by_step"] = {band: value for band, (value, _) in by_band.items()}
         found[f"{name}_count_ratio_by_step_ci95"] = {band: interval for band, (_, interval) in by_band.items()}
+    return found
+
+
+def sprite_placement(truth, generated_tiles: np.ndarray, steps: tuple[int, ...], seed: int,
+                     margin: int = 1) -> dict[str, Any]:
+    """Where the generated enemies and coins stand, frames 1..T, overall and by band of steps.
+
+    `{name}_beside_truth`: of the generated tiles of the class, the share within `margin` tiles of a
+    true one in the same frame (the rest are invented or misplaced); `{name}_truth_shown`: of the
+    true tiles, the share with a generated one within `margin` tiles. Ratios of per-rollout sums
+    with bootstrap intervals over rollouts. Positions are view positions, so a missed scroll moves
+    every sprite: read the early bands for placement, the late ones for what is left of it.
+    """
+    alive = truth.alive[:, 1:, None, None]
+    found: dict[str, Any] = {}
+    for name, label in (("enemy", ENEMY), ("coin", COIN)):
+        made, real = (generated_tiles[:, 1:] == label) & alive, (truth.tiles[:, 1:] == label) & alive
+        pairs = {"beside_truth": (made & metrics.near_marked(real, margin), made),
+                 "truth_shown": (real & metrics.near_marked(made, margin), real)}
+        for measure, (hits, of) in pairs.items():
+            key = f"{name}_{measure}"
+            found[key], found[f"{key}_ci95"] = metrics.ratio_with_interval(
+                hits.sum(axis=(1, 2, 3)), of.sum(axis=(1, 2, 3)), seed=seed)
+            by_band = {band: metrics.ratio_with_interval(hits[:, frames - 1].sum(axis=(1, 2, 3)),
+                                                         of[:, frames - 1].sum(axis=(1, 2, 3)), seed=seed)
+                       for band, frames in step_bands(steps).items()}
+            found[f"{key}_by_step"] = {band: value for band, (value, _) in by_band.items()}
+            found[f"{key}_by_step_ci95"] = {band: interval for band, (_, interval) in by_band.items()}
     return found
 
 

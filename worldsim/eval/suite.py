@@ -129,6 +129,7 @@ def _imagination_and_sprites(run: _Run, scenario: Scenario, truth: Trajectory, g
     other_truth = collect(truth_steps(other_maps, run.size, run.classes))
     seed = run.config.seed
     sprites = rollout_measures.sprite_persistence(truth, generated_tiles, run.config.idm_steps, seed)
+    sprites.update(rollout_measures.sprite_placement(truth, generated_tiles, run.config.idm_steps, seed))
     sprites.update(rollout_measures.enemies_kept_next_frame(truth, _parse(run, forced)))
     return rollout_measures.imagined_tiles(truth, generated_tiles, other_truth, seed), sprites
 

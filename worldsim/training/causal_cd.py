@@ -19,6 +19,9 @@ the context fixes, so the student keeps the map while it learns to commit on new
 `ode_region="new+sprites"` also keeps the ODE end on carried cells near a true sprite (one that
 arrived, held or left within `sprite_hold_frames`): a standing enemy is carried ground, and its
 regression onto the truth teaches the mean of "stays" and "steps", which fades it.
+`sprite_weight` puts `1 + sprite_weight` on those same cells near a true sprite in the loss (any
+target): a sprite is a cell or two of 256 in a frame, so without it the student spends its
+capacity on the map and learns the teacher's sprites last.
 """
 from __future__ import annotations
 
@@ -67,8 +70,9 @@ class CausalCDConfig(StageConfig):
     # those and the cells within `sprite_margin` of a true sprite (batches.clip_sprite_cells)
     ode_region: str = "all"
     carried_tolerance: float = 0.05  # "new", "new+sprites": a cell is carried below this latent distance
-    sprite_margin: int = 1  # "new+sprites": cells around a sprite cell that keep the ODE end
-    sprite_hold_frames: int = 2  # "new+sprites": frames a sprite cell stays marked after it changed
+    sprite_margin: int = 1  # "new+sprites", sprite_weight: cells around a sprite cell that count as near it
+    sprite_hold_frames: int = 2  # "new+sprites", sprite_weight: frames a sprite cell stays marked after it changed
+    sprite_weight: float = 0.0  # extra loss weight on the cells near a true sprite (losses.weight_on_cells)
 
     def validate(self) -> None:
         super().validate()
@@ -90,6 +94,13 @@ class CausalCDConfig(StageConfig):
         if self.sprite_margin < 0 or self.sprite_hold_frames < 0:
             raise ConfigError(f"sprite_margin and sprite_hold_frames must be >= 0, got "
                               f"{self.sprite_margin} and {self.sprite_hold_frames}")
+        if self.sprite_weight < 0:
+            raise ConfigError(f"sprite_weight must be >= 0, got {self.sprite_weight}")
+
+    @property
+    def uses_sprites(self) -> bool:
+        """Whether a step needs the cells near the clip's true sprites."""
+        return self.ode_region == "new+sprites" or self.sprite_weight > 0
 
 
 class CausalCDStage:
@@ -137,25 +148,35 @@ class CausalCDStage:
             texts, index = self.vocabulary.sample_texts(batch.event_ids)  # one paraphrase per frame for both
             events = embed_texts(texts, index, self.world.tokenizer, self.world.event_encoder)
             teacher_events = events if self.teacher_text is None else embed_texts(texts, index, *self.teacher_text)
-        noisy, sigma, target = self._targets(clean, actions, events, teacher_events, self._truth_cells(clip, clean))
+        near_sprites = self._near_sprite_cells(clip, clean)
+        noisy, sigma, target = self._targets(clean, actions, events, teacher_events,
+                                             self._truth_cells(clean, near_sprites))
         student_x0 = flow.x0_from_velocity(
             noisy, sigma, self.student.forward_teacher_forcing(clean, noisy, sigma, actions, events))
-        loss = losses.consistency_loss(student_x0, target)
+        cell_weight = (losses.weight_on_cells(near_sprites, self.config.sprite_weight)
+                       if self.config.sprite_weight else None)
+        loss = losses.consistency_loss(student_x0, target, cell_weight=cell_weight)
         grad_norm = optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
         ema_update(self.target, self.student, self.config.ema_decay)
         with torch.no_grad():
             error_to_data = (student_x0 - clean).pow(2).mean().item()
         return {"loss": loss.item(), "grad_norm": grad_norm, "x0_mse_to_data": error_to_data}
 
-    def _truth_cells(self, clip: Clip, clean: Tensor) -> Tensor | None:
+    def _near_sprite_cells(self, clip: Clip, clean: Tensor) -> Tensor | None:
+        """bool `[B, F, h, w]`: the cells within `sprite_margin` of a true sprite (None: not needed)."""
+        if not self.config.uses_sprites:
+            return None
+        sprites = clip_sprite_cells(torch.from_numpy(clip.frames), clean.shape[-1], self.config.sprite_hold_frames)
+        return losses.near_cells(sprites.to(clean.device), self.config.sprite_margin)
+
+    def _truth_cells(self, clean: Tensor, near_sprites: Tensor | None) -> Tensor | None:
         """bool `[B, F, h, w]`: the cells whose target is the true frame, not the ODE end (None: none)."""
         if self.config.ode_region == "all":
             return None
         carried = losses.carried_from_previous(clean, self.config.carried_tolerance)
         if self.config.ode_region == "new":
             return carried
-        sprites = clip_sprite_cells(torch.from_numpy(clip.frames), clean.shape[-1], self.config.sprite_hold_frames)
-        return carried & ~losses.near_cells(sprites.to(clean.device), self.config.sprite_margin)
+        return carried & ~near_sprites
 
     def _targets(self, clean: Tensor, actions: Tensor, events: Tensor, teacher_events: Tensor,
                  truth_cells: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -194,6 +215,8 @@ class CausalCDStage:
     def _region_record(self) -> dict[str, object]:
         """The settings that chose the ODE target's cells, for the training record."""
         record: dict[str, object] = {"ode_region": self.config.ode_region}
-        if self.config.ode_region == "new+sprites":
+        if self.config.uses_sprites:
             record.update(sprite_margin=self.config.sprite_margin, sprite_hold_frames=self.config.sprite_hold_frames)
+        if self.config.sprite_weight:
+            record["sprite_weight"] = self.config.sprite_weight
         return record

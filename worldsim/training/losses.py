@@ -419,9 +419,14 @@ def target_on_new_cells(new_target: Tensor, clean: Tensor, truth_cells: Tensor) 
     return torch.where(truth_cells[:, :, None], clean, new_target)
 
 
-def consistency_loss(student_x0: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-    """`MSE(student x0 at (x_t, t), sg(target))`, a scalar; optional per-frame `weight`."""
+def consistency_loss(student_x0: Tensor, target: Tensor, weight: Tensor | None = None,
+                     cell_weight: Tensor | None = None) -> Tensor:
+    """`MSE(student x0 at (x_t, t), sg(target))`, a scalar; optional per-frame `weight` and
+    per-element `cell_weight` (broadcastable to x0, e.g. `weight_on_cells`), the latter divided by
+    its mean so that the loss keeps its scale."""
     squared_error = (student_x0 - target.detach()).pow(2)
+    if cell_weight is not None:
+        squared_error = squared_error * (cell_weight / cell_weight.mean())
     if weight is None:
         return squared_error.mean()
     return (weight * squared_error.flatten(weight.dim()).mean(dim=-1)).mean()
