@@ -234,7 +234,9 @@ def test_sprite_placement_tells_kept_enemies_from_invented_ones():
 
     tiles = np.zeros((2, 3, 6, 6), dtype=np.uint8)
     tiles[:, :, 1, 1] = ENEMY  # one enemy in every frame of both rollouts
-    truth = SimpleNamespace(tiles=tiles, alive=np.ones((2, 3), dtype=bool))
+    positions = np.zeros((2, 3, 2), np.int64)
+    positions[1, 2] = (-3, 0)  # rollout 1 walks 3 tiles left before its last frame: its left half is new
+    truth = SimpleNamespace(tiles=tiles, alive=np.ones((2, 3), dtype=bool), positions=positions)
     generated = np.zeros_like(tiles)
     generated[0, :, 1, 2] = ENEMY  # rollout 0: one tile off, counted as beside it
     generated[1, :, 4, 4] = ENEMY  # rollout 1: far from it, invented
@@ -246,6 +248,8 @@ def test_sprite_placement_tells_kept_enemies_from_invented_ones():
     low, high = found["enemy_truth_shown_ci95"]
     assert 0.0 <= low <= 0.5 <= high <= 1.0
     assert np.isnan(found["coin_beside_truth"]) and np.isnan(found["coin_truth_shown"])  # no coins at all
+    # Rollout 1's last-frame enemy at column 1 stands on map column -2, never in view before: new ground.
+    assert found["enemy_truth_shown_known"] == pytest.approx(2 / 3)
 
 
 def test_rollout_inverse_dynamics_tells_where_the_misses_sit():

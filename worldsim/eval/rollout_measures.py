@@ -162,16 +162,21 @@ def sprite_placement(truth, generated_tiles: np.ndarray, steps: tuple[int, ...],
 
     `{name}_beside_truth`: of the generated tiles of the class, the share within `margin` tiles of a
     true one in the same frame (the rest are invented or misplaced); `{name}_truth_shown`: of the
-    true tiles, the share with a generated one within `margin` tiles. Ratios of per-rollout sums
-    with bootstrap intervals over rollouts. Positions are view positions, so a missed scroll moves
-    every sprite: read the early bands for placement, the late ones for what is left of it.
+    true tiles, the share with a generated one within `margin` tiles; `{name}_truth_shown_known`:
+    the same for the true tiles on ground in view in the start frame (the rest stand on ground a
+    scroll revealed, where no model can know them). Ratios of per-rollout sums with bootstrap
+    intervals over rollouts. Positions are view positions, so a missed scroll moves every sprite:
+    read the early bands for placement, the late ones for what is left of it.
     """
     alive = truth.alive[:, 1:, None, None]
+    known = regions.seen_tiles(truth.positions, truth.tiles.shape[-1], 1)[:, 1:]
     found: dict[str, Any] = {}
     for name, label in (("enemy", ENEMY), ("coin", COIN)):
         made, real = (generated_tiles[:, 1:] == label) & alive, (truth.tiles[:, 1:] == label) & alive
-        pairs = {"beside_truth": (made & metrics.near_marked(real, margin), made),
-                 "truth_shown": (real & metrics.near_marked(made, margin), real)}
+        shown = real & metrics.near_marked(made, margin)
+        found[f"{name}_truth_shown_known"], found[f"{name}_truth_shown_known_ci95"] = metrics.ratio_with_interval(
+            (shown & known).sum(axis=(1, 2, 3)), (real & known).sum(axis=(1, 2, 3)), seed=seed)
+        pairs = {"beside_truth": (made & metrics.near_marked(real, margin), made), "truth_shown": (shown, real)}
         for measure, (hits, of) in pairs.items():
             key = f"{name}_{measure}"
             found[key], found[f"{key}_ci95"] = metrics.ratio_with_interval(
