@@ -232,17 +232,12 @@ def tile_agreement(predicted_tiles: np.ndarray, true_tiles: np.ndarray) -> np.nd
 
 def near_marked(marked: np.ndarray, margin: int) -> np.ndarray:
     """bool `[..., h, w]`: the entries within `margin` cells (either axis, diagonals included) of a
-    true entry of `marked` (bool `[..., h, w]`), the marked ones too; `margin` 0 gives `marked`."""
+    true entry of `marked` (bool `[..., h, w]`), the marked ones too; `margin` 0 gives `marked`.
+    A square neighbourhood is a row dilation of a column dilation."""
     if margin < 0:
         raise ValueError(f"near_marked: margin must be >= 0, got {margin}")
     marked = np.asarray(marked, dtype=bool)
-    height, width = marked.shape[-2:]
-    padded = np.pad(marked, [(0, 0)] * (marked.ndim - 2) + [(margin, margin), (margin, margin)])
-    near = np.zeros_like(marked)
-    for row in range(2 * margin + 1):
-        for col in range(2 * margin + 1):
-            near |= padded[..., row:row + height, col:col + width]
-    return near
+    return dilate_along(dilate_along(marked, margin, axis=-1), margin, axis=-2)
 
 
 def masked_accuracy(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -263,13 +258,14 @@ class PrecisionRecall:
     actual: int
 
 
-def _dilate_in_time(flags: np.ndarray, tolerance: int) -> np.ndarray:
-    """True at frame t if `flags` is true at any frame within ±tolerance in the same row."""
-    dilated = flags.copy()
+def dilate_along(flags: np.ndarray, tolerance: int, axis: int = -1) -> np.ndarray:
+    """True where `flags` is true at any index within ±tolerance along `axis` (the others fixed)."""
+    moved = np.moveaxis(flags, axis, -1)
+    dilated = moved.copy()
     for shift in range(1, tolerance + 1):
-        dilated[..., shift:] |= flags[..., :-shift]
-        dilated[..., :-shift] |= flags[..., shift:]
-    return dilated
+        dilated[..., shift:] |= moved[..., :-shift]
+        dilated[..., :-shift] |= moved[..., shift:]
+    return np.moveaxis(dilated, -1, axis)
 
 
 def precision_recall(predicted: np.ndarray, actual: np.ndarray, tolerance: int = 0) -> PrecisionRecall:
@@ -282,8 +278,8 @@ def precision_recall(predicted: np.ndarray, actual: np.ndarray, tolerance: int =
     predicted = np.asarray(predicted, dtype=bool)
     actual = np.asarray(actual, dtype=bool)
     _check_same_shape(predicted, actual, "precision_recall")
-    correct_predictions = int((predicted & _dilate_in_time(actual, tolerance)).sum())
-    found_actual = int((actual & _dilate_in_time(predicted, tolerance)).sum())
+    correct_predictions = int((predicted & dilate_along(actual, tolerance)).sum())
+    found_actual = int((actual & dilate_along(predicted, tolerance)).sum())
     num_predicted, num_actual = int(predicted.sum()), int(actual.sum())
     return PrecisionRecall(
         precision=correct_predictions / num_predicted if num_predicted else float("nan"),

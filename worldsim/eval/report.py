@@ -328,11 +328,10 @@ def _memory_and_sprites_section(metrics: dict[str, Any]) -> list[str]:
     for name in ("enemy", "coin"):
         rows.append((f"{name} count, generated / truth ({sprites[f'{name}_count_truth']} in the truth)",
                      _interval(sprites[f"{name}_count_ratio"], sprites[f"{name}_count_ratio_ci95"], percent=False)))
-        if f"{name}_beside_truth" in sprites:  # reports written before the placement measure lack it
-            rows.append((f"{name} tiles generated beside a true one / true ones shown / those on ground seen at the start",
-                         f"{_interval(sprites[f'{name}_beside_truth'], sprites[f'{name}_beside_truth_ci95'])} / "
-                         f"{_interval(sprites[f'{name}_truth_shown'], sprites[f'{name}_truth_shown_ci95'])} / "
-                         f"{_interval(sprites[f'{name}_truth_shown_known'], sprites[f'{name}_truth_shown_known_ci95'])}"))
+        rows.append((f"{name} tiles generated beside a true one / true ones shown / those on ground seen at the start",
+                     f"{_interval(sprites[f'{name}_beside_truth'], sprites[f'{name}_beside_truth_ci95'])} / "
+                     f"{_interval(sprites[f'{name}_truth_shown'], sprites[f'{name}_truth_shown_ci95'])} / "
+                     f"{_interval(sprites[f'{name}_truth_shown_known'], sprites[f'{name}_truth_shown_known_ci95'])}"))
     for motion in ("holding", "stepping"):
         rows.append((f"enemies {motion}, kept in the teacher-forced next frame "
                      f"({sprites['teacher_forced_enemy_tiles'][motion]} tiles)",
