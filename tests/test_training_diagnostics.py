@@ -61,3 +61,17 @@ def test_explorer_worlds_get_the_action_branch_test_and_other_games_nothing():
     # ... nor does any event change its frames: the event branch reads 0 for every group.
     assert found["events/effect_ratio"] == 0.0
     assert {f"events/{group}_effect_ratio" for group in ("time", "weather", "season", "coins", "enemies", "lava")} <= set(found)
+    # ... and keeps none of the true enemies in its teacher-forced next frames.
+    assert found["sprites/enemies_kept_holding"] == 0.0 and found["sprites/enemies_kept_stepping"] == 0.0
+
+
+def test_the_enemy_probe_reads_every_enemy_kept_when_the_next_frame_is_the_truth(monkeypatch):
+    from worldsim.eval import training_probe
+
+    def true_next_frames(world, frames, actions, texts, seed):
+        return frames[:, 1:]
+
+    monkeypatch.setattr(training_probe, "teacher_forced_frames", true_next_frames)
+    probes = training_probe.Probes.load()
+    found = training_probe._enemies_kept(probes, 64, seed=0)(world=None)
+    assert found == {"sprites/enemies_kept_holding": 1.0, "sprites/enemies_kept_stepping": 1.0}

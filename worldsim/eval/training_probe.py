@@ -1,10 +1,12 @@
 """What training logs every few hundred steps to show, within minutes, whether a world is learning
-its moves and its events: the action-branch test and the collision probe on a fixed set of true
-contexts, and the event-branch test on a fixed set of switches (four per event group).
+its moves, its events and its enemies: the action-branch test and the collision probe on a fixed
+set of true contexts, the event-branch test on a fixed set of switches (four per event group), and
+the enemies the teacher-forced next frame keeps on a fixed set of true rollouts.
 
     diagnose = training_diagnostics(game=dataset.world, image_size=64)   # None: no ground truth
     diagnose(world)  # -> {"branch/move_spread": ..., "branch/idm_moved": ..., "branch/collision_noop": ...,
-                     #     "events/effect_ratio": ..., "events/coins_effect_ratio": ..., ...}
+                     #     "events/effect_ratio": ..., "events/coins_effect_ratio": ..., ...,
+                     #     "sprites/enemies_kept_holding": ..., "sprites/enemies_kept_stepping": ...}
 
 Only games with a ground truth can be probed this way; for the others there is nothing to call.
 """
@@ -18,8 +20,9 @@ from worldsim.eval.action_branch import action_branch_test
 from worldsim.eval.branch_contexts import sample_branch_contexts
 from worldsim.eval.event_branch import event_effects, summarise_effects
 from worldsim.eval.probes import Probes
-from worldsim.eval.replay import collect, truth_steps
-from worldsim.eval.scenarios import scenario_rng, switch_scenarios
+from worldsim.eval.replay import collect, teacher_forced_frames, truth_steps
+from worldsim.eval.rollout_measures import enemies_kept_next_frame
+from worldsim.eval.scenarios import plain_scenario, scenario_rng, switch_scenarios
 from worldsim.eval.true_frames import EventClasses
 from worldsim.eval.truth import events
 
@@ -27,6 +30,9 @@ from worldsim.eval.truth import events
 TRAINING_CONTEXTS = 24
 SWITCHES_PER_GROUP = 4
 SWITCH_FRAME = 2  # the switch frame's true past: two frames under the old event
+# Teacher-forced rollouts for the enemy probe: about 400 true enemy tiles of each motion, enough to
+# see the stepping share (the one that decides whether enemies last along rollouts) move by 10 points.
+ENEMY_ROLLOUTS, ENEMY_FRAMES = 16, 32
 
 Diagnose = Callable[[object], dict[str, float]]
 
@@ -44,11 +50,13 @@ def training_diagnostics(game: str, image_size: int, seed: int = 0) -> Diagnose 
         return None
     contexts = sample_branch_contexts(TRAINING_CONTEXTS, context_frames=2, size=image_size, seed=seed)
     event_branch = _event_branch(image_size, seed)
+    enemies_kept = _enemies_kept(probes, image_size, seed)
 
     def diagnose(world) -> dict[str, float]:
         with torch.no_grad():
             measures = action_branch_test(world, contexts, seed=seed, probes=probes)
-        return {**{f"branch/{key}": float(value) for key, value in measures.items()}, **event_branch(world)}
+        return {**{f"branch/{key}": float(value) for key, value in measures.items()}, **event_branch(world),
+                **enemies_kept(world)}
 
     return diagnose
 
@@ -66,5 +74,24 @@ def _event_branch(image_size: int, seed: int) -> Diagnose:
         found = summarise_effects(*effects, targets.groups, seed)
         return {"events/effect_ratio": found["effect_ratio"],
                 **{f"events/{group}_effect_ratio": block["effect_ratio"] for group, block in found["by_group"].items()}}
+
+    return diagnose
+
+
+def _enemies_kept(probes: Probes, image_size: int, seed: int) -> Diagnose:
+    """Of the true enemy tiles along fixed true rollouts, the share the world's teacher-forced next
+    frame shows too, for enemies holding their tile and enemies stepping onto it, with "sprites/"
+    keys (`rollout_measures.enemies_kept_next_frame`; the stepping share needs the enemy's past)."""
+    classes = EventClasses.from_world(image_size)
+    scenario = plain_scenario("training-enemies", scenario_rng(seed, 2), ENEMY_ROLLOUTS, ENEMY_FRAMES)
+    truth = collect(truth_steps(scenario, image_size, classes))
+    texts = scenario.texts_in_force()
+
+    def diagnose(world) -> dict[str, float]:
+        forced = teacher_forced_frames(world, truth.frames, scenario.actions, texts, seed)
+        tiles = probes.parse_tiles(forced.reshape(-1, *forced.shape[2:])).reshape(*forced.shape[:2], -1,
+                                                                                  truth.tiles.shape[-1])
+        kept = enemies_kept_next_frame(truth, tiles)["teacher_forced_enemies_kept"]
+        return {f"sprites/enemies_kept_{motion}": float(share) for motion, share in kept.items()}
 
     return diagnose
