@@ -216,6 +216,25 @@ def test_enemies_kept_tell_holders_from_steppers():
     assert found["teacher_forced_enemies_kept"] == {"holding": 1.0, "stepping": 0.0}
     low, high = found["teacher_forced_enemies_kept_ci95"]["stepping"]
     assert low == 0.0 < high < 1.0
+    assert found["teacher_forced_stepping_outcomes"] == {"kept": 0.0, "held": 0.0, "wrong_way": 0.0, "missing": 1.0}
+
+
+def test_stepping_outcomes_tell_a_kept_a_held_a_wrong_way_and_a_missing_enemy_apart():
+    from worldsim.eval.rollout_measures import stepping_outcomes
+
+    before = np.zeros((4, 5, 5), dtype=bool)
+    before[:, 2, 2] = True  # every enemy stood at the centre and stepped right onto (2, 3)
+    stepping = np.zeros_like(before)
+    stepping[:, 2, 3] = True
+    shown = np.zeros_like(before)
+    shown[0, 2, 3] = True  # kept
+    shown[1, 2, 2] = True  # held on the tile it left
+    shown[2, 2, 1] = True  # stepped left instead
+    # shown[3]: gone
+    assert stepping_outcomes(stepping, before, shown) == {"kept": 1, "held": 1, "wrong_way": 1, "missing": 1}
+    # An enemy shown on both tiles counts as kept once, not also as held.
+    shown[0, 2, 2] = True
+    assert stepping_outcomes(stepping, before, shown)["held"] == 1
 
 
 def test_near_marked_grows_marks_by_the_margin_on_both_axes_and_diagonals():

@@ -74,4 +74,5 @@ def test_the_enemy_probe_reads_every_enemy_kept_when_the_next_frame_is_the_truth
     monkeypatch.setattr(training_probe, "teacher_forced_frames", true_next_frames)
     probes = training_probe.Probes.load()
     found = training_probe._enemies_kept(probes, 64, seed=0)(world=None)
-    assert found == {"sprites/enemies_kept_holding": 1.0, "sprites/enemies_kept_stepping": 1.0}
+    assert found == {"sprites/enemies_kept_holding": 1.0, "sprites/enemies_kept_stepping": 1.0,
+                     "sprites/stepping_held": 0.0, "sprites/stepping_wrong_way": 0.0, "sprites/stepping_missing": 0.0}

@@ -337,6 +337,9 @@ def _memory_and_sprites_section(metrics: dict[str, Any]) -> list[str]:
                      f"({sprites['teacher_forced_enemy_tiles'][motion]} tiles)",
                      _interval(sprites["teacher_forced_enemies_kept"][motion],
                                sprites["teacher_forced_enemies_kept_ci95"][motion])))
+    outcomes = sprites["teacher_forced_stepping_outcomes"]
+    rows.append(("stepping enemies, teacher-forced: kept / held / stepped the wrong way / missing",
+                 " / ".join(_percent(outcomes[name]) for name in ("kept", "held", "wrong_way", "missing"))))
     skipped = memory["skipped_steps"]
     note = f" Walks of N = {skipped} do not fit half the cache window and were skipped." if skipped else ""
     return ["## Memory and sprites", "",

@@ -205,12 +205,47 @@ def enemies_kept_next_frame(truth, forced_tiles: np.ndarray) -> dict[str, Any]:
     enemy_now, kept = (tiles[:, 1:] == ENEMY) & alive[..., None, None], forced_tiles == ENEMY
     found: dict[str, Any] = {"teacher_forced_enemies_kept": {}, "teacher_forced_enemies_kept_ci95": {},
                              "teacher_forced_enemy_tiles": {}}
-    for name, cells in (("holding", enemy_now & before), ("stepping", enemy_now & known & ~before)):
+    stepping = enemy_now & known & ~before
+    for name, cells in (("holding", enemy_now & before), ("stepping", stepping)):
         share, interval, trials = metrics.share_with_interval(kept[cells])
         found["teacher_forced_enemies_kept"][name] = share
         found["teacher_forced_enemies_kept_ci95"][name] = interval
         found["teacher_forced_enemy_tiles"][name] = trials
+    outcomes = stepping_outcomes(stepping, before, kept)
+    total = max(sum(outcomes.values()), 1)
+    found["teacher_forced_stepping_outcomes"] = {name: count / total for name, count in outcomes.items()}
     return found
+
+
+def _neighbour(flags: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """`flags` read `rows` down and `cols` right of every cell of the last two axes (False off the edge)."""
+    moved = np.zeros_like(flags)
+    height, width = flags.shape[-2:]
+    moved[..., max(-rows, 0) : height - max(rows, 0), max(-cols, 0) : width - max(cols, 0)] = \
+        flags[..., max(rows, 0) : height + min(rows, 0), max(cols, 0) : width + min(cols, 0)]
+    return moved
+
+
+def stepping_outcomes(stepping: np.ndarray, before: np.ndarray, shown: np.ndarray) -> dict[str, int]:
+    """Where the generated frame puts enemies that stepped: counts of `kept` (shown on the new tile),
+    `held` (not there, but shown on the neighbouring tile it came from), `wrong_way` (neither, but
+    shown one tile past that one: the step the other way) and `missing` (none of those).
+
+    All bool ``[..., h, w]`` in the same cells: `stepping` the true enemies that stepped onto a
+    cell, `before` the true enemies of the frame before moved into those cells, `shown` the
+    generated enemies. A world that lacks the enemy's past guesses the way (wrong_way ≈ kept) or
+    holds; one that knows the way but does not commit blurs the enemy out (missing).
+    """
+    kept = stepping & shown
+    held, wrong_way = np.zeros_like(stepping), np.zeros_like(stepping)
+    for rows, cols in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        came_from = _neighbour(before, rows, cols)
+        held |= came_from & _neighbour(shown, rows, cols)
+        wrong_way |= came_from & _neighbour(shown, 2 * rows, 2 * cols)
+    held &= stepping & ~kept
+    wrong_way &= stepping & ~kept & ~held
+    return {"kept": int(kept.sum()), "held": int(held.sum()), "wrong_way": int(wrong_way.sum()),
+            "missing": int((stepping & ~kept & ~held & ~wrong_way).sum())}
 
 
 def rollout_inverse_dynamics(probes, actions: np.ndarray, truth, generated, steps: tuple[int, ...]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ the enemies the teacher-forced next frame keeps on a fixed set of true rollouts.
     diagnose = training_diagnostics(game=dataset.world, image_size=64)   # None: no ground truth
     diagnose(world)  # -> {"branch/move_spread": ..., "branch/idm_moved": ..., "branch/collision_noop": ...,
                      #     "events/effect_ratio": ..., "events/coins_effect_ratio": ..., ...,
-                     #     "sprites/enemies_kept_holding": ..., "sprites/enemies_kept_stepping": ...}
+                     #     "sprites/enemies_kept_holding": ..., "sprites/enemies_kept_stepping": ...,
+                     #     "sprites/stepping_held": ..., "sprites/stepping_wrong_way": ..., "sprites/stepping_missing": ...}
 
 Only games with a ground truth can be probed this way; for the others there is nothing to call.
 """
@@ -91,7 +92,10 @@ def _enemies_kept(probes: Probes, image_size: int, seed: int) -> Diagnose:
         forced = teacher_forced_frames(world, truth.frames, scenario.actions, texts, seed)
         tiles = probes.parse_tiles(forced.reshape(-1, *forced.shape[2:])).reshape(*forced.shape[:2], -1,
                                                                                   truth.tiles.shape[-1])
-        kept = enemies_kept_next_frame(truth, tiles)["teacher_forced_enemies_kept"]
-        return {f"sprites/enemies_kept_{motion}": float(share) for motion, share in kept.items()}
+        found = enemies_kept_next_frame(truth, tiles)
+        outcomes = {f"sprites/stepping_{name}": float(share)
+                    for name, share in found["teacher_forced_stepping_outcomes"].items() if name != "kept"}
+        return {**{f"sprites/enemies_kept_{motion}": float(share)
+                   for motion, share in found["teacher_forced_enemies_kept"].items()}, **outcomes}
 
     return diagnose
