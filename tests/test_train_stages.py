@@ -741,3 +741,29 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     summary = stages.run_stage("causal-cd", weighted_config, tmp_path / "cd-weighted")
     record = json.loads((tmp_path / "cd-weighted" / "final" / "config.json").read_text())["metadata"]["training"][-1]
     assert summary.steps == 2 and record["sprite_weight"] == 4 and record["sprite_margin"] == 1
+
+
+@pytest.mark.parametrize("change", ["local_blocks", "depth"])
+def test_a_deeper_transformer_starts_as_the_trained_one(random_world, change):
+    from worldsim.training.common import load_world, with_grown_transformer
+
+    world = load_world(str(random_world), torch.device("cpu"))
+    with torch.no_grad():  # trained-looking weights: every residual block of the init world does something
+        for parameter in world.transformer.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    grown = with_grown_transformer(world, [f"{change}={getattr(world.config.transformer, change) + 1}"])
+    assert sum(p.numel() for p in grown.transformer.parameters()) > sum(p.numel() for p in world.transformer.parameters())
+    generator = torch.Generator().manual_seed(0)
+    channels, cells = world.config.transformer.latent_channels, world.config.transformer.latent_size
+    latents = torch.randn(2, 3, channels, cells, cells, generator=generator)
+    sigma, actions = torch.rand(2, 3, generator=generator), torch.randint(0, 5, (2, 3), generator=generator)
+    events = torch.randn(2, 3, world.config.transformer.event_dim, generator=generator)
+    with torch.no_grad():
+        expected = world.transformer(latents, sigma, actions, events)
+        assert torch.allclose(grown.transformer(latents, sigma, actions, events), expected, atol=1e-6)
+        # The added block is trainable, not frozen at the identity: once its weights change, so do the outputs.
+        trained = set(world.transformer.state_dict())
+        for name, parameter in grown.transformer.named_parameters():
+            if name not in trained:
+                parameter.add_(0.05 * torch.randn_like(parameter))
+        assert not torch.allclose(grown.transformer(latents, sigma, actions, events), expected, atol=1e-3)

@@ -121,6 +121,12 @@ class FiLMBlock(nn.Module):
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
 
+    def start_as_identity(self) -> None:
+        """Pass the features through unchanged until trained: a block added to a trained network
+        (a warm start of a deeper local path) then leaves its outputs as they were."""
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
     def forward(self, features: Tensor, condition: Tensor) -> Tensor:
         """features ``[N, ch, h, w]``, condition ``[N, D]`` (already SiLU-activated)."""
         scale, shift = self.film(condition)[..., None, None].chunk(2, dim=1)

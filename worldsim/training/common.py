@@ -91,7 +91,8 @@ def with_new_transformer(world: "WorldModel", overrides: dict[str, Any], seed: i
 def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldModel":
     """`world` with its transformer rebuilt under `changes` (``"key=value"`` of transformer config
     keys, e.g. ``"local_positions=true"``) keeping every trained weight: the changes may only add
-    parameters, which start at their initial values, or lengthen the local path's history
+    parameters, which start at their initial values, add residual blocks (``"local_blocks=2"``,
+    ``"depth=4"``), which start as the identity, or lengthen the local path's history
     (``"local_frames=6"``), whose older predecessors start unused. A warm start for a grown design."""
     import json
 
@@ -111,7 +112,19 @@ def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldMod
         raise ConfigError(f"transformer_changes {changes} remove or reshape trained weights ({changed[0]}); "
                           "only changes that add parameters can warm-start")
     grown.transformer.load_state_dict(old, strict=False)
+    _added_blocks_start_as_identity(grown.transformer, set(old))
     return grown
+
+
+def _added_blocks_start_as_identity(transformer: nn.Module, trained_keys: set[str]) -> None:
+    """The local path's residual blocks that `with_grown_transformer` added (``local_blocks``) pass
+    their input through, so the grown network starts as the trained one (the transformer's own
+    blocks start so by their AdaLN-zero modulation)."""
+    from worldsim.model.local_path import FiLMBlock
+
+    for name, module in transformer.named_modules():
+        if isinstance(module, FiLMBlock) and f"{name}.conv_out.weight" not in trained_keys:
+            module.start_as_identity()
 
 
 def _with_widened_history(world: "WorldModel", grown: "WorldModel") -> dict[str, Any]:
