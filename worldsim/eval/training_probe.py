@@ -31,8 +31,8 @@ from worldsim.eval.truth import events
 TRAINING_CONTEXTS = 24
 SWITCHES_PER_GROUP = 4
 SWITCH_FRAME = 2  # the switch frame's true past: two frames under the old event
-# Teacher-forced rollouts for the enemy probe: about 400 true enemy tiles of each motion, enough to
-# see the stepping share (the one that decides whether enemies last along rollouts) move by 10 points.
+# Teacher-forced rollouts for the enemy probe: about 320 true enemy tiles of each motion (seed 0), so a
+# 10-point move of the stepping share (the one that decides whether enemies last along rollouts) shows.
 ENEMY_ROLLOUTS, ENEMY_FRAMES = 16, 32
 
 Diagnose = Callable[[object], dict[str, float]]
@@ -81,8 +81,9 @@ def _event_branch(image_size: int, seed: int) -> Diagnose:
 
 def _enemies_kept(probes: Probes, image_size: int, seed: int) -> Diagnose:
     """Of the true enemy tiles along fixed true rollouts, the share the world's teacher-forced next
-    frame shows too, for enemies holding their tile and enemies stepping onto it, with "sprites/"
-    keys (`rollout_measures.enemies_kept_next_frame`; the stepping share needs the enemy's past)."""
+    frame shows too, for enemies holding their tile and enemies stepping onto it, and where the
+    stepping ones went instead (held, the wrong way, missing), with "sprites/" keys
+    (`rollout_measures.enemies_kept_next_frame`; the stepping share needs the enemy's past)."""
     classes = EventClasses.from_world(image_size)
     scenario = plain_scenario("training-enemies", scenario_rng(seed, 2), ENEMY_ROLLOUTS, ENEMY_FRAMES)
     truth = collect(truth_steps(scenario, image_size, classes))
@@ -90,9 +91,8 @@ def _enemies_kept(probes: Probes, image_size: int, seed: int) -> Diagnose:
 
     def diagnose(world) -> dict[str, float]:
         forced = teacher_forced_frames(world, truth.frames, scenario.actions, texts, seed)
-        tiles = probes.parse_tiles(forced.reshape(-1, *forced.shape[2:])).reshape(*forced.shape[:2], -1,
-                                                                                  truth.tiles.shape[-1])
-        found = enemies_kept_next_frame(truth, tiles)
+        tiles = probes.parse_tiles(forced.reshape(-1, *forced.shape[2:]))
+        found = enemies_kept_next_frame(truth, tiles.reshape(*forced.shape[:2], *tiles.shape[1:]))
         outcomes = {f"sprites/stepping_{name}": float(share)
                     for name, share in found["teacher_forced_stepping_outcomes"].items() if name != "kept"}
         return {**{f"sprites/enemies_kept_{motion}": float(share)
