@@ -63,13 +63,20 @@ def previous_in_view(previous: np.ndarray, shift: np.ndarray) -> tuple[np.ndarra
     Returns the moved maps and where they are known (cells that were in view before).
     """
     moved, known = np.zeros_like(previous), np.zeros_like(previous)
-    height, width = previous.shape[-2:]
+    in_view = np.ones(previous.shape[-2:], dtype=previous.dtype)
     for n, t in np.ndindex(*previous.shape[:2]):
         dx, dy = (int(v) for v in shift[n, t])
-        rows, cols = slice(max(-dy, 0), height - max(dy, 0)), slice(max(-dx, 0), width - max(dx, 0))
-        source = previous[n, t, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)]
-        moved[n, t, rows, cols], known[n, t, rows, cols] = source, True
+        moved[n, t], known[n, t] = shifted(previous[n, t], dy, dx), shifted(in_view, dy, dx)
     return moved, known
+
+
+def shifted(flags: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """`flags` read `rows` down and `cols` right of every cell of the last two axes (zero off the edge)."""
+    moved = np.zeros_like(flags)
+    height, width = flags.shape[-2:]
+    moved[..., max(-rows, 0) : height - max(rows, 0), max(-cols, 0) : width - max(cols, 0)] = \
+        flags[..., max(rows, 0) : height + min(rows, 0), max(cols, 0) : width + min(cols, 0)]
+    return moved
 
 
 def pixel_mask(tiles: np.ndarray, tile_pixels: int) -> np.ndarray:

@@ -217,15 +217,6 @@ def enemies_kept_next_frame(truth, forced_tiles: np.ndarray) -> dict[str, Any]:
     return found
 
 
-def _neighbour(flags: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """`flags` read `rows` down and `cols` right of every cell of the last two axes (False off the edge)."""
-    moved = np.zeros_like(flags)
-    height, width = flags.shape[-2:]
-    moved[..., max(-rows, 0) : height - max(rows, 0), max(-cols, 0) : width - max(cols, 0)] = \
-        flags[..., max(rows, 0) : height + min(rows, 0), max(cols, 0) : width + min(cols, 0)]
-    return moved
-
-
 def stepping_outcomes(stepping: np.ndarray, before: np.ndarray, shown: np.ndarray) -> dict[str, int]:
     """Where the generated frame puts enemies that stepped: counts of `kept` (shown on the new tile),
     `held` (not there, but shown on the neighbouring tile it came from), `wrong_way` (neither, but
@@ -239,9 +230,9 @@ def stepping_outcomes(stepping: np.ndarray, before: np.ndarray, shown: np.ndarra
     kept = stepping & shown
     held, wrong_way = np.zeros_like(stepping), np.zeros_like(stepping)
     for rows, cols in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        came_from = _neighbour(before, rows, cols)
-        held |= came_from & _neighbour(shown, rows, cols)
-        wrong_way |= came_from & _neighbour(shown, 2 * rows, 2 * cols)
+        came_from = regions.shifted(before, rows, cols)
+        held |= came_from & regions.shifted(shown, rows, cols)
+        wrong_way |= came_from & regions.shifted(shown, 2 * rows, 2 * cols)
     held &= stepping & ~kept
     wrong_way &= stepping & ~kept & ~held
     return {"kept": int(kept.sum()), "held": int(held.sum()), "wrong_way": int(wrong_way.sum()),

@@ -96,7 +96,12 @@ def flow_matching_loss(
             f"shape mismatch: v_pred {tuple(v_pred.shape)}, x0 {tuple(x0.shape)}, "
             f"noise {tuple(noise.shape)}"
         )
-    squared_error = (v_pred - (noise - x0)).pow(2)
+    return _weighted_mean((v_pred - (noise - x0)).pow(2), weight, cell_weight)
+
+
+def _weighted_mean(squared_error: Tensor, weight: Tensor | None, cell_weight: Tensor | None) -> Tensor:
+    """The regressions' reduction: `cell_weight` (broadcastable, divided by its mean so the loss
+    keeps its scale) on each element, then `weight` (`[B]` or `[B, F]`) on each unit's mean."""
     if cell_weight is not None:
         squared_error = squared_error * (cell_weight / cell_weight.mean())
     if weight is None:
@@ -424,12 +429,7 @@ def consistency_loss(student_x0: Tensor, target: Tensor, weight: Tensor | None =
     """`MSE(student x0 at (x_t, t), sg(target))`, a scalar; optional per-frame `weight` and
     per-element `cell_weight` (broadcastable to x0, e.g. `weight_on_cells`), the latter divided by
     its mean so that the loss keeps its scale."""
-    squared_error = (student_x0 - target.detach()).pow(2)
-    if cell_weight is not None:
-        squared_error = squared_error * (cell_weight / cell_weight.mean())
-    if weight is None:
-        return squared_error.mean()
-    return (weight * squared_error.flatten(weight.dim()).mean(dim=-1)).mean()
+    return _weighted_mean((student_x0 - target.detach()).pow(2), weight, cell_weight)
 
 
 # --------------------------------------------------------------------------------------------
