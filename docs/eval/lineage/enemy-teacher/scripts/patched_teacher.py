@@ -14,6 +14,7 @@ import torch
 
 import worldsim.training.teacher as teacher_module
 from worldsim.cli import main
+from worldsim.training.trainer import make_adamw
 
 SIGMA_ONE = float(os.environ.get("SIGMA_ONE", "0"))
 STEM_LR_SCALE = float(os.environ.get("STEM_LR_SCALE", "1"))
@@ -30,10 +31,9 @@ def init(self, config, context):
     original_init(self, config, context)
     stem = {id(p) for p in self.transformer.local.stem_in.parameters()}
     params = [p for module in self._trained for p in module.parameters()]
-    self.optimizer = torch.optim.AdamW(
+    self.optimizer = make_adamw(
         [{"params": [p for p in params if id(p) not in stem]},
-         {"params": [p for p in params if id(p) in stem], "lr": config.lr * STEM_LR_SCALE}],
-        lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
+         {"params": [p for p in params if id(p) in stem], "lr": config.lr * STEM_LR_SCALE}], config)
 
 
 teacher_module.sample_sigma = sample_sigma
