@@ -588,3 +588,19 @@ def test_event_prototype_loss_anchors_only_the_anchored_events():
     # same direction, half the length: the anchor term adds (1/3 of 1^2) / mean square of the anchors (4/3)
     assert torch.isclose(short - on_anchor, torch.tensor(0.25), atol=1e-4)
     assert torch.isclose(free, L.event_prototype_loss(torch.tensor([[0.0, 0, 1]]), torch.tensor([2]), prototypes))
+
+
+def test_next_latent_loss_scores_frames_with_a_past_and_weighs_cells():
+    latents = torch.zeros(2, 3, 4, 2, 2)
+    guess = latents.clone()
+    guess[:, 0] = 5.0  # frame 0 has no past: its guess is not scored
+    assert L.next_latent_loss(guess, latents) == 0.0
+    guess[:, 2, :, 0, 0] = 1.0  # one cell of frame 2 off by 1 in every channel: 1/8 of frames 1..2's cells
+    assert torch.isclose(L.next_latent_loss(guess, latents), torch.tensor(1 / 8))
+    weight = torch.ones(2, 3, 1, 2, 2)
+    weight[:, 2, :, 0, 0] = 3.0  # that cell weighs 3 of a mean (3 + 7) / 8 among frames 1..2
+    assert torch.isclose(L.next_latent_loss(guess, latents, weight), torch.tensor(3 / 10))
+    with pytest.raises(ValueError, match="shape"):
+        L.next_latent_loss(guess[:, 1:], latents)
+    with pytest.raises(ValueError, match="past"):
+        L.next_latent_loss(guess[:, :1], latents[:, :1])

@@ -200,3 +200,42 @@ def test_aligned_history_changes_a_scrolling_past_only_and_cached_generation_sti
     assert torch.allclose(torch.cat(cached, dim=1), aligned(*moving), **TOLERANCE)
     with pytest.raises(ValueError, match="local_align_history"):
         dataclasses.replace(plain.config, local_frames=1, local_align_history=True).validate()
+
+
+def test_a_history_reader_starts_as_copy_the_newest_frame_and_the_stem_starts_ignoring_it():
+    """A reader added to a trained network (widened_reader_weights) leaves its frames as they were;
+    a fresh reader guesses "the next frame is the newest one"; its guess reaches the output only
+    through the stem's new weights, and the network's own loss never trains the reader."""
+    import pytest
+
+    from worldsim.model.local_path import widened_reader_weights
+
+    from test_model_transformer import TOLERANCE, frames_of, make_clip
+
+    plain = make_net(local_frames=3)
+    reading = CausalTransformer(dataclasses.replace(plain.config, local_reader_channels=8,
+                                                    local_reader_blocks=2)).double()
+    reading.load_state_dict(widened_reader_weights(plain.state_dict(), plain.config.latent_channels,
+                                                   prefix="local."), strict=False)
+    latents, sigma, actions, events = make_clip(plain, batch=2, frames=5)
+    assert torch.equal(plain(latents, sigma, actions, events), reading(latents, sigma, actions, events))
+    guess = reading.read_next(latents, sigma, actions)
+    assert torch.equal(guess[:, 1:], latents[:, :-1]) and torch.equal(guess[:, 0], torch.zeros_like(guess[:, 0]))
+    with torch.no_grad():  # a trained reader, and a stem that reads its guess
+        for parameter in reading.local.reader.parameters():
+            parameter.normal_(0.0, 0.3)
+        reading.local.stem_in.weight.normal_(0.0, 0.3)
+    assert not torch.allclose(reading.read_next(latents, sigma, actions)[:, 1:], latents[:, :-1])
+    reading(latents, sigma, actions, events).square().sum().backward()
+    assert all(parameter.grad is None for parameter in reading.local.reader.parameters())
+    assert reading.local.stem_in.weight.grad is not None
+    # Generation through the cache reads the same predecessors, so it equals the full forward.
+    cache = reading.new_cache(2, window_frames=8)
+    with torch.no_grad():
+        cached = [reading.forward_cached(*frames_of((latents, sigma, actions, events), chunk), cache,
+                                         commit=chunk.stop - chunk.start) for chunk in (slice(0, 2), slice(2, 5))]
+        assert torch.allclose(torch.cat(cached, dim=1), reading(latents, sigma, actions, events), **TOLERANCE)
+    with pytest.raises(ValueError, match="no history reader"):
+        plain.read_next(latents, sigma, actions)
+    with pytest.raises(ValueError, match="local_reader_channels"):
+        dataclasses.replace(plain.config, local_channels=0, local_frames=0, local_reader_channels=8).validate()

@@ -767,3 +767,40 @@ def test_a_deeper_transformer_starts_as_the_trained_one(random_world, change):
             if name not in trained:
                 parameter.add_(0.05 * torch.randn_like(parameter))
         assert not torch.allclose(grown.transformer(latents, sigma, actions, events), expected, atol=1e-3)
+
+
+def _reader_config(tiny_data, init, **extra):
+    overrides = [f"data={tiny_data}", f"init={init}", "steps=4", "batch_size=3", "clip_frames=4",
+                 "reader_channels=8", "reader_blocks=1", "checkpoint_every=2", "log_every=1", "progress=false"]
+    return stages.build_config("reader", None, overrides + [f"{k}={v}" for k, v in extra.items()])
+
+
+def test_the_reader_stage_trains_the_history_reader_alone_and_resumes_exactly(tiny_data, random_world, tmp_path):
+    """`worldsim train reader` grows a world without a reader by one, trains its weights only (the
+    world's frames stay as they were: the stem starts ignoring the guess), lowers its next-latent
+    loss, and a killed run resumes to the same weights."""
+    from safetensors.torch import load_file
+
+    from worldsim.training.common import load_world
+
+    config = _reader_config(tiny_data, random_world, context_noise=0.2, sprite_weight=3.0)
+    straight, resumed = straight_and_resumed("reader", config, tmp_path, kill_at_step=3)
+    a = load_file(tmp_path / "straight" / "final" / "transformer.safetensors")
+    b = load_file(tmp_path / "killed" / "final" / "transformer.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.last_loss == straight.last_loss
+    before = load_world(str(random_world), torch.device("cpu")).transformer.state_dict()
+    trained = [key for key in a if key.startswith("local.reader.")]
+    assert trained and all(torch.equal(a[key], before[key]) for key in before if key != "local.stem_in.weight")
+    assert not torch.equal(a["local.reader.head.weight"], torch.zeros_like(a["local.reader.head.weight"]))
+    stem = a["local.stem_in.weight"]  # the trained columns kept, the reader's guess read with zero weights
+    assert torch.equal(stem[:, : before["local.stem_in.weight"].shape[1]], before["local.stem_in.weight"])
+    assert stem[:, before["local.stem_in.weight"].shape[1]:].abs().sum() == 0
+    # A longer run from the reader just trained lowers its loss (the world already has a reader: kept).
+    longer = stages.run_stage("reader", _reader_config(tiny_data, tmp_path / "straight" / "final", steps=30,
+                                                       lr=3e-3, warmup_steps=0), tmp_path / "longer")
+    assert longer.last_loss < longer.first_loss
+    grown = load_world(str(tmp_path / "longer" / "final"), torch.device("cpu")).config.transformer
+    assert (grown.local_reader_channels, grown.local_reader_blocks) == (8, 1)
+    with pytest.raises(ConfigError, match="clip_frames"):
+        _reader_config(tiny_data, random_world, clip_frames=1)

@@ -76,3 +76,28 @@ def test_the_enemy_probe_reads_every_enemy_kept_when_the_next_frame_is_the_truth
     found = training_probe._enemies_kept(probes, 64, seed=0)(world=None)
     assert found == {"sprites/enemies_kept_holding": 1.0, "sprites/enemies_kept_stepping": 1.0,
                      "sprites/stepping_held": 0.0, "sprites/stepping_wrong_way": 0.0, "sprites/stepping_missing": 0.0}
+
+
+def test_the_reader_probe_scores_the_history_readers_guess_decoded(monkeypatch):
+    """`reader_guessed_frames` decodes the reader's guess of frames 1..T from the true past (a fresh
+    reader guesses the newest frame again), and `reader_diagnostics` runs the enemy probe on it."""
+    import numpy as np
+    import torch
+
+    from worldsim.eval import training_probe
+    from worldsim.eval.replay import reader_guessed_frames
+    from worldsim.model.frames import to_frames, to_pixels
+    from worldsim.training.common import with_grown_transformer
+
+    assert training_probe.reader_diagnostics("pong", 64) is None
+    world = with_grown_transformer(WorldModel.create(WorldConfig.preset("tiny"), ["night falls"], seed=0),
+                                   ["local_reader_channels=8", "local_reader_blocks=1"])
+    frames = np.random.default_rng(0).integers(0, 256, (2, 4, 64, 64, 3), dtype=np.uint8)
+    guessed = reader_guessed_frames(world, frames, np.zeros((2, 3), dtype=np.int64), [], seed=0)
+    with torch.no_grad():
+        again = to_frames(world.autoencoder.decode(world.autoencoder.encode(to_pixels(torch.as_tensor(frames[:, :3].reshape(-1, 64, 64, 3))))))
+    assert guessed.shape == (2, 3, 64, 64, 3) and np.array_equal(guessed, again.numpy().reshape(2, 3, 64, 64, 3))
+
+    monkeypatch.setattr(training_probe, "reader_guessed_frames", lambda world, frames, *rest: frames[:, 1:])
+    found = training_probe.reader_diagnostics("explorer", 64)(world=None)
+    assert found["reader/enemies_kept_holding"] == 1.0 and found["reader/stepping_wrong_way"] == 0.0

@@ -144,6 +144,24 @@ def teacher_forced_frames(world, frames: np.ndarray, actions: np.ndarray, texts:
     return np.stack(predictions, axis=1)
 
 
+def reader_guessed_frames(world, frames: np.ndarray, actions: np.ndarray, texts: list[list[str]],
+                          seed: int) -> np.ndarray:
+    """The history reader's guess of each next frame from the true frames before it, decoded:
+    `uint8 [N, T, H, W, 3]` for frames 1..T, with `teacher_forced_frames`'s arguments (`texts` and
+    `seed` unused: the reader reads neither events nor noise)."""
+    from worldsim.model.frames import to_frames, to_pixels
+
+    n, num_frames = frames.shape[:2]
+    device = world.device
+    latents = world.autoencoder.encode(to_pixels(torch.as_tensor(frames.reshape(-1, *frames.shape[2:])), device=device))
+    latents = latents.float().reshape(n, num_frames, *latents.shape[1:])
+    leading = torch.full((n, num_frames), world.config.no_action, device=device, dtype=torch.long)
+    leading[:, 1:] = torch.as_tensor(actions, device=device, dtype=torch.long)  # actions[:, t] leads to t + 1
+    guess = world.transformer.read_next(latents, latents.new_zeros(n, num_frames), leading)[:, 1:]
+    decoded = to_frames(world.autoencoder.decode(guess.flatten(0, 1))).cpu().numpy()
+    return decoded.reshape(n, num_frames - 1, *decoded.shape[1:])
+
+
 @dataclass
 class Trajectory:
     """A whole short replay, stacked: time is axis 1."""

@@ -1,7 +1,8 @@
 """What training logs every few hundred steps to show, within minutes, whether a world is learning
 its moves, its events and its enemies: the action-branch test and the collision probe on a fixed
 set of true contexts, the event-branch test on a fixed set of switches (four per event group), and
-the enemies the teacher-forced next frame keeps on a fixed set of true rollouts.
+the enemies the teacher-forced next frame keeps on a fixed set of true rollouts. `reader_diagnostics`
+runs the enemy probe on a history reader's guess instead (stage `reader`).
 
     diagnose = training_diagnostics(game=dataset.world, image_size=64)   # None: no ground truth
     diagnose(world)  # -> {"branch/move_spread": ..., "branch/idm_moved": ..., "branch/collision_noop": ...,
@@ -21,7 +22,7 @@ from worldsim.eval.action_branch import action_branch_test
 from worldsim.eval.branch_contexts import sample_branch_contexts
 from worldsim.eval.event_branch import event_effects, summarise_effects
 from worldsim.eval.probes import Probes
-from worldsim.eval.replay import collect, teacher_forced_frames, truth_steps
+from worldsim.eval.replay import collect, reader_guessed_frames, teacher_forced_frames, truth_steps
 from worldsim.eval.rollout_measures import enemies_kept_next_frame
 from worldsim.eval.scenarios import plain_scenario, scenario_rng, switch_scenarios
 from worldsim.eval.true_frames import EventClasses
@@ -41,13 +42,8 @@ Diagnose = Callable[[object], dict[str, float]]
 def training_diagnostics(game: str, image_size: int, seed: int = 0) -> Diagnose | None:
     """A function of a world that returns the action-branch measures with "branch/" keys, or None
     when `game` has no ground truth (its `GameSpec.ground_truth`) or its probes are for another frame size."""
-    from worldsim.games import shipped_game
-
-    spec = shipped_game(game)
-    if spec is None or spec.ground_truth is None:
-        return None
-    probes = Probes.load()
-    if probes.metadata.get("training", {}).get("size") != image_size:
+    probes = _probes_for(game, image_size)
+    if probes is None:
         return None
     contexts = sample_branch_contexts(TRAINING_CONTEXTS, context_frames=2, size=image_size, seed=seed)
     event_branch = _event_branch(image_size, seed)
@@ -60,6 +56,35 @@ def training_diagnostics(game: str, image_size: int, seed: int = 0) -> Diagnose 
                 **enemies_kept(world)}
 
     return diagnose
+
+
+def reader_diagnostics(game: str, image_size: int, seed: int = 0) -> Diagnose | None:
+    """The enemy probe on a history reader's guess of each next frame (the world's
+    `transformer.read_next`, decoded) rather than on the sampled frame, with "reader/" keys; None
+    where `training_diagnostics` is None. What the reader keeps is what the stem can read from it."""
+    probes = _probes_for(game, image_size)
+    if probes is None:
+        return None
+    enemies_kept = _enemies_kept(probes, image_size, seed, forced_frames=reader_guessed_frames)
+
+    def diagnose(world) -> dict[str, float]:
+        with torch.no_grad():
+            found = enemies_kept(world)
+        return {key.replace("sprites/", "reader/"): value for key, value in found.items()}
+
+    return diagnose
+
+
+def _probes_for(game: str, image_size: int) -> Probes | None:
+    """The frame parser for `game`'s frames of `image_size`, or None: no ground truth, or probes
+    trained on another frame size."""
+    from worldsim.games import shipped_game
+
+    spec = shipped_game(game)
+    if spec is None or spec.ground_truth is None:
+        return None
+    probes = Probes.load()
+    return probes if probes.metadata.get("training", {}).get("size") == image_size else None
 
 
 def _event_branch(image_size: int, seed: int) -> Diagnose:
@@ -79,9 +104,9 @@ def _event_branch(image_size: int, seed: int) -> Diagnose:
     return diagnose
 
 
-def _enemies_kept(probes: Probes, image_size: int, seed: int) -> Diagnose:
+def _enemies_kept(probes: Probes, image_size: int, seed: int, forced_frames=None) -> Diagnose:
     """Of the true enemy tiles along fixed true rollouts, the share the world's teacher-forced next
-    frame shows too, for enemies holding their tile and enemies stepping onto it, and where the
+    frame (or what `forced_frames` makes of the true past instead) shows too, for enemies holding their tile and enemies stepping onto it, and where the
     stepping ones went instead (held, the wrong way, missing), with "sprites/" keys
     (`rollout_measures.enemies_kept_next_frame`; the stepping share needs the enemy's past)."""
     classes = EventClasses.from_world(image_size)
@@ -90,7 +115,7 @@ def _enemies_kept(probes: Probes, image_size: int, seed: int) -> Diagnose:
     texts = scenario.texts_in_force()
 
     def diagnose(world) -> dict[str, float]:
-        forced = teacher_forced_frames(world, truth.frames, scenario.actions, texts, seed)
+        forced = (forced_frames or teacher_forced_frames)(world, truth.frames, scenario.actions, texts, seed)
         tiles = probes.parse_tiles(forced.reshape(-1, *forced.shape[2:]))
         found = enemies_kept_next_frame(truth, tiles.reshape(*forced.shape[:2], *tiles.shape[1:]))
         outcomes = {f"sprites/stepping_{name}": float(share)

@@ -108,6 +108,14 @@ class TransformerConfig:
     # (model/scroll.py), so a map cell's recent past (where an enemy stood four to six frames ago)
     # sits in that cell whatever the view did. No weights of its own: a warm start changes inputs only.
     local_align_history: bool = False
+    # A history reader (local_path.HistoryReader): a conv net of this width (0 = none) and this many
+    # residual blocks that predicts the next latent from the local path's predecessors alone,
+    # trained on its own regression loss (stage `reader`); the stem reads its prediction as C more
+    # inputs. An enemy's way is in frames t-4 and t-5, which the flow-matching loss hardly teaches
+    # the stem to read, while a separate regression learns it in minutes. Zero stem weights at the
+    # start (warm starts exact).
+    local_reader_channels: int = 0
+    local_reader_blocks: int = 4
 
     @property
     def head_dim(self) -> int:
@@ -131,19 +139,22 @@ class TransformerConfig:
                      "num_actions", "event_dim", "window_frames"):
             _require(getattr(self, name) > 0, f"{prefix}.{name}", "must be positive")
         _require(self.sink_frames >= 0, f"{prefix}.sink_frames", "must be >= 0")
-        for name in ("local_channels", "local_blocks", "local_frames"):
+        for name in ("local_channels", "local_blocks", "local_frames", "local_reader_channels",
+                     "local_reader_blocks"):
             _require(getattr(self, name) >= 0, f"{prefix}.{name}", "must be >= 0")
         _require(self.local_channels > 0 or self.local_frames == 0, f"{prefix}.local_frames",
                  "previous frames enter through the local path: set local_channels > 0")
         _require(not self.local_align_history or self.local_frames >= 2, f"{prefix}.local_align_history",
                  "lines older predecessors up with the newest: needs local_frames >= 2")
+        _require(not self.local_reader_channels or self.local_frames >= 1, f"{prefix}.local_reader_channels",
+                 "the history reader reads the local path's predecessors: needs local_frames >= 1")
         _require(self.mlp_ratio > 0, f"{prefix}.mlp_ratio", "must be positive")
         _require(self.rope_base > 1, f"{prefix}.rope_base", "must be > 1")
         _require_at_most(self, prefix, {
             "latent_channels": 256, "latent_size": 1024, "patch_size": 64, "dim": 8192, "depth": 256,
             "num_heads": 256, "mlp_ratio": 64, "num_actions": 4096, "event_dim": 8192, "rope_base": 1e9,
             "sink_frames": 4096, "window_frames": 65536, "local_channels": 4096, "local_blocks": 64,
-            "local_frames": 64})
+            "local_frames": 64, "local_reader_channels": 4096, "local_reader_blocks": 64})
         _require(self.latent_size % self.patch_size == 0, f"{prefix}.patch_size",
                  f"must divide latent_size {self.latent_size}")
         _require(self.dim % self.num_heads == 0, f"{prefix}.num_heads", f"must divide dim {self.dim}")

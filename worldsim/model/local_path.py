@@ -10,7 +10,8 @@ resolution whose input is
 
 plus the previous latents convolved with a kernel chosen by the action (`ActionConv`) and,
 optionally, a learned vector per cell (absolute position), the older previous latents optionally
-lined up with the newest by the scroll read from them (`previous_frames(align=True)`), and the
+lined up with the newest by the scroll read from them (`previous_frames(align=True)`), and a
+history reader's guess of the next latent (`HistoryReader`, trained apart on its own loss), and the
 velocity leaves through a conv *head* that adds the transformer's output back onto the
 stem's features (a skip at full resolution). The transformer in between attends over patch tokens
 and the kv cache: it carries what the local path cannot see (memory of tiles that left the view,
@@ -21,6 +22,8 @@ before it in the same pass, and before the first one the `history` (the latest c
 of a kv cache, or nothing). A missing predecessor is a zero latent at noise level 1 ("unknown").
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from einops import rearrange
@@ -72,7 +75,7 @@ def widened_history_weights(state: dict[str, Tensor], latent_channels: int, old_
         raise ValueError(f"a history can only grow: {old_previous} -> {new_previous} predecessors")
     added = (new_previous - old_previous) * latent_channels
     grown = dict(state)
-    stem = state[prefix + "stem_in.weight"]  # [out, C + K*C + K + actions, 3, 3]
+    stem = state[prefix + "stem_in.weight"]  # [out, C + K*C + K + actions (+ C of a reader), 3, 3]
     latents_end = latent_channels * (1 + old_previous)
     pad = stem.new_zeros(stem.shape[0], added, *stem.shape[2:])
     level_pad = stem.new_zeros(stem.shape[0], new_previous - old_previous, *stem.shape[2:])
@@ -84,6 +87,62 @@ def widened_history_weights(state: dict[str, Tensor], latent_channels: int, old_
         kernels = state[key]
         grown[key] = torch.cat((kernels, kernels.new_zeros(*kernels.shape[:2], added, *kernels.shape[3:])), dim=2)
     return grown
+
+
+def widened_reader_weights(state: dict[str, Tensor], latent_channels: int, prefix: str = "") -> dict[str, Tensor]:
+    """A local path's weights with the stem's inputs grown by a history reader's prediction
+    (`latent_channels` more inputs, appended last) given zero weights, so the grown network
+    computes exactly what it computed before; the reader itself starts untrained."""
+    grown = dict(state)
+    stem = state[prefix + "stem_in.weight"]
+    grown[prefix + "stem_in.weight"] = torch.cat(
+        (stem, stem.new_zeros(stem.shape[0], latent_channels, *stem.shape[2:])), dim=1)
+    return grown
+
+
+class ResidualConv(nn.Module):
+    """A plain pre-norm residual conv block (no condition: the reader sees the past frames only)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        groups = math.gcd(8, channels)
+        self.body = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+                                  nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features + self.body(features)
+
+
+class HistoryReader(nn.Module):
+    """The next latent guessed from the predecessors alone: the newest one plus a conv stack over
+    ``[K predecessors ; their noise levels ; one-hot action]``.
+
+    Why apart from the stem: an Explorer enemy's way (go on or turn back) is only in frames t-4
+    and t-5, and the flow-matching loss barely grows the stem's weights on them, while this
+    regression, trained on its own loss (stage `reader`), learns the patrol from six lined-up
+    latents in a few thousand steps. The stem then reads the guess as input (detached: the
+    reader stays a plain next-frame regressor whatever stage trains the rest).
+    """
+
+    def __init__(self, latent_channels: int, previous: int, num_action_rows: int, width: int, blocks: int) -> None:
+        super().__init__()
+        self.num_action_rows = num_action_rows
+        self.stem = nn.Conv2d(latent_channels * previous + previous + num_action_rows, width, 3, padding=1)
+        self.blocks = nn.Sequential(*(ResidualConv(width) for _ in range(blocks)))
+        self.head = nn.Conv2d(width, latent_channels, 3, padding=1)
+        # Starts as "the next frame is the newest one", the best guess without training.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, previous: Tensor, previous_sigma: Tensor, actions: Tensor) -> Tensor:
+        """previous ``[N, K, C, h, w]`` (most recent first), levels ``[N, K]``, actions long ``[N]``
+        → the next latent ``[N, C, h, w]``."""
+        cells = previous.shape[-2:]
+        levels = previous_sigma.to(previous.dtype)[..., None, None].expand(*previous_sigma.shape, *cells)
+        action_maps = functional.one_hot(actions, self.num_action_rows).to(previous.dtype)
+        inputs = torch.cat((previous.flatten(1, 2), levels, action_maps[..., None, None].expand(*action_maps.shape, *cells)),
+                           dim=1)
+        return previous[:, 0] + self.head(self.blocks(self.stem(inputs)))
 
 
 class ActionConv(nn.Module):
@@ -140,13 +199,15 @@ class LocalPath(nn.Module):
 
     def __init__(self, latent_channels: int, num_actions: int, previous: int, width: int,
                  blocks: int, patch_size: int, dim: int, action_conv: bool = True, position_cells: int = 0,
-                 align_history: bool = False) -> None:
+                 align_history: bool = False, reader_width: int = 0, reader_blocks: int = 0) -> None:
         super().__init__()
         self.previous = previous
         self.align_history = align_history  # its predecessors come lined up: `previous_frames(align=...)`
         self.num_action_rows = num_actions + 1  # + NO_ACTION
         self.patch_size = patch_size
-        inputs = latent_channels * (1 + previous) + previous + self.num_action_rows
+        self.reader = (HistoryReader(latent_channels, previous, self.num_action_rows, reader_width, reader_blocks)
+                       if reader_width else None)
+        inputs = latent_channels * (2 + previous if reader_width else 1 + previous) + previous + self.num_action_rows
         self.stem_in = nn.Conv2d(inputs, width, 3, padding=1)
         self.previous_by_action = (ActionConv(latent_channels * previous, width, self.num_action_rows)
                                    if previous and action_conv else None)
@@ -175,7 +236,10 @@ class LocalPath(nn.Module):
         action_maps = functional.one_hot(actions, self.num_action_rows).to(latents.dtype)
         action_maps = action_maps[..., None, None].expand(*action_maps.shape, *cells)
         previous_channels = previous.flatten(2, 3).to(latents.dtype)  # [B, F, K*C, h, w]
-        stacked = torch.cat((latents, previous_channels, sigma_maps, action_maps), dim=2)
+        inputs = [latents, previous_channels, sigma_maps, action_maps]
+        if self.reader is not None:
+            inputs.append(self.read_next(previous, previous_sigma, actions).detach().to(latents.dtype))
+        stacked = torch.cat(inputs, dim=2)
         features = self.stem_in(stacked.flatten(0, 1))
         if self.previous_by_action is not None:
             features = features + self.previous_by_action(previous_channels.flatten(0, 1), actions.flatten())
@@ -185,6 +249,14 @@ class LocalPath(nn.Module):
         for block in self.stem:
             features = block(features, flat_condition)
         return features
+
+    def read_next(self, previous: Tensor, previous_sigma: Tensor, actions: Tensor) -> Tensor:
+        """The history reader's next latent ``[B, F, C, h, w]`` for predecessors ``[B, F, K, C, h, w]``
+        with levels ``[B, F, K]`` and actions long ``[B, F]``."""
+        if self.reader is None:
+            raise ValueError("this local path has no history reader (transformer.local_reader_channels = 0)")
+        guess = self.reader(previous.flatten(0, 1), previous_sigma.flatten(0, 1), actions.flatten())
+        return guess.view(*previous.shape[:2], *guess.shape[1:])
 
     def tokens(self, features: Tensor, frames: int) -> Tensor:
         """Patch tokens ``[B, F, T, D]`` of stem features ``[B*F, width, h, w]``."""

@@ -128,7 +128,8 @@ class CausalTransformer(nn.Module):
                                    config.local_channels, config.local_blocks, config.patch_size, dim,
                                    config.local_action_conv,
                                    config.latent_size if config.local_positions else 0,
-                                   config.local_align_history)
+                                   config.local_align_history, config.local_reader_channels,
+                                   config.local_reader_blocks)
         else:
             self.patch_embed = nn.Linear(config.patch_dim, dim)
         self.sigma_embed = SigmaEmbedding(dim)
@@ -202,6 +203,15 @@ class CausalTransformer(nn.Module):
                                    torch.cat((actions, actions), dim=1), both_events,
                                    previous, positions, whole(mask))
         return velocity[:, frames:]
+
+    def read_next(self, latents: Tensor, sigma: Tensor, actions: Tensor) -> Tensor:
+        """The history reader's guess of every frame of a clip ``[B, F, C, h, w]`` from the frames
+        before it (at levels `sigma`; frame 0 has none), as the local path reads it
+        (`LocalPath.read_next`). Raises ValueError without a reader."""
+        self._check_inputs(latents, sigma, actions, None)
+        if self.local is None:
+            raise ValueError("this network has no local path, hence no history reader")
+        return self.local.read_next(*self._previous(latents, sigma), actions)
 
     def new_cache(self, batch_size: int, device: torch.device | str | None = None,
                   dtype: torch.dtype | None = None, sink_frames: int | None = None,

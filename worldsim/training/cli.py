@@ -11,6 +11,7 @@ _EPILOG = """\
 stages, each starting from the previous stage's <out>/final world:
   autoencoder   frame autoencoder (creates the world; --size tiny|compact|small|base)
   teacher       bidirectional clip model (real score for DMD)
+  reader        history reader of the local path: the next latent from past frames (optional, before ar-teacher)
   ar-teacher    teacher-forcing autoregressive model (teacher of causal-cd)
   causal-cd     Causal Forcing++ consistency distillation (few-step causal student)
   dmd           Self Forcing: distribution matching on the student's own rollouts

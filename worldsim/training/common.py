@@ -93,7 +93,8 @@ def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldMod
     keys, e.g. ``"local_positions=true"``) keeping every trained weight: the changes may only add
     parameters, which start at their initial values, add residual blocks (``"local_blocks=2"``,
     ``"depth=4"``), which start as the identity, or lengthen the local path's history
-    (``"local_frames=6"``), whose older predecessors start unused. A warm start for a grown design."""
+    (``"local_frames=6"``), whose older predecessors start unused, or add a history reader
+    (``"local_reader_channels=64"``), whose guess the stem starts ignoring. A warm start for a grown design."""
     import json
 
     overrides: dict[str, Any] = {}
@@ -128,16 +129,21 @@ def _added_blocks_start_as_identity(transformer: nn.Module, trained_keys: set[st
 
 
 def _with_widened_history(world: "WorldModel", grown: "WorldModel") -> dict[str, Any]:
-    """`world`'s transformer weights, with the local path's inputs padded for the longer history
-    when `grown` sees more predecessors (model.local_path.widened_history_weights)."""
-    from worldsim.model.local_path import widened_history_weights
+    """`world`'s transformer weights, with the local path's inputs padded for what `grown` adds to
+    them: a longer history (model.local_path.widened_history_weights) and a history reader's
+    prediction (widened_reader_weights), each with zero weights."""
+    from worldsim.model.local_path import widened_history_weights, widened_reader_weights
 
     state = world.transformer.state_dict()
     before, after = world.config.transformer, grown.config.transformer
-    if world.transformer.local is None or after.local_frames <= before.local_frames:
+    if world.transformer.local is None:
         return state
-    return widened_history_weights(state, before.latent_channels, before.local_frames, after.local_frames,
-                                   prefix="local.")
+    if after.local_frames > before.local_frames:
+        state = widened_history_weights(state, before.latent_channels, before.local_frames, after.local_frames,
+                                        prefix="local.")
+    if after.local_reader_channels and not before.local_reader_channels:
+        state = widened_reader_weights(state, before.latent_channels, prefix="local.")
+    return state
 
 
 def save_world(world: "WorldModel", out_dir: Path, summary: "TrainSummary", **metadata: Any) -> None:

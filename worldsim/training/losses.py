@@ -24,6 +24,7 @@ from worldsim.model.scroll import best_scroll, scroll_distances, shifted_cells
 __all__ = [
     "per_sample_norm",
     "flow_matching_loss",
+    "next_latent_loss",
     "logit_normal_weight",
     "change_weight",
     "switch_weight",
@@ -97,6 +98,18 @@ def flow_matching_loss(
             f"noise {tuple(noise.shape)}"
         )
     return _weighted_mean((v_pred - (noise - x0)).pow(2), weight, cell_weight)
+
+
+def next_latent_loss(guess: Tensor, latents: Tensor, cell_weight: Tensor | None = None) -> Tensor:
+    """A history reader's regression, a scalar: `guess` `[B, F, ...]` of each frame of `latents`
+    from the frames before it, scored on frames 1.. (frame 0 has no past to read). `cell_weight`
+    (`[B, F, 1, h, w]` or None) weights elements as in `flow_matching_loss`."""
+    if guess.shape != latents.shape:
+        raise ValueError(f"shape mismatch: guess {tuple(guess.shape)}, latents {tuple(latents.shape)}")
+    if latents.shape[1] < 2:
+        raise ValueError(f"a clip of {latents.shape[1]} frame has no frame with a past to predict")
+    later_weight = None if cell_weight is None else cell_weight[:, 1:]
+    return _weighted_mean((guess[:, 1:] - latents[:, 1:]).pow(2), None, later_weight)
 
 
 def _weighted_mean(squared_error: Tensor, weight: Tensor | None, cell_weight: Tensor | None) -> Tensor:

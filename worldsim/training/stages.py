@@ -16,6 +16,7 @@ __all__ = ["STAGES", "GENERATOR_STAGES", "stage_classes", "build_config", "run_s
 STAGES: dict[str, tuple[str, str, str]] = {
     "autoencoder": ("worldsim.training.autoencoder", "AutoencoderConfig", "AutoencoderStage"),
     "teacher": ("worldsim.training.teacher", "TeacherConfig", "TeacherStage"),
+    "reader": ("worldsim.training.history_reader", "ReaderConfig", "ReaderStage"),
     "ar-teacher": ("worldsim.training.ar_teacher", "ARTeacherConfig", "ARTeacherStage"),
     "causal-cd": ("worldsim.training.causal_cd", "CausalCDConfig", "CausalCDStage"),
     "dmd": ("worldsim.training.dmd", "DMDConfig", "DMDStage"),
