@@ -100,6 +100,15 @@ def widened_reader_weights(state: dict[str, Tensor], latent_channels: int, prefi
     return grown
 
 
+def level_and_action_maps(previous_sigma: Tensor, actions: Tensor, num_action_rows: int,
+                          cells: tuple[int, int], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Per-cell input planes: the predecessors' noise levels ``[..., K, h, w]`` and the one-hot
+    action ``[..., rows, h, w]``, for levels ``[..., K]`` and actions long ``[...]``."""
+    levels = previous_sigma.to(dtype)[..., None, None].expand(*previous_sigma.shape, *cells)
+    action_maps = functional.one_hot(actions, num_action_rows).to(dtype)
+    return levels, action_maps[..., None, None].expand(*action_maps.shape, *cells)
+
+
 class ResidualConv(nn.Module):
     """A plain pre-norm residual conv block (no condition: the reader sees the past frames only)."""
 
@@ -137,11 +146,9 @@ class HistoryReader(nn.Module):
     def forward(self, previous: Tensor, previous_sigma: Tensor, actions: Tensor) -> Tensor:
         """previous ``[N, K, C, h, w]`` (most recent first), levels ``[N, K]``, actions long ``[N]``
         → the next latent ``[N, C, h, w]``."""
-        cells = previous.shape[-2:]
-        levels = previous_sigma.to(previous.dtype)[..., None, None].expand(*previous_sigma.shape, *cells)
-        action_maps = functional.one_hot(actions, self.num_action_rows).to(previous.dtype)
-        inputs = torch.cat((previous.flatten(1, 2), levels, action_maps[..., None, None].expand(*action_maps.shape, *cells)),
-                           dim=1)
+        levels, action_maps = level_and_action_maps(previous_sigma, actions, self.num_action_rows,
+                                                     tuple(previous.shape[-2:]), previous.dtype)
+        inputs = torch.cat((previous.flatten(1, 2), levels, action_maps), dim=1)
         return previous[:, 0] + self.head(self.blocks(self.stem(inputs)))
 
 
@@ -230,11 +237,8 @@ class LocalPath(nn.Module):
         latents ``[B, F, C, h, w]``; previous ``[B, F, K, C, h, w]`` with levels ``[B, F, K]``;
         actions long ``[B, F]``; condition ``[B, F, D]``.
         """
-        height, width = latents.shape[-2:]
-        cells = (height, width)
-        sigma_maps = previous_sigma.to(latents.dtype)[..., None, None].expand(*previous_sigma.shape, *cells)
-        action_maps = functional.one_hot(actions, self.num_action_rows).to(latents.dtype)
-        action_maps = action_maps[..., None, None].expand(*action_maps.shape, *cells)
+        sigma_maps, action_maps = level_and_action_maps(previous_sigma, actions, self.num_action_rows,
+                                                        tuple(latents.shape[-2:]), latents.dtype)
         previous_channels = previous.flatten(2, 3).to(latents.dtype)  # [B, F, K*C, h, w]
         inputs = [latents, previous_channels, sigma_maps, action_maps]
         if self.reader is not None:
