@@ -239,3 +239,20 @@ def test_a_history_reader_starts_as_copy_the_newest_frame_and_the_stem_starts_ig
         plain.read_next(latents, sigma, actions)
     with pytest.raises(ValueError, match="local_reader_channels"):
         dataclasses.replace(plain.config, local_channels=0, local_frames=0, local_reader_channels=8).validate()
+
+
+def test_a_world_saved_before_history_readers_existed_loads_without_one(tmp_path):
+    import json
+
+    from worldsim.world import WorldModel
+
+    world = WorldModel.create(WorldConfig.preset("tiny"), ["night falls"], seed=0)
+    world.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["format_version"] == hub.FORMAT_VERSION >= 8
+    saved["format_version"] = 7  # what format 7 wrote: no reader keys, no reader
+    for key in ("local_reader_channels", "local_reader_blocks"):
+        del saved["world"]["transformer"][key]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = WorldModel.from_pretrained(tmp_path)
+    assert loaded.config.transformer.local_reader_channels == 0 and loaded.transformer.local.reader is None

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
     from worldsim.games import GameSpec
 
 FORMAT = "worldsim-checkpoint"
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 # The keys each format added, at the meaning an older world had without them. Format 2 and before:
 # no local path (format 1); during format 2 a pixel-level autoencoder stem and, on the local path,
 # the action-chosen kernel every local path had by then; no learned cell positions (added by
@@ -48,7 +48,8 @@ FORMAT_VERSION = 7
 # adds snapping an understood text to its known event). Format 5 adds lining the local path's older
 # predecessors up by the scroll (off before). Format 6 adds the sampler's share of fresh noise
 # (all fresh before). Format 7 adds the reward model's head, per-cell scores pooled over the cells
-# (the flattened map before). The current format writes every key.
+# (the flattened map before). Format 8 adds the local path's history reader (none before). The
+# current format writes every key.
 _KEYS_ADDED_BY = {
     3: {"transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True,
                         "local_positions": False},
@@ -57,6 +58,7 @@ _KEYS_ADDED_BY = {
     5: {"transformer": {"local_align_history": False}},
     6: {"sampling": {"fresh_noise": 1.0}},
     7: {"reward": {"head": "flatten"}},
+    8: {"transformer": {"local_reader_channels": 0, "local_reader_blocks": 4}},
 }
 
 CONFIG_FILE = "config.json"
