@@ -109,6 +109,15 @@ def generated_steps(world, scenario: Scenario, first_frames: np.ndarray, seed: i
 
 
 @torch.inference_mode()
+def _true_latents(world, frames: np.ndarray) -> torch.Tensor:
+    """float latents `[N, T, C, h, w]` of true uint8 frames `[N, T, H, W, 3]` on the world's device."""
+    from worldsim.model.frames import to_pixels
+
+    pixels = to_pixels(torch.as_tensor(frames.reshape(-1, *frames.shape[2:])), device=world.device)
+    latents = world.autoencoder.encode(pixels).float()
+    return latents.reshape(*frames.shape[:2], *latents.shape[1:])
+
+
 def teacher_forced_frames(world, frames: np.ndarray, actions: np.ndarray, texts: list[list[str]],
                           seed: int) -> np.ndarray:
     """Next-frame predictions with the true past in the cache: `uint8 [N, T, H, W, 3]` for frames 1..T.
@@ -117,13 +126,12 @@ def teacher_forced_frames(world, frames: np.ndarray, actions: np.ndarray, texts:
     For each t the model sees the true frames 0..t (their clean latents are committed to its KV
     cache, exactly as the Simulator commits its own frames) and generates frame t + 1.
     """
-    from worldsim.model.frames import to_frames, to_pixels
+    from worldsim.model.frames import to_frames
     from worldsim.sampling.frame_sampler import CleanFrames, Conditions, sample_frames, step_sigmas
 
     n, num_frames = frames.shape[:2]
     device, net, sampling = world.device, world.transformer, world.config.sampling
-    latents = world.autoencoder.encode(to_pixels(torch.as_tensor(frames.reshape(-1, *frames.shape[2:])), device=device))
-    latents = latents.float().reshape(n, num_frames, *latents.shape[1:])
+    latents = _true_latents(world, frames)
     vectors = world.condition_events([text for row in texts for text in row]).to(device).reshape(n, num_frames, -1)
     actions = torch.as_tensor(actions, device=device, dtype=torch.long)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -149,12 +157,11 @@ def reader_guessed_frames(world, frames: np.ndarray, actions: np.ndarray, texts:
     """The history reader's guess of each next frame from the true frames before it, decoded:
     `uint8 [N, T, H, W, 3]` for frames 1..T, with `teacher_forced_frames`'s arguments (`texts` and
     `seed` unused: the reader reads neither events nor noise)."""
-    from worldsim.model.frames import to_frames, to_pixels
+    from worldsim.model.frames import to_frames
 
     n, num_frames = frames.shape[:2]
     device = world.device
-    latents = world.autoencoder.encode(to_pixels(torch.as_tensor(frames.reshape(-1, *frames.shape[2:])), device=device))
-    latents = latents.float().reshape(n, num_frames, *latents.shape[1:])
+    latents = _true_latents(world, frames)
     leading = torch.full((n, num_frames), world.config.no_action, device=device, dtype=torch.long)
     leading[:, 1:] = torch.as_tensor(actions, device=device, dtype=torch.long)  # actions[:, t] leads to t + 1
     guess = world.transformer.read_next(latents, latents.new_zeros(n, num_frames), leading)[:, 1:]

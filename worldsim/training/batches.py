@@ -13,9 +13,10 @@ from torch import Tensor
 
 from worldsim.data import Clip, Dataset
 from worldsim.model import FrameAutoencoder, to_pixels
-from worldsim.training.losses import pixel_cells, sprite_cells
+from worldsim.training.losses import pixel_cells, sprite_cells, weight_on_cells
 
-__all__ = ["ClipStream", "ModelBatch", "clip_sprite_cells", "condition_actions", "encode_latents", "to_model_batch"]
+__all__ = ["ClipStream", "ModelBatch", "clip_sprite_cells", "condition_actions", "encode_latents", "sprite_cell_weight",
+           "to_model_batch"]
 
 
 class ClipStream:
@@ -94,6 +95,13 @@ def clip_sprite_cells(frames: Tensor, grid: int, hold_frames: int) -> Tensor:
     ground tile are not)."""
     batch, num_frames, height, width = frames.shape[:4]
     return pixel_sprite_cells(to_pixels(frames).view(batch, num_frames, 3, height, width), grid, hold_frames)
+
+
+def sprite_cell_weight(clip: Clip, latents: Tensor, strength: float, hold_frames: int) -> Tensor:
+    """Per-cell loss weight `[B, F, 1, h, w]` on `latents` (the clip's, `[B, F, C, h, w]`): 1 + `strength`
+    on the cells where the clip's pixels show a sprite arrive, hold or leave (`clip_sprite_cells`)."""
+    cells = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], hold_frames)
+    return weight_on_cells(cells.to(latents.device), strength)
 
 
 def pixel_sprite_cells(pixels: Tensor, grid: int, hold_frames: int) -> Tensor:

@@ -23,7 +23,7 @@ import torch
 
 from worldsim.data import Dataset
 from worldsim.training import losses
-from worldsim.training.batches import ClipStream, clip_sprite_cells, to_model_batch
+from worldsim.training.batches import ClipStream, sprite_cell_weight, to_model_batch
 from worldsim.training.common import StageConfig, freeze, load_world, save_world, with_grown_transformer
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
@@ -71,7 +71,6 @@ class ReaderStage:
     """Regression of the next latent by the history reader of the world's local path."""
 
     name = "reader"
-    role = "history reader of the local path (the generator's frames unchanged)"
 
     def __init__(self, config: ReaderConfig, context: DistributedContext):
         self.config, self.context = config, context
@@ -119,8 +118,7 @@ class ReaderStage:
     def _cell_weight(self, clip, latents: torch.Tensor) -> torch.Tensor | None:
         if not self.config.sprite_weight:
             return None
-        cells = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], self.config.sprite_hold_frames)
-        return losses.weight_on_cells(cells.to(latents.device), self.config.sprite_weight)
+        return sprite_cell_weight(clip, latents, self.config.sprite_weight, self.config.sprite_hold_frames)
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         save_world(self.world, out_dir, summary, clip_frames=self.config.clip_frames)

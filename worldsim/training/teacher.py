@@ -17,7 +17,7 @@ from torch import Tensor
 from worldsim.data import Clip, Dataset
 from worldsim.model import flow
 from worldsim.training import losses
-from worldsim.training.batches import ClipStream, ModelBatch, clip_sprite_cells, to_model_batch
+from worldsim.training.batches import ClipStream, ModelBatch, sprite_cell_weight, to_model_batch
 from worldsim.training.common import (StageConfig, WorldDiagnostics, ema_decay_at, freeze, load_world, sample_sigma,
                                       save_world, with_grown_transformer)
 from worldsim.training.config import ConfigError
@@ -128,8 +128,7 @@ class FlowMatchingStage:
         weight = losses.change_weight(latents, self.config.change_weight) if self.config.change_weight else None
         if not self.config.sprite_weight:
             return weight
-        cells = clip_sprite_cells(torch.from_numpy(clip.frames), latents.shape[-1], self.config.sprite_hold_frames)
-        sprites = losses.weight_on_cells(cells.to(latents.device), self.config.sprite_weight)
+        sprites = sprite_cell_weight(clip, latents, self.config.sprite_weight, self.config.sprite_hold_frames)
         return sprites if weight is None else weight * sprites
 
     def train_step(self, step: int) -> dict[str, float]:
