@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
     from worldsim.games import GameSpec
 
 FORMAT = "worldsim-checkpoint"
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 # The keys each format added, at the meaning an older world had without them. Format 2 and before:
 # no local path (format 1); during format 2 a pixel-level autoencoder stem and, on the local path,
 # the action-chosen kernel every local path had by then; no learned cell positions (added by
@@ -48,8 +48,8 @@ FORMAT_VERSION = 8
 # adds snapping an understood text to its known event). Format 5 adds lining the local path's older
 # predecessors up by the scroll (off before). Format 6 adds the sampler's share of fresh noise
 # (all fresh before). Format 7 adds the reward model's head, per-cell scores pooled over the cells
-# (the flattened map before). Format 8 adds the local path's history reader (none before). The
-# current format writes every key.
+# (the flattened map before). Format 8 adds the local path's history reader (none before). Format 9
+# adds starting frames from the reader's guess (off before). The current format writes every key.
 _KEYS_ADDED_BY = {
     3: {"transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True,
                         "local_positions": False},
@@ -59,6 +59,7 @@ _KEYS_ADDED_BY = {
     6: {"sampling": {"fresh_noise": 1.0}},
     7: {"reward": {"head": "flatten"}},
     8: {"transformer": {"local_reader_channels": 0, "local_reader_blocks": 4}},
+    9: {"sampling": {"reader_start": 0.0}},
 }
 
 CONFIG_FILE = "config.json"
@@ -473,6 +474,11 @@ def _fresh_noise_note(share: float) -> str:
     return "" if share == 1.0 else f", fresh noise share {share} (the rest the noise each step implies)"
 
 
+def _reader_start_note(level: float) -> str:
+    """The card's note on starting frames from the history reader's guess, when that is on."""
+    return "" if not level else f", frames start from the history reader's guess noised to {level}"
+
+
 def _world_summary(world: Mapping[str, Any], num_context_frames: int, game: "GameSpec") -> list[str]:
     """Headline settings of a `WorldConfig.to_dict()` and the game it plays."""
     net, sampling, events = world["transformer"], world["sampling"], world["events"]
@@ -487,11 +493,12 @@ def _world_summary(world: Mapping[str, Any], num_context_frames: int, game: "Gam
         "local path": (f"{net['local_channels']} channels at latent resolution, {net['local_frames']} previous "
                        f"latents{', action-chosen kernel' if net.get('local_action_conv') else ''}"
                        f"{', older ones lined up by the scroll' if net.get('local_align_history') else ''}"
+                       f"{', a history reader' if net.get('local_reader_channels') else ''}"
                        if net.get("local_channels") else "none"),
         "kv cache": f"{net['sink_frames']} sink + {net['window_frames']} window frames",
         "sampling": f"{sampling['num_steps']} steps (first frame {sampling['first_frame_steps']}), "
         f"sigma shift {sampling['sigma_shift']}, re-cache on switch {sampling['recache_on_switch']}"
-        + _fresh_noise_note(sampling.get("fresh_noise", 1.0)),
+        + _fresh_noise_note(sampling.get("fresh_noise", 1.0)) + _reader_start_note(sampling.get("reader_start", 0.0)),
         "event encoder": f"{events['dim']}-d vectors, at most {events['max_tokens']} tokens",
         "context frames": str(num_context_frames),
     }

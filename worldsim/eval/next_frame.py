@@ -92,7 +92,8 @@ def _generate(world, frames: np.ndarray, context_actions: np.ndarray, vectors: t
     sigmas = step_sigmas(sampling.num_steps, sampling.sigma_shift)
     held = []
     for _ in range(num_frames):
-        generated = sample_frames(net, cache, conditions, sigmas, noise, pending, sampling.fresh_noise)
+        generated = sample_frames(net, cache, conditions, sigmas, noise, pending, sampling.fresh_noise,
+                                  sampling.reader_start)
         held.append(to_frames(world.autoencoder.decode(generated[:, 0])).cpu().numpy())
         pending = CleanFrames(generated, conditions)
     return np.stack(held, axis=1)

@@ -146,7 +146,8 @@ def teacher_forced_frames(world, frames: np.ndarray, actions: np.ndarray, texts:
     predictions = []
     for t in range(num_frames - 1):
         conditions = Conditions(actions[:, t : t + 1], vectors[:, t + 1 : t + 2])
-        generated = sample_frames(net, cache, conditions, sigmas, noise, pending, sampling.fresh_noise)
+        generated = sample_frames(net, cache, conditions, sigmas, noise, pending, sampling.fresh_noise,
+                                  sampling.reader_start)
         predictions.append(to_frames(world.autoencoder.decode(generated[:, 0])).cpu().numpy())
         pending = CleanFrames(latents[:, t + 1 : t + 2], conditions)
     return np.stack(predictions, axis=1)

@@ -227,6 +227,12 @@ class SamplingConfig:
     # implies, i.e. Euler steps of the flow's ODE, which commit to what the first step started and
     # carry errors forward).
     fresh_noise: float = 1.0
+    # 0 = off. Otherwise every frame after the first starts from the history reader's guess of it
+    # (transformer.local_reader_channels > 0), noised to this level, and takes only the steps below
+    # it; a frame whose event just changed starts from noise (the reader does not see events).
+    # The guess carries the sprites the reader follows (an enemy's patrol) into the frame's start,
+    # where two steps from pure noise average rare sprites away.
+    reader_start: float = 0.0
 
     def step_sigmas(self, first_frame: bool = False) -> list[float]:
         """The descending sigma levels from 1 to 0 (num_steps + 1 values) used by the sampler."""
@@ -240,6 +246,7 @@ class SamplingConfig:
         _require(self.first_frame_steps > 0, f"{prefix}.first_frame_steps", "must be positive")
         _require(self.sigma_shift > 0, f"{prefix}.sigma_shift", "must be positive")
         _require(0.0 <= self.fresh_noise <= 1.0, f"{prefix}.fresh_noise", "must be in [0, 1]")
+        _require(0.0 <= self.reader_start < 1.0, f"{prefix}.reader_start", "must be in [0, 1)")
         _require_at_most(self, prefix, {"num_steps": 1000, "first_frame_steps": 1000, "sigma_shift": 1000})
 
 
@@ -294,6 +301,8 @@ class WorldConfig:
         }
         for key, (value, expected, source) in shared.items():
             _require(value == expected, key, f"is {value} but must equal {source} ({expected})")
+        _require(self.sampling.reader_start == 0.0 or net.local_reader_channels > 0, "sampling.reader_start",
+                 "needs a history reader (transformer.local_reader_channels > 0)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able nested dict (tuples become lists)."""

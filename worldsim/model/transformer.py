@@ -213,6 +213,22 @@ class CausalTransformer(nn.Module):
             raise ValueError("this network has no local path, hence no history reader")
         return self.local.read_next(*self._previous(latents, sigma), actions)
 
+    def read_following(self, cache: KVCache, pending: Tensor | None, action: Tensor) -> Tensor:
+        """The history reader's guess ``[B, 1, C, h, w]`` of the frame that follows the cache and
+        `pending` (clean frames not cached yet, ``[B, P, C, h, w]``, or None), led to by `action`
+        (long ``[B]``). Raises ValueError without a reader."""
+        if self.local is None or self.local.reader is None:
+            raise ValueError("this network has no history reader (transformer.local_reader_channels = 0)")
+        config = self.config
+        dtype = next(self.parameters()).dtype if pending is None else pending.dtype
+        blank = torch.zeros(action.shape[0], 1, config.latent_channels, config.latent_size, config.latent_size,
+                            dtype=dtype, device=action.device)
+        latents = blank if pending is None else torch.cat((pending, blank), dim=1)
+        sigma = torch.cat((latents.new_zeros(latents.shape[0], latents.shape[1] - 1),
+                           latents.new_ones(latents.shape[0], 1)), dim=1)
+        previous, previous_sigma = self._previous(latents, sigma, cache)
+        return self.local.read_next(previous[:, -1:], previous_sigma[:, -1:], action[:, None])
+
     def new_cache(self, batch_size: int, device: torch.device | str | None = None,
                   dtype: torch.dtype | None = None, sink_frames: int | None = None,
                   window_frames: int | None = None) -> KVCache:

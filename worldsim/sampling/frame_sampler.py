@@ -86,9 +86,12 @@ def step_sigmas(steps: int | Sequence[float], shift: float) -> list[float]:
     return sigmas + [0.0]
 
 
-def denoise_step(x: Tensor, sigma: float, sigma_next: float, velocity: Tensor, noise: NoiseSource,
-                 fresh_noise: float = 1.0) -> Tensor:
+def denoise_step(x: Tensor, sigma: float | Tensor, sigma_next: float | Tensor, velocity: Tensor,
+                 noise: NoiseSource, fresh_noise: float = 1.0) -> Tensor:
     """One sampler step: predict x0 at `sigma`, re-noise it to `sigma_next` (or return it at 0).
+
+    The levels are floats shared by every frame, or per-frame levels ``[B, F]``; a frame at level
+    0 passes through unchanged (x0 = x), and one whose next level is 0 gets its x0.
 
     The noise it is re-noised with is `f · fresh + sqrt(1 − f²) · implied` for f = `fresh_noise`,
     where `implied` is the noise the velocity assigns to `x`: 1 draws it fresh, 0 keeps the
@@ -96,7 +99,7 @@ def denoise_step(x: Tensor, sigma: float, sigma_next: float, velocity: Tensor, n
     is taken whatever f is, so the noise stream does not depend on it.
     """
     x0 = flow.x0_from_velocity(x, sigma, velocity)
-    if sigma_next == 0.0:
+    if not isinstance(sigma_next, Tensor) and sigma_next == 0.0:
         return x0
     fresh = noise(x.shape[1:])
     if fresh_noise != 1.0:
@@ -167,17 +170,46 @@ def sample_frames(
     noise: NoiseSource,
     pending: CleanFrames | None = None,
     fresh_noise: float = 1.0,
+    reader_start: float = 0.0,
 ) -> Tensor:
     """Generate F frames (F = conditions' frame count) that follow the cache and `pending`.
 
     `pending` frames are committed on the way, with the first step. Returns the clean latents
     ``[B, F, C, h, w]``; the caller keeps them as the next `pending`. `fresh_noise`: see
-    `denoise_step`.
+    `denoise_step`. `reader_start` > 0 starts one frame that follows `pending` from the history
+    reader's guess (`reader_started`); the first frame of a row, and chunks, start from noise.
     """
     def velocity_at(x: Tensor, levels: Tensor, step: int) -> Tensor:
         return predict_velocity(net, cache, x, levels, conditions, pending if step == 0 else None)
 
+    if reader_start > 0.0 and pending is not None and conditions.actions.shape[1] == 1:
+        start, levels = reader_started(net, cache, conditions, sigmas, noise, pending, reader_start)
+        return _denoise(net, conditions, levels, noise, velocity_at, fresh_noise, start)
     return _denoise(net, conditions, sigmas, noise, velocity_at, fresh_noise)
+
+
+def reader_started(net: CausalTransformer, cache: KVCache, conditions: Conditions, sigmas: Sequence[float],
+                   noise: NoiseSource, pending: CleanFrames, level: float) -> tuple[Tensor, Tensor]:
+    """Where one frame's sampling starts when it starts from the history reader's guess of it.
+
+    The guess (from the cache and `pending`) noised to `level`, then the levels of `sigmas` below
+    it: with level 0.8 and sigmas [1, 0.667, 0], two passes as from noise, but the first already
+    sees where the reader puts the sprites it follows. A row whose event changed at this frame
+    starts from that same noise alone and takes every level of `sigmas`, since the reader does not
+    see events. Returns the start ``[B, 1, C, h, w]`` and per-row levels ``[B, L]`` (rows with
+    fewer levels end in zeros, which `denoise_step` passes through).
+    """
+    guess = net.read_following(cache, pending.latents, conditions.actions[:, -1])
+    fresh = noise(guess.shape[1:])
+    switched = (conditions.events[:, 0] != pending.conditions.events[:, -1]).any(dim=-1)
+    from_guess = [level] + [sigma for sigma in sigmas if sigma < level]
+    from_noise = list(sigmas)
+    length = max(len(from_guess), len(from_noise))
+    table = torch.tensor([from_noise + [0.0] * (length - len(from_noise)),
+                          from_guess + [0.0] * (length - len(from_guess))], dtype=guess.dtype, device=guess.device)
+    levels = table[(~switched).long()]
+    start = torch.where(switched.view(-1, 1, 1, 1, 1), fresh, flow.add_noise(guess, fresh, levels[:, :1]))
+    return start, levels
 
 
 def sample_frames_guided(
@@ -213,14 +245,25 @@ def sample_frames_guided(
     return _denoise(net, conditions, sigmas, noise, velocity_at, fresh_noise)
 
 
-def _denoise(net: CausalTransformer, conditions: Conditions, sigmas: Sequence[float], noise: NoiseSource,
-             velocity_at: Callable[[Tensor, Tensor, int], Tensor], fresh_noise: float = 1.0) -> Tensor:
-    """The few-step loop shared by the samplers: start from noise, and at every level take
-    `velocity_at(x, levels [B, F], step)` into one `denoise_step`."""
+def _denoise(net: CausalTransformer, conditions: Conditions, sigmas: Sequence[float] | Tensor, noise: NoiseSource,
+             velocity_at: Callable[[Tensor, Tensor, int], Tensor], fresh_noise: float = 1.0,
+             start: Tensor | None = None) -> Tensor:
+    """The few-step loop shared by the samplers: start from `start` (default: noise), and at every
+    level take `velocity_at(x, levels [B, F], step)` into one `denoise_step`. `sigmas` are shared
+    by every row, or per row ``[B, L]``; the loop stops once every row is at level 0."""
     config = net.config
     num_frames = conditions.actions.shape[1]
-    x = noise((num_frames, config.latent_channels, config.latent_size, config.latent_size))
-    for step, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
-        x = denoise_step(x, sigma, sigma_next, velocity_at(x, x.new_full(x.shape[:2], sigma), step), noise,
-                         fresh_noise)
+    x = noise((num_frames, config.latent_channels, config.latent_size, config.latent_size)) if start is None else start
+    per_row = isinstance(sigmas, Tensor)
+    for step in range((sigmas.shape[1] if per_row else len(sigmas)) - 1):
+        if per_row:
+            sigma = sigmas[:, step:step + 1].expand(x.shape[:2])
+            sigma_next = sigmas[:, step + 1:step + 2].expand(x.shape[:2])
+            if not bool((sigma > 0).any()):
+                break
+            levels = sigma
+        else:
+            sigma, sigma_next = sigmas[step], sigmas[step + 1]
+            levels = x.new_full(x.shape[:2], sigma)
+        x = denoise_step(x, sigma, sigma_next, velocity_at(x, levels, step), noise, fresh_noise)
     return x

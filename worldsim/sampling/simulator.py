@@ -77,12 +77,17 @@ class Simulator:
         sampling = world.config.sampling
         if sampler == "rolling" and sampling.fresh_noise != 1.0:
             raise ValueError("sampling.fresh_noise below 1 is implemented for the frame sampler only")
+        if sampler == "rolling" and sampling.reader_start:
+            raise ValueError("sampling.reader_start is implemented for the frame sampler only")
         self.world = world
         self.batch_size = batch_size
         self.sigmas = step_sigmas(sampling.num_steps if steps is None else steps, sampling.sigma_shift)
         self.first_frame_sigmas = step_sigmas(sampling.first_frame_steps, sampling.sigma_shift)
-        self.fresh_noise = sampling.fresh_noise
+        self.fresh_noise, self.reader_start = sampling.fresh_noise, sampling.reader_start
         recache = sampling.recache_on_switch if recache_on_switch is None else recache_on_switch
+        if recache and self.reader_start:
+            # Re-caching rewrites the pending frame's event, which is how the sampler sees a switch.
+            raise ValueError("re-cache on switch and sampling.reader_start cannot be combined")
         if recache and sampler == "rolling":
             raise ValueError("re-cache on switch is implemented for the frame sampler only")
         if switch_guidance != 1.0 and sampler == "rolling":
@@ -258,7 +263,8 @@ class Simulator:
                 scale = torch.where(guided, self.switch_guidance, 1.0)
                 return sample_frames_guided(net, self._cache, conditions, self._previous_vectors[:, None].clone(),
                                             scale, self.sigmas, self._noise, pending, self.fresh_noise)
-        return sample_frames(net, self._cache, conditions, self.sigmas, self._noise, pending, self.fresh_noise)
+        return sample_frames(net, self._cache, conditions, self.sigmas, self._noise, pending, self.fresh_noise,
+                             self.reader_start)
 
     def _switch_events(self, rows: Tensor, vectors: Tensor) -> None:
         self._previous_vectors[rows] = self._event_vectors[rows]
