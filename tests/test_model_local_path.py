@@ -256,3 +256,34 @@ def test_a_world_saved_before_history_readers_existed_loads_without_one(tmp_path
     (tmp_path / "config.json").write_text(json.dumps(saved))
     loaded = WorldModel.from_pretrained(tmp_path)
     assert loaded.config.transformer.local_reader_channels == 0 and loaded.transformer.local.reader is None
+
+
+def test_a_stem_that_never_learnt_to_read_the_guess_can_stop_reading_it():
+    """`local_reader_feeds_stem=false` removes the stem's inputs from the reader's guess while their
+    weights are zero (the network computes what it did, and no pass runs the reader); once the stem
+    has learnt to read it, the change is refused."""
+    import pytest
+
+    from worldsim.training.config import ConfigError
+    from worldsim.training.common import with_grown_transformer
+    from worldsim.world import WorldModel
+
+    from test_model_transformer import make_clip
+
+    config = WorldConfig.preset("tiny").with_overrides({"transformer.local_reader_channels": 8})
+    world = WorldModel.create(config, ["night falls"], seed=0)
+    with torch.no_grad():
+        for key, parameter in world.transformer.named_parameters():
+            parameter.normal_(0.0, 0.3)
+        world.transformer.local.stem_in.weight[:, -config.transformer.latent_channels:] = 0.0
+    unread = with_grown_transformer(world, ["local_reader_feeds_stem=false"])
+    channels = config.transformer.latent_channels
+    assert unread.transformer.local.stem_in.in_channels == world.transformer.local.stem_in.in_channels - channels
+    clip = [part.float() if part.is_floating_point() else part for part in make_clip(world.transformer, 2, 4)]
+    unread.transformer.local.reader.forward = None  # no pass may run it
+    with torch.no_grad():
+        torch.testing.assert_close(unread.transformer(*clip), world.transformer(*clip), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        world.transformer.local.stem_in.weight[0, -1] = 0.5
+    with pytest.raises(ConfigError, match="learnt to read"):
+        with_grown_transformer(world, ["local_reader_feeds_stem=false"])

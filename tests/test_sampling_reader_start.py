@@ -102,6 +102,20 @@ def test_the_simulator_starts_frames_from_the_guess_and_a_switched_row_from_nois
     assert not torch.equal(started.step(torch.tensor([1, 2]))[0], from_noise.step(torch.tensor([1, 2]))[0])
 
 
+def test_a_reader_the_stem_does_not_read_runs_once_a_frame():
+    world = make_world(seed=2, overrides={**READER, "transformer.local_reader_feeds_stem": False,
+                                          "sampling.reader_start": 0.8})
+    sim = world.simulator(batch_size=2, seed=5)
+    sim.reset(event="night falls")
+    calls = []
+    reader = world.transformer.local.reader
+    forward = reader.forward
+    reader.forward = lambda *args: calls.append(1) or forward(*args)
+    sim.step(torch.tensor([1, 2]))
+    sim.step(torch.tensor([3, 4]))
+    assert len(calls) == 2
+
+
 def test_reader_start_needs_a_reader_and_the_frame_sampler():
     with pytest.raises(ConfigError, match="reader_start"):
         make_world(overrides={"sampling.reader_start": 0.8})

@@ -49,7 +49,8 @@ FORMAT_VERSION = 9
 # predecessors up by the scroll (off before). Format 6 adds the sampler's share of fresh noise
 # (all fresh before). Format 7 adds the reward model's head, per-cell scores pooled over the cells
 # (the flattened map before). Format 8 adds the local path's history reader (none before). Format 9
-# adds starting frames from the reader's guess (off before). The current format writes every key.
+# adds starting frames from the reader's guess (off before) and a reader the stem does not read
+# (the stem read every reader before). The current format writes every key.
 _KEYS_ADDED_BY = {
     3: {"transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True,
                         "local_positions": False},
@@ -59,7 +60,7 @@ _KEYS_ADDED_BY = {
     6: {"sampling": {"fresh_noise": 1.0}},
     7: {"reward": {"head": "flatten"}},
     8: {"transformer": {"local_reader_channels": 0, "local_reader_blocks": 4}},
-    9: {"sampling": {"reader_start": 0.0}},
+    9: {"transformer": {"local_reader_feeds_stem": True}, "sampling": {"reader_start": 0.0}},
 }
 
 CONFIG_FILE = "config.json"
@@ -474,6 +475,13 @@ def _fresh_noise_note(share: float) -> str:
     return "" if share == 1.0 else f", fresh noise share {share} (the rest the noise each step implies)"
 
 
+def _reader_note(net: Mapping[str, Any]) -> str:
+    """The card's note on the local path's history reader, when there is one."""
+    if not net.get("local_reader_channels"):
+        return ""
+    return ", a history reader" + (" read by the stem" if net.get("local_reader_feeds_stem", True) else "")
+
+
 def _reader_start_note(level: float) -> str:
     """The card's note on starting frames from the history reader's guess, when that is on."""
     return "" if not level else f", frames start from the history reader's guess noised to {level}"
@@ -493,7 +501,7 @@ def _world_summary(world: Mapping[str, Any], num_context_frames: int, game: "Gam
         "local path": (f"{net['local_channels']} channels at latent resolution, {net['local_frames']} previous "
                        f"latents{', action-chosen kernel' if net.get('local_action_conv') else ''}"
                        f"{', older ones lined up by the scroll' if net.get('local_align_history') else ''}"
-                       f"{', a history reader' if net.get('local_reader_channels') else ''}"
+                       f"{_reader_note(net)}"
                        if net.get("local_channels") else "none"),
         "kv cache": f"{net['sink_frames']} sink + {net['window_frames']} window frames",
         "sampling": f"{sampling['num_steps']} steps (first frame {sampling['first_frame_steps']}), "

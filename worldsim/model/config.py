@@ -116,6 +116,9 @@ class TransformerConfig:
     # start (warm starts exact).
     local_reader_channels: int = 0
     local_reader_blocks: int = 4
+    # Whether the stem reads the reader's guess. A world that uses the guess only to start its
+    # frames (sampling.reader_start) skips computing it in every pass.
+    local_reader_feeds_stem: bool = True
 
     @property
     def head_dim(self) -> int:

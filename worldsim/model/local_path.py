@@ -100,6 +100,17 @@ def widened_reader_weights(state: dict[str, Tensor], latent_channels: int, prefi
     return grown
 
 
+def unread_reader_weights(state: dict[str, Tensor], latent_channels: int, prefix: str = "") -> dict[str, Tensor]:
+    """A local path's weights with the stem's inputs from the history reader's guess (the last
+    `latent_channels`) removed, for a stem that stops reading it. Raises ValueError unless those
+    weights are all zero: only then does the network compute what it computed before."""
+    stem = state[prefix + "stem_in.weight"]
+    if bool(stem[:, -latent_channels:].any()):
+        raise ValueError("the stem has learnt to read the history reader's guess; removing that input would "
+                         "change the network")
+    return {**state, prefix + "stem_in.weight": stem[:, :-latent_channels].clone()}
+
+
 def level_and_action_maps(previous_sigma: Tensor, actions: Tensor, num_action_rows: int,
                           cells: tuple[int, int], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """Per-cell input planes: the predecessors' noise levels ``[..., K, h, w]`` and the one-hot
@@ -206,7 +217,8 @@ class LocalPath(nn.Module):
 
     def __init__(self, latent_channels: int, num_actions: int, previous: int, width: int,
                  blocks: int, patch_size: int, dim: int, action_conv: bool = True, position_cells: int = 0,
-                 align_history: bool = False, reader_width: int = 0, reader_blocks: int = 0) -> None:
+                 align_history: bool = False, reader_width: int = 0, reader_blocks: int = 0,
+                 reader_feeds_stem: bool = True) -> None:
         super().__init__()
         self.previous = previous
         self.align_history = align_history  # its predecessors come lined up: `previous_frames(align=...)`
@@ -214,7 +226,8 @@ class LocalPath(nn.Module):
         self.patch_size = patch_size
         self.reader = (HistoryReader(latent_channels, previous, self.num_action_rows, reader_width, reader_blocks)
                        if reader_width else None)
-        inputs = latent_channels * (2 + previous if reader_width else 1 + previous) + previous + self.num_action_rows
+        self.reader_feeds_stem = bool(reader_width) and reader_feeds_stem
+        inputs = latent_channels * (2 + previous if self.reader_feeds_stem else 1 + previous) + previous + self.num_action_rows
         self.stem_in = nn.Conv2d(inputs, width, 3, padding=1)
         self.previous_by_action = (ActionConv(latent_channels * previous, width, self.num_action_rows)
                                    if previous and action_conv else None)
@@ -241,7 +254,7 @@ class LocalPath(nn.Module):
                                                         tuple(latents.shape[-2:]), latents.dtype)
         previous_channels = previous.flatten(2, 3).to(latents.dtype)  # [B, F, K*C, h, w]
         inputs = [latents, previous_channels, sigma_maps, action_maps]
-        if self.reader is not None:
+        if self.reader_feeds_stem:
             inputs.append(self.read_next(previous, previous_sigma, actions).detach().to(latents.dtype))
         stacked = torch.cat(inputs, dim=2)
         features = self.stem_in(stacked.flatten(0, 1))

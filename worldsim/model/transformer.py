@@ -129,7 +129,7 @@ class CausalTransformer(nn.Module):
                                    config.local_action_conv,
                                    config.latent_size if config.local_positions else 0,
                                    config.local_align_history, config.local_reader_channels,
-                                   config.local_reader_blocks)
+                                   config.local_reader_blocks, config.local_reader_feeds_stem)
         else:
             self.patch_embed = nn.Linear(config.patch_dim, dim)
         self.sigma_embed = SigmaEmbedding(dim)

@@ -94,7 +94,9 @@ def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldMod
     parameters, which start at their initial values, add residual blocks (``"local_blocks=2"``,
     ``"depth=4"``), which start as the identity, or lengthen the local path's history
     (``"local_frames=6"``), whose older predecessors start unused, or add a history reader
-    (``"local_reader_channels=64"``), whose guess the stem starts ignoring. A warm start for a grown design."""
+    (``"local_reader_channels=64"``), whose guess the stem starts ignoring. One change removes
+    weights: ``"local_reader_feeds_stem=false"``, allowed while the stem's weights on the guess are
+    still zero. A warm start for a grown design."""
     import json
 
     overrides: dict[str, Any] = {}
@@ -107,7 +109,11 @@ def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldMod
         except json.JSONDecodeError:
             raise ConfigError(f"transformer_changes: cannot parse the value of {change!r}") from None
     grown = with_new_transformer(world, overrides)
-    old, new = _with_widened_history(world, grown), grown.transformer.state_dict()
+    try:
+        old = _with_widened_history(world, grown)
+    except ValueError as error:
+        raise ConfigError(f"transformer_changes {changes}: {error}") from None
+    new = grown.transformer.state_dict()
     changed = sorted(key for key in old if key not in new or old[key].shape != new[key].shape)
     if changed:
         raise ConfigError(f"transformer_changes {changes} remove or reshape trained weights ({changed[0]}); "
@@ -131,8 +137,9 @@ def _added_blocks_start_as_identity(transformer: nn.Module, trained_keys: set[st
 def _with_widened_history(world: "WorldModel", grown: "WorldModel") -> dict[str, Any]:
     """`world`'s transformer weights, with the local path's inputs padded for what `grown` adds to
     them: a longer history (model.local_path.widened_history_weights) and a history reader's
-    prediction (widened_reader_weights), each with zero weights."""
-    from worldsim.model.local_path import widened_history_weights, widened_reader_weights
+    prediction (widened_reader_weights), each with zero weights; or without the guess's inputs
+    when `grown`'s stem stops reading it (unread_reader_weights)."""
+    from worldsim.model.local_path import unread_reader_weights, widened_history_weights, widened_reader_weights
 
     state = world.transformer.state_dict()
     before, after = world.config.transformer, grown.config.transformer
@@ -141,8 +148,12 @@ def _with_widened_history(world: "WorldModel", grown: "WorldModel") -> dict[str,
     if after.local_frames > before.local_frames:
         state = widened_history_weights(state, before.latent_channels, before.local_frames, after.local_frames,
                                         prefix="local.")
-    if after.local_reader_channels and not before.local_reader_channels:
+    read_before = bool(before.local_reader_channels and before.local_reader_feeds_stem)
+    read_after = bool(after.local_reader_channels and after.local_reader_feeds_stem)
+    if read_after and not read_before:
         state = widened_reader_weights(state, before.latent_channels, prefix="local.")
+    if read_before and not read_after:
+        state = unread_reader_weights(state, before.latent_channels, prefix="local.")
     return state
 
 

@@ -16,6 +16,7 @@ Only the reader's weights train; everything else in the world is saved as it cam
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,10 @@ class ReaderConfig(StageConfig):
     # The reader a world without one gets (transformer.local_reader_channels / _blocks).
     reader_channels: int = 64
     reader_blocks: int = 4
+    # Whether the stem reads the reader's guess (false: the guess only starts the world's frames,
+    # sampling.reader_start, and costs one reader pass a frame). None keeps the init world's
+    # choice; a new reader is read by the stem.
+    reader_feeds_stem: bool | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -130,7 +135,9 @@ def _with_reader(world, config: ReaderConfig):
     if not transformer.local_channels or not transformer.local_frames:
         raise ConfigError("the history reader reads the local path's predecessors: the init world's generator "
                           "has no local path with past frames (transformer.local_channels, local_frames)")
+    feeds_stem = [] if config.reader_feeds_stem is None else [
+        f"local_reader_feeds_stem={json.dumps(config.reader_feeds_stem)}"]
     if transformer.local_reader_channels:
-        return world
+        return with_grown_transformer(world, feeds_stem) if feeds_stem else world
     return with_grown_transformer(world, [f"local_reader_channels={config.reader_channels}",
-                                          f"local_reader_blocks={config.reader_blocks}"])
+                                          f"local_reader_blocks={config.reader_blocks}", *feeds_stem])
