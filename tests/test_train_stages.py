@@ -804,9 +804,10 @@ def test_the_reader_stage_trains_the_history_reader_alone_and_resumes_exactly(ti
     assert (grown.local_reader_channels, grown.local_reader_blocks) == (8, 1)
     # A reader only for starting frames: the stem's zero weights on its guess are removed.
     stages.run_stage("reader", _reader_config(tiny_data, tmp_path / "straight" / "final", steps=1,
-                                              reader_feeds_stem="false"), tmp_path / "unread")
-    unread = load_world(str(tmp_path / "unread" / "final"), torch.device("cpu")).transformer
-    assert not unread.config.local_reader_feeds_stem
+                                              reader_feeds_stem="false", reader_start=0.8), tmp_path / "unread")
+    unread_world = load_world(str(tmp_path / "unread" / "final"), torch.device("cpu"))
+    unread = unread_world.transformer
+    assert not unread.config.local_reader_feeds_stem and unread_world.config.sampling.reader_start == 0.8
     assert torch.equal(unread.state_dict()["local.stem_in.weight"], before["local.stem_in.weight"])
     with pytest.raises(ConfigError, match="clip_frames"):
         _reader_config(tiny_data, random_world, clip_frames=1)

@@ -13,6 +13,13 @@ transformer runs here). Then an `ar-teacher` run teaches the stem to use the gue
 A world without a reader gets one (`reader_channels`, `reader_blocks`) whose guess the stem starts
 ignoring (zero weights), so the world's frames do not change until a later stage trains the stem.
 Only the reader's weights train; everything else in the world is saved as it came.
+
+The guess can also start the world's frames without any stem reading it (`reader_feeds_stem=false`,
+`reader_start=0.8`: frames start from the guess noised to 0.8, `sampling.reader_start`), which
+keeps the patrol's sprites that two steps from pure noise would average away:
+
+    worldsim train reader --data data/explorer-walls --set init=explorer-64 \
+        --set reader_feeds_stem=false --set reader_start=0.8
 """
 from __future__ import annotations
 
@@ -55,6 +62,9 @@ class ReaderConfig(StageConfig):
     # sampling.reader_start, and costs one reader pass a frame). None keeps the init world's
     # choice; a new reader is read by the stem.
     reader_feeds_stem: bool | None = None
+    # The saved world's sampling.reader_start (frames start from the guess noised to this level;
+    # 0 = off). None keeps the init world's.
+    reader_start: float | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -67,6 +77,8 @@ class ReaderConfig(StageConfig):
             raise ConfigError(f"sprite_hold_frames must be >= 0, got {self.sprite_hold_frames}")
         if not 0.0 <= self.context_noise < 1.0:
             raise ConfigError(f"context_noise must be in [0, 1), got {self.context_noise}")
+        if self.reader_start is not None and not 0.0 <= self.reader_start < 1.0:
+            raise ConfigError(f"reader_start must be in [0, 1), got {self.reader_start}")
         if self.reader_channels < 1 or self.reader_blocks < 0:
             raise ConfigError(f"reader_channels must be >= 1 and reader_blocks >= 0, got "
                               f"{self.reader_channels} and {self.reader_blocks}")
@@ -126,6 +138,8 @@ class ReaderStage:
         return sprite_cell_weight(clip, latents, self.config.sprite_weight, self.config.sprite_hold_frames)
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
+        if self.config.reader_start is not None:
+            self.world.config.sampling.reader_start = self.config.reader_start
         save_world(self.world, out_dir, summary, clip_frames=self.config.clip_frames)
 
 
