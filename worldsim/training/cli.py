@@ -11,7 +11,8 @@ _EPILOG = """\
 stages, each starting from the previous stage's <out>/final world:
   autoencoder   frame autoencoder (creates the world; --size tiny|compact|small|base)
   teacher       bidirectional clip model (real score for DMD)
-  reader        history reader of the local path: the next latent from past frames (optional, before ar-teacher)
+  reader        history reader of the local path: the next latent from past frames (optional, before ar-teacher;
+                with reader_feeds_stem=false reader_start=0.8 the world's frames start from its guess)
   ar-teacher    teacher-forcing autoregressive model (teacher of causal-cd)
   causal-cd     Causal Forcing++ consistency distillation (few-step causal student)
   dmd           Self Forcing: distribution matching on the student's own rollouts
