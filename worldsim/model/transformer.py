@@ -220,14 +220,16 @@ class CausalTransformer(nn.Module):
         if self.local is None or self.local.reader is None:
             raise ValueError("this network has no history reader (transformer.local_reader_channels = 0)")
         config = self.config
-        dtype = next(self.parameters()).dtype if pending is None else pending.dtype
-        blank = torch.zeros(action.shape[0], 1, config.latent_channels, config.latent_size, config.latent_size,
-                            dtype=dtype, device=action.device)
-        latents = blank if pending is None else torch.cat((pending, blank), dim=1)
-        sigma = torch.cat((latents.new_zeros(latents.shape[0], latents.shape[1] - 1),
-                           latents.new_ones(latents.shape[0], 1)), dim=1)
-        previous, previous_sigma = self._previous(latents, sigma, cache)
-        return self.local.read_next(previous[:, -1:], previous_sigma[:, -1:], action[:, None])
+        history, history_sigma = cache.recent_latents, cache.recent_sigma
+        if pending is not None:  # the pending frames follow the cached ones, clean
+            history = torch.cat((history.to(pending.dtype), pending), dim=1)
+            history_sigma = torch.cat((history_sigma, history_sigma.new_zeros(pending.shape[:2])), dim=1)
+        # Only the new frame's predecessors are read: its own latents are a placeholder.
+        blank = history.new_zeros(history.shape[0], 1, *history.shape[2:])
+        previous, previous_sigma = previous_frames(blank, history_sigma.new_ones(history.shape[0], 1), history,
+                                                   history_sigma, count=config.local_frames,
+                                                   align=self.local.align_history)
+        return self.local.read_next(previous, previous_sigma, action[:, None])
 
     def new_cache(self, batch_size: int, device: torch.device | str | None = None,
                   dtype: torch.dtype | None = None, sink_frames: int | None = None,

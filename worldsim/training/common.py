@@ -110,7 +110,7 @@ def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldMod
             raise ConfigError(f"transformer_changes: cannot parse the value of {change!r}") from None
     grown = with_new_transformer(world, overrides)
     try:
-        old = _with_widened_history(world, grown)
+        old = _with_local_inputs_of(world, grown)
     except ValueError as error:
         raise ConfigError(f"transformer_changes {changes}: {error}") from None
     new = grown.transformer.state_dict()
@@ -134,9 +134,9 @@ def _added_blocks_start_as_identity(transformer: nn.Module, trained_keys: set[st
             module.start_as_identity()
 
 
-def _with_widened_history(world: "WorldModel", grown: "WorldModel") -> dict[str, Any]:
-    """`world`'s transformer weights, with the local path's inputs padded for what `grown` adds to
-    them: a longer history (model.local_path.widened_history_weights) and a history reader's
+def _with_local_inputs_of(world: "WorldModel", grown: "WorldModel") -> dict[str, Any]:
+    """`world`'s transformer weights, with the local path's inputs fitted to `grown`'s: padded for
+    what it adds to them, a longer history (model.local_path.widened_history_weights) and a history reader's
     prediction (widened_reader_weights), each with zero weights; or without the guess's inputs
     when `grown`'s stem stops reading it (unread_reader_weights)."""
     from worldsim.model.local_path import unread_reader_weights, widened_history_weights, widened_reader_weights
