@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from resume_helpers import straight_and_resumed
+from worldsim.model import flow
 from worldsim.training import stages
 from worldsim.training.common import world_config_for
 from worldsim.training.config import ConfigError
@@ -688,7 +689,7 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     assert not torch.equal(teacher_weights[name], student_weights[name])
     torch.manual_seed(0)
     assert stage._near_sprite_cells(clip, clean) is None and stage._truth_cells(clean, None) is None
-    noisy, sigma, target = stage._targets(clean, actions, events, events, None)
+    noisy, sigma, target = stage._targets(clean, actions, events, events, batch.event_ids, None)
     assert set(sigma.flatten().tolist()) <= set(stage.sampler_levels.tolist())
 
     def teacher_velocity(x, s, conditioned):
@@ -714,7 +715,7 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     torch.manual_seed(0)
     carried = losses.carried_from_previous(clean)
     assert torch.equal(new_stage._truth_cells(clean, new_stage._near_sprite_cells(clip, clean)), carried)
-    _, _, new_target = new_stage._targets(clean, actions, events, events, carried)
+    _, _, new_target = new_stage._targets(clean, actions, events, events, batch.event_ids, carried)
     assert carried[:, 1:].any() and not carried[:, 0].any()
     torch.testing.assert_close(new_target, losses.target_on_new_cells(expected, clean, carried))
 
@@ -769,6 +770,60 @@ def test_a_deeper_transformer_starts_as_the_trained_one(random_world, change):
         assert not torch.allclose(grown.transformer(latents, sigma, actions, events), expected, atol=1e-3)
 
 
+def test_frames_started_from_the_guess_are_those_after_the_first_without_a_switch():
+    from worldsim.training.causal_cd import started_from_guess
+
+    event_ids = torch.tensor([[-1, -1, 3, 3, 3], [2, 2, 2, -1, -1]])
+    assert started_from_guess(event_ids).tolist() == [[False, True, False, True, True],
+                                                      [False, True, True, False, True]]
+
+
+def _check_causal_cd_trains_for_the_reader_start(tiny_data, world_without_reader, world_with_reader, tmp_path):
+    """`causal-cd --set reader_start=L`: frames after the first without a switch get the reader's
+    guess of the true context noised to L, or the student's own Euler step from it at the level
+    below, as the reader-started sampler feeds them; the others keep their noised truth; the saved
+    world samples from the guess."""
+    from worldsim.training.batches import to_model_batch
+    from worldsim.training.causal_cd import CausalCDStage, started_from_guess
+    from worldsim.training.distributed import DistributedContext
+
+    overrides = [f"data={tiny_data}", f"init={world_with_reader}", "target=ode", "ode_steps=2", "reader_start=0.8",
+                 "steps=1", "batch_size=2", "clip_frames=4", "log_every=1", "progress=false"]
+    stage = CausalCDStage(stages.build_config("causal-cd", None, overrides), DistributedContext())
+    assert stage.reader_levels == pytest.approx([0.8, 2 / 3])
+    batch = to_model_batch(stage.clips.batch(0), stage.world.autoencoder, stage.world.config.no_action)
+    clean, actions = batch.latents, batch.actions
+    event_ids = torch.tensor([[-1, -1, 3, 3], [2, 2, 2, 2]])
+    events = torch.randn(*clean.shape[:2], stage.world.config.transformer.event_dim)
+    noisy, sigma = torch.randn_like(clean), torch.ones(clean.shape[:2])
+    torch.manual_seed(5)
+    started_noisy, started_sigma = stage._reader_started(clean, actions, events, event_ids, noisy, sigma)
+    torch.manual_seed(5)
+    guess = stage.student.read_next(clean, torch.zeros_like(sigma), actions)
+    at_start = flow.add_noise(guess, torch.randn_like(guess), 0.8)
+    velocity = stage.student.forward_teacher_forcing(clean, at_start, torch.full_like(sigma, 0.8), actions, events)
+    below = flow.euler_step(at_start, velocity, 0.8, 2 / 3)
+    started = started_from_guess(event_ids)
+    for row, frame in zip(*torch.nonzero(~started, as_tuple=True)):
+        assert torch.equal(started_noisy[row, frame], noisy[row, frame]) and started_sigma[row, frame] == 1.0
+    for row, frame in zip(*torch.nonzero(started, as_tuple=True)):
+        level = started_sigma[row, frame].item()
+        assert level == pytest.approx(0.8) or level == pytest.approx(2 / 3)
+        expected = at_start if level == pytest.approx(0.8) else below
+        torch.testing.assert_close(started_noisy[row, frame], expected[row, frame])
+    stages.run_stage("causal-cd", stages.build_config("causal-cd", None, overrides), tmp_path / "cd-reader")
+    saved = json.loads((tmp_path / "cd-reader" / "final" / "config.json").read_text())
+    assert saved["world"]["sampling"]["reader_start"] == 0.8
+    assert saved["metadata"]["training"][-1]["reader_start"] == 0.8
+    with pytest.raises(ConfigError, match="history reader"):
+        CausalCDStage(stages.build_config("causal-cd", None, overrides + [f"init={world_without_reader}"]),
+                      DistributedContext())
+    with pytest.raises(ConfigError, match="target=ode only"):
+        stages.build_config("causal-cd", None, [o for o in overrides if o != "target=ode"])
+    with pytest.raises(ConfigError, match="reader_start"):
+        stages.build_config("causal-cd", None, overrides + ["reader_start=1.0"])
+
+
 def _reader_config(tiny_data, init, **extra):
     overrides = [f"data={tiny_data}", f"init={init}", "steps=4", "batch_size=3", "clip_frames=4",
                  "reader_channels=8", "reader_blocks=1", "checkpoint_every=2", "log_every=1", "progress=false"]
@@ -809,5 +864,6 @@ def test_the_reader_stage_trains_the_history_reader_alone_and_resumes_exactly(ti
     unread = unread_world.transformer
     assert not unread.config.local_reader_feeds_stem and unread_world.config.sampling.reader_start == 0.8
     assert torch.equal(unread.state_dict()["local.stem_in.weight"], before["local.stem_in.weight"])
+    _check_causal_cd_trains_for_the_reader_start(tiny_data, random_world, tmp_path / "unread" / "final", tmp_path)
     with pytest.raises(ConfigError, match="clip_frames"):
         _reader_config(tiny_data, random_world, clip_frames=1)

@@ -22,6 +22,13 @@ regression onto the truth teaches the mean of "stays" and "steps", which fades i
 `sprite_weight` puts `1 + sprite_weight` on those same cells near a true sprite in the loss (any
 target): a sprite is a cell or two of 256 in a frame, so without it the student spends its
 capacity on the map and learns the teacher's sprites last.
+`reader_start` trains the student for a sampler that starts each frame from the history reader's
+guess (`sampling.reader_start`): on the frames that sampler starts from the guess (every frame
+after the first, unless the event switches at it), the student's input is the guess of the true
+context noised to that level, or, at the levels below it, the student's own Euler steps from
+there, exactly as the sampler runs; the target is the teacher's ODE end from that same input. A
+student only ever trained on noised truth meets the guess's errors (blurred new ground, a sprite
+stepped the wrong way) for the first time while sampling; this one learns to correct them.
 """
 from __future__ import annotations
 
@@ -44,7 +51,7 @@ from worldsim.training.ema import ema_copy, ema_update
 from worldsim.training.event_conditioning import EventVocabulary, embed_texts
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
-__all__ = ["CausalCDConfig", "CausalCDStage"]
+__all__ = ["CausalCDConfig", "CausalCDStage", "started_from_guess"]
 
 TARGETS = ("consistency", "ode")
 ODE_REGIONS = ("all", "new", "new+sprites")
@@ -73,6 +80,9 @@ class CausalCDConfig(StageConfig):
     sprite_margin: int = 1  # "new+sprites", sprite_weight: cells around a sprite cell that count as near it
     sprite_hold_frames: int = 2  # "new+sprites", sprite_weight: frames a sprite cell stays marked after it changed
     sprite_weight: float = 0.0  # extra loss weight on the cells near a true sprite (losses.weight_on_cells)
+    # "ode": train for the sampler that starts frames from the history reader's guess noised to
+    # this level (0 = from noise); the saved world samples that way. Needs a world with a reader.
+    reader_start: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -96,6 +106,10 @@ class CausalCDConfig(StageConfig):
                               f"{self.sprite_margin} and {self.sprite_hold_frames}")
         if self.sprite_weight < 0:
             raise ConfigError(f"sprite_weight must be >= 0, got {self.sprite_weight}")
+        if not 0.0 <= self.reader_start < 1.0:
+            raise ConfigError(f"reader_start must be in [0, 1), got {self.reader_start}")
+        if self.reader_start and self.target != "ode":
+            raise ConfigError("reader_start applies to target=ode only")
 
     @property
     def uses_sprites(self) -> bool:
@@ -129,10 +143,22 @@ class CausalCDStage:
         visited = set(sampling.step_sigmas()) | set(sampling.step_sigmas(first_frame=True))
         self.sampler_levels = torch.tensor(sorted(visited - {0.0}, reverse=True), device=context.device)
         self.ode_fractions = flow.sigma_grid(config.ode_steps, sampling.sigma_shift).to(context.device)
+        self.reader_levels = self._reader_levels()
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
         self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank,
                                 label_boost=config.label_boost)
         self.samples_per_step = config.batch_size
+
+    def _reader_levels(self) -> list[float]:
+        """The levels a frame started from the reader's guess takes: the start, then the sampler's
+        levels below it (empty without `reader_start`)."""
+        start = self.config.reader_start
+        if not start:
+            return []
+        if self.world.config.transformer.local_reader_channels == 0:
+            raise ConfigError(f"reader_start needs a world with a history reader; {self.config.init} has none "
+                              "(the reader stage gives it one)")
+        return [start] + [sigma for sigma in self.world.config.sampling.step_sigmas() if 0.0 < sigma < start]
 
     def modules(self):
         return {"student": self.student, "target": self.target}
@@ -149,7 +175,7 @@ class CausalCDStage:
             events = embed_texts(texts, index, self.world.tokenizer, self.world.event_encoder)
             teacher_events = events if self.teacher_text is None else embed_texts(texts, index, *self.teacher_text)
         near_sprites = self._near_sprite_cells(clip, clean)
-        noisy, sigma, target = self._targets(clean, actions, events, teacher_events,
+        noisy, sigma, target = self._targets(clean, actions, events, teacher_events, batch.event_ids,
                                              self._truth_cells(clean, near_sprites))
         student_x0 = flow.x0_from_velocity(
             noisy, sigma, self.student.forward_teacher_forcing(clean, noisy, sigma, actions, events))
@@ -179,7 +205,7 @@ class CausalCDStage:
         return carried & ~near_sprites
 
     def _targets(self, clean: Tensor, actions: Tensor, events: Tensor, teacher_events: Tensor,
-                 truth_cells: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+                 event_ids: Tensor, truth_cells: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """(noisy frames, their levels [B, F], the x0 the student regresses onto) for one batch;
         `truth_cells` (target="ode") take the true frame as their target."""
         shape = clean.shape[:2]
@@ -190,6 +216,8 @@ class CausalCDStage:
         if self.config.target == "ode":
             sigma = self.sampler_levels[torch.randint(0, len(self.sampler_levels), shape, device=clean.device)]
             noisy = flow.add_noise(clean, torch.randn_like(clean), sigma)
+            if self.reader_levels:
+                noisy, sigma = self._reader_started(clean, actions, events, event_ids, noisy, sigma)
             target = losses.ode_target(teacher_velocity, noisy, sigma, self.ode_fractions, self.config.guidance)
             if truth_cells is not None:
                 target = losses.target_on_new_cells(target, clean, truth_cells)
@@ -205,9 +233,32 @@ class CausalCDStage:
                                            self.config.guidance)
         return noisy, sigma, target
 
+    def _reader_started(self, clean: Tensor, actions: Tensor, events: Tensor, event_ids: Tensor, noisy: Tensor,
+                        sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """`noisy` and `sigma` with the frames a reader-started sampler starts from the guess
+        replaced by what that sampler feeds the student there: the guess noised to the start, or
+        the student's own Euler steps from it down to a lower level (each drawn per frame)."""
+        levels = self.reader_levels
+        with torch.no_grad():
+            guess = self.student.read_next(clean, torch.zeros_like(sigma), actions)
+            inputs = [flow.add_noise(guess, torch.randn_like(guess), levels[0])]
+            for now, later in zip(levels[:-1], levels[1:]):
+                velocity = self.student.forward_teacher_forcing(clean, inputs[-1], torch.full_like(sigma, now),
+                                                                actions, events)
+                inputs.append(flow.euler_step(inputs[-1], velocity, now, later))
+        depth = torch.randint(0, len(levels), sigma.shape, device=sigma.device)
+        picked = torch.stack(inputs)[depth, torch.arange(sigma.shape[0], device=sigma.device)[:, None],
+                                     torch.arange(sigma.shape[1], device=sigma.device)]
+        started = started_from_guess(event_ids)
+        level = torch.tensor(levels, dtype=sigma.dtype, device=sigma.device)[depth]
+        return (torch.where(started.view(*started.shape, 1, 1, 1), picked, noisy),
+                torch.where(started, level, sigma))
+
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.student.load_state_dict(self.target.state_dict())  # ship the EMA student
         self.world.metadata["role"] = "few-step causal student (Causal Forcing++)"
+        if self.config.reader_start:
+            self.world.config.sampling.reader_start = self.config.reader_start
         save_world(self.world, out_dir, summary, grid_steps=self.config.grid_steps, guidance=self.config.guidance,
                    target=self.config.target, ode_steps=self.config.ode_steps, teacher=self.config.teacher,
                    **self._region_record())
@@ -219,4 +270,15 @@ class CausalCDStage:
             record.update(sprite_margin=self.config.sprite_margin, sprite_hold_frames=self.config.sprite_hold_frames)
         if self.config.sprite_weight:
             record["sprite_weight"] = self.config.sprite_weight
+        if self.config.reader_start:
+            record["reader_start"] = self.config.reader_start
         return record
+
+
+def started_from_guess(event_ids: Tensor) -> Tensor:
+    """bool `[B, F]`: the frames of clips with `event_ids` `[B, F]` that a reader-started sampler
+    starts from the history reader's guess: every frame after the first whose event is the one
+    before it (at a switch the sampler starts from noise, since the reader does not see events)."""
+    started = torch.zeros_like(event_ids, dtype=torch.bool)
+    started[:, 1:] = event_ids[:, 1:] == event_ids[:, :-1]
+    return started
