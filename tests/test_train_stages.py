@@ -780,12 +780,14 @@ def test_frames_started_from_the_guess_are_those_after_the_first_without_a_switc
 
 def _check_causal_cd_trains_for_the_reader_start(tiny_data, world_without_reader, world_with_reader, tmp_path):
     """`causal-cd --set reader_start=L`: frames after the first without a switch get the reader's
-    guess of the true context noised to L, or the student's own Euler step from it at the level
+    guess of the true context noised to L, or the student's own sampler step from it at the level
     below, as the reader-started sampler feeds them; the others keep their noised truth; the saved
     world samples from the guess."""
     from worldsim.training.batches import to_model_batch
+    from worldsim.sampling.frame_sampler import denoise_step
     from worldsim.training.causal_cd import CausalCDStage, started_from_guess
     from worldsim.training.distributed import DistributedContext
+    from worldsim.training.self_rollout import gaussian_noise_source
 
     overrides = [f"data={tiny_data}", f"init={world_with_reader}", "target=ode", "ode_steps=2", "reader_start=0.8",
                  "steps=1", "batch_size=2", "clip_frames=4", "log_every=1", "progress=false"]
@@ -802,7 +804,8 @@ def _check_causal_cd_trains_for_the_reader_start(tiny_data, world_without_reader
     guess = stage.student.read_next(clean, torch.zeros_like(sigma), actions)
     at_start = flow.add_noise(guess, torch.randn_like(guess), 0.8)
     velocity = stage.student.forward_teacher_forcing(clean, at_start, torch.full_like(sigma, 0.8), actions, events)
-    below = flow.euler_step(at_start, velocity, 0.8, 2 / 3)
+    below = denoise_step(at_start, 0.8, 2 / 3, velocity, gaussian_noise_source(guess),
+                         stage.world.config.sampling.fresh_noise)
     started = started_from_guess(event_ids)
     for row, frame in zip(*torch.nonzero(~started, as_tuple=True)):
         assert torch.equal(started_noisy[row, frame], noisy[row, frame]) and started_sigma[row, frame] == 1.0
@@ -811,6 +814,8 @@ def _check_causal_cd_trains_for_the_reader_start(tiny_data, world_without_reader
         assert level == pytest.approx(0.8) or level == pytest.approx(2 / 3)
         expected = at_start if level == pytest.approx(0.8) else below
         torch.testing.assert_close(started_noisy[row, frame], expected[row, frame])
+    levels_drawn = {round(level, 3) for level in started_sigma[started].tolist()}
+    assert levels_drawn == {0.8, 0.667}  # (this seed draws both depths)
     stages.run_stage("causal-cd", stages.build_config("causal-cd", None, overrides), tmp_path / "cd-reader")
     saved = json.loads((tmp_path / "cd-reader" / "final" / "config.json").read_text())
     assert saved["world"]["sampling"]["reader_start"] == 0.8

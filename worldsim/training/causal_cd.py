@@ -25,7 +25,7 @@ capacity on the map and learns the teacher's sprites last.
 `reader_start` trains the student for a sampler that starts each frame from the history reader's
 guess (`sampling.reader_start`): on the frames that sampler starts from the guess (every frame
 after the first, unless the event switches at it), the student's input is the guess of the true
-context noised to that level, or, at the levels below it, the student's own Euler steps from
+context noised to that level, or, at the levels below it, the student's own sampler steps from
 there, exactly as the sampler runs; the target is the teacher's ODE end from that same input. A
 student only ever trained on noised truth meets the guess's errors (blurred new ground, a sprite
 stepped the wrong way) for the first time while sampling; this one learns to correct them.
@@ -42,6 +42,7 @@ from torch import Tensor
 
 from worldsim.data import Clip, Dataset
 from worldsim.model import flow
+from worldsim.sampling.frame_sampler import denoise_step
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, clip_sprite_cells, to_model_batch
 from worldsim.training.common import StageConfig, freeze, load_world, save_world
@@ -49,6 +50,7 @@ from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
 from worldsim.training.event_conditioning import EventVocabulary, embed_texts
+from worldsim.training.self_rollout import gaussian_noise_source
 from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
 
 __all__ = ["CausalCDConfig", "CausalCDStage", "started_from_guess"]
@@ -144,6 +146,7 @@ class CausalCDStage:
         self.sampler_levels = torch.tensor(sorted(visited - {0.0}, reverse=True), device=context.device)
         self.ode_fractions = flow.sigma_grid(config.ode_steps, sampling.sigma_shift).to(context.device)
         self.reader_levels = self._reader_levels()
+        self.fresh_noise = sampling.fresh_noise
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
         self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank,
                                 label_boost=config.label_boost)
@@ -237,15 +240,17 @@ class CausalCDStage:
                         sigma: Tensor) -> tuple[Tensor, Tensor]:
         """`noisy` and `sigma` with the frames a reader-started sampler starts from the guess
         replaced by what that sampler feeds the student there: the guess noised to the start, or
-        the student's own Euler steps from it down to a lower level (each drawn per frame)."""
+        the student's own sampler steps from it down to a lower level (`denoise_step` with the
+        world's `fresh_noise`; the level drawn per frame)."""
         levels = self.reader_levels
         with torch.no_grad():
             guess = self.student.read_next(clean, torch.zeros_like(sigma), actions)
             inputs = [flow.add_noise(guess, torch.randn_like(guess), levels[0])]
+            noise = gaussian_noise_source(guess)
             for now, later in zip(levels[:-1], levels[1:]):
                 velocity = self.student.forward_teacher_forcing(clean, inputs[-1], torch.full_like(sigma, now),
                                                                 actions, events)
-                inputs.append(flow.euler_step(inputs[-1], velocity, now, later))
+                inputs.append(denoise_step(inputs[-1], now, later, velocity, noise, self.fresh_noise))
         depth = torch.randint(0, len(levels), sigma.shape, device=sigma.device)
         picked = torch.stack(inputs)[depth, torch.arange(sigma.shape[0], device=sigma.device)[:, None],
                                      torch.arange(sigma.shape[1], device=sigma.device)]
