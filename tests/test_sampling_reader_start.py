@@ -12,7 +12,8 @@ from test_world_fixtures import make_world
 from worldsim import hub
 from worldsim.model import flow
 from worldsim.model.config import ConfigError
-from worldsim.sampling.frame_sampler import CleanFrames, Conditions, denoise_step, reader_started
+from worldsim.sampling.frame_sampler import CleanFrames, Conditions, denoise_step, reader_started, sample_frames
+from worldsim.training.self_rollout import frame_with_exit
 from worldsim.world import WorldModel
 
 READER = {"transformer.local_reader_channels": 8, "transformer.local_reader_blocks": 1}
@@ -67,6 +68,44 @@ def test_a_frame_starts_from_the_noised_guess_unless_its_event_just_changed():
     torch.testing.assert_close(levels, torch.tensor([[0.8, 2 / 3, 0.0], [1.0, 2 / 3, 0.0]], dtype=torch.float64))
     _, one_step = reader_started(net, cache, conditions, [1.0, 2 / 3, 0.0], lambda shape: fresh, pending, 0.5)
     torch.testing.assert_close(one_step, torch.tensor([[0.5, 0.0, 0.0], [1.0, 2 / 3, 0.0]], dtype=torch.float64))
+
+
+def test_a_training_rollout_starts_frames_from_the_guess_as_the_sampler_does():
+    """Self Forcing trains on the world's own rollouts, so a world that starts frames from the
+    guess is trained on such rollouts: with the exit at the last step, a training frame is the
+    sampler's frame; with the exit at the first, the x0 of the pass at the start level."""
+    net = reading_net()
+    latents, _, actions, events = make_clip(net, batch=2, frames=2)
+    same_event = events[:, :1]
+    pending = CleanFrames(latents[:, :1], Conditions(actions[:, :1], same_event))
+    conditions = Conditions(actions[:, 1:], same_event)
+    sigmas = [1.0, 2 / 3, 0.0]
+
+    def run(make_frame):
+        torch.manual_seed(3)
+        with torch.no_grad():
+            return make_frame(net.new_cache(2, window_frames=8), lambda shape: torch.randn(2, *shape, dtype=torch.float64))
+
+    trained = run(lambda cache, noise: frame_with_exit(net, cache, conditions, sigmas, 1, noise, pending,
+                                                       reader_start=0.8)[0])
+    sampled = run(lambda cache, noise: sample_frames(net, cache, conditions, sigmas, noise, pending, reader_start=0.8))
+    torch.testing.assert_close(trained, sampled, **TOLERANCE)
+    from_noise = run(lambda cache, noise: frame_with_exit(net, cache, conditions, sigmas, 1, noise, pending)[0])
+    assert not torch.allclose(trained, from_noise)
+
+    def first_pass(cache, noise):
+        start, _ = reader_started(net, cache, conditions, sigmas, noise, pending, 0.8)
+        level = torch.full((2, 1), 0.8, dtype=torch.float64)
+        velocity = net.forward_cached(torch.cat((pending.latents, start), dim=1),
+                                      torch.cat((torch.zeros_like(level), level), dim=1),
+                                      torch.cat((pending.conditions.actions, conditions.actions), dim=1),
+                                      torch.cat((same_event, same_event), dim=1), cache, commit=1,
+                                      return_committed=False)
+        return flow.x0_from_velocity(start, level, velocity)
+
+    at_start = run(lambda cache, noise: frame_with_exit(net, cache, conditions, sigmas, 0, noise, pending,
+                                                        reader_start=0.8)[0])
+    torch.testing.assert_close(at_start, run(first_pass), **TOLERANCE)
 
 
 def record_levels(world: WorldModel) -> list[torch.Tensor]:

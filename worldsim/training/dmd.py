@@ -207,7 +207,7 @@ class DMDStage:
                  exits: ExitSteps, anchor: Anchor | None = None) -> Rollout:
         noise = gaussian_noise_source(conditions.events)
         return rollout(self.generator, cache, conditions, self.sigmas, self.first_frame_sigmas, exits, noise,
-                       pending, anchor)
+                       pending, anchor, self.world.config.sampling.reader_start)
 
     def warming_up(self, step: int) -> bool:
         """During the critic warm-up the generator stays as it is."""

@@ -32,6 +32,7 @@ from worldsim.sampling.frame_sampler import (
     commit,
     denoise_step,
     predict_velocity,
+    reader_started,
     sample_frames,
 )
 from worldsim.training.losses import rolling_gradient_mask, rolling_window_sigmas
@@ -69,9 +70,20 @@ def gaussian_noise_source(like: Tensor) -> NoiseSource:
     return lambda shape: torch.randn(batch, *shape, device=like.device, dtype=like.dtype)
 
 
-def _x0(net: CausalTransformer, cache: KVCache, x: Tensor, sigma: float, conditions: Conditions) -> Tensor:
-    levels = x.new_full(x.shape[:2], sigma)
+def _x0(net: CausalTransformer, cache: KVCache, x: Tensor, levels: Tensor, conditions: Conditions) -> Tensor:
     return flow.x0_from_velocity(x, levels, predict_velocity(net, cache, x, levels, conditions))
+
+
+def _start(net: CausalTransformer, cache: KVCache, conditions: Conditions, sigmas: Sequence[float],
+           noise: NoiseSource, pending: CleanFrames | None, reader_start: float) -> tuple[Tensor, Tensor]:
+    """Where new frames' denoising starts, and each row's levels ``[B, L]``: from the history
+    reader's guess for one frame that follows `pending` when `reader_start` > 0 (as the frame
+    sampler does, `reader_started`), else from noise along `sigmas`."""
+    if reader_start > 0.0 and pending is not None and conditions.actions.shape[1] == 1:
+        return reader_started(net, cache, conditions, sigmas, noise, pending, reader_start)
+    config = net.config
+    x = noise((conditions.actions.shape[1], config.latent_channels, config.latent_size, config.latent_size))
+    return x, x.new_tensor(list(sigmas)).expand(x.shape[0], -1)
 
 
 def frame_with_exit(
@@ -83,31 +95,34 @@ def frame_with_exit(
     noise: NoiseSource,
     pending: CleanFrames | None,
     anchor: Anchor | None = None,
+    reader_start: float = 0.0,
 ) -> tuple[Tensor, Tensor | None]:
     """Denoise new frames `[B, F, ...]` along `sigmas`; return the x0 predicted at `exit_step`.
 
     Only the exit step's forward records gradient. When the exit step is the first, `pending`
     (clean frames not yet cached) is committed in a separate no-grad pass, so that no gradient
     flows through their keys and values — as if an earlier call had cached them. Returns the x0
-    and, with an `anchor`, the anchor's x0 for the same exit-step input.
+    and, with an `anchor`, the anchor's x0 for the same exit-step input. `reader_start` > 0 starts
+    a frame that follows `pending` from the history reader's guess, as the world's sampler does
+    (`sampling.reader_start`); its exit step then counts the levels it takes from there.
     """
     if not 0 <= exit_step < len(sigmas) - 1:
         raise ValueError(f"exit_step must be in [0, {len(sigmas) - 1}), got {exit_step}")
-    config = net.config
     num_frames = conditions.actions.shape[1]
-    x = noise((num_frames, config.latent_channels, config.latent_size, config.latent_size))
     with torch.no_grad():
+        x, row_levels = _start(net, cache, conditions, sigmas, noise, pending, reader_start)
+        levels = [row_levels[:, step:step + 1].expand(-1, num_frames) for step in range(exit_step + 2)]
         if anchor is not None and pending is not None:
             commit(anchor.net, anchor.cache, pending)
         if pending is not None and exit_step == 0:
             commit(net, cache, pending)
             pending = None
-        for sigma, sigma_next in zip(sigmas[:exit_step], sigmas[1:exit_step + 1]):
-            velocity = predict_velocity(net, cache, x, x.new_full(x.shape[:2], sigma), conditions, pending)
+        for step in range(exit_step):
+            velocity = predict_velocity(net, cache, x, levels[step], conditions, pending)
             pending = None
-            x = denoise_step(x, sigma, sigma_next, velocity, noise)
-        anchor_x0 = None if anchor is None else _x0(anchor.net, anchor.cache, x, sigmas[exit_step], conditions)
-    return _x0(net, cache, x, sigmas[exit_step], conditions), anchor_x0
+            x = denoise_step(x, levels[step], levels[step + 1], velocity, noise)
+        anchor_x0 = None if anchor is None else _x0(anchor.net, anchor.cache, x, levels[exit_step], conditions)
+    return _x0(net, cache, x, levels[exit_step], conditions), anchor_x0
 
 
 def rollout(
@@ -120,19 +135,22 @@ def rollout(
     noise: NoiseSource,
     pending: CleanFrames | None = None,
     anchor: Anchor | None = None,
+    reader_start: float = 0.0,
 ) -> Rollout:
     """Generate `F` frames one by one after the cache (+ `pending`).
 
     With nothing cached and nothing pending, the first frame is generated from scratch with the
     first-frame schedule, as `Simulator.reset` does without context frames. The last frame is
-    returned as the new pending frame, which the next call continues from.
+    returned as the new pending frame, which the next call continues from. `reader_start`: the
+    world's `sampling.reader_start` (frames after the first start from the history reader's guess).
     """
     frames, anchor_frames = [], []
     for index in range(conditions.actions.shape[1]):
         condition = Conditions(conditions.actions[:, index:index + 1], conditions.events[:, index:index + 1])
         from_scratch = pending is None and bool((cache.num_frames == 0).all())
         schedule, exit_step = (first_frame_sigmas, exits.first) if from_scratch else (sigmas, exits.rest)
-        frame, anchor_frame = frame_with_exit(net, cache, condition, schedule, exit_step, noise, pending, anchor)
+        frame, anchor_frame = frame_with_exit(net, cache, condition, schedule, exit_step, noise, pending, anchor,
+                                              reader_start)
         pending = CleanFrames(frame.detach(), condition)
         frames.append(frame)
         anchor_frames.append(anchor_frame)
