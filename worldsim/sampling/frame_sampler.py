@@ -188,6 +188,12 @@ def sample_frames(
     return _denoise(net, conditions, sigmas, noise, velocity_at, fresh_noise)
 
 
+def levels_from_guess(sigmas: Sequence[float], level: float) -> list[float]:
+    """The levels a frame started from the history reader's guess at `level` takes: that level,
+    then those of `sigmas` below it (ending in 0 when `sigmas` does)."""
+    return [level] + [sigma for sigma in sigmas if sigma < level]
+
+
 def reader_started(net: CausalTransformer, cache: KVCache, conditions: Conditions, sigmas: Sequence[float],
                    noise: NoiseSource, pending: CleanFrames, level: float) -> tuple[Tensor, Tensor]:
     """Where one frame's sampling starts when it starts from the history reader's guess of it.
@@ -202,7 +208,7 @@ def reader_started(net: CausalTransformer, cache: KVCache, conditions: Condition
     guess = net.read_following(cache, pending.latents, conditions.actions[:, -1])
     fresh = noise(guess.shape[1:])
     switched = (conditions.events[:, 0] != pending.conditions.events[:, -1]).any(dim=-1)
-    from_guess = [level] + [sigma for sigma in sigmas if sigma < level]
+    from_guess = levels_from_guess(sigmas, level)
     from_noise = list(sigmas)
     length = max(len(from_guess), len(from_noise))
     table = torch.tensor([from_noise + [0.0] * (length - len(from_noise)),

@@ -42,7 +42,7 @@ from torch import Tensor
 
 from worldsim.data import Clip, Dataset
 from worldsim.model import flow
-from worldsim.sampling.frame_sampler import denoise_step
+from worldsim.sampling.frame_sampler import denoise_step, levels_from_guess
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, clip_sprite_cells, to_model_batch
 from worldsim.training.common import StageConfig, freeze, load_world, save_world
@@ -161,7 +161,7 @@ class CausalCDStage:
         if self.world.config.transformer.local_reader_channels == 0:
             raise ConfigError(f"reader_start needs a world with a history reader; {self.config.init} has none "
                               "(the reader stage gives it one)")
-        return [start] + [sigma for sigma in self.world.config.sampling.step_sigmas() if 0.0 < sigma < start]
+        return [sigma for sigma in levels_from_guess(self.world.config.sampling.step_sigmas(), start) if sigma > 0.0]
 
     def modules(self):
         return {"student": self.student, "target": self.target}
