@@ -182,10 +182,17 @@ def sample_frames(
     def velocity_at(x: Tensor, levels: Tensor, step: int) -> Tensor:
         return predict_velocity(net, cache, x, levels, conditions, pending if step == 0 else None)
 
-    if reader_start > 0.0 and pending is not None and conditions.actions.shape[1] == 1:
+    if starts_from_guess(reader_start, pending, conditions):
         start, levels = reader_started(net, cache, conditions, sigmas, noise, pending, reader_start)
         return _denoise(net, conditions, levels, noise, velocity_at, fresh_noise, start)
     return _denoise(net, conditions, sigmas, noise, velocity_at, fresh_noise)
+
+
+def starts_from_guess(reader_start: float, pending: CleanFrames | None, conditions: Conditions) -> bool:
+    """Whether new frames start from the history reader's guess (`reader_started`): with a start
+    level, for one frame that follows `pending` clean frames; the first frame of a row, and
+    chunks of several frames, start from noise."""
+    return reader_start > 0.0 and pending is not None and conditions.actions.shape[1] == 1
 
 
 def levels_from_guess(sigmas: Sequence[float], level: float) -> list[float]:

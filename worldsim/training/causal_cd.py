@@ -146,7 +146,6 @@ class CausalCDStage:
         self.sampler_levels = torch.tensor(sorted(visited - {0.0}, reverse=True), device=context.device)
         self.ode_fractions = flow.sigma_grid(config.ode_steps, sampling.sigma_shift).to(context.device)
         self.reader_levels = self._reader_levels()
-        self.fresh_noise = sampling.fresh_noise
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)
         self.clips = ClipStream(self.dataset, config.clip_frames, config.batch_size, config.seed, context.rank,
                                 label_boost=config.label_boost)
@@ -250,7 +249,8 @@ class CausalCDStage:
             for now, later in zip(levels[:-1], levels[1:]):
                 velocity = self.student.forward_teacher_forcing(clean, inputs[-1], torch.full_like(sigma, now),
                                                                 actions, events)
-                inputs.append(denoise_step(inputs[-1], now, later, velocity, noise, self.fresh_noise))
+                inputs.append(denoise_step(inputs[-1], now, later, velocity, noise,
+                                           self.world.config.sampling.fresh_noise))
         depth = torch.randint(0, len(levels), sigma.shape, device=sigma.device)
         picked = torch.stack(inputs)[depth, torch.arange(sigma.shape[0], device=sigma.device)[:, None],
                                      torch.arange(sigma.shape[1], device=sigma.device)]

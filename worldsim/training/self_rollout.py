@@ -34,6 +34,7 @@ from worldsim.sampling.frame_sampler import (
     predict_velocity,
     reader_started,
     sample_frames,
+    starts_from_guess,
 )
 from worldsim.training.losses import rolling_gradient_mask, rolling_window_sigmas
 
@@ -79,7 +80,7 @@ def _start(net: CausalTransformer, cache: KVCache, conditions: Conditions, sigma
     """Where new frames' denoising starts, and each row's levels ``[B, L]``: from the history
     reader's guess for one frame that follows `pending` when `reader_start` > 0 (as the frame
     sampler does, `reader_started`), else from noise along `sigmas`."""
-    if reader_start > 0.0 and pending is not None and conditions.actions.shape[1] == 1:
+    if starts_from_guess(reader_start, pending, conditions):
         return reader_started(net, cache, conditions, sigmas, noise, pending, reader_start)
     config = net.config
     x = noise((conditions.actions.shape[1], config.latent_channels, config.latent_size, config.latent_size))
@@ -111,7 +112,7 @@ def frame_with_exit(
     num_frames = conditions.actions.shape[1]
     with torch.no_grad():
         x, row_levels = _start(net, cache, conditions, sigmas, noise, pending, reader_start)
-        levels = [row_levels[:, step:step + 1].expand(-1, num_frames) for step in range(exit_step + 2)]
+        levels = [row_levels[:, step:step + 1].expand(-1, num_frames) for step in range(exit_step + 1)]
         if anchor is not None and pending is not None:
             commit(anchor.net, anchor.cache, pending)
         if pending is not None and exit_step == 0:
