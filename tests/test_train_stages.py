@@ -827,6 +827,39 @@ def _check_causal_cd_trains_for_the_reader_start(tiny_data, world_without_reader
         stages.build_config("causal-cd", None, [o for o in overrides if o != "target=ode"])
     with pytest.raises(ConfigError, match="reader_start"):
         stages.build_config("causal-cd", None, overrides + ["reader_start=1.0"])
+    _check_guess_share(overrides, tmp_path)
+
+
+def _check_guess_share(overrides, tmp_path):
+    """`guess_share=s`: about that share of the frames started from the guess take it, the rest the
+    truth noised to the same level; frames not started from the guess are left alone."""
+    from worldsim.training.batches import to_model_batch
+    from worldsim.training.causal_cd import CausalCDStage, started_from_guess
+    from worldsim.training.distributed import DistributedContext
+
+    stage = CausalCDStage(stages.build_config("causal-cd", None, overrides + ["guess_share=0.5"]),
+                          DistributedContext())
+    far_guess = 1000.0  # a guess no noised truth comes near, so each input shows where it came from
+    stage.student.read_next = lambda clean, sigma, actions: torch.full_like(clean, far_guess)
+    batch = to_model_batch(stage.clips.batch(0), stage.world.autoencoder, stage.world.config.no_action)
+    clean, actions = batch.latents, batch.actions
+    event_ids = torch.zeros(clean.shape[:2], dtype=torch.long)
+    events = torch.randn(*clean.shape[:2], stage.world.config.transformer.event_dim)
+    noisy, sigma = torch.randn_like(clean), torch.ones(clean.shape[:2])
+    torch.manual_seed(3)
+    inputs, levels = stage._reader_started(clean, actions, events, event_ids, noisy, sigma)
+    started = started_from_guess(event_ids)
+    assert torch.equal(inputs[~started], noisy[~started]) and torch.all(levels[~started] == 1.0)
+    from_guess = inputs.flatten(2).mean(-1).abs() > 30.0  # even a step below the start keeps a third of it
+    assert 0 < int(from_guess[started].sum()) < int(started.sum())  # (this seed draws both kinds)
+    for row, frame in zip(*torch.nonzero(started & ~from_guess, as_tuple=True)):
+        level = levels[row, frame]
+        noise = (inputs[row, frame] - (1 - level) * clean[row, frame]) / level
+        assert level < 1.0 and noise.abs().max() < 8.0  # the truth noised to the start's level
+    with pytest.raises(ConfigError, match="guess_share"):
+        stages.build_config("causal-cd", None, overrides + ["guess_share=1.5"])
+    with pytest.raises(ConfigError, match="reader_start only"):
+        stages.build_config("causal-cd", None, [o for o in overrides if o != "reader_start=0.8"] + ["guess_share=0.5"])
 
 
 def _reader_config(tiny_data, init, **extra):

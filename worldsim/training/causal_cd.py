@@ -29,6 +29,9 @@ context noised to that level, or, at the levels below it, the student's own samp
 there, exactly as the sampler runs; the target is the teacher's ODE end from that same input. A
 student only ever trained on noised truth meets the guess's errors (blurred new ground, a sprite
 stepped the wrong way) for the first time while sampling; this one learns to correct them.
+`guess_share` < 1 gives only that share of those frames the guess and the rest the truth noised to
+the same levels: a student trained on the guess also learns to doubt it, and fades the enemies it
+shows (the mean of where they might be), while one trained on truth keeps what its input shows.
 """
 from __future__ import annotations
 
@@ -85,6 +88,7 @@ class CausalCDConfig(StageConfig):
     # "ode": train for the sampler that starts frames from the history reader's guess noised to
     # this level (0 = from noise); the saved world samples that way. Needs a world with a reader.
     reader_start: float = 0.0
+    guess_share: float = 1.0  # reader_start: share of the frames started from the guess whose input is it
 
     def validate(self) -> None:
         super().validate()
@@ -112,6 +116,10 @@ class CausalCDConfig(StageConfig):
             raise ConfigError(f"reader_start must be in [0, 1), got {self.reader_start}")
         if self.reader_start and self.target != "ode":
             raise ConfigError("reader_start applies to target=ode only")
+        if not 0.0 <= self.guess_share <= 1.0:
+            raise ConfigError(f"guess_share must be in [0, 1], got {self.guess_share}")
+        if self.guess_share < 1.0 and not self.reader_start:
+            raise ConfigError("guess_share applies with reader_start only")
 
     @property
     def uses_sprites(self) -> bool:
@@ -240,7 +248,8 @@ class CausalCDStage:
         """`noisy` and `sigma` with the frames a reader-started sampler starts from the guess
         replaced by what that sampler feeds the student there: the guess noised to the start, or
         the student's own sampler steps from it down to a lower level (`denoise_step` with the
-        world's `fresh_noise`; the level drawn per frame)."""
+        world's `fresh_noise`; the level drawn per frame); on `1 - guess_share` of those frames
+        (drawn per frame) the truth noised to that level instead."""
         levels = self.reader_levels
         with torch.no_grad():
             guess = self.student.read_next(clean, torch.zeros_like(sigma), actions)
@@ -256,7 +265,11 @@ class CausalCDStage:
                                      torch.arange(sigma.shape[1], device=sigma.device)]
         started = started_from_guess(event_ids)
         level = torch.tensor(levels, dtype=sigma.dtype, device=sigma.device)[depth]
-        return (torch.where(started.view(*started.shape, 1, 1, 1), picked, noisy),
+        from_guess = started & (torch.rand(sigma.shape, device=sigma.device) < self.config.guess_share)
+        truth_at_level = flow.add_noise(clean, torch.randn_like(clean), level)
+        cells = (1, 1, 1)
+        inputs_at_level = torch.where(from_guess.view(*sigma.shape, *cells), picked, truth_at_level)
+        return (torch.where(started.view(*sigma.shape, *cells), inputs_at_level, noisy),
                 torch.where(started, level, sigma))
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
@@ -276,7 +289,7 @@ class CausalCDStage:
         if self.config.sprite_weight:
             record["sprite_weight"] = self.config.sprite_weight
         if self.config.reader_start:
-            record["reader_start"] = self.config.reader_start
+            record.update(reader_start=self.config.reader_start, guess_share=self.config.guess_share)
         return record
 
 
