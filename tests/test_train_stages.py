@@ -820,6 +820,7 @@ def _check_causal_cd_trains_for_the_reader_start(tiny_data, world_without_reader
     saved = json.loads((tmp_path / "cd-reader" / "final" / "config.json").read_text())
     assert saved["world"]["sampling"]["reader_start"] == 0.8
     assert saved["metadata"]["training"][-1]["reader_start"] == 0.8
+    assert saved["metadata"]["training"][-1]["guess_share"] == 1.0
     with pytest.raises(ConfigError, match="history reader"):
         CausalCDStage(stages.build_config("causal-cd", None, overrides + [f"init={world_without_reader}"]),
                       DistributedContext())
@@ -827,10 +828,10 @@ def _check_causal_cd_trains_for_the_reader_start(tiny_data, world_without_reader
         stages.build_config("causal-cd", None, [o for o in overrides if o != "target=ode"])
     with pytest.raises(ConfigError, match="reader_start"):
         stages.build_config("causal-cd", None, overrides + ["reader_start=1.0"])
-    _check_guess_share(overrides, tmp_path)
+    _check_guess_share(overrides)
 
 
-def _check_guess_share(overrides, tmp_path):
+def _check_guess_share(overrides):
     """`guess_share=s`: about that share of the frames started from the guess take it, the rest the
     truth noised to the same level; frames not started from the guess are left alone."""
     from worldsim.training.batches import to_model_batch

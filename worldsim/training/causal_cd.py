@@ -267,10 +267,9 @@ class CausalCDStage:
         level = torch.tensor(levels, dtype=sigma.dtype, device=sigma.device)[depth]
         from_guess = started & (torch.rand(sigma.shape, device=sigma.device) < self.config.guess_share)
         truth_at_level = flow.add_noise(clean, torch.randn_like(clean), level)
-        cells = (1, 1, 1)
-        inputs_at_level = torch.where(from_guess.view(*sigma.shape, *cells), picked, truth_at_level)
-        return (torch.where(started.view(*sigma.shape, *cells), inputs_at_level, noisy),
-                torch.where(started, level, sigma))
+        per_frame = (*sigma.shape, 1, 1, 1)  # a frame's choice covers all of its latent
+        inputs_at_level = torch.where(from_guess.view(per_frame), picked, truth_at_level)
+        return (torch.where(started.view(per_frame), inputs_at_level, noisy), torch.where(started, level, sigma))
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.student.load_state_dict(self.target.state_dict())  # ship the EMA student
