@@ -246,10 +246,28 @@ class CausalCDStage:
     def _reader_started(self, clean: Tensor, actions: Tensor, events: Tensor, event_ids: Tensor, noisy: Tensor,
                         sigma: Tensor) -> tuple[Tensor, Tensor]:
         """`noisy` and `sigma` with the frames a reader-started sampler starts from the guess
-        replaced by what that sampler feeds the student there: the guess noised to the start, or
-        the student's own sampler steps from it down to a lower level (`denoise_step` with the
-        world's `fresh_noise`; the level drawn per frame); on `1 - guess_share` of those frames
-        (drawn per frame) the truth noised to that level instead."""
+        replaced by what that sampler feeds the student there (`_guess_inputs`, the level drawn per
+        frame); on `1 - guess_share` of those frames (drawn per frame) the truth noised to that level
+        instead. With `guess_share=0` the guess is never computed."""
+        levels = self.reader_levels
+        guess_inputs = (self._guess_inputs(clean, actions, events, sigma) if self.config.guess_share > 0.0
+                        else None)
+        depth = torch.randint(0, len(levels), sigma.shape, device=sigma.device)
+        started = started_from_guess(event_ids)
+        level = torch.tensor(levels, dtype=sigma.dtype, device=sigma.device)[depth]
+        from_guess = started & (torch.rand(sigma.shape, device=sigma.device) < self.config.guess_share)
+        inputs_at_level = flow.add_noise(clean, torch.randn_like(clean), level)
+        per_frame = (*sigma.shape, 1, 1, 1)  # a frame's choice covers all of its latent
+        if guess_inputs is not None:
+            picked = guess_inputs[depth, torch.arange(sigma.shape[0], device=sigma.device)[:, None],
+                                  torch.arange(sigma.shape[1], device=sigma.device)]
+            inputs_at_level = torch.where(from_guess.view(per_frame), picked, inputs_at_level)
+        return (torch.where(started.view(per_frame), inputs_at_level, noisy), torch.where(started, level, sigma))
+
+    def _guess_inputs(self, clean: Tensor, actions: Tensor, events: Tensor, sigma: Tensor) -> Tensor:
+        """`[L, B, F, C, h, w]`: for each of the reader levels, what the sampler feeds the student
+        there: the guess of the true context noised to the start, then the student's own sampler
+        steps from it (`denoise_step` with the world's `fresh_noise`)."""
         levels = self.reader_levels
         with torch.no_grad():
             guess = self.student.read_next(clean, torch.zeros_like(sigma), actions)
@@ -260,16 +278,7 @@ class CausalCDStage:
                                                                 actions, events)
                 inputs.append(denoise_step(inputs[-1], now, later, velocity, noise,
                                            self.world.config.sampling.fresh_noise))
-        depth = torch.randint(0, len(levels), sigma.shape, device=sigma.device)
-        picked = torch.stack(inputs)[depth, torch.arange(sigma.shape[0], device=sigma.device)[:, None],
-                                     torch.arange(sigma.shape[1], device=sigma.device)]
-        started = started_from_guess(event_ids)
-        level = torch.tensor(levels, dtype=sigma.dtype, device=sigma.device)[depth]
-        from_guess = started & (torch.rand(sigma.shape, device=sigma.device) < self.config.guess_share)
-        truth_at_level = flow.add_noise(clean, torch.randn_like(clean), level)
-        per_frame = (*sigma.shape, 1, 1, 1)  # a frame's choice covers all of its latent
-        inputs_at_level = torch.where(from_guess.view(per_frame), picked, truth_at_level)
-        return (torch.where(started.view(per_frame), inputs_at_level, noisy), torch.where(started, level, sigma))
+        return torch.stack(inputs)
 
     def finish(self, out_dir: Path, summary: TrainSummary) -> None:
         self.student.load_state_dict(self.target.state_dict())  # ship the EMA student
