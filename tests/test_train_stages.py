@@ -743,6 +743,22 @@ def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, r
     record = json.loads((tmp_path / "cd-weighted" / "final" / "config.json").read_text())["metadata"]["training"][-1]
     assert summary.steps == 2 and record["sprite_weight"] == 4 and record["sprite_margin"] == 1
 
+    # switch_weight: the frames where the event switches weigh 1 + w in the loss; recorded
+    with pytest.raises(ConfigError, match="switch_weight"):
+        stages.build_config("causal-cd", None, overrides + ["switch_weight=-1"])
+    switch_stage = CausalCDStage(stages.build_config("causal-cd", None, overrides + ["switch_weight=3"]),
+                                 DistributedContext())
+    switch_ids = torch.tensor([[-1, 2, 2], [4, 4, 4]])
+    student_x0 = torch.zeros(2, 3, *clean.shape[2:])
+    target_x0 = torch.ones_like(student_x0)
+    target_x0[0, 1] = 2.0  # the switch frame's error: 4 against 1 elsewhere
+    # frame weights 4 on the switch, 1 elsewhere, over their mean 1.5: (4 * 4 + 5 * 1) / 1.5 / 6
+    assert switch_stage._loss(student_x0, target_x0, switch_ids, None).item() == pytest.approx(21 / 9)
+    assert stage._loss(student_x0, target_x0, switch_ids, None).item() == pytest.approx(9 / 6)
+    summary = stages.run_stage("causal-cd", switch_stage.config, tmp_path / "cd-switch")
+    record = json.loads((tmp_path / "cd-switch" / "final" / "config.json").read_text())["metadata"]["training"][-1]
+    assert record["switch_weight"] == 3
+
 
 @pytest.mark.parametrize("change", ["local_blocks", "depth"])
 def test_a_deeper_transformer_starts_as_the_trained_one(random_world, change):

@@ -21,7 +21,9 @@ arrived, held or left within `sprite_hold_frames`): a standing enemy is carried 
 regression onto the truth teaches the mean of "stays" and "steps", which fades it.
 `sprite_weight` puts `1 + sprite_weight` on those same cells near a true sprite in the loss (any
 target): a sprite is a cell or two of 256 in a frame, so without it the student spends its
-capacity on the map and learns the teacher's sprites last.
+capacity on the map and learns the teacher's sprites last. `switch_weight` puts `1 + switch_weight`
+on the frames where the event switches (`losses.switch_weight`, as the ar-teacher stage's): the
+restyle, the coin shower or the enemies of a new event appear in that one frame of a clip.
 `reader_start` trains the student for a sampler that starts each frame from the history reader's
 guess (`sampling.reader_start`): on the frames that sampler starts from the guess (every frame
 after the first, unless the event switches at it), the student's input is the guess of the true
@@ -85,6 +87,7 @@ class CausalCDConfig(StageConfig):
     sprite_margin: int = 1  # "new+sprites", sprite_weight: cells around a sprite cell that count as near it
     sprite_hold_frames: int = 2  # "new+sprites", sprite_weight: frames a sprite cell stays marked after it changed
     sprite_weight: float = 0.0  # extra loss weight on the cells near a true sprite (losses.weight_on_cells)
+    switch_weight: float = 0.0  # extra loss weight on the frames where the event switches (losses.switch_weight)
     # "ode": train for the sampler that starts frames from the history reader's guess noised to
     # this level (0 = from noise); the saved world samples that way. Needs a world with a reader.
     reader_start: float = 0.0
@@ -112,6 +115,8 @@ class CausalCDConfig(StageConfig):
                               f"{self.sprite_margin} and {self.sprite_hold_frames}")
         if self.sprite_weight < 0:
             raise ConfigError(f"sprite_weight must be >= 0, got {self.sprite_weight}")
+        if self.switch_weight < 0:
+            raise ConfigError(f"switch_weight must be >= 0, got {self.switch_weight}")
         if not 0.0 <= self.reader_start < 1.0:
             raise ConfigError(f"reader_start must be in [0, 1), got {self.reader_start}")
         if self.reader_start and self.target != "ode":
@@ -189,14 +194,20 @@ class CausalCDStage:
                                              self._truth_cells(clean, near_sprites))
         student_x0 = flow.x0_from_velocity(
             noisy, sigma, self.student.forward_teacher_forcing(clean, noisy, sigma, actions, events))
-        cell_weight = (losses.weight_on_cells(near_sprites, self.config.sprite_weight)
-                       if self.config.sprite_weight else None)
-        loss = losses.consistency_loss(student_x0, target, cell_weight=cell_weight)
+        loss = self._loss(student_x0, target, batch.event_ids, near_sprites)
         grad_norm = optimizer_step(loss, self.optimizer, self.context, self.config.grad_clip)
         ema_update(self.target, self.student, self.config.ema_decay)
         with torch.no_grad():
             error_to_data = (student_x0 - clean).pow(2).mean().item()
         return {"loss": loss.item(), "grad_norm": grad_norm, "x0_mse_to_data": error_to_data}
+
+    def _loss(self, student_x0: Tensor, target: Tensor, event_ids: Tensor, near_sprites: Tensor | None) -> Tensor:
+        """The consistency loss with the stage's weights: `switch_weight` on the frames where the
+        event switches, `sprite_weight` on the cells near a true sprite."""
+        config = self.config
+        frame_weight = losses.switch_weight(event_ids, config.switch_weight) if config.switch_weight else None
+        cell_weight = losses.weight_on_cells(near_sprites, config.sprite_weight) if config.sprite_weight else None
+        return losses.consistency_loss(student_x0, target, weight=frame_weight, cell_weight=cell_weight)
 
     def _near_sprite_cells(self, clip: Clip, clean: Tensor) -> Tensor | None:
         """bool `[B, F, h, w]`: the cells within `sprite_margin` of a true sprite (None: not needed)."""
@@ -290,12 +301,14 @@ class CausalCDStage:
                    **self._region_record())
 
     def _region_record(self) -> dict[str, object]:
-        """The settings that chose the ODE target's cells, for the training record."""
+        """The settings that chose the ODE target's cells and weighed the loss, for the training record."""
         record: dict[str, object] = {"ode_region": self.config.ode_region}
         if self.config.uses_sprites:
             record.update(sprite_margin=self.config.sprite_margin, sprite_hold_frames=self.config.sprite_hold_frames)
         if self.config.sprite_weight:
             record["sprite_weight"] = self.config.sprite_weight
+        if self.config.switch_weight:
+            record["switch_weight"] = self.config.switch_weight
         if self.config.reader_start:
             record.update(reader_start=self.config.reader_start, guess_share=self.config.guess_share)
         return record
