@@ -1,7 +1,9 @@
 """Does the world pay what the game pays? Fixed policies played in both, step by step, side by side.
 
 The real Explorer and the neural world start from the same first frames (real maps under the task's
-event) and take the same actions: a held direction ("up", "right", ...) or uniformly random moves.
+event) and take the same actions: a held direction ("up", "right", ...), uniformly random moves,
+or two directions in turn ("up-down", "left-right": back and forth over the same tiles, where the
+game pays a coin once and a world that redraws a collected coin pays it again).
 For each policy and stretch of steps the script reports, in the game and in the world, the coins
 collected per step, the episodes ended, and the share of steps the inverse-dynamics probe reads as
 a move (the view scrolled): in the game a held direction soon stops at a wall, so a world that
@@ -30,7 +32,8 @@ from worldsim.data.machine import describe_machine
 from worldsim.eval.probes import Probes
 from worldsim.eval.report import json_ready
 
-POLICIES = (*ACTIONS, "random")  # a held action by name, or uniformly random
+ALTERNATING = ("up-down", "left-right")  # two moves in turn, back and forth
+POLICIES = (*ACTIONS, "random", *ALTERNATING)  # a held action by name, uniformly random, or alternating
 STRETCHES = ((0, 8), (8, 16), (16, 32), (32, 64), (64, 128))
 
 
@@ -47,24 +50,30 @@ class Args:
 
 
 def policy_actions(name: str, steps: int, episodes: int, seed: int) -> np.ndarray:
-    """Actions [steps, episodes] of a held action (by name) or of uniformly random moves."""
+    """Actions [steps, episodes] of a held action (by name), of uniformly random moves, or of two
+    moves in turn (the first one first)."""
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
     if name == "random":
         return np.random.default_rng(seed).integers(len(ACTIONS), size=(steps, episodes))
+    if name in ALTERNATING:
+        pair = np.array([ACTIONS.index(move) for move in name.split("-")])
+        return np.repeat(pair[np.arange(steps) % 2][:, None], episodes, axis=1)
     return np.full((steps, episodes), ACTIONS.index(name))
 
 
 def play(envs: gym.vector.VectorEnv, actions: np.ndarray, probes: Probes, **reset: Any) -> dict[str, np.ndarray]:
-    """Per step and episode [T, N]: coin collected, episode ended, view scrolled (probe reads a move);
+    """Per step and episode [T, N]: coin collected, -1 paid (in the game only with an episode's end;
+    a world's reward model may pay it alone), episode ended, view scrolled (probe reads a move);
     steps after an episode's end count as nothing."""
     previous, _ = envs.reset(**reset)
     steps, count = actions.shape
-    found = {name: np.zeros((steps, count), dtype=bool) for name in ("coin", "ended", "moved")}
+    found = {name: np.zeros((steps, count), dtype=bool) for name in ("coin", "penalty", "ended", "moved")}
     running = np.ones(count, dtype=bool)
     for t in range(steps):
         frames, rewards, terminated, _, _ = envs.step(actions[t])
         found["coin"][t] = running & (rewards > 0.5)
+        found["penalty"][t] = running & (rewards < -0.5)
         found["ended"][t] = running & terminated
         found["moved"][t] = running & (probes.infer_actions(previous, frames) != 0)
         running &= ~terminated
@@ -74,9 +83,10 @@ def play(envs: gym.vector.VectorEnv, actions: np.ndarray, probes: Probes, **rese
 
 
 def stretch_summary(found: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Coins per step, episodes ended and scrolled share per stretch of steps."""
+    """Coins and -1s per step, episodes ended and scrolled share per stretch of steps."""
     steps = len(found["coin"])
     return {f"{begin}-{min(end, steps)}": {"coins_per_step": float(found["coin"][begin:end].mean()),
+                                          "penalties_per_step": float(found["penalty"][begin:end].mean()),
                                           "episodes_ended": int(found["ended"][begin:end].sum()),
                                           "moved_share": float(found["moved"][begin:end].mean())}
             for begin, end in STRETCHES if begin < steps}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from worldsim.envs.explorer import ACTIONS
 from worldsim.model.config import WorldConfig
 from worldsim.world import WorldModel
 
@@ -122,8 +123,11 @@ def test_world_vs_game_plays_fixed_policies_side_by_side(tmp_path):
             assert policy[side]["return"]["mean"] >= 0.0
             for stretch in policy[side]["by_steps"].values():
                 assert 0.0 <= stretch["moved_share"] <= 1.0 and 0 <= stretch["episodes_ended"] <= 3
+                assert 0.0 <= stretch["penalties_per_step"] <= 1.0
     # The real game is deterministic: the same maps and actions give the same figures.
     again = example.run(example.Args(checkpoint=str(folder), episodes=3, steps=10, policies="up", event="night falls"))
     assert again["policies"]["up"]["game"] == game_up
     with pytest.raises(ValueError, match="unknown policy"):
         example.policy_actions("jump", 4, 2, seed=0)
+    up, down = ACTIONS.index("up"), ACTIONS.index("down")
+    assert example.policy_actions("up-down", 4, 2, seed=0).tolist() == [[up, up], [down, down], [up, up], [down, down]]
