@@ -44,6 +44,7 @@ from worldsim.data.machine import describe_machine
 from worldsim.data.atomic import atomic_write_json
 from worldsim.eval.metrics import precision_recall
 from worldsim.eval.report import json_ready
+from worldsim.hub import load_tensors, save_tensors
 from worldsim.model.frames import to_pixels
 from worldsim.model.reward import advance_window, predict_outcomes, start_window
 
@@ -76,6 +77,7 @@ class Args:
     real_baseline: bool = True  # also train the same PPO in the real Explorer
     imagination: bool = True  # train in the neural world (off: only the baselines, e.g. to size a budget)
     out: str = "runs/ppo_in_imagination.json"
+    save_agents: str = ""  # a folder: each trained agent's weights as <name>.safetensors (imagination_ppo, real_ppo)
 
 
 class Agent(nn.Module):
@@ -256,6 +258,21 @@ def agent_policy(agent: Agent, device: str) -> Callable[[np.ndarray], np.ndarray
     return policy
 
 
+def save_agent(agent: Agent, folder: str, name: str) -> None:
+    """Write the agent's weights to folder/name.safetensors (nothing when folder is empty), e.g. to
+    play it in the game and a world side by side (examples/world_vs_game.py --agent)."""
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        save_tensors(Path(folder) / f"{name}.safetensors", agent.state_dict())
+
+
+def load_agent(path: str, frame_shape: tuple[int, ...], num_actions: int, device: str = "cpu") -> Agent:
+    """An agent saved by `save_agent`."""
+    agent = Agent(frame_shape, num_actions)
+    agent.load_state_dict(load_tensors(Path(path)))
+    return agent.to(device).eval()
+
+
 def random_policy(num_actions: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
     rng = np.random.default_rng(seed)
     return lambda obs: rng.integers(num_actions, size=len(obs))
@@ -379,12 +396,14 @@ def run(args: Args) -> dict[str, Any]:
                               array_type="torch", start_frames=real_first_frames(args) if args.start_maps else None)
         agent, stats = train_ppo(neural, args)
         neural.close()
+        save_agent(agent, args.save_agents, "imagination_ppo")
         results["imagination_ppo"] = summary(evaluate(agent_policy(agent, args.device), args, eval_seed), **stats)
     real = real_explorer(args.num_envs, args)
     num_actions = real.single_action_space.n
     results["random"] = summary(evaluate(random_policy(num_actions, args.seed), args, eval_seed))
     if args.real_baseline:
         agent, stats = train_ppo(real, args)
+        save_agent(agent, args.save_agents, "real_ppo")
         results["real_ppo"] = summary(evaluate(agent_policy(agent, args.device), args, eval_seed), **stats)
     real.close()
     return {**transfer_summary(results), "steps": args.total_steps, "reward_calibration": calibration,

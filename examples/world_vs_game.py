@@ -2,8 +2,11 @@
 
 The real Explorer and the neural world start from the same first frames (real maps under the task's
 event) and take the same actions: a held direction ("up", "right", ...), uniformly random moves,
-or two directions in turn ("up-down", "left-right": back and forth over the same tiles, where the
-game pays a coin once and a world that redraws a collected coin pays it again).
+two directions in turn ("up-down", "left-right": back and forth over the same tiles, where the
+game pays a coin once and a world that redraws a collected coin pays it again), or, as "agent", a
+trained agent acting on each side's own frames (`--agent`, saved by `ppo_in_imagination.py
+--save-agents`): a world that pays fixed policies what the game pays may still not pay a policy
+that steers by what it sees.
 For each policy and stretch of steps the script reports, in the game and in the world, the coins
 collected per step, the episodes ended, and the share of steps the inverse-dynamics probe reads as
 a move (the view scrolled): in the game a held direction soon stops at a wall, so a world that
@@ -17,9 +20,11 @@ transfer (README, "Reinforcement learning inside the world").
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -33,7 +38,9 @@ from worldsim.eval.probes import Probes
 from worldsim.eval.report import json_ready
 
 ALTERNATING = ("up-down", "left-right")  # two moves in turn, back and forth
-POLICIES = (*ACTIONS, "random", *ALTERNATING)  # a held action by name, uniformly random, or alternating
+FIXED = (*ACTIONS, "random", *ALTERNATING)  # a held action by name, uniformly random, or alternating;
+# "agent" is the policy of --agent, acting on what it sees
+Policy = Callable[[np.ndarray, int], np.ndarray]  # (frames [N, H, W, 3], step) -> actions [N]
 STRETCHES = ((0, 8), (8, 16), (16, 32), (32, 64), (64, 128))
 
 
@@ -46,14 +53,15 @@ class Args:
     steps: int = 128
     policies: str = "up,right,random"
     seed: int = 1_000_000  # the maps (the PPO example evaluates on these)
+    agent: str = ""  # the policy "agent": weights saved by ppo_in_imagination.py --save-agents
     out: str = "runs/world_vs_game.json"
 
 
 def policy_actions(name: str, steps: int, episodes: int, seed: int) -> np.ndarray:
     """Actions [steps, episodes] of a held action (by name), of uniformly random moves, or of two
     moves in turn (the first one first)."""
-    if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+    if name not in FIXED:
+        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(FIXED)}")
     if name == "random":
         return np.random.default_rng(seed).integers(len(ACTIONS), size=(steps, episodes))
     if name in ALTERNATING:
@@ -62,16 +70,38 @@ def policy_actions(name: str, steps: int, episodes: int, seed: int) -> np.ndarra
     return np.full((steps, episodes), ACTIONS.index(name))
 
 
-def play(envs: gym.vector.VectorEnv, actions: np.ndarray, probes: Probes, **reset: Any) -> dict[str, np.ndarray]:
+def agent_policy(path: str, frame_shape: tuple[int, ...], seed: int) -> Policy:
+    """A saved PPO agent (examples/ppo_in_imagination.py) sampling its actions from the frames it is
+    given, with its own seeded generator so that game and world draw alike."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ppo_in_imagination import load_agent
+
+    agent = load_agent(path, frame_shape, len(ACTIONS))
+    generator = torch.Generator().manual_seed(seed)
+
+    def choose(frames: np.ndarray, step: int) -> np.ndarray:
+        with torch.no_grad():
+            logits, _ = agent(torch.as_tensor(np.asarray(frames)))
+        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0].numpy()
+    return choose
+
+
+def fixed_policy(actions: np.ndarray) -> Policy:
+    """Play the precomputed actions [steps, episodes], whatever the frames show."""
+    return lambda frames, step: actions[step]
+
+
+def play(envs: gym.vector.VectorEnv, policy: Policy, steps: int, probes: Probes,
+         **reset: Any) -> dict[str, np.ndarray]:
     """Per step and episode [T, N]: coin collected, -1 paid (in the game only with an episode's end;
     a world's reward model may pay it alone), episode ended, view scrolled (probe reads a move);
     steps after an episode's end count as nothing."""
     previous, _ = envs.reset(**reset)
-    steps, count = actions.shape
+    count = envs.num_envs
     found = {name: np.zeros((steps, count), dtype=bool) for name in ("coin", "penalty", "ended", "moved")}
     running = np.ones(count, dtype=bool)
     for t in range(steps):
-        frames, rewards, terminated, _, _ = envs.step(actions[t])
+        frames, rewards, terminated, _, _ = envs.step(policy(previous, t))
         found["coin"][t] = running & (rewards > 0.5)
         found["penalty"][t] = running & (rewards < -0.5)
         found["ended"][t] = running & terminated
@@ -99,6 +129,15 @@ def returns(found: dict[str, np.ndarray]) -> dict[str, float]:
     return {"mean": float(coins.mean()), "stderr": float(coins.std(ddof=1) / np.sqrt(len(coins)))}
 
 
+def policy_for(name: str, args: Args, frame_shape: tuple[int, ...]) -> Policy:
+    """A fresh policy of that name for one side (the agent's sampling restarts from its seed)."""
+    if name == "agent":
+        if not args.agent:
+            raise ValueError("the policy 'agent' needs --agent PATH (ppo_in_imagination.py --save-agents)")
+        return agent_policy(args.agent, frame_shape, args.seed)
+    return fixed_policy(policy_actions(name, args.steps, args.episodes, args.seed))
+
+
 def run(args: Args) -> dict[str, Any]:
     start = time.perf_counter()
     probes = Probes.load(device=args.device)
@@ -112,9 +151,10 @@ def run(args: Args) -> dict[str, Any]:
     game.close()
     results = {}
     for name in args.policies.split(","):
-        actions = policy_actions(name, args.steps, args.episodes, args.seed)
-        found = {"game": play(make["game"](), actions, probes, seed=args.seed),
-                 "world": play(make["world"](), actions, probes, seed=args.seed, options={"context": first})}
+        found = {"game": play(make["game"](), policy_for(name, args, first.shape[1:]), args.steps, probes,
+                              seed=args.seed),
+                 "world": play(make["world"](), policy_for(name, args, first.shape[1:]), args.steps, probes,
+                               seed=args.seed, options={"context": first})}
         results[name] = {side: {"return": returns(f), "by_steps": stretch_summary(f)} for side, f in found.items()}
         print(name, {side: round(r["return"]["mean"], 2) for side, r in results[name].items()}, flush=True)
     return {"policies": results, "args": asdict(args), "wall_s": round(time.perf_counter() - start, 2),

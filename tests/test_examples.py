@@ -80,8 +80,11 @@ def test_ppo_in_imagination_runs_end_to_end(ppo, tmp_path):
     ppo.main(["--checkpoint", str(folder), "--total-steps", "32", "--num-envs", "4", "--rollout-steps", "8",
               "--eval-episodes", "2", "--max-episode-steps", "12", "--update-epochs", "1", "--event", "night falls",
               "--calibration-episodes", "3", "--calibration-steps", "5", "--start-maps", "3",
-              "--imagination-horizon", "5", "--out", str(out)])
+              "--imagination-horizon", "5", "--save-agents", str(tmp_path / "agents"), "--out", str(out)])
     report = json.loads(out.read_text())
+    for name in ("imagination_ppo", "real_ppo"):  # both trained agents saved, and they load back
+        agent = ppo.load_agent(str(tmp_path / "agents" / f"{name}.safetensors"), (64, 64, 3), 5)
+        assert sum(parameter.numel() for parameter in agent.parameters()) > 0
     assert set(report) == {"random_return", "real_trained_return", "imagination_trained_return", "gain_ratio",
                            "gain_ratio_stderr", "steps", "args", "reward_calibration", "results", "wall_s", "machine"}
     calibration = report["reward_calibration"]
@@ -131,3 +134,21 @@ def test_world_vs_game_plays_fixed_policies_side_by_side(tmp_path):
         example.policy_actions("jump", 4, 2, seed=0)
     up, down = ACTIONS.index("up"), ACTIONS.index("down")
     assert example.policy_actions("up-down", 4, 2, seed=0).tolist() == [[up, up], [down, down], [up, up], [down, down]]
+
+
+def test_world_vs_game_plays_a_saved_agent_on_each_sides_own_frames(tmp_path):
+    ppo, example = load_example("ppo_in_imagination"), load_example("world_vs_game")
+    folder = WorldModel.create(WorldConfig.preset("tiny"), event_texts=["night falls"], seed=0).save_pretrained(
+        tmp_path / "world")
+    torch.manual_seed(0)
+    ppo.save_agent(ppo.Agent((64, 64, 3), len(ACTIONS)), str(tmp_path), "agent")
+    args = example.Args(checkpoint=str(folder), episodes=3, steps=6, policies="agent", event="night falls",
+                        agent=str(tmp_path / "agent.safetensors"))
+    report = example.run(args)
+    game = report["policies"]["agent"]["game"]
+    assert list(game["by_steps"]) == ["0-6"] and 0.0 <= game["by_steps"]["0-6"]["moved_share"] <= 1.0
+    assert "world" in report["policies"]["agent"]
+    # the agent samples from its own seeded generator: the deterministic game gives the same figures again
+    assert example.run(args)["policies"]["agent"]["game"] == game
+    with pytest.raises(ValueError, match="--agent"):
+        example.run(example.Args(checkpoint=str(folder), episodes=3, steps=6, policies="agent"))
