@@ -73,7 +73,9 @@ def policy_actions(name: str, steps: int, episodes: int, seed: int) -> np.ndarra
 def agent_policy(path: str, frame_shape: tuple[int, ...], seed: int) -> Policy:
     """A saved PPO agent (examples/ppo_in_imagination.py) sampling its actions from the frames it is
     given, with its own seeded generator so that game and world draw alike."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    examples = str(Path(__file__).resolve().parent)  # the agent's network lives in the PPO example
+    if examples not in sys.path:
+        sys.path.insert(0, examples)
     from ppo_in_imagination import load_agent
 
     agent = load_agent(path, frame_shape, len(ACTIONS))
