@@ -102,9 +102,12 @@ class Agent(nn.Module):
         hidden = self.torso(frames.permute(0, 3, 1, 2).float() / 255.0)
         return self.actor(hidden), self.critic(hidden).squeeze(-1)
 
-    def act(self, frames: torch.Tensor) -> torch.Tensor:
+    def act(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Actions [B] sampled from the policy; from `generator` when given (reproducible draws)."""
         logits, _ = self(frames)
-        return torch.distributions.Categorical(logits=logits).sample()
+        if generator is None:
+            return torch.distributions.Categorical(logits=logits).sample()
+        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,

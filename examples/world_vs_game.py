@@ -70,7 +70,7 @@ def policy_actions(name: str, steps: int, episodes: int, seed: int) -> np.ndarra
     return np.full((steps, episodes), ACTIONS.index(name))
 
 
-def agent_policy(path: str, frame_shape: tuple[int, ...], seed: int) -> Policy:
+def saved_agent_policy(path: str, frame_shape: tuple[int, ...], seed: int) -> Policy:
     """A saved PPO agent (examples/ppo_in_imagination.py) sampling its actions from the frames it is
     given, with its own seeded generator so that game and world draw alike."""
     examples = str(Path(__file__).resolve().parent)  # the agent's network lives in the PPO example
@@ -83,8 +83,7 @@ def agent_policy(path: str, frame_shape: tuple[int, ...], seed: int) -> Policy:
 
     def choose(frames: np.ndarray, step: int) -> np.ndarray:
         with torch.no_grad():
-            logits, _ = agent(torch.as_tensor(np.asarray(frames)))
-        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0].numpy()
+            return agent.act(torch.as_tensor(np.asarray(frames)), generator).numpy()
     return choose
 
 
@@ -136,7 +135,7 @@ def policy_for(name: str, args: Args, frame_shape: tuple[int, ...]) -> Policy:
     if name == "agent":
         if not args.agent:
             raise ValueError("the policy 'agent' needs --agent PATH (ppo_in_imagination.py --save-agents)")
-        return agent_policy(args.agent, frame_shape, args.seed)
+        return saved_agent_policy(args.agent, frame_shape, args.seed)
     return fixed_policy(policy_actions(name, args.steps, args.episodes, args.seed))
 
 

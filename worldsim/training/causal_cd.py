@@ -298,9 +298,9 @@ class CausalCDStage:
             self.world.config.sampling.reader_start = self.config.reader_start
         save_world(self.world, out_dir, summary, grid_steps=self.config.grid_steps, guidance=self.config.guidance,
                    target=self.config.target, ode_steps=self.config.ode_steps, teacher=self.config.teacher,
-                   **self._region_record())
+                   **self._settings_record())
 
-    def _region_record(self) -> dict[str, object]:
+    def _settings_record(self) -> dict[str, object]:
         """The settings that chose the ODE target's cells and weighed the loss, for the training record."""
         record: dict[str, object] = {"ode_region": self.config.ode_region}
         if self.config.uses_sprites:
