@@ -10,7 +10,10 @@ that steers by what it sees.
 For each policy and stretch of steps the script reports, in the game and in the world, the coins
 collected per step, the episodes ended, and the share of steps the inverse-dynamics probe reads as
 a move (the view scrolled): in the game a held direction soon stops at a wall, so a world that
-keeps scrolling there lets the player through walls. An agent trained inside the world learns
+keeps scrolling there lets the player through walls. The coin ledger of the parsed views tells
+where a world's coins come from: in the game coins come into view with the scroll and vanish only
+under the player, so coins that appear on ground already in view are the world's own invention, and
+pay a coin-seeker what the game never would. An agent trained inside the world learns
 whatever the world pays for, so this is the first check when imagination-trained RL does not
 transfer (README, "Reinforcement learning inside the world").
 
@@ -33,15 +36,18 @@ import torch
 import worldsim  # noqa: F401  (registers the worldsim/ environments)
 from worldsim.data.atomic import atomic_write_json
 from worldsim.envs.explorer import ACTIONS
+from worldsim.envs.explorer.batch import MOVES
 from worldsim.data.machine import describe_machine
 from worldsim.eval.probes import Probes
 from worldsim.eval.report import json_ready
+from worldsim.eval.tile_ledger import tile_ledger, view_steps
 
 ALTERNATING = ("up-down", "left-right")  # two moves in turn, back and forth
 FIXED = (*ACTIONS, "random", *ALTERNATING)  # a held action by name, uniformly random, or alternating;
 # "agent" is the policy of --agent, acting on what it sees
 Policy = Callable[[np.ndarray, int], np.ndarray]  # (frames [N, H, W, 3], step) -> actions [N]
 STRETCHES = ((0, 8), (8, 16), (16, 32), (32, 64), (64, 128))
+LEDGER = ("visible", "revealed", "appeared", "vanished")  # coins in view, and where they came from
 
 
 @dataclass
@@ -95,32 +101,45 @@ def fixed_policy(actions: np.ndarray) -> Policy:
 def play(envs: gym.vector.VectorEnv, policy: Policy, steps: int, probes: Probes,
          **reset: Any) -> dict[str, np.ndarray]:
     """Per step and episode [T, N]: coin collected, -1 paid (in the game only with an episode's end;
-    a world's reward model may pay it alone), episode ended, view scrolled (probe reads a move);
-    steps after an episode's end count as nothing."""
+    a world's reward model may pay it alone), episode ended, view scrolled (probe reads a move), and
+    the coin ledger of the parsed views (coins in view, revealed by the scroll, appeared in ground
+    in view before, vanished; `worldsim.eval.tile_ledger`); steps after an episode's end count as
+    nothing."""
     previous, _ = envs.reset(**reset)
-    count = envs.num_envs
+    count, coin = envs.num_envs, probes.spec.tile_classes.index("coin")
     found = {name: np.zeros((steps, count), dtype=bool) for name in ("coin", "penalty", "ended", "moved")}
+    found.update({f"coins_{name}": np.zeros((steps, count), dtype=np.int64) for name in LEDGER})
     running = np.ones(count, dtype=bool)
+    tiles_before = probes.parse_tiles(previous)
     for t in range(steps):
         frames, rewards, terminated, _, _ = envs.step(policy(previous, t))
+        tiles_after = probes.parse_tiles(frames)
+        ledger = tile_ledger(tiles_before, tiles_after, view_steps(tiles_before, tiles_after, MOVES), coin)
+        for name in LEDGER:
+            found[f"coins_{name}"][t] = np.where(running, ledger[name], 0)
         found["coin"][t] = running & (rewards > 0.5)
         found["penalty"][t] = running & (rewards < -0.5)
         found["ended"][t] = running & terminated
         found["moved"][t] = running & (probes.infer_actions(previous, frames) != 0)
         running &= ~terminated
-        previous = frames
+        previous, tiles_before = frames, tiles_after
     envs.close()
     return found
 
 
 def stretch_summary(found: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Coins and -1s per step, episodes ended and scrolled share per stretch of steps."""
+    """Coins and -1s per step, episodes ended, scrolled share and the coin ledger per step, per
+    stretch of steps."""
     steps = len(found["coin"])
-    return {f"{begin}-{min(end, steps)}": {"coins_per_step": float(found["coin"][begin:end].mean()),
-                                          "penalties_per_step": float(found["penalty"][begin:end].mean()),
-                                          "episodes_ended": int(found["ended"][begin:end].sum()),
-                                          "moved_share": float(found["moved"][begin:end].mean())}
-            for begin, end in STRETCHES if begin < steps}
+    summary = {}
+    for begin, end in STRETCHES:
+        if begin < steps:
+            part = {name: values[begin:end] for name, values in found.items()}
+            summary[f"{begin}-{min(end, steps)}"] = {
+                "coins_per_step": float(part["coin"].mean()), "penalties_per_step": float(part["penalty"].mean()),
+                "episodes_ended": int(part["ended"].sum()), "moved_share": float(part["moved"].mean()),
+                **{f"coins_{name}_per_step": float(part[f"coins_{name}"].mean()) for name in LEDGER}}
+    return summary
 
 
 def returns(found: dict[str, np.ndarray]) -> dict[str, float]:

@@ -4,8 +4,8 @@ import pytest
 
 from worldsim.eval import metrics, regions
 from worldsim.eval.memory_test import memory_agreement
-from worldsim.eval.rollout_measures import (ENEMY, enemies_kept_next_frame, rollout_inverse_dynamics, sprite_placement,
-                                             step_bands)
+from worldsim.eval.rollout_measures import (COIN, ENEMY, coin_ledger, enemies_kept_next_frame, rollout_inverse_dynamics,
+                                             sprite_placement, step_bands)
 from worldsim.eval.targets import check_targets
 
 
@@ -269,6 +269,24 @@ def test_sprite_placement_tells_kept_enemies_from_invented_ones():
     assert np.isnan(found["coin_beside_truth"]) and np.isnan(found["coin_truth_shown"])  # no coins at all
     # Rollout 1's last-frame enemy at column 1 stands on map column -2, never in view before: new ground.
     assert found["enemy_truth_shown_known"] == pytest.approx(2 / 3)
+
+
+def test_the_coin_ledger_counts_coins_a_world_makes_appear_on_known_ground():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    ground = rng.integers(0, 4, size=(2, 1, 6, 6)).astype(np.uint8)  # varied, so the scroll can be read
+    tiles = np.repeat(ground, 3, axis=1)
+    tiles[:, :, 0, 0] = COIN  # one coin in every frame: it stays where it lies (a still player)
+    truth = SimpleNamespace(tiles=tiles, alive=np.ones((2, 3), dtype=bool), positions=np.zeros((2, 3, 2), np.int64))
+    generated = tiles.copy()
+    generated[1, 2, 4, 1] = COIN  # rollout 1 makes a coin appear on known ground in its last frame
+    found = coin_ledger(truth, generated, seed=0)
+    assert found["coin_appeared_per_frame_truth"] == 0.0 and found["coin_vanished_per_frame_truth"] == 0.0
+    assert found["coin_appeared_per_frame"] == pytest.approx(1 / 4)  # one coin over 4 frame pairs
+    assert found["coin_revealed_per_frame"] == 0.0
+    low, high = found["coin_appeared_per_frame_ci95"]
+    assert 0.0 <= low <= 0.25 <= high
 
 
 def test_rollout_inverse_dynamics_tells_where_the_misses_sit():

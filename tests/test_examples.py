@@ -127,6 +127,11 @@ def test_world_vs_game_plays_fixed_policies_side_by_side(tmp_path):
             for stretch in policy[side]["by_steps"].values():
                 assert 0.0 <= stretch["moved_share"] <= 1.0 and 0 <= stretch["episodes_ended"] <= 3
                 assert 0.0 <= stretch["penalties_per_step"] <= 1.0
+                assert stretch["coins_visible_per_step"] >= stretch["coins_appeared_per_step"] >= 0.0
+    # the game's coins lie on the map: they come into view with the scroll, never out of known ground
+    game_ledger = game_up["by_steps"]["0-8"]
+    assert game_ledger["coins_visible_per_step"] > 0.0
+    assert game_ledger["coins_appeared_per_step"] <= 0.1 * game_ledger["coins_visible_per_step"]
     # The real game is deterministic: the same maps and actions give the same figures.
     again = example.run(example.Args(checkpoint=str(folder), episodes=3, steps=10, policies="up", event="night falls"))
     assert again["policies"]["up"]["game"] == game_up

@@ -67,6 +67,9 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
         f"known PSNR@{horizons[-1]}": fidelity["known_region_rollout_psnr_db"][horizons[-1]],
         "memory": _first_memory(metrics["memory"]),
         "enemies/coins kept": (metrics["sprites"]["enemy_count_ratio"], metrics["sprites"]["coin_count_ratio"]),
+        # reports written before the coin ledger have no such entry
+        "coins appeared/frame (truth)": (metrics["sprites"].get("coin_appeared_per_frame", float("nan")),
+                                         metrics["sprites"].get("coin_appeared_per_frame_truth", float("nan"))),
         "reward P/R": (metrics["reward"]["precision"], metrics["reward"]["recall"]),
         "termination P/R": (metrics["termination"]["precision"], metrics["termination"]["recall"]),
     })
@@ -332,6 +335,13 @@ def _memory_and_sprites_section(metrics: dict[str, Any]) -> list[str]:
                      f"{_interval(sprites[f'{name}_beside_truth'], sprites[f'{name}_beside_truth_ci95'])} / "
                      f"{_interval(sprites[f'{name}_truth_shown'], sprites[f'{name}_truth_shown_ci95'])} / "
                      f"{_interval(sprites[f'{name}_truth_shown_known'], sprites[f'{name}_truth_shown_known_ci95'])}"))
+    for part, meaning in (("appeared", "appeared on ground in view the frame before"), ("revealed", "revealed by the scroll"),
+                          ("vanished", "vanished from ground still in view")):
+        key = f"coin_{part}_per_frame"
+        if key in sprites:  # reports written before the coin ledger have none
+            rows.append((f"coins {meaning}, per frame: generated (truth)",
+                         f"{_interval(sprites[key], sprites[f'{key}_ci95'], percent=False, digits=3)} "
+                         f"({_number(sprites[f'{key}_truth'], 3)})"))
     for motion in ("holding", "stepping"):
         rows.append((f"enemies {motion}, kept in the teacher-forced next frame "
                      f"({sprites['teacher_forced_enemy_tiles'][motion]} tiles)",

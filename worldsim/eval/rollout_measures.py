@@ -12,6 +12,7 @@ model), the teacher-forced predictions of the first rollouts, and the player's t
   they stand (of the generated ones, the share beside a true one of the same frame, and of the
   true ones, the share with a generated one beside them: a count can be met by invented sprites),
   and which enemies the teacher-forced next frame keeps: those holding their tile or those stepping;
+- the coin ledger: coins that appear on ground in view, come with the scroll or vanish, per frame;
 - inverse dynamics along the rollouts, by band of steps.
 
 Every value comes with a 95 % interval: bootstrap over rollouts for means and ratios, Wilson for
@@ -25,11 +26,14 @@ import numpy as np
 
 from worldsim.eval import metrics, regions
 from worldsim.eval.branch_contexts import NOOP
+from worldsim.eval.tile_ledger import tile_ledger, view_steps
 from worldsim.eval.truth import TRUTH
 
 TILE_PIXELS = 4
 TILE_CLASSES = TRUTH.tile_classes
 COIN, ENEMY = TILE_CLASSES.index("coin"), TILE_CLASSES.index("enemy")
+STEPS = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]])  # (dx, dy) a view can scroll by in a frame
+LEDGER_PARTS = ("appeared", "revealed", "vanished")
 
 
 def step_bands(steps: tuple[int, ...]) -> dict[str, np.ndarray]:
@@ -186,6 +190,30 @@ def sprite_placement(truth, generated_tiles: np.ndarray, steps: tuple[int, ...],
                        for band, frames in step_bands(steps).items()}
             found[f"{key}_by_step"] = {band: value for band, (value, _) in by_band.items()}
             found[f"{key}_by_step_ci95"] = {band: interval for band, (_, interval) in by_band.items()}
+    return found
+
+
+def coin_ledger(truth, generated_tiles: np.ndarray, seed: int) -> dict[str, Any]:
+    """Where the coins of frames 1..T come from (`tile_ledger`), per frame, in the generated
+    rollouts and in the truth: `appeared` on ground in view the frame before (the game only shows a
+    coin shower starting that way), `revealed` by the scroll, and `vanished` from ground still in
+    view. The generated view's step is read from its own tiles, the truth's from the player's track.
+    A world that makes coins appear under a held event pays a coin-seeker more than the game."""
+    alive = truth.alive[:, 1:]
+    sides = {"": (generated_tiles, None), "_truth": (truth.tiles, np.diff(truth.positions, axis=1))}
+    counts: dict[str, dict[str, np.ndarray]] = {}
+    for suffix, (tiles, true_steps) in sides.items():
+        rollouts, frames = tiles.shape[:2]
+        before, after = tiles[:, :-1].reshape(-1, *tiles.shape[2:]), tiles[:, 1:].reshape(-1, *tiles.shape[2:])
+        steps = view_steps(before, after, STEPS) if true_steps is None else true_steps.reshape(-1, 2)
+        ledger = tile_ledger(before, after, steps, COIN)
+        counts[suffix] = {name: ledger[name].reshape(rollouts, frames - 1) * alive for name in LEDGER_PARTS}
+    found: dict[str, Any] = {}
+    for suffix, by_name in counts.items():
+        for name, per_frame in by_name.items():
+            key = f"coin_{name}_per_frame{suffix}"
+            found[key], found[f"{key}_ci95"] = metrics.ratio_with_interval(per_frame.sum(axis=1), alive.sum(axis=1),
+                                                                           seed=seed)
     return found
 
 

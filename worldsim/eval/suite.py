@@ -131,6 +131,7 @@ def _imagination_and_sprites(run: _Run, scenario: Scenario, truth: Trajectory, g
     sprites = rollout_measures.sprite_persistence(truth, generated_tiles, run.config.idm_steps, seed)
     sprites.update(rollout_measures.sprite_placement(truth, generated_tiles, run.config.idm_steps, seed))
     sprites.update(rollout_measures.enemies_kept_next_frame(truth, _parse(run, forced)))
+    sprites.update(rollout_measures.coin_ledger(truth, generated_tiles, seed))
     return rollout_measures.imagined_tiles(truth, generated_tiles, other_truth, seed), sprites
 
 
