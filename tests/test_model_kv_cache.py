@@ -139,3 +139,22 @@ def test_evicted_by_commit_and_when_a_fused_commit_is_exact():
     assert fused_commit_is_exact(torch.tensor([1]), 2, 1, 2)  # fills the sink, no eviction
     assert not fused_commit_is_exact(torch.tensor([1]), 2, 1, 3)  # fills the sink and evicts
     assert fused_commit_is_exact(torch.tensor([2]), 2, 1, 3)  # sink already full
+
+def test_the_last_event_follows_appends_resets_and_assigned_rows():
+    def events_cache(batch: int) -> KVCache:
+        return KVCache(num_layers=1, batch_size=batch, num_heads=1, head_dim=2, tokens_per_frame=1, event_dim=2)
+
+    keys = [torch.zeros(2, 1, 2, 2)]  # two frames per row
+    cache = events_cache(2)
+    with pytest.raises(ValueError, match="last event"):
+        cache.append(keys, keys)
+    cache.append(keys, keys, events=torch.tensor([[[1.0, 0], [2, 0]], [[3, 0], [4, 0]]]))
+    assert cache.last_event.tolist() == [[2, 0], [4, 0]]  # the newest frame's
+    cache.reset(torch.tensor([True, False]))
+    assert cache.last_event.tolist() == [[0, 0], [4, 0]]
+    scratch = events_cache(1)
+    scratch.append([torch.zeros(1, 1, 1, 2)], [torch.zeros(1, 1, 1, 2)], events=torch.tensor([[[5.0, 6]]]))
+    cache.assign_rows(torch.tensor([0]), scratch)
+    assert cache.last_event.tolist() == [[5, 6], [4, 0]]
+    with pytest.raises(ValueError, match="layout"):
+        cache.assign_rows(torch.tensor([0]), _cache(batch=1))

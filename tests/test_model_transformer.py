@@ -9,6 +9,7 @@ import torch
 from worldsim.model import CausalTransformer, WorldConfig
 from worldsim.model.attention import AttentionGroup, frame_causal_mask, teacher_forcing_mask
 from worldsim.model.rope import apply_rope
+from worldsim.model.transformer import event_changes
 
 TOLERANCE = dict(rtol=0, atol=1e-9)  # float64 networks: differences are rounding only
 ALL_KEYS = [AttentionGroup(slice(0, None), slice(0, None), None)]
@@ -116,8 +117,9 @@ def test_conditions_act_per_frame():
         assert not torch.allclose(out[:, 1], out_changed[:, 1])
 
 
-def test_teacher_forcing_frame_equals_causal_forward_on_its_context():
-    net = make_net()
+@pytest.mark.parametrize("event_change", [False, True])
+def test_teacher_forcing_frame_equals_causal_forward_on_its_context(event_change):
+    net = make_net(event_change=event_change)
     clean, sigma, actions, events = make_clip(net, batch=2, frames=4, seed=1)
     noisy = make_clip(net, batch=2, frames=4, seed=2)[0]
     teacher = net.forward_teacher_forcing(clean, noisy, sigma, actions, events)
@@ -144,10 +146,37 @@ def test_forward_rejects_bad_input():
         net(latents[:, :, :1], sigma, actions, events)
 
 
+def test_event_changes_are_zero_while_an_event_holds():
+    events = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, 2.0]]])
+    assert event_changes(events).tolist() == [[[0, 0], [0, 0], [-1, 2], [0, 0]]]
+    assert event_changes(events, before=torch.tensor([[0.0, 2.0]]))[0, 0].tolist() == [1, -2]
+
+
+def test_the_event_change_condition_starts_silent_and_reads_only_the_switch_frame():
+    """Zero weights at the start: the network outputs what it did without the condition; with
+    weights, a switch changes the frame it happens in, and no frame while the event holds."""
+    net = make_net(event_change=True)
+    with torch.no_grad():
+        net.event_change_proj.weight.zero_()
+    plain = CausalTransformer(dataclasses.replace(net.config, event_change=False)).double()
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if "event_change" not in k})
+    latents, sigma, actions, events = make_clip(net, batch=1, frames=3)
+    switched = events.clone()
+    switched[:, 1] = switched[:, 0]  # one event on frames 0-1, another from frame 2
+    assert torch.allclose(net(latents, sigma, actions, switched), plain(latents, sigma, actions, switched),
+                          **TOLERANCE)
+    with torch.no_grad():
+        net.event_change_proj.weight.normal_(0.0, 0.3)
+    out, out_plain = net(latents, sigma, actions, switched), plain(latents, sigma, actions, switched)
+    assert torch.allclose(out[:, :2], out_plain[:, :2], **TOLERANCE)
+    assert not torch.allclose(out[:, 2], out_plain[:, 2])
+
+
 # ------------------------------------------------------------------------- cached forwards
 
-def test_cached_chunks_equal_full_causal_forward():
-    net = make_net()
+@pytest.mark.parametrize("event_change", [False, True])
+def test_cached_chunks_equal_full_causal_forward(event_change):
+    net = make_net(event_change=event_change)
     clip = make_clip(net, batch=2, frames=6)
     full = net(*clip)
     cache = net.new_cache(2, window_frames=8)  # no eviction here
@@ -159,9 +188,10 @@ def test_cached_chunks_equal_full_causal_forward():
     assert cache.num_frames.tolist() == [6, 6]
 
 
-def test_fused_reencode_and_denoise_matches_full_forward():
+@pytest.mark.parametrize("event_change", [False, True])
+def test_fused_reencode_and_denoise_matches_full_forward(event_change):
     """The sampler's pass ``[clean f ; noisy f+1]`` with commit=1, then a second step."""
-    net = make_net()
+    net = make_net(event_change=event_change)
     clean = make_clip(net, batch=2, frames=3, seed=3)
     noisy, noisy_sigma = make_clip(net, batch=2, frames=1, seed=4)[:2]
     clean_sigma = torch.zeros(2, 3, dtype=torch.float64)
@@ -286,8 +316,9 @@ def test_multilayer_sink_window_rollout_equals_reference(sink, window):
     assert torch.allclose(cached, sink_window_reference(net, clip, sink, window), **TOLERANCE)
 
 
-def test_rows_reset_independently():
-    net = make_net()
+@pytest.mark.parametrize("event_change", [False, True])
+def test_rows_reset_independently(event_change):
+    net = make_net(event_change=event_change)
     before, after = make_clip(net, batch=2, frames=3, seed=5), make_clip(net, 2, 2, seed=6)
     cache = net.new_cache(2)
     net.forward_cached(*before, cache, commit=3)

@@ -463,6 +463,13 @@ def test_a_grown_transformer_keeps_its_weights_and_refuses_reshaping_changes(ran
     lined_up = with_grown_transformer(world, ["local_align_history=true"])  # inputs change, weights do not
     assert lined_up.transformer.local.align_history and not world.transformer.local.align_history
     assert all(torch.equal(old[key], value) for key, value in lined_up.transformer.state_dict().items())
+    switch_aware = with_grown_transformer(world, ["event_change=true"])  # starts silent: same outputs
+    assert set(switch_aware.transformer.state_dict()) - set(old) == {"event_change_proj.weight"}
+    latent = world.config.transformer
+    clip = (torch.randn(1, 3, latent.latent_channels, latent.latent_size, latent.latent_size), torch.rand(1, 3),
+            torch.randint(0, 5, (1, 3)), torch.randn(1, 3, latent.event_dim))
+    with torch.no_grad():
+        assert torch.equal(switch_aware.transformer(*clip), world.transformer(*clip))
 
 
 @pytest.mark.parametrize("layout", ["teacher_forcing", "bidirectional"])

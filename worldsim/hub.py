@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # torch is only needed by callers that already hold tensors
     from worldsim.games import GameSpec
 
 FORMAT = "worldsim-checkpoint"
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 # The keys each format added, at the meaning an older world had without them. Format 2 and before:
 # no local path (format 1); during format 2 a pixel-level autoencoder stem and, on the local path,
 # the action-chosen kernel every local path had by then; no learned cell positions (added by
@@ -50,7 +50,8 @@ FORMAT_VERSION = 9
 # (all fresh before). Format 7 adds the reward model's head, per-cell scores pooled over the cells
 # (the flattened map before). Format 8 adds the local path's history reader (none before). Format 9
 # adds starting frames from the reader's guess (off before) and a reader the stem does not read
-# (the stem read every reader before). The current format writes every key.
+# (the stem read every reader before). Format 10 adds the event's change as a condition of its own
+# (none before). The current format writes every key.
 _KEYS_ADDED_BY = {
     3: {"transformer": {"local_channels": 0, "local_blocks": 1, "local_frames": 0, "local_action_conv": True,
                         "local_positions": False},
@@ -61,6 +62,7 @@ _KEYS_ADDED_BY = {
     7: {"reward": {"head": "flatten"}},
     8: {"transformer": {"local_reader_channels": 0, "local_reader_blocks": 4}},
     9: {"transformer": {"local_reader_feeds_stem": True}, "sampling": {"reader_start": 0.0}},
+    10: {"transformer": {"event_change": False}},
 }
 
 CONFIG_FILE = "config.json"
@@ -507,7 +509,8 @@ def _world_summary(world: Mapping[str, Any], num_context_frames: int, game: "Gam
         "sampling": f"{sampling['num_steps']} steps (first frame {sampling['first_frame_steps']}), "
         f"sigma shift {sampling['sigma_shift']}, re-cache on switch {sampling['recache_on_switch']}"
         + _fresh_noise_note(sampling.get("fresh_noise", 1.0)) + _reader_start_note(sampling.get("reader_start", 0.0)),
-        "event encoder": f"{events['dim']}-d vectors, at most {events['max_tokens']} tokens",
+        "event encoder": f"{events['dim']}-d vectors, at most {events['max_tokens']} tokens"
+        + (", the change since the frame before a condition of its own" if net.get("event_change") else ""),
         "context frames": str(num_context_frames),
     }
     return ["| setting | value |", "|---|---|"] + [f"| {key} | {value} |" for key, value in rows.items()]

@@ -119,6 +119,12 @@ class TransformerConfig:
     # Whether the stem reads the reader's guess. A world that uses the guess only to start its
     # frames (sampling.reader_start) skips computing it in every pass.
     local_reader_feeds_stem: bool = True
+    # The event's change since the frame before (its vector minus the previous frame's) as a
+    # condition of its own, zero while an event holds. Conditioned on "coin shower" alone, a frame
+    # cannot tell the frame the shower starts (coins appear at once) from the frames after it (the
+    # coins lie still), so a world trained to show the switch keeps adding coins while the shower
+    # holds. Zero weights at the start (warm starts exact).
+    event_change: bool = False
 
     @property
     def head_dim(self) -> int:

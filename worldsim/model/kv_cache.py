@@ -136,7 +136,7 @@ class KVCache:
                  tokens_per_frame: int, sink_frames: int = 1, window_frames: int = 16,
                  device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float32, recent_frames: int = 0,
-                 latent_shape: tuple[int, ...] = ()) -> None:
+                 latent_shape: tuple[int, ...] = (), event_dim: int = 0) -> None:
         if window_frames < 1 or sink_frames < 0:
             raise ValueError(f"need window_frames >= 1 and sink_frames >= 0, "
                              f"got {window_frames} and {sink_frames}")
@@ -159,6 +159,9 @@ class KVCache:
         self.recent_latents = torch.zeros(batch_size, recent_frames, *latent_shape, device=device,
                                           dtype=dtype)
         self.recent_sigma = torch.ones(batch_size, recent_frames, device=device, dtype=dtype)
+        # With `event_dim`, the event vector of the last committed frame: what the next frame's
+        # event changed from (CausalTransformer's event_change). Rows with no frame have none.
+        self.last_event = torch.zeros(batch_size, event_dim, device=device, dtype=dtype)
 
     @property
     def recent_frames(self) -> int:
@@ -193,7 +196,7 @@ class KVCache:
         return self._num_frames.clamp(max=self.capacity)
 
     def nbytes(self) -> int:
-        tensors = (self._storage, self._num_frames, self.recent_latents, self.recent_sigma)
+        tensors = (self._storage, self._num_frames, self.recent_latents, self.recent_sigma, self.last_event)
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def layer(self, index: int, repeat_sink: bool = False
@@ -218,16 +221,18 @@ class KVCache:
         return slot_layout(self._num_frames, self.sink_frames, self.window_frames)
 
     def append(self, keys: list[Tensor], values: list[Tensor], latents: Tensor | None = None,
-               sigma: Tensor | None = None) -> None:
+               sigma: Tensor | None = None, events: Tensor | None = None) -> None:
         """Write frames, oldest first, into every row: per layer ``[B, H, k*T, head_dim]``.
 
         A frame goes to the next sink slot while the sink is not full, then to the ring slot of
         the oldest window frame. Tensors are detached before they are stored. A cache that keeps
         recent latents also needs the frames' `latents` ``[B, k, C, h, w]`` and levels `sigma`
-        ``[B, k]``.
+        ``[B, k]``, one that keeps the last event their `events` ``[B, k, E]``.
         """
         if self.recent_frames:
             self._push_recent(latents, sigma, keys[0].shape[2] // self.tokens_per_frame)
+        if self.last_event.shape[1]:
+            self._keep_last_event(events, keys[0].shape[2] // self.tokens_per_frame)
         if len(keys) != self.num_layers or len(values) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} layers of keys/values, "
                              f"got {len(keys)}/{len(values)}")
@@ -258,17 +263,25 @@ class KVCache:
         self.recent_latents.copy_(merged)
         self.recent_sigma.copy_(merged_sigma)
 
+    def _keep_last_event(self, events: Tensor | None, frames: int) -> None:
+        expected = (self.batch_size, frames, self.last_event.shape[1])
+        if events is None or tuple(events.shape) != expected:
+            got = None if events is None else tuple(events.shape)
+            raise ValueError(f"this cache keeps the last event: append needs events {expected}, got {got}")
+        if frames:
+            self.last_event.copy_(events[:, -1].detach().to(self.dtype))
+
     def assign_rows(self, rows: Tensor, source: "KVCache") -> None:
         """Overwrite the rows `rows` (long indices ``[n]``) with all n rows of `source`,
         frame counts included (e.g. after re-encoding those rows in a scratch cache)."""
         layout = (source.num_layers, source.sink_frames, source.window_frames,
                   source.tokens_per_frame, source._storage.shape[3:],
-                  source.recent_latents.shape[1:])
+                  source.recent_latents.shape[1:], source.last_event.shape[1:])
         if layout != (self.num_layers, self.sink_frames, self.window_frames,
                       self.tokens_per_frame, self._storage.shape[3:],
-                      self.recent_latents.shape[1:]):
+                      self.recent_latents.shape[1:], self.last_event.shape[1:]):
             raise ValueError("source cache has a different layout (layers, sink, window, "
-                             "tokens per frame, heads or recent latents)")
+                             "tokens per frame, heads, recent latents or last event)")
         if rows.ndim != 1 or rows.dtype != torch.long or len(rows) != source.batch_size:
             raise ValueError(f"rows must be long indices [{source.batch_size}], "
                              f"got {rows.dtype} {tuple(rows.shape)}")
@@ -277,6 +290,7 @@ class KVCache:
         self._num_frames[rows] = source._num_frames.to(self.device)
         self.recent_latents[rows] = source.recent_latents.to(self.device, self.dtype)
         self.recent_sigma[rows] = source.recent_sigma.to(self.device, self.dtype)
+        self.last_event[rows] = source.last_event.to(self.device, self.dtype)
 
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget the history of the rows where `rows` (bool ``[B]``) is True; None = all rows."""
@@ -290,3 +304,4 @@ class KVCache:
         self._storage[rows] = 0
         self.recent_latents[rows] = 0
         self.recent_sigma[rows] = 1
+        self.last_event[rows] = 0

@@ -114,6 +114,13 @@ class Block(nn.Module):
         return tokens, key, value
 
 
+def event_changes(events: Tensor, before: Tensor | None = None) -> Tensor:
+    """Every frame's event vector minus the frame before's, ``[B, F, E]`` from ``[B, F, E]``;
+    `before` ``[B, E]`` is the event of the frame before the first (None: no change there)."""
+    previous = events[:, :1] if before is None else before[:, None].to(events.dtype)
+    return events - torch.cat((previous, events[:, :-1]), dim=1)
+
+
 class CausalTransformer(nn.Module):
     """Velocity network over latent clips with per-frame sigma, action and event conditions."""
 
@@ -137,6 +144,7 @@ class CausalTransformer(nn.Module):
         self.action_embed = nn.Embedding(config.num_actions + 1, dim)
         # No bias: the zero event vector ("no event") adds nothing to the condition.
         self.event_proj = nn.Linear(config.event_dim, dim, bias=False)
+        self.event_change_proj = nn.Linear(config.event_dim, dim, bias=False) if config.event_change else None
         self.rope = RotaryEmbedding(config)
         self.blocks = nn.ModuleList(
             Block(dim, config.num_heads, config.mlp_ratio, self.rope.temporal_channels)
@@ -154,6 +162,8 @@ class CausalTransformer(nn.Module):
         for module in (*(block.modulation for block in self.blocks), self.final_modulation, *heads):
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
+        if self.event_change_proj is not None:  # a grown network starts as the trained one
+            nn.init.zeros_(self.event_change_proj.weight)
 
     # ----------------------------------------------------------------------------- public API
 
@@ -173,7 +183,8 @@ class CausalTransformer(nn.Module):
         if mode == "causal":
             mask = frame_causal_mask(frames, latents.device)
         previous = self._previous(latents, sigma)
-        velocity, _, _ = self._run(latents, sigma, actions, events, previous, positions, whole(mask))
+        velocity, _, _ = self._run(latents, sigma, actions, events, previous, positions, whole(mask),
+                                   changes=self._event_changes(events, sigma))
         return velocity
 
     def forward_teacher_forcing(self, clean: Tensor, noisy: Tensor, sigma: Tensor,
@@ -194,6 +205,7 @@ class CausalTransformer(nn.Module):
         positions = torch.arange(frames, device=noisy.device).expand(batch, frames).repeat(1, 2)
         mask = teacher_forcing_mask(frames, noisy.device)
         both_events = None if events is None else torch.cat((events, events), dim=1)
+        changes = self._event_changes(events, sigma)
         # Clean frame f and noisy frame f have the same predecessors: the clean frames before f.
         previous = self._previous(clean, clean_sigma)
         if previous is not None:
@@ -201,7 +213,8 @@ class CausalTransformer(nn.Module):
         velocity, _, _ = self._run(torch.cat((clean, noisy), dim=1),
                                    torch.cat((clean_sigma, sigma), dim=1),
                                    torch.cat((actions, actions), dim=1), both_events,
-                                   previous, positions, whole(mask))
+                                   previous, positions, whole(mask),
+                                   changes=None if changes is None else torch.cat((changes, changes), dim=1))
         return velocity[:, frames:]
 
     def read_next(self, latents: Tensor, sigma: Tensor, actions: Tensor) -> Tensor:
@@ -246,6 +259,7 @@ class CausalTransformer(nn.Module):
             dtype=first.dtype if dtype is None else dtype,
             recent_frames=config.local_frames,
             latent_shape=(config.latent_channels, config.latent_size, config.latent_size),
+            event_dim=config.event_dim if config.event_change else 0,
         )
 
     def forward_cached(self, latents: Tensor, sigma: Tensor, actions: Tensor,
@@ -280,15 +294,17 @@ class CausalTransformer(nn.Module):
                  for queries, keys in attention_groups(cache.sink_frames, cache.window_frames,
                                                        frames, commit)]
         previous = self._previous(latents, sigma, cache)
+        changes = self._event_changes(events, sigma, cache)
         velocity, keys, values = self._run(latents, sigma, actions, events, previous,
                                            positions.to(latents.device), masks, cache=cache,
                                            repeat_sink=repeats_sink(frames, commit),
-                                           keep_from=0 if return_committed else commit)
+                                           keep_from=0 if return_committed else commit, changes=changes)
         if commit:
             committed = commit * self.config.tokens_per_frame
             cache.append([key[:, :, :committed] for key in keys],
                          [value[:, :, :committed] for value in values],
-                         latents[:, :commit], sigma[:, :commit])
+                         latents[:, :commit], sigma[:, :commit],
+                         None if changes is None else self._events_or_none(events, sigma)[:, :commit])
         return velocity
 
     # ---------------------------------------------------------------------------- internals
@@ -310,6 +326,22 @@ class CausalTransformer(nn.Module):
             raise ValueError(f"events must be [B, F, {config.event_dim}], "
                              f"got {tuple(events.shape)}")
 
+    def _events_or_none(self, events: Tensor | None, sigma: Tensor) -> Tensor:
+        """`events`, or the zero vector ("no event") on every frame ``[B, F, E]``."""
+        return sigma.new_zeros(*sigma.shape, self.config.event_dim) if events is None else events
+
+    def _event_changes(self, events: Tensor | None, sigma: Tensor, cache: KVCache | None = None) -> Tensor | None:
+        """Every input frame's event change (`event_changes`) when the network reads it, else None:
+        the first frame's is measured from the cache's last committed frame, if its row has one."""
+        if self.event_change_proj is None:
+            return None
+        events = self._events_or_none(events, sigma)
+        before = None
+        if cache is not None:
+            has_frame = (cache.num_cached > 0).to(events.device)[:, None]
+            before = torch.where(has_frame, cache.last_event.to(events.device, events.dtype), events[:, 0])
+        return event_changes(events, before)
+
     def _previous(self, latents: Tensor, sigma: Tensor, cache: KVCache | None = None) -> Previous:
         """The local path's predecessors of every input frame (None without a local path): the
         frames before it in this pass, preceded by the cache's latest committed frames."""
@@ -320,13 +352,15 @@ class CausalTransformer(nn.Module):
                                align=self.local.align_history)
 
     def _embed(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None,
-               previous: Previous) -> tuple[Tensor, Tensor, Tensor | None]:
+               previous: Previous, changes: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """Tokens ``[B, F, T, D]``, the SiLU-activated condition ``[B, F, D]`` and, with a
         local path, its full-resolution stem features ``[B*F, width, h, w]``."""
         config = self.config
         condition = self.sigma_embed(sigma) + self.action_embed(actions)
         if events is not None:
             condition = condition + self.event_proj(events.to(condition.dtype))
+        if changes is not None:
+            condition = condition + self.event_change_proj(changes.to(condition.dtype))
         condition = nn.functional.silu(condition)
         if self.local is None:
             patches = rearrange(latents, "b f c (y p) (x q) -> b f (y x) (c p q)",
@@ -350,16 +384,17 @@ class CausalTransformer(nn.Module):
     def _run(self, latents: Tensor, sigma: Tensor, actions: Tensor, events: Tensor | None,
              previous: Previous, positions: Tensor, masks: list[MaskedGroup],
              cache: KVCache | None = None,
-             repeat_sink: bool = False, keep_from: int = 0
+             repeat_sink: bool = False, keep_from: int = 0, changes: Tensor | None = None
              ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Shared body. `positions` ``[B, Fk]`` are the temporal positions of all key frames
         (cached ones first, if any, as `cache.layer(.., repeat_sink)` lists them); the last F
         of them belong to the input frames. `masks`: the attention groups, frame slices with a
-        boolean frame mask (None: all keys), whose queries split at frame `keep_from`.
+        boolean frame mask (None: all keys), whose queries split at frame `keep_from`. `changes`:
+        the frames' event changes when the network reads them.
         Returns the velocity of frames `keep_from`.. and every layer's keys/values of the input
         frames."""
         frames = sigma.shape[1]
-        tokens, condition, features = self._embed(latents, sigma, actions, events, previous)
+        tokens, condition, features = self._embed(latents, sigma, actions, events, previous, changes)
         per_frame = self.config.tokens_per_frame
         # Bias built per frame, then expanded: a quarter of the work of masking per token.
         groups = [AttentionGroup(token_slice(queries, per_frame), token_slice(keys, per_frame),
