@@ -666,6 +666,16 @@ def test_reward_stage_fresh_model_reads_a_longer_window(tiny_data, random_world,
         stages.build_config("reward", None, base + ["context_frames=8"])
 
 
+def test_causal_cd_grows_its_student_before_distilling(tiny_data, random_world, tmp_path):
+    """`transformer_changes`: the student reads what the teacher was grown to read (here the event's
+    change), starting as the init world, and the saved world keeps the grown design."""
+    overrides = [f"data={tiny_data}", f"init={random_world}", 'transformer_changes=["event_change=true"]',
+                 "steps=1", "batch_size=2", "clip_frames=3", "progress=false"]
+    stages.run_stage("causal-cd", stages.build_config("causal-cd", None, overrides), tmp_path / "cd")
+    saved = json.loads((tmp_path / "cd" / "final" / "config.json").read_text())
+    assert saved["world"]["transformer"]["event_change"] is True
+
+
 def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, random_world, tmp_path):
     """`target=ode`: levels drawn from those the few-step sampler visits, the target is the other
     world's ODE end under the same paraphrase, and the choice is recorded."""

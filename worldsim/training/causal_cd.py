@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -50,7 +50,7 @@ from worldsim.model import flow
 from worldsim.sampling.frame_sampler import denoise_step, levels_from_guess
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, clip_sprite_cells, to_model_batch
-from worldsim.training.common import StageConfig, freeze, load_world, save_world
+from worldsim.training.common import StageConfig, freeze, load_grown_world, load_world, save_world
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
@@ -92,6 +92,9 @@ class CausalCDConfig(StageConfig):
     # this level (0 = from noise); the saved world samples that way. Needs a world with a reader.
     reader_start: float = 0.0
     guess_share: float = 1.0  # reader_start: share of the frames started from the guess whose input is it
+    # Grow the init world's generator before training, keeping its weights (common.with_grown_transformer),
+    # e.g. ["event_change=true"] to distil a teacher that reads the event's change.
+    transformer_changes: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         super().validate()
@@ -138,7 +141,7 @@ class CausalCDStage:
     def __init__(self, config: CausalCDConfig, context: DistributedContext):
         self.config, self.context = config, context
         self.dataset = Dataset(config.data)
-        self.world = load_world(config.init, context.device)
+        self.world = load_grown_world(config.init, config.transformer_changes, context.device)
         for module in (self.world.autoencoder, self.world.event_encoder, self.world.reward_model):
             freeze(module)
         self.student = self.world.transformer.train()

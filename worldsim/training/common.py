@@ -31,6 +31,7 @@ __all__ = [
     "world_config_for",
     "with_new_transformer",
     "with_grown_transformer",
+    "load_grown_world",
     "freeze",
     "ema_decay_at",
     "sample_sigma",
@@ -121,6 +122,13 @@ def with_grown_transformer(world: "WorldModel", changes: list[str]) -> "WorldMod
     grown.transformer.load_state_dict(old, strict=False)
     _added_blocks_start_as_identity(grown.transformer, set(old))
     return grown
+
+
+def load_grown_world(path: str, changes: list[str], device: torch.device) -> "WorldModel":
+    """The world at `path`, its transformer grown under `changes` when there are any
+    (`with_grown_transformer`): a stage's `init` with its config's `transformer_changes`."""
+    world = load_world(path, device)
+    return with_grown_transformer(world, changes) if changes else world
 
 
 def _added_blocks_start_as_identity(transformer: nn.Module, trained_keys: set[str]) -> None:

@@ -18,8 +18,8 @@ from worldsim.data import Clip, Dataset
 from worldsim.model import flow
 from worldsim.training import losses
 from worldsim.training.batches import ClipStream, ModelBatch, sprite_cell_weight, to_model_batch
-from worldsim.training.common import (StageConfig, WorldDiagnostics, ema_decay_at, freeze, load_world, sample_sigma,
-                                      save_world, with_grown_transformer)
+from worldsim.training.common import (StageConfig, WorldDiagnostics, ema_decay_at, freeze, load_grown_world,
+                                      sample_sigma, save_world)
 from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
@@ -83,9 +83,7 @@ class FlowMatchingStage:
     def __init__(self, config: FlowMatchingConfig, context: DistributedContext):
         self.config, self.context = config, context
         self.dataset = Dataset(config.data)
-        self.world = load_world(config.init, context.device)
-        if config.transformer_changes:
-            self.world = with_grown_transformer(self.world, config.transformer_changes)
+        self.world = load_grown_world(config.init, config.transformer_changes, context.device)
         freeze(self.world.autoencoder)
         freeze(self.world.reward_model)
         self.transformer = self.world.transformer.train()
