@@ -24,7 +24,7 @@ from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
 from worldsim.training.event_conditioning import EventVocabulary, encode_event_ids
-from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
+from worldsim.training.trainer import TrainSummary, lr_scaled_groups, make_adamw, optimizer_step
 
 __all__ = ["FlowMatchingConfig", "TeacherConfig", "FlowMatchingStage", "TeacherStage"]
 
@@ -53,6 +53,10 @@ class FlowMatchingConfig(StageConfig):
     # changes that only add parameters, e.g. ["local_positions=true"], or lengthen the local path's
     # history, e.g. ["local_frames=6"] (common.with_grown_transformer).
     transformer_changes: list[str] = field(default_factory=list)
+    # Learning-rate multipliers of transformer parameters by name prefix, e.g. {"event_change_proj":
+    # 10}: weights grown from zero that only a rare frame trains (an event switch is one frame in
+    # hundreds) move too little at the rate that fine-tunes the trained ones.
+    lr_scales: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         super().validate()
@@ -90,7 +94,14 @@ class FlowMatchingStage:
         self.event_encoder = self.world.event_encoder.train(config.train_events)
         self.event_encoder.requires_grad_(config.train_events)
         trained = [self.transformer] + ([self.event_encoder] if config.train_events else [])
-        self.optimizer = make_adamw([p for module in trained for p in module.parameters()], config)
+        named = [(f"{index}.{name}", parameter) for index, module in enumerate(trained)
+                 for name, parameter in module.named_parameters()]  # "0." the transformer, "1." the event encoder
+        try:
+            groups = lr_scaled_groups(named, {f"0.{prefix}": scale for prefix, scale in config.lr_scales.items()},
+                                      config.lr)
+        except ValueError as error:
+            raise ConfigError(f"lr_scales: {error}") from None
+        self.optimizer = make_adamw(groups, config)
         self.ema = {f"ema_{i}": ema_copy(module) for i, module in enumerate(trained)} if config.ema_decay else {}
         self._trained = trained
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)

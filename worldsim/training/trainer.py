@@ -100,6 +100,24 @@ def make_adamw(parameters: Iterable[nn.Parameter], config: TrainConfig, lr: floa
                              betas=betas, weight_decay=config.weight_decay)
 
 
+def lr_scaled_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], scales: dict[str, float],
+                     lr: float) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: the parameters whose name starts with a prefix of `scales` at
+    `lr` times its scale (the first prefix that matches), the rest at `lr`. Raises ValueError for a
+    scale <= 0 or a prefix that names no parameter."""
+    named = list(named_parameters)
+    for prefix, scale in scales.items():
+        if scale <= 0:
+            raise ValueError(f"learning-rate scale of {prefix!r} must be > 0, got {scale}")
+        if not any(name.startswith(prefix) for name, _ in named):
+            raise ValueError(f"no parameter name starts with {prefix!r}")
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, parameter in named:
+        scale = next((scales[prefix] for prefix in scales if name.startswith(prefix)), 1.0)
+        groups.setdefault(scale, []).append(parameter)
+    return [{"params": params, "lr": lr * scale} for scale, params in groups.items()]
+
+
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, context: DistributedContext,
                    grad_clip: float = 0.0) -> float:
     """Backward, average gradients across ranks, clip, step; returns the gradient norm."""
