@@ -36,7 +36,6 @@ import torch
 import worldsim  # noqa: F401  (registers the worldsim/ environments)
 from worldsim.data.atomic import atomic_write_json
 from worldsim.envs.explorer import ACTIONS
-from worldsim.envs.explorer.batch import MOVES
 from worldsim.data.machine import describe_machine
 from worldsim.eval.probes import Probes
 from worldsim.eval.report import json_ready
@@ -114,7 +113,7 @@ def play(envs: gym.vector.VectorEnv, policy: Policy, steps: int, probes: Probes,
     for t in range(steps):
         frames, rewards, terminated, _, _ = envs.step(policy(previous, t))
         tiles_after = probes.parse_tiles(frames)
-        ledger = tile_ledger(tiles_before, tiles_after, view_steps(tiles_before, tiles_after, MOVES), coin)
+        ledger = tile_ledger(tiles_before, tiles_after, view_steps(tiles_before, tiles_after), coin)
         for name in LEDGER:
             found[f"coins_{name}"][t] = np.where(running, ledger[name], 0)
         found["coin"][t] = running & (rewards > 0.5)

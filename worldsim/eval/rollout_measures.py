@@ -32,7 +32,6 @@ from worldsim.eval.truth import TRUTH
 TILE_PIXELS = 4
 TILE_CLASSES = TRUTH.tile_classes
 COIN, ENEMY = TILE_CLASSES.index("coin"), TILE_CLASSES.index("enemy")
-STEPS = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]])  # (dx, dy) a view can scroll by in a frame
 LEDGER_PARTS = ("appeared", "revealed", "vanished")
 
 
@@ -205,7 +204,7 @@ def coin_ledger(truth, generated_tiles: np.ndarray, seed: int) -> dict[str, Any]
     for suffix, (tiles, true_steps) in sides.items():
         rollouts, frames = tiles.shape[:2]
         before, after = tiles[:, :-1].reshape(-1, *tiles.shape[2:]), tiles[:, 1:].reshape(-1, *tiles.shape[2:])
-        steps = view_steps(before, after, STEPS) if true_steps is None else true_steps.reshape(-1, 2)
+        steps = view_steps(before, after) if true_steps is None else true_steps.reshape(-1, 2)
         ledger = tile_ledger(before, after, steps, COIN)
         counts[suffix] = {name: ledger[name].reshape(rollouts, frames - 1) * alive for name in LEDGER_PARTS}
     found: dict[str, Any] = {}

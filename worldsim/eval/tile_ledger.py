@@ -20,8 +20,11 @@ import numpy as np
 
 from worldsim.eval.regions import shifted
 
+# The steps a view follows its player by in one frame: none, or one tile up, down, left or right.
+ONE_TILE_STEPS = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]], dtype=np.int64)
 
-def view_steps(before: np.ndarray, after: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+
+def view_steps(before: np.ndarray, after: np.ndarray, candidates: np.ndarray = ONE_TILE_STEPS) -> np.ndarray:
     """The candidate (dx, dy) under which each pair of tile maps agrees best on the ground both
     show: `[N, 2]`. Works on generated frames, where the action taken need not be what happened."""
     before, after = np.asarray(before), np.asarray(after)
