@@ -676,6 +676,24 @@ def test_causal_cd_grows_its_student_before_distilling(tiny_data, random_world, 
     assert saved["world"]["transformer"]["event_change"] is True
 
 
+def test_causal_cd_scales_the_learning_rate_of_named_parameters(tiny_data, random_world):
+    """`lr_scales`: the grown change weights learn at 10x the rate, the rest at the config's; a
+    prefix that names no parameter is refused before training."""
+    from worldsim.training.causal_cd import CausalCDStage
+    from worldsim.training.distributed import DistributedContext
+
+    base = [f"data={tiny_data}", f"init={random_world}", 'transformer_changes=["event_change=true"]',
+            "lr=1e-4", "steps=1", "batch_size=2", "clip_frames=3", "progress=false"]
+    config = stages.build_config("causal-cd", None, base + ['lr_scales={"event_change_proj": 10}'])
+    stage = CausalCDStage(config, DistributedContext())
+    rates = {id(p): group["lr"] for group in stage.optimizer.param_groups for p in group["params"]}
+    named = dict(stage.student.named_parameters())
+    assert rates[id(named["event_change_proj.weight"])] == pytest.approx(1e-3)
+    assert {rates[id(p)] for name, p in named.items() if not name.startswith("event_change_proj")} == {1e-4}
+    with pytest.raises(ConfigError, match="lr_scales"):
+        CausalCDStage(stages.build_config("causal-cd", None, base + ['lr_scales={"no_such": 2}']), DistributedContext())
+
+
 def test_causal_cd_ode_target_regresses_a_separate_teachers_ode_end(tiny_data, random_world, tmp_path):
     """`target=ode`: levels drawn from those the few-step sampler visits, the target is the other
     world's ODE end under the same paraphrase, and the choice is recorded."""

@@ -56,7 +56,7 @@ from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
 from worldsim.training.event_conditioning import EventVocabulary, embed_texts
 from worldsim.training.self_rollout import gaussian_noise_source
-from worldsim.training.trainer import TrainSummary, make_adamw, optimizer_step
+from worldsim.training.trainer import TrainSummary, make_scaled_adamw, optimizer_step
 
 __all__ = ["CausalCDConfig", "CausalCDStage", "started_from_guess"]
 
@@ -95,6 +95,9 @@ class CausalCDConfig(StageConfig):
     # Grow the init world's generator before training, keeping its weights (common.with_grown_transformer),
     # e.g. ["event_change=true"] to distil a teacher that reads the event's change.
     transformer_changes: list[str] = field(default_factory=list)
+    # Learning-rate multipliers of the student's parameters by name prefix, e.g. {"event_change_proj":
+    # 10}: a grown part starts at zero and only rare frames (an event switch) train it.
+    lr_scales: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         super().validate()
@@ -150,7 +153,7 @@ class CausalCDStage:
         self.teacher_text = (None if teacher_world is None
                              else (teacher_world.tokenizer, freeze(teacher_world.event_encoder)))
         self.target = ema_copy(self.student)
-        self.optimizer = make_adamw(self.student.parameters(), config)
+        self.optimizer = make_scaled_adamw(self.student.named_parameters(), config.lr_scales, config)
         sampling = self.world.config.sampling
         levels = math.lcm(sampling.num_steps, sampling.first_frame_steps)
         if config.grid_steps % levels:

@@ -24,7 +24,7 @@ from worldsim.training.config import ConfigError
 from worldsim.training.distributed import DistributedContext
 from worldsim.training.ema import ema_copy, ema_update
 from worldsim.training.event_conditioning import EventVocabulary, encode_event_ids
-from worldsim.training.trainer import TrainSummary, lr_scaled_groups, make_adamw, optimizer_step
+from worldsim.training.trainer import TrainSummary, make_scaled_adamw, optimizer_step
 
 __all__ = ["FlowMatchingConfig", "TeacherConfig", "FlowMatchingStage", "TeacherStage"]
 
@@ -96,12 +96,8 @@ class FlowMatchingStage:
         trained = [self.transformer] + ([self.event_encoder] if config.train_events else [])
         named = [(f"{index}.{name}", parameter) for index, module in enumerate(trained)
                  for name, parameter in module.named_parameters()]  # "0." the transformer, "1." the event encoder
-        try:
-            groups = lr_scaled_groups(named, {f"0.{prefix}": scale for prefix, scale in config.lr_scales.items()},
-                                      config.lr)
-        except ValueError as error:
-            raise ConfigError(f"lr_scales: {error}") from None
-        self.optimizer = make_adamw(groups, config)
+        self.optimizer = make_scaled_adamw(named, {f"0.{prefix}": scale for prefix, scale in config.lr_scales.items()},
+                                           config)
         self.ema = {f"ema_{i}": ema_copy(module) for i, module in enumerate(trained)} if config.ema_decay else {}
         self._trained = trained
         self.vocabulary = EventVocabulary(self.dataset.event_texts, self.dataset.world)

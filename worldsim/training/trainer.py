@@ -32,7 +32,7 @@ from worldsim.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from worldsim.training.config import TrainConfig, config_to_dict
+from worldsim.training.config import ConfigError, TrainConfig, config_to_dict
 from worldsim.training.distributed import (
     DistributedContext,
     autocast,
@@ -116,6 +116,17 @@ def lr_scaled_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], scale
         scale = next((scales[prefix] for prefix in scales if name.startswith(prefix)), 1.0)
         groups.setdefault(scale, []).append(parameter)
     return [{"params": params, "lr": lr * scale} for scale, params in groups.items()]
+
+
+def make_scaled_adamw(named_parameters: Iterable[tuple[str, nn.Parameter]], lr_scales: dict[str, float],
+                      config: TrainConfig) -> torch.optim.AdamW:
+    """`make_adamw` with the parameters named by a prefix of `lr_scales` at the config's rate times
+    its scale (`lr_scaled_groups`); a bad scale or a prefix that names nothing is a ConfigError."""
+    try:
+        groups = lr_scaled_groups(named_parameters, lr_scales, config.lr)
+    except ValueError as error:
+        raise ConfigError(f"lr_scales: {error}") from None
+    return make_adamw(groups, config)
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, context: DistributedContext,
