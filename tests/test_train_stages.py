@@ -957,17 +957,3 @@ def test_the_reader_stage_trains_the_history_reader_alone_and_resumes_exactly(ti
     _check_causal_cd_trains_for_the_reader_start(tiny_data, random_world, tmp_path / "unread" / "final", tmp_path)
     with pytest.raises(ConfigError, match="clip_frames"):
         _reader_config(tiny_data, random_world, clip_frames=1)
-
-
-def test_learning_rate_scales_pick_parameters_by_name():
-    from worldsim.training.trainer import lr_scaled_groups
-
-    weights = {name: torch.nn.Parameter(torch.zeros(1)) for name in ("a.x", "a.y", "b.x")}
-    groups = lr_scaled_groups(weights.items(), {"a.y": 10.0}, lr=1e-4)
-    assert [(len(group["params"]), group["lr"]) for group in groups] == [(2, 1e-4), (1, pytest.approx(1e-3))]
-    assert groups[1]["params"][0] is weights["a.y"]
-    assert len(lr_scaled_groups(weights.items(), {}, lr=1e-4)) == 1  # one group, as without scales
-    with pytest.raises(ValueError, match="no parameter"):
-        lr_scaled_groups(weights.items(), {"c": 2.0}, lr=1e-4)
-    with pytest.raises(ValueError, match="> 0"):
-        lr_scaled_groups(weights.items(), {"a": 0.0}, lr=1e-4)

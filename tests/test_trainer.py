@@ -12,7 +12,7 @@ from worldsim.training.config import ConfigError, TrainConfig, apply_overrides, 
 from worldsim.training.distributed import DistributedContext, broadcast_choice
 from worldsim.training.ema import ema_copy, ema_update
 from worldsim.training.metrics_log import read_metrics
-from worldsim.training.trainer import make_adamw, optimizer_step, seed_everything, train
+from worldsim.training.trainer import lr_scaled_groups, make_adamw, optimizer_step, seed_everything, train
 
 
 @dataclass
@@ -298,3 +298,15 @@ def test_a_time_limited_run_stops_with_a_final_world_and_resumes_to_the_same_wei
     for (key, a), b in zip(reference.modules()["model"].state_dict().items(),
                            resumed.modules()["model"].state_dict().values()):
         assert torch.equal(a, b), f"model.{key} differs after a time-limited start"
+
+
+def test_learning_rate_scales_pick_parameters_by_name():
+    weights = {name: torch.nn.Parameter(torch.zeros(1)) for name in ("a.x", "a.y", "b.x")}
+    groups = lr_scaled_groups(weights.items(), {"a.y": 10.0}, lr=1e-4)
+    assert [(len(group["params"]), group["lr"]) for group in groups] == [(2, 1e-4), (1, pytest.approx(1e-3))]
+    assert groups[1]["params"][0] is weights["a.y"]
+    assert len(lr_scaled_groups(weights.items(), {}, lr=1e-4)) == 1  # one group, as without scales
+    with pytest.raises(ValueError, match="no parameter"):
+        lr_scaled_groups(weights.items(), {"c": 2.0}, lr=1e-4)
+    with pytest.raises(ValueError, match="> 0"):
+        lr_scaled_groups(weights.items(), {"a": 0.0}, lr=1e-4)

@@ -93,9 +93,10 @@ def seed_everything(seed: int, rank: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-def make_adamw(parameters: Iterable[nn.Parameter], config: TrainConfig, lr: float | None = None,
-               betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.AdamW:
-    """AdamW with the config's learning rate and weight decay (the stages' default optimizer)."""
+def make_adamw(parameters: Iterable[nn.Parameter] | Iterable[dict[str, Any]], config: TrainConfig,
+               lr: float | None = None, betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.AdamW:
+    """AdamW with the config's learning rate and weight decay (the stages' default optimizer);
+    `parameters` may also be parameter groups with rates of their own (`lr_scaled_groups`)."""
     return torch.optim.AdamW(list(parameters), lr=config.lr if lr is None else lr,
                              betas=betas, weight_decay=config.weight_decay)
 
